@@ -1,0 +1,429 @@
+//! The gRPC face of inventory-svc: validate every field, run one transaction, map
+//! errors. Each RPC's codes are listed in `inventory.proto`.
+
+use platform::{
+    ApiError,
+    error::{Reply, reply},
+    idempotency::{self, Claim, Forward},
+    page,
+    time::timestamp,
+    validate::Violations,
+};
+use shop_proto::inventory::v1::{self as pb, inventory_service_server::InventoryService};
+use sqlx::PgPool;
+use tonic::Request;
+use tracing::Span;
+
+use crate::{
+    domain::{self, InventoryError, Line, MAX_STOCK, Price},
+    store::{self, ProductRow, Reservation},
+};
+
+/// Idempotency operations (scopes of keys).
+const OP_RESERVE: &str = "reserve";
+const OP_RELEASE: &str = "release";
+
+/// The InventoryService implementation.
+#[derive(Debug, Clone)]
+pub struct InventoryApi {
+    pool: PgPool,
+}
+
+impl InventoryApi {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[tonic::async_trait]
+impl InventoryService for InventoryApi {
+    async fn upsert_product(
+        &self,
+        request: Request<pb::UpsertProductRequest>,
+    ) -> Reply<pb::UpsertProductResponse> {
+        reply(self.upsert_product(request.into_inner()).await)
+    }
+
+    async fn get_product(
+        &self,
+        request: Request<pb::GetProductRequest>,
+    ) -> Reply<pb::GetProductResponse> {
+        reply(self.get_product(request.into_inner()).await)
+    }
+
+    async fn list_products(
+        &self,
+        request: Request<pb::ListProductsRequest>,
+    ) -> Reply<pb::ListProductsResponse> {
+        reply(self.list_products(request.into_inner()).await)
+    }
+
+    async fn set_stock(
+        &self,
+        request: Request<pb::SetStockRequest>,
+    ) -> Reply<pb::SetStockResponse> {
+        reply(self.set_stock(request.into_inner()).await)
+    }
+
+    async fn get_stock(
+        &self,
+        request: Request<pb::GetStockRequest>,
+    ) -> Reply<pb::GetStockResponse> {
+        reply(self.get_stock(request.into_inner()).await)
+    }
+
+    async fn price_cart(
+        &self,
+        request: Request<pb::PriceCartRequest>,
+    ) -> Reply<pb::PriceCartResponse> {
+        reply(self.price_cart(request.into_inner()).await)
+    }
+
+    async fn reserve_stock(
+        &self,
+        request: Request<pb::ReserveStockRequest>,
+    ) -> Reply<pb::ReserveStockResponse> {
+        reply(self.reserve_stock(request.into_inner()).await)
+    }
+
+    async fn release_stock(
+        &self,
+        request: Request<pb::ReleaseStockRequest>,
+    ) -> Reply<pb::ReleaseStockResponse> {
+        reply(self.release_stock(request.into_inner()).await)
+    }
+
+    async fn get_reservation(
+        &self,
+        request: Request<pb::GetReservationRequest>,
+    ) -> Reply<pb::GetReservationResponse> {
+        reply(self.get_reservation(request.into_inner()).await)
+    }
+}
+
+impl InventoryApi {
+    async fn upsert_product(
+        &self,
+        req: pb::UpsertProductRequest,
+    ) -> Result<pb::UpsertProductResponse, ApiError> {
+        let mut v = Violations::default();
+        v.sku("sku", &req.sku);
+        v.text("name", &req.name, 1, 200);
+        let price = money(&mut v, "unit_price", req.unit_price.as_ref(), 0);
+        v.finish(())?;
+        let mut conn = self.pool.acquire().await?;
+        let row = store::upsert_product(&mut conn, &req.sku, &req.name, &price).await?;
+        Ok(pb::UpsertProductResponse {
+            product: Some(product(row)),
+        })
+    }
+
+    async fn get_product(
+        &self,
+        req: pb::GetProductRequest,
+    ) -> Result<pb::GetProductResponse, ApiError> {
+        let mut v = Violations::default();
+        v.sku("sku", &req.sku);
+        v.finish(())?;
+        let mut conn = self.pool.acquire().await?;
+        let row = store::get_product(&mut conn, &req.sku)
+            .await?
+            .ok_or_else(|| ApiError::not_found("product", &req.sku))?;
+        Ok(pb::GetProductResponse {
+            product: Some(product(row)),
+        })
+    }
+
+    async fn list_products(
+        &self,
+        req: pb::ListProductsRequest,
+    ) -> Result<pb::ListProductsResponse, ApiError> {
+        let mut v = Violations::default();
+        let size = page::page_size(&mut v, "page_size", req.page_size);
+        let after = page::decode(&mut v, "page_token", &req.page_token);
+        v.finish(())?;
+        let mut conn = self.pool.acquire().await?;
+        let rows = store::list_products(&mut conn, after.as_deref(), size + 1).await?;
+        let (rows, next_page_token) = page::split(rows, size, |row| row.sku.clone());
+        Ok(pb::ListProductsResponse {
+            products: rows.into_iter().map(product).collect(),
+            next_page_token,
+        })
+    }
+
+    async fn set_stock(&self, req: pb::SetStockRequest) -> Result<pb::SetStockResponse, ApiError> {
+        let mut v = Violations::default();
+        v.sku("sku", &req.sku);
+        if !(0..=MAX_STOCK).contains(&req.quantity) {
+            v.add("quantity", format!("must be between 0 and {MAX_STOCK}"));
+        }
+        v.finish(())?;
+        let mut conn = self.pool.acquire().await?;
+        let row = store::set_stock(&mut conn, &req.sku, req.quantity)
+            .await?
+            .ok_or_else(|| ApiError::not_found("product", &req.sku))?;
+        Ok(pb::SetStockResponse {
+            stock: Some(pb::Stock {
+                sku: row.sku,
+                available: row.available,
+                reserved: row.reserved,
+            }),
+        })
+    }
+
+    async fn get_stock(&self, req: pb::GetStockRequest) -> Result<pb::GetStockResponse, ApiError> {
+        let mut v = Violations::default();
+        v.sku("sku", &req.sku);
+        v.finish(())?;
+        let mut conn = self.pool.acquire().await?;
+        let row = store::get_stock(&mut conn, &req.sku)
+            .await?
+            .ok_or_else(|| ApiError::not_found("product", &req.sku))?;
+        Ok(pb::GetStockResponse {
+            sku: row.sku,
+            available: row.available,
+            reserved: row.reserved,
+        })
+    }
+
+    async fn price_cart(
+        &self,
+        req: pb::PriceCartRequest,
+    ) -> Result<pb::PriceCartResponse, ApiError> {
+        let mut v = Violations::default();
+        let lines = parse_lines(&mut v, "lines", &req.lines);
+        v.finish(())?;
+        let mut conn = self.pool.acquire().await?;
+        let prices = store::prices(&mut conn, &skus(&lines)).await?;
+        let cart = domain::price_cart(&lines, &prices)?;
+        Ok(pb::PriceCartResponse {
+            lines: cart
+                .lines
+                .into_iter()
+                .map(|l| pb::PricedLine {
+                    sku: l.line.sku,
+                    quantity: l.line.quantity,
+                    line_total: Some(pb::Money {
+                        amount_minor: l.line_total,
+                        currency: l.unit_price.currency.clone(),
+                    }),
+                    unit_price: Some(to_money(l.unit_price)),
+                })
+                .collect(),
+            total: Some(to_money(cart.total)),
+        })
+    }
+
+    async fn reserve_stock(
+        &self,
+        req: pb::ReserveStockRequest,
+    ) -> Result<pb::ReserveStockResponse, ApiError> {
+        let mut v = Violations::default();
+        v.idempotency_key("idempotency_key", &req.idempotency_key);
+        let order_id = v.uuid("order_id", &req.order_id);
+        let lines = parse_lines(&mut v, "lines", &req.lines);
+        v.finish(())?;
+        Span::current()
+            .record("order_id", req.order_id.as_str())
+            .record("key", req.idempotency_key.as_str());
+
+        let mut tx = self.pool.begin().await?;
+        match idempotency::claim(&mut tx, OP_RESERVE, &req.idempotency_key, &req).await? {
+            Claim::Replay(response) => return Ok(response),
+            Claim::Blocked => {
+                return Err(ApiError::precondition(
+                    domain::REASON_RELEASED_BEFORE_RESERVED,
+                    "this reservation was released before it arrived; it does not take effect",
+                ));
+            }
+            Claim::New => {}
+        }
+        if store::order_has_live_reservation(&mut tx, order_id).await? {
+            return Err(ApiError::precondition(
+                domain::REASON_ORDER_ALREADY_RESERVED,
+                format!("order {order_id} already holds a reservation"),
+            ));
+        }
+        let lines = domain::lock_order(&lines);
+        let available = store::lock_available(&mut tx, &skus(&lines)).await?;
+        let unknown = domain::unknown_skus(&lines, &available);
+        if !unknown.is_empty() {
+            return Err(InventoryError::UnknownSkus(unknown).into());
+        }
+        let short = domain::shortages(&lines, &available);
+        if !short.is_empty() {
+            return Err(InventoryError::OutOfStock(short).into());
+        }
+        let taken = store::take_stock(&mut tx, &lines).await?;
+        if taken != lines.len() as u64 {
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "stock changed under a row lock"
+            )));
+        }
+        let reservation = store::insert_reservation(&mut tx, order_id, &lines).await?;
+        let response = pb::ReserveStockResponse {
+            reservation: Some(to_reservation(reservation)),
+        };
+        idempotency::complete(&mut tx, OP_RESERVE, &req.idempotency_key, &response).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    async fn release_stock(
+        &self,
+        req: pb::ReleaseStockRequest,
+    ) -> Result<pb::ReleaseStockResponse, ApiError> {
+        let mut v = Violations::default();
+        v.idempotency_key("idempotency_key", &req.idempotency_key);
+        v.exactly_one(
+            ("reservation_id", &req.reservation_id),
+            ("reserve_idempotency_key", &req.reserve_idempotency_key),
+        );
+        let by_id =
+            (!req.reservation_id.is_empty()).then(|| v.uuid("reservation_id", &req.reservation_id));
+        if !req.reserve_idempotency_key.is_empty() {
+            v.idempotency_key("reserve_idempotency_key", &req.reserve_idempotency_key);
+        }
+        v.finish(())?;
+        Span::current().record("key", req.idempotency_key.as_str());
+
+        let mut tx = self.pool.begin().await?;
+        match idempotency::claim(&mut tx, OP_RELEASE, &req.idempotency_key, &req).await? {
+            Claim::Replay(response) => return Ok(response),
+            Claim::Blocked | Claim::New => {}
+        }
+        let reservation_id = match by_id {
+            Some(id) => id,
+            None => match idempotency::block::<pb::ReserveStockResponse>(
+                &mut tx,
+                OP_RESERVE,
+                &req.reserve_idempotency_key,
+            )
+            .await?
+            {
+                Forward::Completed(reserved) => reserved
+                    .reservation
+                    .and_then(|r| r.reservation_id.parse().ok())
+                    .ok_or_else(|| {
+                        ApiError::Internal(anyhow::anyhow!("stored reservation has no id"))
+                    })?,
+                Forward::Blocked => {
+                    let response = pb::ReleaseStockResponse { reservation: None };
+                    idempotency::complete(&mut tx, OP_RELEASE, &req.idempotency_key, &response)
+                        .await?;
+                    tx.commit().await?;
+                    return Ok(response);
+                }
+            },
+        };
+        let mut reservation = store::lock_reservation(&mut tx, reservation_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("reservation", reservation_id.to_string()))?;
+        Span::current().record("order_id", reservation.row.order_id.to_string());
+        if reservation.row.status == "RESERVED" {
+            store::return_stock(&mut tx, &reservation.lines).await?;
+            store::mark_released(&mut tx, reservation_id).await?;
+            reservation.row.status = "RELEASED".into();
+        }
+        let response = pb::ReleaseStockResponse {
+            reservation: Some(to_reservation(reservation)),
+        };
+        idempotency::complete(&mut tx, OP_RELEASE, &req.idempotency_key, &response).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    async fn get_reservation(
+        &self,
+        req: pb::GetReservationRequest,
+    ) -> Result<pb::GetReservationResponse, ApiError> {
+        let mut v = Violations::default();
+        let order_id = v.uuid("order_id", &req.order_id);
+        v.finish(())?;
+        let mut conn = self.pool.acquire().await?;
+        let reservation = store::reservation_of_order(&mut conn, order_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("reservation of order", &req.order_id))?;
+        Ok(pb::GetReservationResponse {
+            reservation: Some(to_reservation(reservation)),
+        })
+    }
+}
+
+/// Checks cart lines: count, skus, quantities, each sku once.
+fn parse_lines(v: &mut Violations, field: &str, lines: &[pb::CartLine]) -> Vec<Line> {
+    v.line_count(field, lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        v.sku(&format!("{field}[{i}].sku"), &line.sku);
+        v.quantity(&format!("{field}[{i}].quantity"), line.quantity);
+    }
+    v.unique_skus(field, lines.iter().map(|l| l.sku.as_str()));
+    lines
+        .iter()
+        .map(|l| Line {
+            sku: l.sku.clone(),
+            quantity: l.quantity,
+        })
+        .collect()
+}
+
+fn money(v: &mut Violations, field: &str, money: Option<&pb::Money>, min: i64) -> Price {
+    let Some(money) = money else {
+        v.add(field, "is required");
+        return Price {
+            amount_minor: 0,
+            currency: String::new(),
+        };
+    };
+    v.amount(&format!("{field}.amount_minor"), money.amount_minor, min);
+    v.currency(&format!("{field}.currency"), &money.currency);
+    Price {
+        amount_minor: money.amount_minor,
+        currency: money.currency.clone(),
+    }
+}
+
+fn skus(lines: &[Line]) -> Vec<String> {
+    lines.iter().map(|l| l.sku.clone()).collect()
+}
+
+fn to_money(price: Price) -> pb::Money {
+    pb::Money {
+        amount_minor: price.amount_minor,
+        currency: price.currency,
+    }
+}
+
+fn product(row: ProductRow) -> pb::Product {
+    pb::Product {
+        sku: row.sku,
+        name: row.name,
+        unit_price: Some(pb::Money {
+            amount_minor: row.price_minor,
+            currency: row.currency,
+        }),
+        update_time: Some(timestamp(row.updated_at)),
+    }
+}
+
+fn to_reservation(reservation: Reservation) -> pb::Reservation {
+    let status = match reservation.row.status.as_str() {
+        "RESERVED" => pb::ReservationStatus::Reserved,
+        "RELEASED" => pb::ReservationStatus::Released,
+        _ => pb::ReservationStatus::Unspecified,
+    };
+    pb::Reservation {
+        reservation_id: reservation.row.reservation_id.to_string(),
+        order_id: reservation.row.order_id.to_string(),
+        status: status.into(),
+        lines: reservation
+            .lines
+            .into_iter()
+            .map(|l| pb::CartLine {
+                sku: l.sku,
+                quantity: l.quantity,
+            })
+            .collect(),
+        create_time: Some(timestamp(reservation.row.created_at)),
+    }
+}

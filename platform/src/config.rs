@@ -1,0 +1,121 @@
+//! The settings every binary shares. Each service flattens [`ServiceArgs`] into its own
+//! clap command, so `--help` lists everything in one place and every flag also reads an
+//! environment variable.
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::{Args, Subcommand, ValueEnum};
+
+/// Settings common to every service binary.
+#[derive(Debug, Clone, Args)]
+pub struct ServiceArgs {
+    /// Postgres URL of this service's own database.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Upper bound of pooled database connections.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub database_max_connections: u32,
+
+    /// Obey fault-injection metadata (`x-fault`, see docs/FAULTS.md). Off in production.
+    #[arg(long, env = "FAULT_INJECTION", default_value_t = false)]
+    pub fault_injection: bool,
+
+    /// How long SIGTERM waits for in-flight calls before closing connections.
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// Log line format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Subcommands every binary has besides serving.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Exit 0 only when the server at ADDR reports SERVING (for container health checks).
+    Healthcheck {
+        /// Address of the server to check; defaults to the listen address.
+        #[arg(long)]
+        addr: Option<String>,
+    },
+}
+
+/// The settings a server needs once they are checked.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen; port 0 picks a free port (tests read it back).
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub database_max_connections: u32,
+    pub fault_injection: bool,
+    pub shutdown_grace: Duration,
+}
+
+/// Why a binary cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "DATABASE_URL is not set: pass --database-url or set DATABASE_URL to this service's Postgres database, for example postgres://postgres@127.0.0.1:5432/orders"
+    )]
+    MissingDatabaseUrl,
+}
+
+impl ServiceArgs {
+    /// Checks the shared settings and pairs them with the service's listen address.
+    pub fn server_config(&self, listen: SocketAddr) -> Result<ServerConfig, ConfigError> {
+        let database_url = self
+            .database_url
+            .clone()
+            .filter(|url| !url.trim().is_empty())
+            .ok_or(ConfigError::MissingDatabaseUrl)?;
+        Ok(ServerConfig {
+            listen,
+            database_url,
+            database_max_connections: self.database_max_connections.max(1),
+            fault_injection: self.fault_injection,
+            shutdown_grace: self.shutdown_grace,
+        })
+    }
+}
+
+/// Parses `500ms`, `10s`, `2m` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((text, "s"), |at| text.split_at(at));
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 500ms, 10s or 2m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(value)),
+        "s" => Ok(Duration::from_secs(value)),
+        "m" => Ok(Duration::from_secs(value * 60)),
+        _ => Err(format!("`{text}`: unit must be ms, s or m")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("3s"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5h").is_err());
+    }
+}

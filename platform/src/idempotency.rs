@@ -1,0 +1,134 @@
+//! Idempotency keys, the same way in every service.
+//!
+//! Each service's first migration creates `idempotency_keys`. A mutating RPC runs in one
+//! transaction that first [`claim`]s `(operation, key)` with a fingerprint of the request:
+//!
+//! - the first claim inserts the row and the RPC does its work, then [`complete`]s the row
+//!   with the encoded response, all before commit, so no one ever sees a half-done claim;
+//! - a concurrent claim of the same key waits on the primary key until the first commits
+//!   (or rolls back), then reads the stored response: a replay changes nothing;
+//! - a different request under the same key is [`ApiError::KeyReused`] (ALREADY_EXISTS).
+//!
+//! Compensations ([`block`]) look up the *forward* call's key. If the forward call never
+//! arrived they insert a `blocked` row in its place, so the forward call, if it comes
+//! later, finds [`Claim::Blocked`] and does not take effect: compensation wins.
+
+use prost::Message;
+use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
+
+use crate::error::ApiError;
+
+/// What a forward call finds under its key.
+#[derive(Debug)]
+pub enum Claim<R> {
+    /// First time: do the work, then [`complete`].
+    New,
+    /// Seen before with the same request: return this response.
+    Replay(R),
+    /// A compensation came first: do nothing.
+    Blocked,
+}
+
+/// What a compensation finds under the forward call's key.
+#[derive(Debug)]
+pub enum Forward<R> {
+    /// The forward call completed with this response: undo what it did.
+    Completed(R),
+    /// The forward call never took effect; it now never will.
+    Blocked,
+}
+
+/// A fingerprint of the request, to tell a replay from a reuse of the key.
+pub fn fingerprint<M: Message>(request: &M) -> Vec<u8> {
+    Sha256::digest(request.encode_to_vec()).to_vec()
+}
+
+/// Claims `(operation, key)` for `request` inside the caller's transaction.
+pub async fn claim<Req: Message, Resp: Message + Default>(
+    tx: &mut PgConnection,
+    operation: &str,
+    key: &str,
+    request: &Req,
+) -> Result<Claim<Resp>, ApiError> {
+    let hash = fingerprint(request);
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (operation, key, request_hash, state)
+         VALUES ($1, $2, $3, 'completed') ON CONFLICT DO NOTHING",
+    )
+    .bind(operation)
+    .bind(key)
+    .bind(&hash)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok(Claim::New);
+    }
+    let (stored_hash, state, response): (Option<Vec<u8>>, String, Option<Vec<u8>>) =
+        sqlx::query_as(
+            "SELECT request_hash, state, response FROM idempotency_keys
+             WHERE operation = $1 AND key = $2",
+        )
+        .bind(operation)
+        .bind(key)
+        .fetch_one(&mut *tx)
+        .await?;
+    if state == "blocked" {
+        return Ok(Claim::Blocked);
+    }
+    if stored_hash.as_deref() != Some(hash.as_slice()) {
+        return Err(ApiError::KeyReused { key: key.into() });
+    }
+    let bytes = response.ok_or_else(|| {
+        ApiError::Internal(anyhow::anyhow!(
+            "idempotency row {operation}/{key} has no response"
+        ))
+    })?;
+    Ok(Claim::Replay(Resp::decode(bytes.as_slice())?))
+}
+
+/// Stores the response of a claimed key, before the transaction commits.
+pub async fn complete<Resp: Message>(
+    tx: &mut PgConnection,
+    operation: &str,
+    key: &str,
+    response: &Resp,
+) -> Result<(), ApiError> {
+    sqlx::query("UPDATE idempotency_keys SET response = $3 WHERE operation = $1 AND key = $2")
+        .bind(operation)
+        .bind(key)
+        .bind(response.encode_to_vec())
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Looks up the forward call `(operation, key)` for a compensation, blocking it in
+/// advance if it has not happened. Locks the row until the caller's transaction ends.
+pub async fn block<Resp: Message + Default>(
+    tx: &mut PgConnection,
+    operation: &str,
+    key: &str,
+) -> Result<Forward<Resp>, ApiError> {
+    sqlx::query(
+        "INSERT INTO idempotency_keys (operation, key, state)
+         VALUES ($1, $2, 'blocked') ON CONFLICT DO NOTHING",
+    )
+    .bind(operation)
+    .bind(key)
+    .execute(&mut *tx)
+    .await?;
+    let (state, response): (String, Option<Vec<u8>>) = sqlx::query_as(
+        "SELECT state, response FROM idempotency_keys
+         WHERE operation = $1 AND key = $2 FOR UPDATE",
+    )
+    .bind(operation)
+    .bind(key)
+    .fetch_one(&mut *tx)
+    .await?;
+    match (state.as_str(), response) {
+        ("completed", Some(bytes)) => Ok(Forward::Completed(Resp::decode(bytes.as_slice())?)),
+        _ => Ok(Forward::Blocked),
+    }
+}

@@ -1,0 +1,34 @@
+//! What every shop service shares, so that each service's `main.rs` stays a few lines and
+//! each `api.rs` holds only its own rules.
+//!
+//! # Layout
+//! - [`config`]: the flags and environment variables every binary takes, and the
+//!   `healthcheck` subcommand.
+//! - [`telemetry`]: tracing setup (text or JSON logs).
+//! - [`server`]: bootstrap: health, reflection v1 and v1alpha, one span per RPC, fault
+//!   injection, readiness after migrations, graceful shutdown.
+//! - [`db`]: the Postgres pool and start-up migrations.
+//! - [`error`]: the API error type and its mapping to `tonic::Status` with rich details.
+//! - [`validate`]: field checks that collect `google.rpc.BadRequest` violations.
+//! - [`idempotency`]: the idempotency-key table every mutating RPC goes through.
+//! - [`fault`]: the fault-injection tower layer (off unless enabled).
+//! - [`page`]: opaque page tokens.
+//! - [`time`]: timestamp conversion.
+//! - `testing` (feature `testing`): throwaway databases and in-process servers for tests.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod fault;
+pub mod healthcheck;
+pub mod idempotency;
+pub mod page;
+pub mod server;
+pub mod telemetry;
+pub mod time;
+pub mod validate;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::ApiError;

@@ -1,0 +1,318 @@
+//! Server bootstrap, the same for every service: bind, serve health and reflection at
+//! once, report SERVING only when the service is ready (migrations applied), one tracing
+//! span per RPC, fault injection, and a bounded graceful drain on shutdown.
+//!
+//! ```text
+//! let app = App::builder("order-svc", config)
+//!     .add_service(OrderServiceServer::new(api))
+//!     .ready_when(async move { migrate_until_ready(&pool, &MIGRATOR).await })
+//!     .bind()
+//!     .await?;
+//! app.run_until(shutdown_signal()).await?;
+//! ```
+
+use std::{convert::Infallible, future::Future, net::SocketAddr, time::Duration};
+
+use futures::future::BoxFuture;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{
+    body::Body,
+    server::NamedService,
+    service::{Routes, RoutesBuilder},
+    transport::Server,
+};
+use tonic_health::{ServingStatus, server::HealthReporter};
+use tower::Service;
+
+use std::process::ExitCode;
+
+use crate::{
+    config::{Command, ServerConfig, ServiceArgs},
+    fault::FaultLayer,
+};
+
+/// Largest request message a service accepts (the default of 4 MiB is far above what a
+/// 100-line order needs).
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// Collects the gRPC services of one binary before binding.
+pub struct AppBuilder {
+    name: &'static str,
+    config: ServerConfig,
+    routes: RoutesBuilder,
+    service_names: Vec<&'static str>,
+    ready: Option<BoxFuture<'static, ()>>,
+}
+
+/// A bound server, not yet serving. Tests read [`App::local_addr`] when listening on port 0.
+pub struct App {
+    name: &'static str,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    routes: Routes,
+    service_names: Vec<&'static str>,
+    ready: Option<BoxFuture<'static, ()>>,
+    fault_injection: bool,
+    shutdown_grace: Duration,
+}
+
+/// Why a server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reflection descriptors are invalid")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("gRPC server failed")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+impl App {
+    /// Starts describing the server of the binary `name` (used in logs and fault specs).
+    pub fn builder(name: &'static str, config: ServerConfig) -> AppBuilder {
+        AppBuilder {
+            name,
+            config,
+            routes: RoutesBuilder::default(),
+            service_names: Vec::new(),
+            ready: None,
+        }
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, reports NOT_SERVING and
+    /// waits up to the grace period for in-flight calls.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        // The reporter starts the overall status at SERVING: say the truth until ready.
+        set_all(
+            &health_reporter,
+            &self.service_names,
+            ServingStatus::NotServing,
+        )
+        .await;
+
+        let reflection = || {
+            let mut builder = tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(shop_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+                .with_service_name("grpc.health.v1.Health")
+                .with_service_name("grpc.reflection.v1.ServerReflection")
+                .with_service_name("grpc.reflection.v1alpha.ServerReflection");
+            for name in &self.service_names {
+                builder = builder.with_service_name(*name);
+            }
+            builder
+        };
+        let routes = self
+            .routes
+            .add_service(health_service)
+            .add_service(reflection().build_v1()?)
+            .add_service(reflection().build_v1alpha()?);
+
+        let name = self.name;
+        let readiness = {
+            let reporter = health_reporter.clone();
+            let names = self.service_names.clone();
+            let ready = self.ready;
+            tokio::spawn(async move {
+                if let Some(ready) = ready {
+                    ready.await;
+                }
+                set_all(&reporter, &names, ServingStatus::Serving).await;
+                tracing::info!(service = name, "ready: SERVING");
+            })
+        };
+
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = Server::builder()
+            .trace_fn(move |req| {
+                tracing::info_span!(
+                    "rpc",
+                    service = name,
+                    rpc = %req.uri().path(),
+                    order_id = tracing::field::Empty,
+                    key = tracing::field::Empty,
+                )
+            })
+            .layer(FaultLayer::new(name, self.fault_injection))
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async {
+                let _ = stop_rx.await;
+            });
+        let mut server = tokio::spawn(server);
+        tracing::info!(service = name, addr = %self.local_addr, faults = self.fault_injection, "listening");
+
+        tokio::select! {
+            result = &mut server => {
+                readiness.abort();
+                return flatten(result);
+            }
+            () = shutdown => {}
+        }
+        tracing::info!(service = name, grace = ?self.shutdown_grace, "shutting down: draining in-flight calls");
+        readiness.abort();
+        set_all(
+            &health_reporter,
+            &self.service_names,
+            ServingStatus::NotServing,
+        )
+        .await;
+        let _ = stop_tx.send(());
+        match tokio::time::timeout(self.shutdown_grace, &mut server).await {
+            Ok(result) => flatten(result),
+            Err(_) => {
+                tracing::warn!(service = name, "grace period over: closing remaining calls");
+                server.abort();
+                Ok(())
+            }
+        }
+    }
+}
+
+fn flatten(
+    joined: Result<Result<(), tonic::transport::Error>, tokio::task::JoinError>,
+) -> Result<(), ServeError> {
+    match joined {
+        Ok(result) => Ok(result?),
+        Err(join) => {
+            tracing::error!(error = %join, "server task ended abnormally");
+            Ok(())
+        }
+    }
+}
+
+async fn set_all(reporter: &HealthReporter, names: &[&'static str], status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    for name in names {
+        reporter.set_service_status(*name, status).await;
+    }
+}
+
+impl AppBuilder {
+    /// Adds a gRPC service; it is advertised by reflection and health under its name.
+    pub fn add_service<S>(mut self, service: S) -> Self
+    where
+        S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.service_names.push(S::NAME);
+        self.routes.add_service(service);
+        self
+    }
+
+    /// The server reports SERVING only once `ready` completes (e.g. migrations applied).
+    pub fn ready_when(mut self, ready: impl Future<Output = ()> + Send + 'static) -> Self {
+        self.ready = Some(Box::pin(ready));
+        self
+    }
+
+    /// Binds the listen address (port 0 picks a free port).
+    pub async fn bind(self) -> Result<App, ServeError> {
+        let addr = self.config.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        Ok(App {
+            name: self.name,
+            listener,
+            local_addr,
+            routes: self.routes.routes(),
+            service_names: self.service_names,
+            ready: self.ready,
+            fault_injection: self.config.fault_injection,
+            shutdown_grace: self.config.shutdown_grace,
+        })
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C: what binaries pass to [`App::run_until`].
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+/// Everything a binary's `main` does: run the `healthcheck` subcommand, or check the
+/// config (errors to stderr, exit 2), start tracing, build the app and serve until
+/// SIGTERM.
+pub async fn run_binary<F, Fut>(
+    name: &'static str,
+    listen: SocketAddr,
+    args: ServiceArgs,
+    command: Option<Command>,
+    build: F,
+) -> ExitCode
+where
+    F: FnOnce(ServerConfig) -> Fut,
+    Fut: Future<Output = anyhow::Result<App>>,
+{
+    if let Some(Command::Healthcheck { addr }) = command {
+        let addr = addr.unwrap_or_else(|| listen.to_string());
+        return crate::healthcheck::run(&addr).await;
+    }
+    let config = match args.server_config(listen) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{name}: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::telemetry::init(args.log_format);
+    let served = match build(config).await {
+        Ok(app) => app
+            .run_until(shutdown_signal())
+            .await
+            .map_err(anyhow::Error::from),
+        Err(error) => Err(error),
+    };
+    match served {
+        Ok(()) => {
+            tracing::info!(service = name, "stopped");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            tracing::error!(service = name, error = format!("{error:#}"), "failed");
+            ExitCode::FAILURE
+        }
+    }
+}

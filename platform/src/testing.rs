@@ -1,0 +1,205 @@
+//! Test helpers (feature `testing`): a fresh database per test and the service started
+//! in-process on port 0, the way `spawn_app()` works in zero-to-production.
+//!
+//! The admin connection comes from `TEST_DATABASE_URL`, else `DATABASE_URL`, else the
+//! local default `postgres://postgres@127.0.0.1:5432/postgres`.
+
+use std::{future::Future, net::SocketAddr, sync::Once, time::Duration};
+
+use sqlx::{Connection, PgConnection};
+use tokio::{sync::oneshot, task::JoinHandle};
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+use crate::{config::ServerConfig, server::App};
+
+/// The admin URL tests create their databases through.
+pub fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Logs of the code under test, shown only with `TEST_LOG=1`.
+pub fn init_tracing() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+/// A database that exists for one test and is dropped after it.
+#[derive(Debug)]
+pub struct TestDb {
+    pub url: String,
+    name: String,
+    admin: String,
+}
+
+impl TestDb {
+    /// Creates `test_<prefix>_<random>` on the admin server.
+    pub async fn create(prefix: &str) -> Self {
+        let admin = admin_url();
+        let name = format!(
+            "test_{}_{}",
+            prefix.replace('-', "_"),
+            uuid::Uuid::new_v4().simple()
+        );
+        let mut conn = PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+            panic!("cannot reach Postgres at {admin} (set TEST_DATABASE_URL): {e}")
+        });
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let url = database_url(&admin, &name);
+        Self { url, name, admin }
+    }
+}
+
+/// `admin` with its database name replaced by `name`.
+pub fn database_url(admin: &str, name: &str) -> String {
+    let (base, query) = admin
+        .split_once('?')
+        .map_or((admin, None), |(b, q)| (b, Some(q)));
+    let base = match base.rfind('/') {
+        Some(slash) if slash > "postgres://".len() => &base[..slash],
+        _ => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        // Drop runs outside any runtime guarantee: use a short-lived one of our own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let mut conn = PgConnection::connect(&admin).await.ok()?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await
+                .ok()
+            })
+        })
+        .join();
+    }
+}
+
+/// A service running in-process for one test.
+#[derive(Debug)]
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub channel: Channel,
+    pub db: TestDb,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+/// How to start the server under test.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    pub fault_injection: bool,
+}
+
+/// Creates a database, builds the app on port 0, serves it and waits for SERVING.
+pub async fn spawn<F, Fut>(name: &str, options: Options, build: F) -> TestServer
+where
+    F: FnOnce(ServerConfig) -> Fut,
+    Fut: Future<Output = anyhow::Result<App>>,
+{
+    init_tracing();
+    let db = TestDb::create(name).await;
+    let config = ServerConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        database_url: db.url.clone(),
+        database_max_connections: 20,
+        fault_injection: options.fault_injection,
+        shutdown_grace: Duration::from_secs(5),
+    };
+    let app = build(config).await.expect("build app");
+    let addr = app.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = app
+            .run_until(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .expect("endpoint")
+        .connect_lazy();
+    wait_serving(channel.clone()).await;
+    TestServer {
+        addr,
+        channel,
+        db,
+        stop: Some(stop),
+        task,
+    }
+}
+
+/// Polls health until SERVING (at most ~10 s): readiness follows migrations.
+pub async fn wait_serving(channel: Channel) {
+    let mut client = HealthClient::new(channel);
+    for _ in 0..200 {
+        if let Ok(response) = client.check(HealthCheckRequest::default()).await {
+            if response.into_inner().status() == ServingStatus::Serving {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server never reported SERVING");
+}
+
+impl TestServer {
+    /// Stops the server gracefully and waits for it to exit.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::database_url;
+
+    #[test]
+    fn database_url_swaps_the_name() {
+        assert_eq!(
+            database_url("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:5432/t1"
+        );
+        assert_eq!(
+            database_url("postgres://u:p@h:1/db?sslmode=disable", "t2"),
+            "postgres://u:p@h:1/t2?sslmode=disable"
+        );
+        assert_eq!(database_url("postgres://h:1", "t3"), "postgres://h:1/t3");
+    }
+}
