@@ -109,7 +109,17 @@ impl InventoryApi {
         let mut v = Violations::default();
         v.sku("sku", &req.sku);
         v.text("name", &req.name, 1, 200);
-        let price = money(&mut v, "unit_price", req.unit_price.as_ref(), 0);
+        let (amount_minor, currency) = v.money(
+            "unit_price",
+            req.unit_price
+                .as_ref()
+                .map(|m| (m.amount_minor, m.currency.as_str())),
+            0,
+        );
+        let price = Price {
+            amount_minor,
+            currency,
+        };
         v.finish(())?;
         let mut conn = self.pool.acquire().await?;
         let row = store::upsert_product(&mut conn, &req.sku, &req.name, &price).await?;
@@ -365,22 +375,6 @@ fn parse_lines(v: &mut Violations, field: &str, lines: &[pb::CartLine]) -> Vec<L
             quantity: l.quantity,
         })
         .collect()
-}
-
-fn money(v: &mut Violations, field: &str, money: Option<&pb::Money>, min: i64) -> Price {
-    let Some(money) = money else {
-        v.add(field, "is required");
-        return Price {
-            amount_minor: 0,
-            currency: String::new(),
-        };
-    };
-    v.amount(&format!("{field}.amount_minor"), money.amount_minor, min);
-    v.currency(&format!("{field}.currency"), &money.currency);
-    Price {
-        amount_minor: money.amount_minor,
-        currency: money.currency.clone(),
-    }
 }
 
 fn skus(lines: &[Line]) -> Vec<String> {

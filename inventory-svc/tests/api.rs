@@ -1,10 +1,9 @@
 //! inventory-svc through its gRPC API, against a real Postgres database per test.
 
 use futures::future::join_all;
-use platform::testing::{self, Options, TestServer};
+use platform::testing::{self, Options, TestServer, bad_fields, reason};
 use shop_proto::inventory::v1::{self as pb, inventory_service_client::InventoryServiceClient};
-use tonic::{Code, Request, transport::Channel};
-use tonic_types::StatusExt;
+use tonic::{Code, transport::Channel};
 
 type Client = InventoryServiceClient<Channel>;
 
@@ -67,21 +66,6 @@ fn order_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-fn bad_fields(status: &tonic::Status) -> Vec<String> {
-    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    status
-        .get_details_bad_request()
-        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
-        .unwrap_or_default()
-}
-
-fn reason(status: &tonic::Status) -> String {
-    status
-        .get_details_error_info()
-        .map(|i| i.reason)
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn catalog_upsert_get_and_paginated_list() {
     let (_server, mut client) = spawn(Options::default()).await;
@@ -89,7 +73,9 @@ async fn catalog_upsert_get_and_paginated_list() {
         product(&mut client, &format!("SKU-{i}"), 100 + i, 1).await;
     }
     let got = client
-        .get_product(pb::GetProductRequest { sku: "SKU-3".into() })
+        .get_product(pb::GetProductRequest {
+            sku: "SKU-3".into(),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -212,7 +198,11 @@ async fn a_short_line_reserves_nothing() {
     product(&mut client, "A", 100, 10).await;
     product(&mut client, "B", 100, 1).await;
     let status = client
-        .reserve_stock(reserve("r-1", &order_id(), vec![line("A", 2), line("B", 2)]))
+        .reserve_stock(reserve(
+            "r-1",
+            &order_id(),
+            vec![line("A", 2), line("B", 2)],
+        ))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
@@ -265,7 +255,11 @@ async fn release_before_reserve_wins_over_the_late_reserve() {
         reservation_id: String::new(),
         reserve_idempotency_key: "saga-1/reserve".into(),
     };
-    let early = client.release_stock(release.clone()).await.unwrap().into_inner();
+    let early = client
+        .release_stock(release.clone())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(early.reservation, None, "nothing was reserved yet");
 
     let late = client
@@ -295,7 +289,11 @@ async fn release_by_reserve_key_undoes_a_completed_reserve_once() {
         reserve_idempotency_key: "saga-2/reserve".into(),
     };
     for _ in 0..2 {
-        let released = client.release_stock(release.clone()).await.unwrap().into_inner();
+        let released = client
+            .release_stock(release.clone())
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(
             released.reservation.unwrap().status(),
             pb::ReservationStatus::Released
@@ -312,7 +310,11 @@ async fn fifty_concurrent_reservations_for_ten_units_reserve_exactly_ten() {
         let mut client = client.clone();
         async move {
             client
-                .reserve_stock(reserve(&format!("race-{i}"), &order_id(), vec![line("LAST", 1)]))
+                .reserve_stock(reserve(
+                    &format!("race-{i}"),
+                    &order_id(),
+                    vec![line("LAST", 1)],
+                ))
                 .await
         }
     });
@@ -346,7 +348,12 @@ async fn bad_input_names_every_field_and_changes_nothing() {
         .unwrap_err();
     assert_eq!(
         bad_fields(&status),
-        ["sku", "name", "unit_price.amount_minor", "unit_price.currency"]
+        [
+            "sku",
+            "name",
+            "unit_price.amount_minor",
+            "unit_price.currency"
+        ]
     );
 
     let status = client
@@ -438,18 +445,6 @@ async fn unknown_things_are_not_found() {
     assert_eq!(status.code(), Code::NotFound);
 }
 
-fn with_fault(message: pb::ReserveStockRequest, fault: &str) -> Request<pb::ReserveStockRequest> {
-    let key = message.idempotency_key.clone();
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("x-fault", fault.parse().unwrap());
-    request
-        .metadata_mut()
-        .insert("idempotency-key", key.parse().unwrap());
-    request
-}
-
 #[tokio::test]
 async fn injected_faults_fail_the_first_calls_per_key_then_let_through() {
     let (_server, mut client) = spawn(Options {
@@ -461,28 +456,45 @@ async fn injected_faults_fail_the_first_calls_per_key_then_let_through() {
     let order = order_id();
     for _ in 0..2 {
         let status = client
-            .reserve_stock(with_fault(reserve("f-1", &order, vec![line("A", 1)]), fault))
+            .reserve_stock(testing::with_fault(
+                reserve("f-1", &order, vec![line("A", 1)]),
+                fault,
+                "f-1",
+            ))
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::Unavailable);
-        assert_eq!(stock(&mut client, "A").await, (10, 0), "a failed call changes nothing");
+        assert_eq!(
+            stock(&mut client, "A").await,
+            (10, 0),
+            "a failed call changes nothing"
+        );
     }
     client
-        .reserve_stock(with_fault(reserve("f-1", &order, vec![line("A", 1)]), fault))
+        .reserve_stock(testing::with_fault(
+            reserve("f-1", &order, vec![line("A", 1)]),
+            fault,
+            "f-1",
+        ))
         .await
         .unwrap();
     assert_eq!(stock(&mut client, "A").await, (9, 1));
 
     // A late success: the work is done even though the answer is held back.
     let late = "svc=inventory-svc,method=ReserveStock,after_ms=300";
-    let mut request = with_fault(reserve("f-2", &order_id(), vec![line("A", 1)]), late);
+    let mut request =
+        testing::with_fault(reserve("f-2", &order_id(), vec![line("A", 1)]), late, "f-2");
     request.set_timeout(std::time::Duration::from_millis(100));
     let status = client.reserve_stock(request).await.unwrap_err();
     assert!(
         matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded),
         "{status:?}"
     );
-    assert_eq!(stock(&mut client, "A").await, (8, 2), "reserved although the caller gave up");
+    assert_eq!(
+        stock(&mut client, "A").await,
+        (8, 2),
+        "reserved although the caller gave up"
+    );
 }
 
 #[tokio::test]
@@ -491,7 +503,11 @@ async fn fault_metadata_is_ignored_when_faults_are_off() {
     product(&mut client, "A", 100, 10).await;
     let fault = "svc=inventory-svc,method=ReserveStock,code=unavailable,times=5";
     client
-        .reserve_stock(with_fault(reserve("f-1", &order_id(), vec![line("A", 1)]), fault))
+        .reserve_stock(testing::with_fault(
+            reserve("f-1", &order_id(), vec![line("A", 1)]),
+            fault,
+            "f-1",
+        ))
         .await
         .unwrap();
     assert_eq!(stock(&mut client, "A").await, (9, 1));

@@ -31,3 +31,8 @@ pub async fn migrate_until_ready(pool: &PgPool, migrator: &Migrator) {
         }
     }
 }
+
+/// Whether `error` is a unique-constraint violation (a concurrent duplicate).
+pub fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}

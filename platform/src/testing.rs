@@ -186,6 +186,40 @@ impl Drop for TestServer {
     }
 }
 
+/// The fields named in a status's `BadRequest` details; panics unless INVALID_ARGUMENT.
+pub fn bad_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
+/// The `ErrorInfo.reason` of a status, or empty.
+pub fn reason(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    status
+        .get_details_error_info()
+        .map(|i| i.reason)
+        .unwrap_or_default()
+}
+
+/// A request carrying fault-injection metadata for the call with idempotency key `key`.
+pub fn with_fault<T>(message: T, fault: &str, key: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let metadata = request.metadata_mut();
+    metadata.insert(
+        crate::fault::FAULT_HEADER,
+        fault.parse().expect("fault spec is ASCII"),
+    );
+    metadata.insert(
+        crate::fault::KEY_HEADER,
+        key.parse().expect("idempotency key is ASCII"),
+    );
+    request
+}
+
 #[cfg(test)]
 mod tests {
     use super::database_url;

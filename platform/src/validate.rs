@@ -15,6 +15,17 @@ pub const MAX_QUANTITY: i32 = 1000;
 /// Largest amount in minor units (one million in a two-decimal currency).
 pub const MAX_AMOUNT_MINOR: i64 = 100_000_000;
 
+/// The fields of a postal address, borrowed from whichever proto carries it.
+#[derive(Debug, Clone, Copy)]
+pub struct Address<'a> {
+    pub name: &'a str,
+    pub line1: &'a str,
+    pub line2: &'a str,
+    pub city: &'a str,
+    pub postal_code: &'a str,
+    pub country: &'a str,
+}
+
 /// Violations found so far in one request.
 #[derive(Debug, Default)]
 pub struct Violations(Vec<FieldViolation>);
@@ -117,6 +128,31 @@ impl Violations {
                 format!("must be between {min} and {MAX_AMOUNT_MINOR}"),
             );
         }
+    }
+
+    /// A required money field: `(amount_minor, currency)`, amount within `min..`.
+    pub fn money(&mut self, field: &str, money: Option<(i64, &str)>, min: i64) -> (i64, String) {
+        let Some((amount_minor, currency)) = money else {
+            self.add(field, "is required");
+            return (0, String::new());
+        };
+        self.amount(&format!("{field}.amount_minor"), amount_minor, min);
+        self.currency(&format!("{field}.currency"), currency);
+        (amount_minor, currency.to_owned())
+    }
+
+    /// A required postal address with the limits stated in the protos.
+    pub fn address(&mut self, field: &str, address: Option<Address<'_>>) {
+        let Some(a) = address else {
+            self.add(field, "is required");
+            return;
+        };
+        self.text(&format!("{field}.name"), a.name, 1, 200);
+        self.text(&format!("{field}.line1"), a.line1, 1, 200);
+        self.text(&format!("{field}.line2"), a.line2, 0, 200);
+        self.text(&format!("{field}.city"), a.city, 1, 200);
+        self.text(&format!("{field}.postal_code"), a.postal_code, 1, 20);
+        self.country(&format!("{field}.country"), a.country);
     }
 
     /// Between 1 and [`MAX_LINES`] entries.

@@ -1,0 +1,246 @@
+//! The gRPC face of payment-svc: validate every field, run one transaction, map errors.
+//! Each RPC's codes are listed in `payment.proto`.
+
+use platform::{
+    ApiError,
+    error::{Reply, reply},
+    idempotency::{self, Claim, Forward},
+    time::timestamp,
+    validate::Violations,
+};
+use shop_proto::payment::v1::{self as pb, payment_service_server::PaymentService};
+use sqlx::PgPool;
+use tonic::Request;
+use tracing::Span;
+
+use crate::{
+    domain::{self, Decision, RefundEffect, Status},
+    store::{self, NewPayment, PaymentRow},
+};
+
+/// Idempotency operations (scopes of keys).
+const OP_CHARGE: &str = "charge";
+const OP_REFUND: &str = "refund";
+
+/// The PaymentService implementation.
+#[derive(Debug, Clone)]
+pub struct PaymentApi {
+    pool: PgPool,
+}
+
+impl PaymentApi {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[tonic::async_trait]
+impl PaymentService for PaymentApi {
+    async fn charge(&self, request: Request<pb::ChargeRequest>) -> Reply<pb::ChargeResponse> {
+        reply(self.charge(request.into_inner()).await)
+    }
+
+    async fn refund(&self, request: Request<pb::RefundRequest>) -> Reply<pb::RefundResponse> {
+        reply(self.refund(request.into_inner()).await)
+    }
+
+    async fn get_payment(
+        &self,
+        request: Request<pb::GetPaymentRequest>,
+    ) -> Reply<pb::GetPaymentResponse> {
+        reply(self.get_payment(request.into_inner()).await)
+    }
+
+    async fn list_payments(
+        &self,
+        request: Request<pb::ListPaymentsRequest>,
+    ) -> Reply<pb::ListPaymentsResponse> {
+        reply(self.list_payments(request.into_inner()).await)
+    }
+}
+
+impl PaymentApi {
+    async fn charge(&self, req: pb::ChargeRequest) -> Result<pb::ChargeResponse, ApiError> {
+        let mut v = Violations::default();
+        v.idempotency_key("idempotency_key", &req.idempotency_key);
+        let order_id = v.uuid("order_id", &req.order_id);
+        let (amount_minor, currency) = v.money(
+            "amount",
+            req.amount
+                .as_ref()
+                .map(|m| (m.amount_minor, m.currency.as_str())),
+            1,
+        );
+        let decision = domain::decide(&req.payment_token);
+        if decision.is_none() {
+            v.add(
+                "payment_token",
+                format!(
+                    "must be one of the test tokens {}",
+                    domain::TOKENS.join(", ")
+                ),
+            );
+        }
+        let decision = v
+            .finish(decision)?
+            .unwrap_or(Decision::Decline("card_declined"));
+        Span::current()
+            .record("order_id", req.order_id.as_str())
+            .record("key", req.idempotency_key.as_str());
+
+        let mut tx = self.pool.begin().await?;
+        match idempotency::claim(&mut tx, OP_CHARGE, &req.idempotency_key, &req).await? {
+            Claim::Replay(response) => return Ok(response),
+            Claim::Blocked => {
+                return Err(ApiError::precondition(
+                    domain::REASON_CANCELLED_BEFORE_CHARGED,
+                    "a refund for this charge arrived first; the charge does not take effect",
+                ));
+            }
+            Claim::New => {}
+        }
+        let (status, decline_reason) = match decision {
+            Decision::Approve => (Status::Captured, ""),
+            Decision::Decline(reason) => (Status::Declined, reason),
+        };
+        let new = NewPayment {
+            order_id,
+            amount_minor,
+            currency: &currency,
+            status: status.as_str(),
+            decline_reason,
+        };
+        let row = store::insert(&mut tx, &new).await.map_err(|e| {
+            if platform::db::is_unique_violation(&e) {
+                ApiError::precondition(
+                    domain::REASON_ORDER_ALREADY_PAID,
+                    format!("order {order_id} already has a captured payment"),
+                )
+            } else {
+                e.into()
+            }
+        })?;
+        tracing::info!(payment_id = %row.payment_id, status = status.as_str(), "charge decided");
+        let response = pb::ChargeResponse {
+            payment: Some(payment(row)),
+        };
+        idempotency::complete(&mut tx, OP_CHARGE, &req.idempotency_key, &response).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    async fn refund(&self, req: pb::RefundRequest) -> Result<pb::RefundResponse, ApiError> {
+        let mut v = Violations::default();
+        v.idempotency_key("idempotency_key", &req.idempotency_key);
+        v.exactly_one(
+            ("payment_id", &req.payment_id),
+            ("charge_idempotency_key", &req.charge_idempotency_key),
+        );
+        let by_id = (!req.payment_id.is_empty()).then(|| v.uuid("payment_id", &req.payment_id));
+        if !req.charge_idempotency_key.is_empty() {
+            v.idempotency_key("charge_idempotency_key", &req.charge_idempotency_key);
+        }
+        v.text("reason", &req.reason, 0, 200);
+        v.finish(())?;
+        Span::current().record("key", req.idempotency_key.as_str());
+
+        let mut tx = self.pool.begin().await?;
+        if let Claim::Replay(response) =
+            idempotency::claim(&mut tx, OP_REFUND, &req.idempotency_key, &req).await?
+        {
+            return Ok(response);
+        }
+        let payment_id = match by_id {
+            Some(id) => id,
+            None => match idempotency::block::<pb::ChargeResponse>(
+                &mut tx,
+                OP_CHARGE,
+                &req.charge_idempotency_key,
+            )
+            .await?
+            {
+                Forward::Completed(charged) => charged
+                    .payment
+                    .and_then(|p| p.payment_id.parse().ok())
+                    .ok_or_else(|| {
+                        ApiError::Internal(anyhow::anyhow!("stored charge has no payment id"))
+                    })?,
+                Forward::Blocked => {
+                    let response = pb::RefundResponse { payment: None };
+                    idempotency::complete(&mut tx, OP_REFUND, &req.idempotency_key, &response)
+                        .await?;
+                    tx.commit().await?;
+                    return Ok(response);
+                }
+            },
+        };
+        let row = store::lock(&mut tx, payment_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("payment", payment_id.to_string()))?;
+        Span::current().record("order_id", row.order_id.to_string());
+        let status = Status::parse(&row.status).ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!("payment has status {}", row.status))
+        })?;
+        let row = match domain::refund_effect(status)? {
+            RefundEffect::Refund => store::refund(&mut tx, &row, &req.reason).await?,
+            RefundEffect::Nothing => row,
+        };
+        let response = pb::RefundResponse {
+            payment: Some(payment(row)),
+        };
+        idempotency::complete(&mut tx, OP_REFUND, &req.idempotency_key, &response).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    async fn get_payment(
+        &self,
+        req: pb::GetPaymentRequest,
+    ) -> Result<pb::GetPaymentResponse, ApiError> {
+        let mut v = Violations::default();
+        let payment_id = v.uuid("payment_id", &req.payment_id);
+        v.finish(())?;
+        let mut conn = self.pool.acquire().await?;
+        let row = store::get(&mut conn, payment_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("payment", &req.payment_id))?;
+        Ok(pb::GetPaymentResponse {
+            payment: Some(payment(row)),
+        })
+    }
+
+    async fn list_payments(
+        &self,
+        req: pb::ListPaymentsRequest,
+    ) -> Result<pb::ListPaymentsResponse, ApiError> {
+        let mut v = Violations::default();
+        let order_id = v.uuid("order_id", &req.order_id);
+        v.finish(())?;
+        let mut conn = self.pool.acquire().await?;
+        let rows = store::of_order(&mut conn, order_id).await?;
+        Ok(pb::ListPaymentsResponse {
+            payments: rows.into_iter().map(payment).collect(),
+        })
+    }
+}
+
+fn payment(row: PaymentRow) -> pb::Payment {
+    let status = match Status::parse(&row.status) {
+        Some(Status::Captured) => pb::PaymentStatus::Captured,
+        Some(Status::Refunded) => pb::PaymentStatus::Refunded,
+        Some(Status::Declined) => pb::PaymentStatus::Declined,
+        None => pb::PaymentStatus::Unspecified,
+    };
+    pb::Payment {
+        payment_id: row.payment_id.to_string(),
+        amount: Some(pb::Money {
+            amount_minor: row.amount_minor,
+            currency: row.currency,
+        }),
+        status: status.into(),
+        order_id: row.order_id.to_string(),
+        decline_reason: row.decline_reason,
+        create_time: Some(timestamp(row.created_at)),
+        update_time: Some(timestamp(row.updated_at)),
+    }
+}

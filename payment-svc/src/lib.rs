@@ -1,0 +1,35 @@
+//! payment-svc: charges and refunds in integer minor units. A charge either captures or
+//! declines (a result, not an error); a refund returns a capture in full.
+//!
+//! # Layout
+//! - `config`: flags and environment variables.
+//! - `domain`: test-token decisions and payment status rules (pure).
+//! - `store`: SQL.
+//! - `api`: the tonic service: validate, run a transaction, map errors.
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod store;
+
+use platform::{config::ServerConfig, server::App};
+use shop_proto::payment::v1::payment_service_server::PaymentServiceServer;
+
+/// Binary name, used in logs and fault specs.
+pub const NAME: &str = "payment-svc";
+
+/// The schema, embedded and applied on start.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Builds the server: lazy pool, the API, readiness after migrations.
+pub async fn build(config: ServerConfig) -> anyhow::Result<App> {
+    let pool = platform::db::lazy_pool(&config.database_url, config.database_max_connections)?;
+    let service = PaymentServiceServer::new(api::PaymentApi::new(pool.clone()))
+        .max_decoding_message_size(platform::server::MAX_MESSAGE_BYTES);
+    let app = App::builder(NAME, config)
+        .add_service(service)
+        .ready_when(async move { platform::db::migrate_until_ready(&pool, &MIGRATOR).await })
+        .bind()
+        .await?;
+    Ok(app)
+}
