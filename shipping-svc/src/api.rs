@@ -1,0 +1,228 @@
+//! The gRPC face of shipping-svc: validate every field, run one transaction, map errors.
+//! Each RPC's codes are listed in `shipping.proto`.
+
+use platform::{
+    ApiError,
+    error::{Reply, reply},
+    idempotency::{self, Claim, Forward},
+    time::timestamp,
+    validate::{Address, Violations},
+};
+use shop_proto::shipping::v1::{self as pb, shipping_service_server::ShippingService};
+use sqlx::PgPool;
+use tonic::Request;
+use tracing::Span;
+
+use crate::{
+    domain,
+    store::{self, ShipmentRow},
+};
+
+/// Idempotency operations (scopes of keys).
+const OP_CREATE: &str = "create";
+const OP_CANCEL: &str = "cancel";
+
+/// The ShippingService implementation.
+#[derive(Debug, Clone)]
+pub struct ShippingApi {
+    pool: PgPool,
+}
+
+impl ShippingApi {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[tonic::async_trait]
+impl ShippingService for ShippingApi {
+    async fn create_shipment(
+        &self,
+        request: Request<pb::CreateShipmentRequest>,
+    ) -> Reply<pb::CreateShipmentResponse> {
+        reply(self.create_shipment(request.into_inner()).await)
+    }
+
+    async fn cancel_shipment(
+        &self,
+        request: Request<pb::CancelShipmentRequest>,
+    ) -> Reply<pb::CancelShipmentResponse> {
+        reply(self.cancel_shipment(request.into_inner()).await)
+    }
+
+    async fn get_shipment(
+        &self,
+        request: Request<pb::GetShipmentRequest>,
+    ) -> Reply<pb::GetShipmentResponse> {
+        reply(self.get_shipment(request.into_inner()).await)
+    }
+}
+
+/// Borrows the fields of a proto address for validation and storage.
+pub fn address(a: &pb::Address) -> Address<'_> {
+    Address {
+        name: &a.name,
+        line1: &a.line1,
+        line2: &a.line2,
+        city: &a.city,
+        postal_code: &a.postal_code,
+        country: &a.country,
+    }
+}
+
+impl ShippingApi {
+    async fn create_shipment(
+        &self,
+        req: pb::CreateShipmentRequest,
+    ) -> Result<pb::CreateShipmentResponse, ApiError> {
+        let mut v = Violations::default();
+        v.idempotency_key("idempotency_key", &req.idempotency_key);
+        let order_id = v.uuid("order_id", &req.order_id);
+        let to = req.address.as_ref().map(address);
+        v.address("address", to);
+        v.finish(())?;
+        let to = to.ok_or_else(|| ApiError::invalid("address", "is required"))?;
+        Span::current()
+            .record("order_id", req.order_id.as_str())
+            .record("key", req.idempotency_key.as_str());
+        if !domain::serves(to.country) {
+            return Err(ApiError::precondition(
+                domain::REASON_UNDELIVERABLE_ADDRESS,
+                format!("no carrier delivers to {}", to.country),
+            ));
+        }
+
+        let mut tx = self.pool.begin().await?;
+        match idempotency::claim(&mut tx, OP_CREATE, &req.idempotency_key, &req).await? {
+            Claim::Replay(response) => return Ok(response),
+            Claim::Blocked => {
+                return Err(ApiError::precondition(
+                    domain::REASON_CANCELLED_BEFORE_CREATED,
+                    "a cancellation for this shipment arrived first; it is not created",
+                ));
+            }
+            Claim::New => {}
+        }
+        let row = store::insert(&mut tx, order_id, &to).await.map_err(|e| {
+            if platform::db::is_unique_violation(&e) {
+                ApiError::precondition(
+                    domain::REASON_ORDER_ALREADY_SHIPPED,
+                    format!("order {order_id} already has a live shipment"),
+                )
+            } else {
+                e.into()
+            }
+        })?;
+        let response = pb::CreateShipmentResponse {
+            shipment: Some(shipment(row)),
+        };
+        idempotency::complete(&mut tx, OP_CREATE, &req.idempotency_key, &response).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    async fn cancel_shipment(
+        &self,
+        req: pb::CancelShipmentRequest,
+    ) -> Result<pb::CancelShipmentResponse, ApiError> {
+        let mut v = Violations::default();
+        v.idempotency_key("idempotency_key", &req.idempotency_key);
+        v.exactly_one(
+            ("shipment_id", &req.shipment_id),
+            ("create_idempotency_key", &req.create_idempotency_key),
+        );
+        let by_id = (!req.shipment_id.is_empty()).then(|| v.uuid("shipment_id", &req.shipment_id));
+        if !req.create_idempotency_key.is_empty() {
+            v.idempotency_key("create_idempotency_key", &req.create_idempotency_key);
+        }
+        v.finish(())?;
+        Span::current().record("key", req.idempotency_key.as_str());
+
+        let mut tx = self.pool.begin().await?;
+        if let Claim::Replay(response) =
+            idempotency::claim(&mut tx, OP_CANCEL, &req.idempotency_key, &req).await?
+        {
+            return Ok(response);
+        }
+        let shipment_id = match by_id {
+            Some(id) => id,
+            None => match idempotency::block::<pb::CreateShipmentResponse>(
+                &mut tx,
+                OP_CREATE,
+                &req.create_idempotency_key,
+            )
+            .await?
+            {
+                Forward::Completed(created) => created
+                    .shipment
+                    .and_then(|s| s.shipment_id.parse().ok())
+                    .ok_or_else(|| {
+                        ApiError::Internal(anyhow::anyhow!("stored shipment has no id"))
+                    })?,
+                Forward::Blocked => {
+                    let response = pb::CancelShipmentResponse { shipment: None };
+                    idempotency::complete(&mut tx, OP_CANCEL, &req.idempotency_key, &response)
+                        .await?;
+                    tx.commit().await?;
+                    return Ok(response);
+                }
+            },
+        };
+        let row = store::lock(&mut tx, shipment_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("shipment", shipment_id.to_string()))?;
+        Span::current().record("order_id", row.order_id.to_string());
+        // Cancelling a cancelled shipment changes nothing.
+        let row = if row.status == "CREATED" {
+            store::cancel(&mut tx, shipment_id).await?
+        } else {
+            row
+        };
+        let response = pb::CancelShipmentResponse {
+            shipment: Some(shipment(row)),
+        };
+        idempotency::complete(&mut tx, OP_CANCEL, &req.idempotency_key, &response).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    async fn get_shipment(
+        &self,
+        req: pb::GetShipmentRequest,
+    ) -> Result<pb::GetShipmentResponse, ApiError> {
+        let mut v = Violations::default();
+        let order_id = v.uuid("order_id", &req.order_id);
+        v.finish(())?;
+        let mut conn = self.pool.acquire().await?;
+        let row = store::of_order(&mut conn, order_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("shipment of order", &req.order_id))?;
+        Ok(pb::GetShipmentResponse {
+            shipment: Some(shipment(row)),
+        })
+    }
+}
+
+fn shipment(row: ShipmentRow) -> pb::Shipment {
+    let status = match row.status.as_str() {
+        "CREATED" => pb::ShipmentStatus::Created,
+        "CANCELLED" => pb::ShipmentStatus::Cancelled,
+        _ => pb::ShipmentStatus::Unspecified,
+    };
+    pb::Shipment {
+        shipment_id: row.shipment_id.to_string(),
+        order_id: row.order_id.to_string(),
+        tracking_number: row.tracking_number,
+        status: status.into(),
+        address: Some(pb::Address {
+            name: row.name,
+            line1: row.line1,
+            line2: row.line2,
+            city: row.city,
+            postal_code: row.postal_code,
+            country: row.country,
+        }),
+        create_time: Some(timestamp(row.created_at)),
+        update_time: Some(timestamp(row.updated_at)),
+    }
+}

@@ -1,0 +1,46 @@
+//! Shipping rules, free of I/O.
+
+use uuid::Uuid;
+
+pub const REASON_UNDELIVERABLE_ADDRESS: &str = "UNDELIVERABLE_ADDRESS";
+pub const REASON_CANCELLED_BEFORE_CREATED: &str = "CANCELLED_BEFORE_CREATED";
+pub const REASON_ORDER_ALREADY_SHIPPED: &str = "ORDER_ALREADY_SHIPPED";
+
+/// Countries no carrier serves (ISO 3166-1 alpha-2).
+const NOT_SERVED: &[&str] = &["AQ"];
+
+/// Whether a carrier delivers to `country`.
+pub fn serves(country: &str) -> bool {
+    !NOT_SERVED.contains(&country)
+}
+
+/// A tracking number: `SHP` and 16 upper-case hex digits of a random id, unique in
+/// practice and checked by a unique index anyway.
+pub fn tracking_number(id: Uuid) -> String {
+    let hex = id.simple().to_string().to_ascii_uppercase();
+    format!("SHP{}", &hex[hex.len() - 16..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn antarctica_is_not_served() {
+        assert!(!serves("AQ"));
+        assert!(serves("FR"));
+    }
+
+    #[test]
+    fn tracking_numbers_have_a_fixed_shape() {
+        let number = tracking_number(Uuid::new_v4());
+        assert_eq!(number.len(), 19);
+        assert!(number.starts_with("SHP"));
+        assert!(
+            number[3..]
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase())
+        );
+        assert_ne!(number, tracking_number(Uuid::new_v4()));
+    }
+}
