@@ -28,7 +28,7 @@ pub fn decode(v: &mut Violations, field: &str, token: &str) -> Option<String> {
     if token.is_empty() {
         return None;
     }
-    let decoded = (token.len() % 2 == 0 && token.len() <= 512)
+    let decoded = (token.len().is_multiple_of(2) && token.len() <= 512)
         .then(|| {
             (0..token.len())
                 .step_by(2)

@@ -160,10 +160,10 @@ where
 pub async fn wait_serving(channel: Channel) {
     let mut client = HealthClient::new(channel);
     for _ in 0..200 {
-        if let Ok(response) = client.check(HealthCheckRequest::default()).await {
-            if response.into_inner().status() == ServingStatus::Serving {
-                return;
-            }
+        if let Ok(response) = client.check(HealthCheckRequest::default()).await
+            && response.into_inner().status() == ServingStatus::Serving
+        {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -1,0 +1,409 @@
+//! The gRPC face of order-svc: validate every field, run one transaction, map errors.
+//! Each RPC's codes are listed in `order.proto`.
+
+use platform::{
+    ApiError,
+    error::{Reply, reply},
+    idempotency::{self, Claim, Forward},
+    page,
+    time::timestamp,
+    validate::{Address, Violations},
+};
+use shop_proto::order::v1::{self as pb, order_service_server::OrderService};
+use sqlx::{PgConnection, PgPool};
+use tonic::Request;
+use tracing::Span;
+use uuid::Uuid;
+
+use crate::{
+    domain::{self, Status, Transition},
+    store::{self, LineRow, NewOrder, Order},
+};
+
+/// Idempotency operations (scopes of keys).
+const OP_CREATE: &str = "create";
+const OP_CONFIRM: &str = "confirm";
+const OP_CANCEL: &str = "cancel";
+
+/// The OrderService implementation.
+#[derive(Debug, Clone)]
+pub struct OrderApi {
+    pool: PgPool,
+}
+
+impl OrderApi {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[tonic::async_trait]
+impl OrderService for OrderApi {
+    async fn create_order(
+        &self,
+        request: Request<pb::CreateOrderRequest>,
+    ) -> Reply<pb::CreateOrderResponse> {
+        reply(self.create_order(request.into_inner()).await)
+    }
+
+    async fn confirm_order(
+        &self,
+        request: Request<pb::ConfirmOrderRequest>,
+    ) -> Reply<pb::ConfirmOrderResponse> {
+        reply(self.confirm_order(request.into_inner()).await)
+    }
+
+    async fn cancel_order(
+        &self,
+        request: Request<pb::CancelOrderRequest>,
+    ) -> Reply<pb::CancelOrderResponse> {
+        reply(self.cancel_order(request.into_inner()).await)
+    }
+
+    async fn get_order(
+        &self,
+        request: Request<pb::GetOrderRequest>,
+    ) -> Reply<pb::GetOrderResponse> {
+        reply(self.get_order(request.into_inner()).await)
+    }
+
+    async fn list_orders(
+        &self,
+        request: Request<pb::ListOrdersRequest>,
+    ) -> Reply<pb::ListOrdersResponse> {
+        reply(self.list_orders(request.into_inner()).await)
+    }
+
+    async fn get_order_history(
+        &self,
+        request: Request<pb::GetOrderHistoryRequest>,
+    ) -> Reply<pb::GetOrderHistoryResponse> {
+        reply(self.get_order_history(request.into_inner()).await)
+    }
+}
+
+impl OrderApi {
+    async fn create_order(
+        &self,
+        req: pb::CreateOrderRequest,
+    ) -> Result<pb::CreateOrderResponse, ApiError> {
+        let mut v = Violations::default();
+        v.idempotency_key("idempotency_key", &req.idempotency_key);
+        v.text("customer_id", &req.customer_id, 1, 64);
+        let (lines, currency, total_minor) = parse_lines(&mut v, &req.lines);
+        let address = req.shipping_address.as_ref().map(address);
+        v.address("shipping_address", address);
+        v.finish(())?;
+        let address =
+            address.ok_or_else(|| ApiError::invalid("shipping_address", "is required"))?;
+        Span::current().record("key", req.idempotency_key.as_str());
+
+        let mut tx = self.pool.begin().await?;
+        match idempotency::claim(&mut tx, OP_CREATE, &req.idempotency_key, &req).await? {
+            Claim::Replay(response) => return Ok(response),
+            Claim::Blocked => {
+                return Err(ApiError::precondition(
+                    domain::REASON_CANCELLED_BEFORE_CREATED,
+                    "a cancellation for this order arrived first; it is not created",
+                ));
+            }
+            Claim::New => {}
+        }
+        let new = NewOrder {
+            customer_id: &req.customer_id,
+            currency: &currency,
+            total_minor,
+            address,
+            lines,
+        };
+        let order = store::insert(&mut tx, new).await?;
+        Span::current().record("order_id", order.row.order_id.to_string());
+        let response = pb::CreateOrderResponse {
+            order: Some(to_order(order)),
+        };
+        idempotency::complete(&mut tx, OP_CREATE, &req.idempotency_key, &response).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    async fn confirm_order(
+        &self,
+        req: pb::ConfirmOrderRequest,
+    ) -> Result<pb::ConfirmOrderResponse, ApiError> {
+        let mut v = Violations::default();
+        v.idempotency_key("idempotency_key", &req.idempotency_key);
+        let order_id = v.uuid("order_id", &req.order_id);
+        v.finish(())?;
+        Span::current()
+            .record("order_id", req.order_id.as_str())
+            .record("key", req.idempotency_key.as_str());
+
+        let mut tx = self.pool.begin().await?;
+        if let Claim::Replay(response) =
+            idempotency::claim(&mut tx, OP_CONFIRM, &req.idempotency_key, &req).await?
+        {
+            return Ok(response);
+        }
+        let order = move_to(&mut tx, order_id, Status::Confirmed, "confirmed").await?;
+        let response = pb::ConfirmOrderResponse {
+            order: Some(to_order(order)),
+        };
+        idempotency::complete(&mut tx, OP_CONFIRM, &req.idempotency_key, &response).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    async fn cancel_order(
+        &self,
+        req: pb::CancelOrderRequest,
+    ) -> Result<pb::CancelOrderResponse, ApiError> {
+        let mut v = Violations::default();
+        v.idempotency_key("idempotency_key", &req.idempotency_key);
+        v.exactly_one(
+            ("order_id", &req.order_id),
+            ("create_idempotency_key", &req.create_idempotency_key),
+        );
+        let by_id = (!req.order_id.is_empty()).then(|| v.uuid("order_id", &req.order_id));
+        if !req.create_idempotency_key.is_empty() {
+            v.idempotency_key("create_idempotency_key", &req.create_idempotency_key);
+        }
+        v.text("reason", &req.reason, 1, 200);
+        v.finish(())?;
+        Span::current().record("key", req.idempotency_key.as_str());
+
+        let mut tx = self.pool.begin().await?;
+        if let Claim::Replay(response) =
+            idempotency::claim(&mut tx, OP_CANCEL, &req.idempotency_key, &req).await?
+        {
+            return Ok(response);
+        }
+        let order_id = match by_id {
+            Some(id) => id,
+            None => match idempotency::block::<pb::CreateOrderResponse>(
+                &mut tx,
+                OP_CREATE,
+                &req.create_idempotency_key,
+            )
+            .await?
+            {
+                Forward::Completed(created) => created
+                    .order
+                    .and_then(|o| o.order_id.parse().ok())
+                    .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("stored order has no id")))?,
+                Forward::Blocked => {
+                    let response = pb::CancelOrderResponse { order: None };
+                    idempotency::complete(&mut tx, OP_CANCEL, &req.idempotency_key, &response)
+                        .await?;
+                    tx.commit().await?;
+                    return Ok(response);
+                }
+            },
+        };
+        Span::current().record("order_id", order_id.to_string());
+        let order = move_to(&mut tx, order_id, Status::Cancelled, &req.reason).await?;
+        let response = pb::CancelOrderResponse {
+            order: Some(to_order(order)),
+        };
+        idempotency::complete(&mut tx, OP_CANCEL, &req.idempotency_key, &response).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    async fn get_order(&self, req: pb::GetOrderRequest) -> Result<pb::GetOrderResponse, ApiError> {
+        let mut v = Violations::default();
+        let order_id = v.uuid("order_id", &req.order_id);
+        v.finish(())?;
+        let mut conn = self.pool.acquire().await?;
+        let order = store::get(&mut conn, order_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("order", &req.order_id))?;
+        Ok(pb::GetOrderResponse {
+            order: Some(to_order(order)),
+        })
+    }
+
+    async fn list_orders(
+        &self,
+        req: pb::ListOrdersRequest,
+    ) -> Result<pb::ListOrdersResponse, ApiError> {
+        let mut v = Violations::default();
+        v.text("customer_id", &req.customer_id, 1, 64);
+        let size = page::page_size(&mut v, "page_size", req.page_size);
+        let before = page::decode(&mut v, "page_token", &req.page_token)
+            .map(|cursor| Uuid::try_parse(&cursor).map_err(|_| ()));
+        let before = match before {
+            Some(Ok(id)) => Some(id),
+            Some(Err(())) => {
+                v.add("page_token", "is not a token returned by this service");
+                None
+            }
+            None => None,
+        };
+        v.finish(())?;
+        let mut conn = self.pool.acquire().await?;
+        let orders = store::list(&mut conn, &req.customer_id, before, size + 1).await?;
+        let (orders, next_page_token) = page::split(orders, size, |o| o.row.order_id.to_string());
+        Ok(pb::ListOrdersResponse {
+            orders: orders.into_iter().map(to_order).collect(),
+            next_page_token,
+        })
+    }
+
+    async fn get_order_history(
+        &self,
+        req: pb::GetOrderHistoryRequest,
+    ) -> Result<pb::GetOrderHistoryResponse, ApiError> {
+        let mut v = Violations::default();
+        let order_id = v.uuid("order_id", &req.order_id);
+        v.finish(())?;
+        let mut conn = self.pool.acquire().await?;
+        let rows = store::history(&mut conn, order_id).await?;
+        if rows.is_empty() {
+            return Err(ApiError::not_found("order", &req.order_id));
+        }
+        let status = |s: Option<&str>| to_status(s.and_then(Status::parse)) as i32;
+        Ok(pb::GetOrderHistoryResponse {
+            changes: rows
+                .into_iter()
+                .map(|r| pb::StatusChange {
+                    from_status: status(r.from_status.as_deref()),
+                    to_status: status(Some(&r.to_status)),
+                    reason: r.reason,
+                    change_time: Some(timestamp(r.changed_at)),
+                })
+                .collect(),
+        })
+    }
+}
+
+/// Applies the state machine to a locked order and records the change.
+async fn move_to(
+    tx: &mut PgConnection,
+    order_id: Uuid,
+    to: Status,
+    reason: &str,
+) -> Result<Order, ApiError> {
+    let row = store::lock(tx, order_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("order", order_id.to_string()))?;
+    let from = Status::parse(&row.status)
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("order has status {}", row.status)))?;
+    if domain::transition(from, to)? == Transition::Apply {
+        store::set_status(tx, &row, from, to, reason).await?;
+    }
+    store::get(tx, order_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("order", order_id.to_string()))
+}
+
+/// Checks the lines of a new order; returns them with their currency and total.
+fn parse_lines(v: &mut Violations, lines: &[pb::OrderLine]) -> (Vec<LineRow>, String, i64) {
+    v.line_count("lines", lines.len());
+    v.unique_skus("lines", lines.iter().map(|l| l.sku.as_str()));
+    let currency = lines
+        .first()
+        .and_then(|l| l.unit_price.as_ref())
+        .map(|m| m.currency.clone())
+        .unwrap_or_default();
+    let mut total: i64 = 0;
+    let mut rows = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        let field = |name: &str| format!("lines[{i}].{name}");
+        v.sku(&field("sku"), &line.sku);
+        v.quantity(&field("quantity"), line.quantity);
+        let (unit, unit_currency) = v.money(&field("unit_price"), pair(&line.unit_price), 0);
+        let (line_total, total_currency) = v.money(&field("line_total"), pair(&line.line_total), 0);
+        if !unit_currency.is_empty() && unit_currency != currency {
+            v.add(
+                field("unit_price.currency"),
+                format!("must be {currency} like the first line"),
+            );
+        }
+        if !total_currency.is_empty() && total_currency != unit_currency {
+            v.add(
+                field("line_total.currency"),
+                "must match unit_price.currency",
+            );
+        }
+        if line.unit_price.is_some()
+            && line.line_total.is_some()
+            && domain::line_total(unit, line.quantity) != Some(line_total)
+        {
+            v.add(
+                field("line_total.amount_minor"),
+                "must equal quantity × unit_price",
+            );
+        }
+        total = total.saturating_add(line_total);
+        rows.push(LineRow {
+            sku: line.sku.clone(),
+            quantity: line.quantity,
+            unit_price_minor: unit,
+            line_total_minor: line_total,
+        });
+    }
+    (rows, currency, total)
+}
+
+fn pair(money: &Option<pb::Money>) -> Option<(i64, &str)> {
+    money
+        .as_ref()
+        .map(|m| (m.amount_minor, m.currency.as_str()))
+}
+
+fn address(a: &pb::Address) -> Address<'_> {
+    Address {
+        name: &a.name,
+        line1: &a.line1,
+        line2: &a.line2,
+        city: &a.city,
+        postal_code: &a.postal_code,
+        country: &a.country,
+    }
+}
+
+fn to_status(status: Option<Status>) -> pb::OrderStatus {
+    match status {
+        Some(Status::Pending) => pb::OrderStatus::Pending,
+        Some(Status::Confirmed) => pb::OrderStatus::Confirmed,
+        Some(Status::Cancelled) => pb::OrderStatus::Cancelled,
+        None => pb::OrderStatus::Unspecified,
+    }
+}
+
+fn to_order(order: Order) -> pb::Order {
+    let row = order.row;
+    let money = |amount_minor| {
+        Some(pb::Money {
+            amount_minor,
+            currency: row.currency.clone(),
+        })
+    };
+    pb::Order {
+        order_id: row.order_id.to_string(),
+        customer_id: row.customer_id.clone(),
+        status: to_status(Status::parse(&row.status)).into(),
+        lines: order
+            .lines
+            .iter()
+            .map(|l| pb::OrderLine {
+                sku: l.sku.clone(),
+                quantity: l.quantity,
+                unit_price: money(l.unit_price_minor),
+                line_total: money(l.line_total_minor),
+            })
+            .collect(),
+        total: money(row.total_minor),
+        shipping_address: Some(pb::Address {
+            name: row.ship_name.clone(),
+            line1: row.ship_line1.clone(),
+            line2: row.ship_line2.clone(),
+            city: row.ship_city.clone(),
+            postal_code: row.ship_postal.clone(),
+            country: row.ship_country.clone(),
+        }),
+        cancel_reason: row.cancel_reason.clone(),
+        create_time: Some(timestamp(row.created_at)),
+        update_time: Some(timestamp(row.updated_at)),
+    }
+}
