@@ -1,4 +1,5 @@
 //! inventory-svc through its gRPC API, against a real Postgres database per test.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 
 use futures::future::join_all;
 use platform::testing::{self, Options, TestServer, bad_fields, reason};

@@ -1,4 +1,5 @@
 //! shipping-svc through its gRPC API, against a real Postgres database per test.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 
 use platform::testing::{self, Options, TestServer, bad_fields, reason};
 use shop_proto::shipping::v1::{self as pb, shipping_service_client::ShippingServiceClient};
