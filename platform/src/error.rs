@@ -45,6 +45,10 @@ pub enum ApiError {
     #[error("idempotency key {key} was already used with a different request")]
     KeyReused { key: String },
 
+    /// A service this one depends on could not be reached; the caller may retry.
+    #[error("{0} is unavailable, try again")]
+    DependencyUnavailable(String),
+
     /// The database could not be reached; the caller may retry.
     #[error("database unavailable")]
     Unavailable(#[source] sqlx::Error),
@@ -136,6 +140,7 @@ impl From<ApiError> for Status {
                 message,
                 ErrorDetails::with_error_info(REASON_KEY_REUSED, ERROR_DOMAIN, HashMap::new()),
             ),
+            ApiError::DependencyUnavailable(_) => Status::unavailable(message),
             ApiError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable");
                 Status::unavailable(message)

@@ -43,6 +43,8 @@ pub struct AppBuilder {
     routes: RoutesBuilder,
     service_names: Vec<&'static str>,
     ready: Option<BoxFuture<'static, ()>>,
+    background: Option<BoxFuture<'static, ()>>,
+    on_shutdown: Option<BoxFuture<'static, ()>>,
 }
 
 /// A bound server, not yet serving. Tests read [`App::local_addr`] when listening on port 0.
@@ -53,6 +55,8 @@ pub struct App {
     routes: Routes,
     service_names: Vec<&'static str>,
     ready: Option<BoxFuture<'static, ()>>,
+    background: Option<BoxFuture<'static, ()>>,
+    on_shutdown: Option<BoxFuture<'static, ()>>,
     fault_injection: bool,
     shutdown_grace: Duration,
 }
@@ -81,6 +85,8 @@ impl App {
             routes: RoutesBuilder::default(),
             service_names: Vec::new(),
             ready: None,
+            background: None,
+            on_shutdown: None,
         }
     }
 
@@ -125,12 +131,16 @@ impl App {
             let reporter = health_reporter.clone();
             let names = self.service_names.clone();
             let ready = self.ready;
+            let background = self.background;
             tokio::spawn(async move {
                 if let Some(ready) = ready {
                     ready.await;
                 }
                 set_all(&reporter, &names, ServingStatus::Serving).await;
                 tracing::info!(service = name, "ready: SERVING");
+                if let Some(background) = background {
+                    background.await;
+                }
             })
         };
 
@@ -169,14 +179,18 @@ impl App {
         )
         .await;
         let _ = stop_tx.send(());
-        match tokio::time::timeout(self.shutdown_grace, &mut server).await {
+        let drained = match tokio::time::timeout(self.shutdown_grace, &mut server).await {
             Ok(result) => flatten(result),
             Err(_) => {
                 tracing::warn!(service = name, "grace period over: closing remaining calls");
                 server.abort();
                 Ok(())
             }
+        };
+        if let Some(on_shutdown) = self.on_shutdown {
+            on_shutdown.await;
         }
+        drained
     }
 }
 
@@ -222,6 +236,18 @@ impl AppBuilder {
         self
     }
 
+    /// Work that runs once the server is ready, until shutdown (e.g. a recovery loop).
+    pub fn background(mut self, task: impl Future<Output = ()> + Send + 'static) -> Self {
+        self.background = Some(Box::pin(task));
+        self
+    }
+
+    /// Work to do after in-flight calls drained (e.g. hand back leases).
+    pub fn on_shutdown(mut self, task: impl Future<Output = ()> + Send + 'static) -> Self {
+        self.on_shutdown = Some(Box::pin(task));
+        self
+    }
+
     /// Binds the listen address (port 0 picks a free port).
     pub async fn bind(self) -> Result<App, ServeError> {
         let addr = self.config.listen;
@@ -238,6 +264,8 @@ impl AppBuilder {
             routes: self.routes.routes(),
             service_names: self.service_names,
             ready: self.ready,
+            background: self.background,
+            on_shutdown: self.on_shutdown,
             fault_injection: self.config.fault_injection,
             shutdown_grace: self.config.shutdown_grace,
         })

@@ -107,7 +107,10 @@ impl Drop for TestDb {
 pub struct TestServer {
     pub addr: SocketAddr,
     pub channel: Channel,
-    pub db: TestDb,
+    /// The database this server created and owns; `None` when it shares another's.
+    pub db: Option<TestDb>,
+    /// The URL of the database it uses.
+    pub database_url: String,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -124,11 +127,23 @@ where
     F: FnOnce(ServerConfig) -> Fut,
     Fut: Future<Output = anyhow::Result<App>>,
 {
-    init_tracing();
     let db = TestDb::create(name).await;
+    let mut server = serve(&db.url, options, build).await;
+    server.db = Some(db);
+    server
+}
+
+/// Builds and serves an app on an existing database (a second replica, a restart) and
+/// waits for SERVING.
+pub async fn serve<F, Fut>(database_url: &str, options: Options, build: F) -> TestServer
+where
+    F: FnOnce(ServerConfig) -> Fut,
+    Fut: Future<Output = anyhow::Result<App>>,
+{
+    init_tracing();
     let config = ServerConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        database_url: db.url.clone(),
+        database_url: database_url.to_owned(),
         database_max_connections: 20,
         fault_injection: options.fault_injection,
         shutdown_grace: Duration::from_secs(5),
@@ -150,7 +165,8 @@ where
     TestServer {
         addr,
         channel,
-        db,
+        db: None,
+        database_url: database_url.to_owned(),
         stop: Some(stop),
         task,
     }
@@ -171,6 +187,17 @@ pub async fn wait_serving(channel: Channel) {
 }
 
 impl TestServer {
+    /// The `http://` URL clients reach it at.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops serving at once, like a crash: no drain, no shutdown hooks. The database
+    /// stays until the `TestServer` is dropped.
+    pub fn kill(&self) {
+        self.task.abort();
+    }
+
     /// Stops the server gracefully and waits for it to exit.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {

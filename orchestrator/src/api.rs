@@ -1,0 +1,503 @@
+//! `shop.checkout.v1.CheckoutService`: the front door. Validates, prices the cart,
+//! records the saga and waits for it within the caller's deadline.
+
+use std::{pin::Pin, sync::Arc, time::Duration};
+
+use futures::Stream;
+use platform::{
+    ApiError,
+    error::{Reply, reply},
+    idempotency::fingerprint,
+    page,
+    time::timestamp,
+    validate::{Address, Violations},
+};
+use prost::Message;
+use shop_proto::{
+    checkout::v1::{self as pb, checkout_service_server::CheckoutService},
+    inventory::v1 as inventory,
+};
+use sqlx::PgPool;
+use tokio::{sync::mpsc, time::Instant};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Status, metadata::MetadataMap};
+use tonic_types::StatusExt;
+use tower::BoxError;
+use uuid::Uuid;
+
+use crate::{
+    engine::Engine,
+    resilience::{Call, send},
+    saga::{SagaStatus, StepStatus},
+    store::{self, NewSaga, SagaRow, StepRow},
+};
+
+/// The CheckoutService implementation.
+#[derive(Debug, Clone)]
+pub struct CheckoutApi {
+    pool: PgPool,
+    engine: Arc<Engine>,
+    price_cart:
+        crate::resilience::StepService<inventory::PriceCartRequest, inventory::PriceCartResponse>,
+    max_wait: Duration,
+}
+
+impl CheckoutApi {
+    pub fn new(
+        pool: PgPool,
+        engine: Arc<Engine>,
+        clients: &crate::downstream::Clients,
+        max_wait: Duration,
+    ) -> Self {
+        Self {
+            pool,
+            engine,
+            price_cart: clients.price_cart.clone(),
+            max_wait,
+        }
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::WatchCheckoutResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl CheckoutService for CheckoutApi {
+    async fn place_order(
+        &self,
+        request: Request<pb::PlaceOrderRequest>,
+    ) -> Reply<pb::PlaceOrderResponse> {
+        let (metadata, _, message) = request.into_parts();
+        reply(self.place_order(&metadata, message).await)
+    }
+
+    async fn get_checkout(
+        &self,
+        request: Request<pb::GetCheckoutRequest>,
+    ) -> Reply<pb::GetCheckoutResponse> {
+        reply(self.get_checkout(request.into_inner()).await)
+    }
+
+    async fn list_checkouts(
+        &self,
+        request: Request<pb::ListCheckoutsRequest>,
+    ) -> Reply<pb::ListCheckoutsResponse> {
+        reply(self.list_checkouts(request.into_inner()).await)
+    }
+
+    type WatchCheckoutStream = EventStream;
+
+    async fn watch_checkout(
+        &self,
+        request: Request<pb::WatchCheckoutRequest>,
+    ) -> Reply<EventStream> {
+        reply(self.watch_checkout(request.into_inner()).await)
+    }
+}
+
+impl CheckoutApi {
+    async fn place_order(
+        &self,
+        metadata: &MetadataMap,
+        req: pb::PlaceOrderRequest,
+    ) -> Result<pb::PlaceOrderResponse, ApiError> {
+        let until = Instant::now() + wait_budget(metadata, self.max_wait);
+        validate_place_order(&req)?;
+        tracing::Span::current().record("key", req.idempotency_key.as_str());
+        let hash = fingerprint(&req);
+
+        if let Some(existing) = store::find_by_key(&self.pool, &req.idempotency_key).await? {
+            return self.replay(existing, &hash, until).await;
+        }
+        let fault = header(metadata, platform::fault::FAULT_HEADER);
+        let traceparent = header(metadata, "traceparent");
+        let priced_at = chrono::Utc::now();
+        let call = Call::new(
+            inventory::PriceCartRequest {
+                lines: req
+                    .items
+                    .iter()
+                    .map(|i| inventory::CartLine {
+                        sku: i.sku.clone(),
+                        quantity: i.quantity,
+                    })
+                    .collect(),
+            },
+            String::new(),
+            &fault,
+            &traceparent,
+        );
+        let priced = send(&self.price_cart, call.clone())
+            .await
+            .map_err(pricing_error)?;
+        let total = priced.total.clone().unwrap_or_default();
+
+        let saga_id = Uuid::now_v7();
+        let new = NewSaga {
+            saga_id,
+            idempotency_key: &req.idempotency_key,
+            request_hash: &hash,
+            request: &req.encode_to_vec(),
+            priced_cart: &priced.encode_to_vec(),
+            customer_id: &req.customer_id,
+            total_minor: total.amount_minor,
+            currency: &total.currency,
+            fault: &fault,
+            traceparent: &traceparent,
+            price_attempts: i32::try_from(call.attempts()).unwrap_or(i32::MAX),
+            price_started: priced_at,
+        };
+        if !store::insert_saga(&self.pool, &new, self.engine.owner, self.engine.lease()).await? {
+            // A concurrent PlaceOrder with the same key won the insert.
+            let existing = store::find_by_key(&self.pool, &req.idempotency_key)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::Internal(anyhow::anyhow!("saga vanished after a key conflict"))
+                })?;
+            return self.replay(existing, &hash, until).await;
+        }
+        tracing::info!(%saga_id, "checkout started");
+        let driver = self.engine.spawn(saga_id);
+        let _ = tokio::time::timeout_at(until, driver).await;
+        Ok(pb::PlaceOrderResponse {
+            checkout: Some(self.checkout(saga_id).await?),
+        })
+    }
+
+    /// A repeat of a known key: the same checkout, waited for like the first call.
+    async fn replay(
+        &self,
+        existing: SagaRow,
+        hash: &[u8],
+        until: Instant,
+    ) -> Result<pb::PlaceOrderResponse, ApiError> {
+        if existing.request_hash != hash {
+            return Err(ApiError::KeyReused {
+                key: existing.idempotency_key,
+            });
+        }
+        let saga_id = existing.saga_id;
+        let mut changes = self.engine.subscribe();
+        loop {
+            let checkout = self.checkout(saga_id).await?;
+            let terminal = SagaStatus::parse(&status_name(checkout.status()))
+                .is_some_and(SagaStatus::is_terminal);
+            if terminal || Instant::now() >= until {
+                return Ok(pb::PlaceOrderResponse {
+                    checkout: Some(checkout),
+                });
+            }
+            // Woken by this replica's driver, or by polling when another replica drives.
+            tokio::select! {
+                () = next_change(&mut changes, saga_id) => {}
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                () = tokio::time::sleep_until(until) => {}
+            }
+        }
+    }
+
+    async fn checkout(&self, saga_id: Uuid) -> Result<pb::Checkout, ApiError> {
+        let (row, steps) = store::load(&self.pool, saga_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("checkout", saga_id.to_string()))?;
+        Ok(to_checkout(row, steps))
+    }
+
+    async fn get_checkout(
+        &self,
+        req: pb::GetCheckoutRequest,
+    ) -> Result<pb::GetCheckoutResponse, ApiError> {
+        let mut v = Violations::default();
+        v.exactly_one(
+            ("checkout_id", &req.checkout_id),
+            ("order_id", &req.order_id),
+        );
+        let checkout_id =
+            (!req.checkout_id.is_empty()).then(|| v.uuid("checkout_id", &req.checkout_id));
+        let order_id = (!req.order_id.is_empty()).then(|| v.uuid("order_id", &req.order_id));
+        v.finish(())?;
+        let saga_id = match (checkout_id, order_id) {
+            (Some(id), _) => id,
+            (None, Some(order_id)) => store::find_by_order(&self.pool, order_id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("checkout of order", &req.order_id))?,
+            (None, None) => return Err(ApiError::invalid("checkout_id", "is required")),
+        };
+        Ok(pb::GetCheckoutResponse {
+            checkout: Some(self.checkout(saga_id).await?),
+        })
+    }
+
+    async fn list_checkouts(
+        &self,
+        req: pb::ListCheckoutsRequest,
+    ) -> Result<pb::ListCheckoutsResponse, ApiError> {
+        let mut v = Violations::default();
+        let size = page::page_size(&mut v, "page_size", req.page_size);
+        let before = page::decode(&mut v, "page_token", &req.page_token)
+            .and_then(|c| Uuid::try_parse(&c).ok());
+        if !req.page_token.is_empty() && before.is_none() && v.is_empty() {
+            v.add("page_token", "is not a token returned by this service");
+        }
+        let status = match pb::CheckoutStatus::try_from(req.status) {
+            Ok(pb::CheckoutStatus::Unspecified) => None,
+            Ok(status) => SagaStatus::parse(&status_name(status)),
+            Err(_) => {
+                v.add("status", "is not a CheckoutStatus");
+                None
+            }
+        };
+        v.finish(())?;
+        let sagas = store::list(&self.pool, status, before, size + 1).await?;
+        let (sagas, next_page_token) = page::split(sagas, size, |(row, _)| row.saga_id.to_string());
+        Ok(pb::ListCheckoutsResponse {
+            checkouts: sagas
+                .into_iter()
+                .map(|(row, steps)| to_checkout(row, steps))
+                .collect(),
+            next_page_token,
+        })
+    }
+
+    async fn watch_checkout(&self, req: pb::WatchCheckoutRequest) -> Result<EventStream, ApiError> {
+        let mut v = Violations::default();
+        let saga_id = v.uuid("checkout_id", &req.checkout_id);
+        v.finish(())?;
+        if store::load(&self.pool, saga_id).await?.is_none() {
+            return Err(ApiError::not_found("checkout", &req.checkout_id));
+        }
+        let (tx, rx) = mpsc::channel(32);
+        let pool = self.pool.clone();
+        let mut changes = self.engine.subscribe();
+        tokio::spawn(async move {
+            let mut last = 0;
+            loop {
+                let sent = stream_events(&pool, saga_id, &mut last, &tx).await;
+                match sent {
+                    Ok(true) => return,
+                    Ok(false) => {}
+                    Err(status) => {
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                }
+                tokio::select! {
+                    () = next_change(&mut changes, saga_id) => {}
+                    () = tokio::time::sleep(Duration::from_millis(250)) => {}
+                    () = tx.closed() => return,
+                }
+            }
+        });
+        Ok(Box::pin(ReceiverStream::new(rx)))
+    }
+}
+
+/// Sends the events after `last`; `Ok(true)` once the saga is over and all were sent.
+async fn stream_events(
+    pool: &PgPool,
+    saga_id: Uuid,
+    last: &mut i64,
+    tx: &mpsc::Sender<Result<pb::WatchCheckoutResponse, Status>>,
+) -> Result<bool, Status> {
+    let unavailable = |e: sqlx::Error| Status::from(ApiError::from(e));
+    let events = store::events_after(pool, saga_id, *last)
+        .await
+        .map_err(unavailable)?;
+    let (row, steps) = store::load(pool, saga_id)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| Status::not_found("checkout disappeared"))?;
+    let steps: Vec<pb::Step> = steps.into_iter().map(to_step).collect();
+    for event in events {
+        *last = event.id;
+        let message = pb::WatchCheckoutResponse {
+            step: steps.iter().find(|s| s.name == event.step).cloned(),
+            status: checkout_status(&event.saga_status).into(),
+            event_time: Some(timestamp(event.created_at)),
+        };
+        if tx.send(Ok(message)).await.is_err() {
+            return Ok(true);
+        }
+    }
+    // Terminal and no event after the one we loaded with: the stream is complete.
+    let ended = SagaStatus::parse(&row.status).is_some_and(SagaStatus::is_terminal);
+    Ok(ended
+        && store::events_after(pool, saga_id, *last)
+            .await
+            .map_err(unavailable)?
+            .is_empty())
+}
+
+/// Completes when `saga_id` changes (or when changes were missed).
+async fn next_change(changes: &mut tokio::sync::broadcast::Receiver<Uuid>, saga_id: Uuid) {
+    loop {
+        match changes.recv().await {
+            Ok(id) if id == saga_id => return,
+            Ok(_) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+fn validate_place_order(req: &pb::PlaceOrderRequest) -> Result<(), ApiError> {
+    let mut v = Violations::default();
+    v.idempotency_key("idempotency_key", &req.idempotency_key);
+    v.text("customer_id", &req.customer_id, 1, 64);
+    v.line_count("items", req.items.len());
+    for (i, item) in req.items.iter().enumerate() {
+        v.sku(&format!("items[{i}].sku"), &item.sku);
+        v.quantity(&format!("items[{i}].quantity"), item.quantity);
+    }
+    v.unique_skus("items", req.items.iter().map(|i| i.sku.as_str()));
+    v.text("payment_token", &req.payment_token, 1, 64);
+    v.address(
+        "shipping_address",
+        req.shipping_address.as_ref().map(|a| Address {
+            name: &a.name,
+            line1: &a.line1,
+            line2: &a.line2,
+            city: &a.city,
+            postal_code: &a.postal_code,
+            country: &a.country,
+        }),
+    );
+    v.finish(())
+}
+
+/// How long PlaceOrder may wait: the caller's `grpc-timeout` less a margin to answer in
+/// time, or `max_wait` without one.
+fn wait_budget(metadata: &MetadataMap, max_wait: Duration) -> Duration {
+    let Some(deadline) = header_opt(metadata, "grpc-timeout").and_then(|v| parse_grpc_timeout(&v))
+    else {
+        return max_wait;
+    };
+    let margin = (deadline / 10).min(Duration::from_millis(100));
+    deadline.saturating_sub(margin).min(max_wait)
+}
+
+/// Parses a `grpc-timeout` value: up to 8 digits and a unit (H, M, S, m, u, n).
+pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+fn header_opt(metadata: &MetadataMap, name: &str) -> Option<String> {
+    metadata
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn header(metadata: &MetadataMap, name: &str) -> String {
+    header_opt(metadata, name).unwrap_or_default()
+}
+
+/// The caller learns why the cart cannot be priced; nothing was recorded.
+fn pricing_error(error: BoxError) -> ApiError {
+    let Ok(status) = error.downcast::<Status>() else {
+        return ApiError::DependencyUnavailable("inventory-svc".into());
+    };
+    match status.code() {
+        tonic::Code::NotFound => {
+            let skus = status
+                .get_details_resource_info()
+                .map(|r| r.resource_name)
+                .unwrap_or_default();
+            ApiError::not_found("sku", skus)
+        }
+        tonic::Code::FailedPrecondition => {
+            ApiError::precondition("MIXED_CURRENCIES", status.message())
+        }
+        tonic::Code::InvalidArgument => ApiError::invalid("items", status.message()),
+        _ => ApiError::DependencyUnavailable("inventory-svc".into()),
+    }
+}
+
+fn checkout_status(name: &str) -> pb::CheckoutStatus {
+    match SagaStatus::parse(name) {
+        Some(SagaStatus::Running) => pb::CheckoutStatus::Running,
+        Some(SagaStatus::Compensating) => pb::CheckoutStatus::Compensating,
+        Some(SagaStatus::Completed) => pb::CheckoutStatus::Completed,
+        Some(SagaStatus::Cancelled) => pb::CheckoutStatus::Cancelled,
+        None => pb::CheckoutStatus::Unspecified,
+    }
+}
+
+fn status_name(status: pb::CheckoutStatus) -> String {
+    status
+        .as_str_name()
+        .trim_start_matches("CHECKOUT_STATUS_")
+        .to_owned()
+}
+
+fn to_step(row: StepRow) -> pb::Step {
+    let status = match StepStatus::parse(&row.status) {
+        Some(StepStatus::Pending) => pb::StepStatus::Pending,
+        Some(StepStatus::Running) => pb::StepStatus::Running,
+        Some(StepStatus::Succeeded) => pb::StepStatus::Succeeded,
+        Some(StepStatus::Failed) => pb::StepStatus::Failed,
+        Some(StepStatus::Compensating) => pb::StepStatus::Compensating,
+        Some(StepStatus::Compensated) => pb::StepStatus::Compensated,
+        Some(StepStatus::Skipped) => pb::StepStatus::Skipped,
+        None => pb::StepStatus::Unspecified,
+    };
+    pb::Step {
+        name: row.step,
+        status: status.into(),
+        attempts: row.attempts,
+        start_time: row.started_at.map(timestamp),
+        end_time: row.ended_at.map(timestamp),
+        last_error: row.last_error,
+        last_error_code: row.last_error_code,
+        compensation_attempts: row.compensation_attempts,
+        compensation_end_time: row.compensation_ended_at.map(timestamp),
+    }
+}
+
+fn to_checkout(row: SagaRow, steps: Vec<StepRow>) -> pb::Checkout {
+    pb::Checkout {
+        checkout_id: row.saga_id.to_string(),
+        order_id: row.order_id.map(|id| id.to_string()).unwrap_or_default(),
+        status: checkout_status(&row.status).into(),
+        failure_reason: row.failure_reason,
+        total: Some(pb::Money {
+            amount_minor: row.total_minor,
+            currency: row.currency,
+        }),
+        tracking_number: row.tracking_number,
+        steps: steps.into_iter().map(to_step).collect(),
+        customer_id: row.customer_id,
+        payment_id: row.payment_id,
+        create_time: Some(timestamp(row.created_at)),
+        update_time: Some(timestamp(row.updated_at)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse() {
+        assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_grpc_timeout("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("m"), None);
+        assert_eq!(parse_grpc_timeout("123456789S"), None);
+        assert_eq!(parse_grpc_timeout("5x"), None);
+    }
+}

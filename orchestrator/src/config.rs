@@ -1,0 +1,158 @@
+//! Every setting of the orchestrator; `orchestrator --help` lists them.
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::{Args, Parser};
+use platform::config::{Command, ServiceArgs, parse_duration};
+
+use crate::resilience::Resilience;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "orchestrator",
+    version,
+    about = "Checkout saga orchestrator (gRPC)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// gRPC listen address.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:50050")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub service: ServiceArgs,
+
+    #[command(flatten)]
+    pub saga: SagaArgs,
+}
+
+/// Where the downstream services are and how the saga treats them.
+#[derive(Debug, Clone, Args)]
+pub struct SagaArgs {
+    #[arg(long, env = "ORDER_SVC_URL", default_value = "http://127.0.0.1:50051")]
+    pub order_svc_url: String,
+    #[arg(
+        long,
+        env = "PAYMENT_SVC_URL",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    pub payment_svc_url: String,
+    #[arg(
+        long,
+        env = "INVENTORY_SVC_URL",
+        default_value = "http://127.0.0.1:50053"
+    )]
+    pub inventory_svc_url: String,
+    #[arg(
+        long,
+        env = "SHIPPING_SVC_URL",
+        default_value = "http://127.0.0.1:50054"
+    )]
+    pub shipping_svc_url: String,
+
+    /// How long a replica owns a saga without renewing; a crashed replica's sagas are
+    /// resumed by others after this.
+    #[arg(long, env = "SAGA_LEASE", default_value = "10s", value_parser = parse_duration)]
+    pub saga_lease: Duration,
+
+    /// How often to look for sagas whose owner stopped renewing.
+    #[arg(long, env = "RECOVERY_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub recovery_interval: Duration,
+
+    /// Longest PlaceOrder waits for the end when the caller sets no deadline.
+    #[arg(long, env = "PLACE_ORDER_MAX_WAIT", default_value = "30s", value_parser = parse_duration)]
+    pub place_order_max_wait: Duration,
+
+    /// Timeout of one downstream attempt (sent as grpc-timeout).
+    #[arg(long, env = "ATTEMPT_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub attempt_timeout: Duration,
+
+    /// Deadline of one step across all its attempts.
+    #[arg(long, env = "STEP_DEADLINE", default_value = "10s", value_parser = parse_duration)]
+    pub step_deadline: Duration,
+
+    /// Retries after the first attempt of a step.
+    #[arg(long, env = "RETRY_MAX", default_value_t = 4)]
+    pub retry_max: u32,
+
+    /// First backoff ceiling; doubles per retry (full jitter below it).
+    #[arg(long, env = "RETRY_BACKOFF_BASE", default_value = "50ms", value_parser = parse_duration)]
+    pub retry_backoff_base: Duration,
+
+    /// Largest backoff ceiling, also the cap between compensation rounds.
+    #[arg(long, env = "RETRY_BACKOFF_MAX", default_value = "2s", value_parser = parse_duration)]
+    pub retry_backoff_max: Duration,
+
+    /// Retries allowed per 100 successful calls per downstream, on top of a floor.
+    #[arg(long, env = "RETRY_BUDGET_PERCENT", default_value_t = 20.0)]
+    pub retry_budget_percent: f32,
+
+    /// Retries per second always allowed per downstream.
+    #[arg(long, env = "RETRY_BUDGET_MIN_PER_SEC", default_value_t = 10)]
+    pub retry_budget_min_per_sec: u32,
+
+    /// Calls in flight per downstream.
+    #[arg(long, env = "DOWNSTREAM_CONCURRENCY", default_value_t = 256)]
+    pub downstream_concurrency: usize,
+
+    /// Consecutive transient failures that open a downstream's circuit breaker.
+    #[arg(long, env = "BREAKER_FAILURES", default_value_t = 10)]
+    pub breaker_failures: u32,
+
+    /// How long an open breaker fails fast before letting one probe through.
+    #[arg(long, env = "BREAKER_OPEN_FOR", default_value = "2s", value_parser = parse_duration)]
+    pub breaker_open_for: Duration,
+}
+
+/// The checked settings the saga runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub order_url: String,
+    pub payment_url: String,
+    pub inventory_url: String,
+    pub shipping_url: String,
+    pub lease: Duration,
+    pub recovery_interval: Duration,
+    pub max_wait: Duration,
+    pub resilience: Resilience,
+}
+
+impl SagaArgs {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            order_url: self.order_svc_url.clone(),
+            payment_url: self.payment_svc_url.clone(),
+            inventory_url: self.inventory_svc_url.clone(),
+            shipping_url: self.shipping_svc_url.clone(),
+            lease: self.saga_lease.max(Duration::from_secs(1)),
+            recovery_interval: self.recovery_interval.max(Duration::from_millis(100)),
+            max_wait: self.place_order_max_wait,
+            resilience: Resilience {
+                attempt_timeout: self.attempt_timeout,
+                step_deadline: self.step_deadline,
+                max_retries: self.retry_max,
+                backoff_base: self.retry_backoff_base,
+                backoff_max: self.retry_backoff_max,
+                budget_percent: self.retry_budget_percent.clamp(0.0, 1000.0),
+                budget_min_per_sec: self.retry_budget_min_per_sec,
+                concurrency: self.downstream_concurrency.max(1),
+                breaker_failures: self.breaker_failures.max(1),
+                breaker_open_for: self.breaker_open_for,
+            },
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults with the given downstream URLs (tests and the harness).
+    pub fn with_urls(order: String, payment: String, inventory: String, shipping: String) -> Self {
+        let mut settings = Cli::parse_from(["orchestrator"]).saga.settings();
+        settings.order_url = order;
+        settings.payment_url = payment;
+        settings.inventory_url = inventory;
+        settings.shipping_url = shipping;
+        settings
+    }
+}

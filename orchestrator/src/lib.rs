@@ -1,0 +1,67 @@
+//! The orchestrator: `shop.checkout.v1.CheckoutService`, running each checkout as a saga
+//! over the order, payment, inventory and shipping services.
+//!
+//! # Layout
+//! - `config`: flags and environment variables, downstream URLs, resilience knobs.
+//! - `saga`: steps, statuses and the rules of what runs next (pure).
+//! - `retry`, `breaker`: the retry policy and circuit breaker (pure, unit-tested).
+//! - `resilience`: the tower stack every downstream call goes through, in one place.
+//! - `downstream`: the four services' RPCs, each wrapped in that stack.
+//! - `store`: sagas, steps, events and leases in the orchestrator's own database.
+//! - `engine`: drives a saga forward or back, recovers sagas of crashed replicas.
+//! - `api`: the tonic service.
+
+pub mod api;
+pub mod breaker;
+pub mod config;
+pub mod downstream;
+pub mod engine;
+pub mod resilience;
+pub mod retry;
+pub mod saga;
+pub mod store;
+
+use std::sync::Arc;
+
+use platform::{config::ServerConfig, server::App};
+use shop_proto::checkout::v1::checkout_service_server::CheckoutServiceServer;
+
+use crate::{config::Settings, downstream::Clients, engine::Engine};
+
+/// Binary name, used in logs and fault specs.
+pub const NAME: &str = "orchestrator";
+
+/// The schema, embedded and applied on start.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Builds the server; see [`build_with_engine`].
+pub async fn build(config: ServerConfig, settings: Settings) -> anyhow::Result<App> {
+    Ok(build_with_engine(config, settings).await?.0)
+}
+
+/// Builds the server and returns its engine too, so tests can stop a replica the way a
+/// crash would (no lease handed back). Recovery starts once migrations are applied; on
+/// shutdown the engine stops and hands its leases back.
+pub async fn build_with_engine(
+    config: ServerConfig,
+    settings: Settings,
+) -> anyhow::Result<(App, Arc<Engine>)> {
+    let pool = platform::db::lazy_pool(&config.database_url, config.database_max_connections)?;
+    let clients = Clients::new(&settings)?;
+    let engine = Arc::new(Engine::new(pool.clone(), clients.clone(), &settings));
+    let api = api::CheckoutApi::new(pool.clone(), engine.clone(), &clients, settings.max_wait);
+    let service = CheckoutServiceServer::new(api)
+        .max_decoding_message_size(platform::server::MAX_MESSAGE_BYTES);
+    let (recovery, stopping) = (engine.clone(), engine.clone());
+    let app = App::builder(NAME, config)
+        .add_service(service)
+        .ready_when(async move { platform::db::migrate_until_ready(&pool, &MIGRATOR).await })
+        .background(recovery.recover_forever(settings.recovery_interval))
+        .on_shutdown(async move {
+            stopping.stop();
+            stopping.release_leases().await;
+        })
+        .bind()
+        .await?;
+    Ok((app, engine))
+}

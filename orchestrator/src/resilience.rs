@@ -1,0 +1,200 @@
+//! The client middleware of every downstream call, built from tower in one place.
+//!
+//! Each downstream RPC is wrapped as a `tower::Service<Call<Message>>` (prost messages
+//! clone, a channel's HTTP body does not, and retry must clone), then layered, outermost
+//! first — the first layer sees the request first:
+//!
+//! 1. `Timeout(step_deadline)`: the step's overall deadline, across attempts and backoff.
+//! 2. `Retry(RetryPolicy)`: transient failures again, with full-jitter backoff, within
+//!    the downstream's retry budget.
+//! 3. `Breaker`: fail fast while the downstream keeps failing.
+//! 4. `GlobalConcurrencyLimit`: at most N calls in flight to the downstream.
+//! 5. `Timeout(attempt_timeout)`: one attempt; also sent downstream as `grpc-timeout`.
+//!
+//! The breaker, budget and concurrency permits are shared by every RPC of a downstream.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use tokio::sync::Semaphore;
+use tower::{
+    BoxError, ServiceBuilder, ServiceExt, limit::GlobalConcurrencyLimitLayer,
+    retry::budget::TpsBudget, util::BoxCloneSyncService,
+};
+
+use crate::{
+    breaker::{Breaker, BreakerLayer},
+    retry::RetryPolicy,
+};
+
+/// The knobs, with defaults in `config.rs`.
+#[derive(Debug, Clone)]
+pub struct Resilience {
+    pub attempt_timeout: Duration,
+    pub step_deadline: Duration,
+    pub max_retries: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    pub budget_percent: f32,
+    pub budget_min_per_sec: u32,
+    pub concurrency: usize,
+    pub breaker_failures: u32,
+    pub breaker_open_for: Duration,
+}
+
+/// What travels with one downstream call besides its message.
+#[derive(Debug)]
+pub struct CallMeta {
+    /// Idempotency key of the call, also sent as `idempotency-key` metadata.
+    pub key: String,
+    /// `x-fault` specs to forward (fault injection), empty for none.
+    pub fault: String,
+    /// W3C `traceparent` to forward, empty for none.
+    pub traceparent: String,
+    /// Attempts made so far (retries included), for the saga's record.
+    pub attempts: AtomicU32,
+    /// When the step started: no attempt's grpc-timeout outlives the step deadline.
+    pub started: Instant,
+}
+
+/// A downstream call: the message and its metadata. Clones share the metadata, so
+/// attempts counted by a retry are seen by the caller.
+#[derive(Debug)]
+pub struct Call<M> {
+    pub message: M,
+    pub meta: Arc<CallMeta>,
+}
+
+impl<M: Clone> Clone for Call<M> {
+    fn clone(&self) -> Self {
+        Self {
+            message: self.message.clone(),
+            meta: self.meta.clone(),
+        }
+    }
+}
+
+impl<M> Call<M> {
+    pub fn new(message: M, key: String, fault: &str, traceparent: &str) -> Self {
+        Self {
+            message,
+            meta: Arc::new(CallMeta {
+                key,
+                fault: fault.to_owned(),
+                traceparent: traceparent.to_owned(),
+                attempts: AtomicU32::new(0),
+                started: Instant::now(),
+            }),
+        }
+    }
+
+    pub fn attempts(&self) -> u32 {
+        self.meta.attempts.load(Ordering::Relaxed)
+    }
+}
+
+/// A downstream RPC with its whole middleware stack.
+pub type StepService<M, R> = BoxCloneSyncService<Call<M>, R, BoxError>;
+
+/// The shared state of one downstream service's stacks.
+#[derive(Debug, Clone)]
+pub struct Downstream {
+    pub name: &'static str,
+    settings: Resilience,
+    breaker: Arc<Mutex<Breaker>>,
+    budget: Arc<TpsBudget>,
+    permits: Arc<Semaphore>,
+}
+
+impl Downstream {
+    pub fn new(name: &'static str, settings: &Resilience) -> Self {
+        Self {
+            name,
+            settings: settings.clone(),
+            breaker: Arc::new(Mutex::new(Breaker::new(
+                settings.breaker_failures,
+                settings.breaker_open_for,
+            ))),
+            budget: Arc::new(TpsBudget::new(
+                Duration::from_secs(10),
+                settings.budget_min_per_sec,
+                settings.budget_percent / 100.0,
+            )),
+            permits: Arc::new(Semaphore::new(settings.concurrency)),
+        }
+    }
+
+    /// Wraps one RPC (`rpc` turns a prepared `tonic::Request` into its reply) in the
+    /// stack described at the top of this module.
+    pub fn stack<M, R, F, Fut>(&self, rpc: F) -> StepService<M, R>
+    where
+        M: Clone + Send + Sync + 'static,
+        R: Send + 'static,
+        F: Fn(tonic::Request<M>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<R, tonic::Status>> + Send + 'static,
+    {
+        let s = &self.settings;
+        let attempt_timeout = s.attempt_timeout;
+        let step_deadline = s.step_deadline;
+        let call = tower::service_fn(move |call: Call<M>| {
+            let request = prepare(&call, attempt_timeout, step_deadline);
+            rpc(request)
+        });
+        let stack = ServiceBuilder::new()
+            .timeout(step_deadline)
+            .retry(RetryPolicy::new(
+                s.max_retries,
+                s.backoff_base,
+                s.backoff_max,
+                self.budget.clone(),
+            ))
+            .layer(BreakerLayer::new(self.breaker.clone()))
+            .layer(GlobalConcurrencyLimitLayer::with_semaphore(
+                self.permits.clone(),
+            ))
+            .timeout(attempt_timeout)
+            .service(call.map_err(BoxError::from));
+        BoxCloneSyncService::new(stack)
+    }
+
+    /// Whether the breaker currently refuses calls (for logs and metrics).
+    pub fn breaker_open(&self) -> bool {
+        self.breaker.lock().map(|b| b.is_open()).unwrap_or(false)
+    }
+}
+
+/// Builds the `tonic::Request` of one attempt: counts it, sets `grpc-timeout` to what is
+/// left of the attempt and the step, and forwards idempotency key, faults and trace.
+fn prepare<M: Clone>(call: &Call<M>, attempt: Duration, step: Duration) -> tonic::Request<M> {
+    let number = call.meta.attempts.fetch_add(1, Ordering::Relaxed) + 1;
+    tracing::debug!(key = %call.meta.key, attempt = number, "downstream attempt");
+    let left = step.saturating_sub(call.meta.started.elapsed());
+    let mut request = tonic::Request::new(call.message.clone());
+    request.set_timeout(attempt.min(left).max(Duration::from_millis(1)));
+    let metadata = request.metadata_mut();
+    let headers = [
+        (platform::fault::KEY_HEADER, call.meta.key.as_str()),
+        (platform::fault::FAULT_HEADER, call.meta.fault.as_str()),
+        ("traceparent", call.meta.traceparent.as_str()),
+    ];
+    for (name, value) in headers {
+        if let (false, Ok(value)) = (value.is_empty(), value.parse()) {
+            metadata.insert(name, value);
+        }
+    }
+    request
+}
+
+/// Runs one call through its stack.
+pub async fn send<M, R>(service: &StepService<M, R>, call: Call<M>) -> Result<R, BoxError>
+where
+    M: Send + 'static,
+    R: Send + 'static,
+{
+    service.clone().oneshot(call).await
+}

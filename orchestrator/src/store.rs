@@ -1,0 +1,454 @@
+//! The SQL of the orchestrator: sagas, their steps, their events and their leases.
+//!
+//! Every write a driver makes is fenced by its lease: it changes rows only while
+//! `lease_owner` is still the driver's replica, so a replica that lost its lease (paused,
+//! partitioned) cannot overwrite the progress of the one that took over.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, PgConnection, PgPool, postgres::types::PgInterval};
+use uuid::Uuid;
+
+use crate::saga::{SagaStatus, Step, StepStatus};
+
+#[derive(Debug, Clone, FromRow)]
+pub struct SagaRow {
+    pub saga_id: Uuid,
+    pub idempotency_key: String,
+    pub request_hash: Vec<u8>,
+    pub request: Vec<u8>,
+    pub priced_cart: Vec<u8>,
+    pub customer_id: String,
+    pub status: String,
+    pub failure_reason: String,
+    pub total_minor: i64,
+    pub currency: String,
+    pub order_id: Option<Uuid>,
+    pub payment_id: String,
+    pub tracking_number: String,
+    pub fault: String,
+    pub traceparent: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct StepRow {
+    pub step: String,
+    pub status: String,
+    pub uncertain: bool,
+    pub attempts: i32,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub last_error: String,
+    pub last_error_code: String,
+    pub compensation_attempts: i32,
+    pub compensation_ended_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct EventRow {
+    pub id: i64,
+    pub step: String,
+    pub saga_status: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The columns of [`SagaRow`], spliced into each query at compile time.
+macro_rules! saga_columns {
+    () => {
+        "saga_id, idempotency_key, request_hash, request, priced_cart, customer_id, status,
+         failure_reason, total_minor, currency, order_id, payment_id, tracking_number, fault,
+         traceparent, created_at, updated_at"
+    };
+}
+
+/// The driver lost its lease: another replica owns the saga now.
+#[derive(Debug, thiserror::Error)]
+#[error("lease on saga {0} lost")]
+pub struct LeaseLost(pub Uuid);
+
+/// Why a store write failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    LeaseLost(#[from] LeaseLost),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+fn interval(d: Duration) -> PgInterval {
+    PgInterval {
+        months: 0,
+        days: 0,
+        microseconds: i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+    }
+}
+
+/// A new saga, its price_cart step already done.
+#[derive(Debug)]
+pub struct NewSaga<'a> {
+    pub saga_id: Uuid,
+    pub idempotency_key: &'a str,
+    pub request_hash: &'a [u8],
+    pub request: &'a [u8],
+    pub priced_cart: &'a [u8],
+    pub customer_id: &'a str,
+    pub total_minor: i64,
+    pub currency: &'a str,
+    pub fault: &'a str,
+    pub traceparent: &'a str,
+    pub price_attempts: i32,
+    pub price_started: DateTime<Utc>,
+}
+
+/// Inserts a saga owned by `owner`, with every step's row and the first intent
+/// (create_order RUNNING), in one transaction. `false` when the key already exists.
+pub async fn insert_saga(
+    pool: &PgPool,
+    new: &NewSaga<'_>,
+    owner: Uuid,
+    lease: Duration,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO sagas (saga_id, idempotency_key, request_hash, request, priced_cart,
+                            customer_id, status, total_minor, currency, fault, traceparent,
+                            lease_owner, lease_until)
+         VALUES ($1, $2, $3, $4, $5, $6, 'RUNNING', $7, $8, $9, $10, $11, now() + $12)
+         ON CONFLICT (idempotency_key) DO NOTHING",
+    )
+    .bind(new.saga_id)
+    .bind(new.idempotency_key)
+    .bind(new.request_hash)
+    .bind(new.request)
+    .bind(new.priced_cart)
+    .bind(new.customer_id)
+    .bind(new.total_minor)
+    .bind(new.currency)
+    .bind(new.fault)
+    .bind(new.traceparent)
+    .bind(owner)
+    .bind(interval(lease))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Ok(false);
+    }
+    let names: Vec<&str> = Step::ALL.iter().map(|s| s.name()).collect();
+    let positions: Vec<i32> = Step::ALL.iter().map(|s| s.position()).collect();
+    let statuses: Vec<&str> = Step::ALL
+        .iter()
+        .map(|s| match s {
+            Step::PriceCart => StepStatus::Succeeded.as_str(),
+            Step::CreateOrder => StepStatus::Running.as_str(),
+            _ => StepStatus::Pending.as_str(),
+        })
+        .collect();
+    sqlx::query(
+        "INSERT INTO saga_steps (saga_id, step, position, status)
+         SELECT $1, step, position, status FROM unnest($2::text[], $3::int[], $4::text[])
+                AS s (step, position, status)",
+    )
+    .bind(new.saga_id)
+    .bind(&names)
+    .bind(&positions)
+    .bind(&statuses)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE saga_steps SET attempts = $2, started_at = $3, ended_at = now()
+         WHERE saga_id = $1 AND step = 'price_cart'",
+    )
+    .bind(new.saga_id)
+    .bind(new.price_attempts)
+    .bind(new.price_started)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE saga_steps SET started_at = now() WHERE saga_id = $1 AND step = 'create_order'",
+    )
+    .bind(new.saga_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO saga_events (saga_id, step, saga_status)
+         VALUES ($1, 'price_cart', 'RUNNING'), ($1, 'create_order', 'RUNNING')",
+    )
+    .bind(new.saga_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+pub async fn find_by_key(pool: &PgPool, key: &str) -> Result<Option<SagaRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        saga_columns!(),
+        " FROM sagas WHERE idempotency_key = $1"
+    ))
+    .bind(key)
+    .fetch_optional(pool)
+    .await
+}
+
+pub async fn find_by_order(pool: &PgPool, order_id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT saga_id FROM sagas WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// A saga and its steps in forward order.
+pub async fn load(
+    pool: &PgPool,
+    saga_id: Uuid,
+) -> Result<Option<(SagaRow, Vec<StepRow>)>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let saga: Option<SagaRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        saga_columns!(),
+        " FROM sagas WHERE saga_id = $1"
+    ))
+    .bind(saga_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(saga) = saga else { return Ok(None) };
+    let steps = steps_of(&mut conn, saga_id).await?;
+    Ok(Some((saga, steps)))
+}
+
+async fn steps_of(conn: &mut PgConnection, saga_id: Uuid) -> Result<Vec<StepRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT step, status, uncertain, attempts, started_at, ended_at, last_error,
+                last_error_code, compensation_attempts, compensation_ended_at
+           FROM saga_steps WHERE saga_id = $1 ORDER BY position",
+    )
+    .bind(saga_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// Up to `limit` sagas, newest first, optionally of one status, before a cursor.
+pub async fn list(
+    pool: &PgPool,
+    status: Option<SagaStatus>,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<(SagaRow, Vec<StepRow>)>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let sagas: Vec<SagaRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        saga_columns!(),
+        " FROM sagas WHERE ($1::text IS NULL OR status = $1)
+            AND ($2::uuid IS NULL OR saga_id < $2)
+          ORDER BY saga_id DESC LIMIT $3"
+    ))
+    .bind(status.map(SagaStatus::as_str))
+    .bind(before)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Vec::with_capacity(sagas.len());
+    for saga in sagas {
+        let steps = steps_of(&mut conn, saga.saga_id).await?;
+        out.push((saga, steps));
+    }
+    Ok(out)
+}
+
+pub async fn events_after(
+    pool: &PgPool,
+    saga_id: Uuid,
+    after: i64,
+) -> Result<Vec<EventRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, step, saga_status, created_at FROM saga_events
+         WHERE saga_id = $1 AND id > $2 ORDER BY id",
+    )
+    .bind(saga_id)
+    .bind(after)
+    .fetch_all(pool)
+    .await
+}
+
+/// Extends `owner`'s lease; `false` when the saga is no longer `owner`'s.
+pub async fn renew(
+    pool: &PgPool,
+    saga_id: Uuid,
+    owner: Uuid,
+    lease: Duration,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE sagas SET lease_until = now() + $3 WHERE saga_id = $1 AND lease_owner = $2",
+    )
+    .bind(saga_id)
+    .bind(owner)
+    .bind(interval(lease))
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Takes over up to `limit` unfinished sagas whose lease expired. `SKIP LOCKED` lets
+/// replicas scan at once without waiting on, or taking, each other's rows.
+pub async fn claim_expired(
+    pool: &PgPool,
+    owner: Uuid,
+    lease: Duration,
+    limit: i64,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE sagas SET lease_owner = $1, lease_until = now() + $2
+          WHERE saga_id IN (
+                SELECT saga_id FROM sagas
+                 WHERE status IN ('RUNNING', 'COMPENSATING') AND lease_until < now()
+                 ORDER BY lease_until LIMIT $3
+                   FOR UPDATE SKIP LOCKED)
+          RETURNING saga_id",
+    )
+    .bind(owner)
+    .bind(interval(lease))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Gives up every lease `owner` holds (on shutdown), so other replicas resume at once.
+pub async fn release_all(pool: &PgPool, owner: Uuid) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE sagas SET lease_until = now() - interval '1 second'
+         WHERE lease_owner = $1 AND status IN ('RUNNING', 'COMPENSATING')",
+    )
+    .bind(owner)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// One change to one step. `None`/`false`/0 fields leave the column as it is.
+#[derive(Debug, Clone)]
+pub struct StepChange {
+    pub step: Step,
+    pub status: Option<StepStatus>,
+    pub uncertain: Option<bool>,
+    pub add_attempts: i32,
+    pub start: bool,
+    pub end: bool,
+    pub error: Option<(String, String)>,
+    pub add_compensation_attempts: i32,
+    pub compensation_end: bool,
+}
+
+impl StepChange {
+    /// No change yet to `step`; set the fields that change.
+    pub fn of(step: Step) -> Self {
+        Self {
+            step,
+            status: None,
+            uncertain: None,
+            add_attempts: 0,
+            start: false,
+            end: false,
+            error: None,
+            add_compensation_attempts: 0,
+            compensation_end: false,
+        }
+    }
+}
+
+/// A change to the saga row; `None` fields are left as they are.
+#[derive(Debug, Clone, Default)]
+pub struct SagaChange {
+    pub status: Option<SagaStatus>,
+    pub failure_reason: Option<&'static str>,
+    pub order_id: Option<Uuid>,
+    pub payment_id: Option<String>,
+    pub tracking_number: Option<String>,
+}
+
+/// Applies a saga change and step changes in one transaction, fenced by the lease, and
+/// appends one event per step change (for WatchCheckout), or one saga-level event (empty
+/// step) when only the saga's status changes. Returns the saga's status.
+pub async fn write(
+    pool: &PgPool,
+    saga_id: Uuid,
+    owner: Uuid,
+    saga: &SagaChange,
+    steps: &[StepChange],
+) -> Result<String, WriteError> {
+    let mut tx = pool.begin().await?;
+    let status: Option<String> = sqlx::query_scalar(
+        "UPDATE sagas SET status = COALESCE($3, status),
+                          failure_reason = COALESCE($4, failure_reason),
+                          order_id = COALESCE($5, order_id),
+                          payment_id = COALESCE($6, payment_id),
+                          tracking_number = COALESCE($7, tracking_number),
+                          updated_at = now()
+          WHERE saga_id = $1 AND lease_owner = $2
+          RETURNING status",
+    )
+    .bind(saga_id)
+    .bind(owner)
+    .bind(saga.status.map(SagaStatus::as_str))
+    .bind(saga.failure_reason)
+    .bind(saga.order_id)
+    .bind(saga.payment_id.as_deref())
+    .bind(saga.tracking_number.as_deref())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let status = status.ok_or(LeaseLost(saga_id))?;
+    if steps.is_empty() && saga.status.is_some() {
+        sqlx::query("INSERT INTO saga_events (saga_id, step, saga_status) VALUES ($1, '', $2)")
+            .bind(saga_id)
+            .bind(&status)
+            .execute(&mut *tx)
+            .await?;
+    }
+    for change in steps {
+        let step = change.step;
+        let (error, code) = change
+            .error
+            .as_ref()
+            .map(|(e, c)| (Some(e.as_str()), Some(c.as_str())))
+            .unwrap_or((None, None));
+        sqlx::query(
+            "UPDATE saga_steps SET
+                status = COALESCE($3, status),
+                uncertain = COALESCE($4, uncertain),
+                attempts = attempts + $5,
+                started_at = CASE WHEN $6 THEN COALESCE(started_at, now()) ELSE started_at END,
+                ended_at = CASE WHEN $7 THEN now() ELSE ended_at END,
+                last_error = COALESCE($8, last_error),
+                last_error_code = COALESCE($9, last_error_code),
+                compensation_attempts = compensation_attempts + $10,
+                compensation_ended_at =
+                    CASE WHEN $11 THEN now() ELSE compensation_ended_at END
+              WHERE saga_id = $1 AND step = $2",
+        )
+        .bind(saga_id)
+        .bind(step.name())
+        .bind(change.status.map(StepStatus::as_str))
+        .bind(change.uncertain)
+        .bind(change.add_attempts)
+        .bind(change.start)
+        .bind(change.end)
+        .bind(error)
+        .bind(code)
+        .bind(change.add_compensation_attempts)
+        .bind(change.compensation_end)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO saga_events (saga_id, step, saga_status) VALUES ($1, $2, $3)")
+            .bind(saga_id)
+            .bind(step.name())
+            .bind(&status)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(status)
+}

@@ -1,0 +1,690 @@
+//! The checkout saga against real Postgres and the real domain servers, all in-process
+//! on port 0. After each scenario the invariants of CONTRACT.md are checked through the
+//! services' read RPCs, as an outsider would.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::{StreamExt, future::join_all};
+use orchestrator::{config::Settings, engine::Engine};
+use platform::testing::{self, Options, TestServer, bad_fields};
+use shop_proto::{
+    checkout::v1::{self as pb, checkout_service_client::CheckoutServiceClient},
+    inventory::v1::{self as inventory, inventory_service_client::InventoryServiceClient},
+    order::v1::{self as order, order_service_client::OrderServiceClient},
+    payment::v1::{self as payment, payment_service_client::PaymentServiceClient},
+    shipping::v1::{self as shipping, shipping_service_client::ShippingServiceClient},
+};
+use tonic::{Code, Request, transport::Channel};
+
+/// The four domain services and one or more orchestrators over one saga database.
+struct Stack {
+    order: TestServer,
+    payment: TestServer,
+    inventory: TestServer,
+    shipping: TestServer,
+    orchestrator: TestServer,
+    engine: Arc<Engine>,
+}
+
+fn settings(stack: &Stack) -> Settings {
+    settings_for(
+        &stack.order,
+        &stack.payment,
+        &stack.inventory,
+        &stack.shipping,
+    )
+}
+
+/// Fast knobs so failure scenarios take fractions of a second.
+fn settings_for(o: &TestServer, p: &TestServer, i: &TestServer, s: &TestServer) -> Settings {
+    let mut settings = Settings::with_urls(o.url(), p.url(), i.url(), s.url());
+    settings.lease = Duration::from_secs(2);
+    settings.recovery_interval = Duration::from_millis(200);
+    let r = &mut settings.resilience;
+    r.attempt_timeout = Duration::from_millis(400);
+    r.step_deadline = Duration::from_secs(3);
+    r.max_retries = 4;
+    r.backoff_base = Duration::from_millis(10);
+    r.backoff_max = Duration::from_millis(100);
+    settings
+}
+
+/// Starts an orchestrator on `database_url` and hands back its engine too.
+async fn orchestrator_on(
+    database_url: Option<&str>,
+    settings: Settings,
+) -> (TestServer, Arc<Engine>) {
+    let slot: Arc<Mutex<Option<Arc<Engine>>>> = Arc::default();
+    let keep = slot.clone();
+    let build = move |config| async move {
+        let (app, engine) = orchestrator::build_with_engine(config, settings).await?;
+        *keep.lock().unwrap() = Some(engine);
+        Ok(app)
+    };
+    let server = match database_url {
+        Some(url) => testing::serve(url, Options::default(), build).await,
+        None => testing::spawn(orchestrator::NAME, Options::default(), build).await,
+    };
+    let engine = slot.lock().unwrap().take().unwrap();
+    (server, engine)
+}
+
+async fn stack() -> Stack {
+    let faults = Options {
+        fault_injection: true,
+    };
+    let order = testing::spawn(order_svc::NAME, faults, order_svc::build).await;
+    let payment = testing::spawn(payment_svc::NAME, faults, payment_svc::build).await;
+    let inventory = testing::spawn(inventory_svc::NAME, faults, inventory_svc::build).await;
+    let shipping = testing::spawn(shipping_svc::NAME, faults, shipping_svc::build).await;
+    let (orchestrator, engine) =
+        orchestrator_on(None, settings_for(&order, &payment, &inventory, &shipping)).await;
+    let stack = Stack {
+        order,
+        payment,
+        inventory,
+        shipping,
+        orchestrator,
+        engine,
+    };
+    product(&stack, "MUG", 700, 10).await;
+    product(&stack, "TEE", 1500, 5).await;
+    stack
+}
+
+impl Stack {
+    fn checkout(&self) -> CheckoutServiceClient<Channel> {
+        CheckoutServiceClient::new(self.orchestrator.channel.clone())
+    }
+    fn inventory(&self) -> InventoryServiceClient<Channel> {
+        InventoryServiceClient::new(self.inventory.channel.clone())
+    }
+}
+
+async fn product(stack: &Stack, sku: &str, price: i64, units: i64) {
+    let mut inv = stack.inventory();
+    inv.upsert_product(inventory::UpsertProductRequest {
+        sku: sku.into(),
+        name: sku.into(),
+        unit_price: Some(inventory::Money {
+            amount_minor: price,
+            currency: "EUR".into(),
+        }),
+    })
+    .await
+    .unwrap();
+    inv.set_stock(inventory::SetStockRequest {
+        sku: sku.into(),
+        quantity: units,
+    })
+    .await
+    .unwrap();
+}
+
+fn place(key: &str, token: &str, country: &str, items: &[(&str, i32)]) -> pb::PlaceOrderRequest {
+    pb::PlaceOrderRequest {
+        idempotency_key: key.into(),
+        customer_id: "cust-1".into(),
+        items: items
+            .iter()
+            .map(|(sku, quantity)| pb::LineItem {
+                sku: (*sku).into(),
+                quantity: *quantity,
+            })
+            .collect(),
+        payment_token: token.into(),
+        shipping_address: Some(pb::Address {
+            name: "Ada".into(),
+            line1: "1 Road".into(),
+            line2: String::new(),
+            city: "Lyon".into(),
+            postal_code: "69001".into(),
+            country: country.into(),
+        }),
+    }
+}
+
+fn with_fault(message: pb::PlaceOrderRequest, fault: &str) -> Request<pb::PlaceOrderRequest> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("x-fault", fault.parse().unwrap());
+    request
+}
+
+async fn place_order(
+    stack: &Stack,
+    request: impl tonic::IntoRequest<pb::PlaceOrderRequest>,
+) -> pb::Checkout {
+    stack
+        .checkout()
+        .place_order(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .checkout
+        .unwrap()
+}
+
+async fn get(stack: &Stack, checkout_id: &str) -> pb::Checkout {
+    stack
+        .checkout()
+        .get_checkout(pb::GetCheckoutRequest {
+            checkout_id: checkout_id.into(),
+            order_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .checkout
+        .unwrap()
+}
+
+/// Polls until the checkout ends (recovery scenarios).
+async fn terminal(stack: &Stack, checkout_id: &str) -> pb::Checkout {
+    for _ in 0..300 {
+        let c = get(stack, checkout_id).await;
+        if matches!(
+            c.status(),
+            pb::CheckoutStatus::Completed | pb::CheckoutStatus::Cancelled
+        ) {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("checkout {checkout_id} never ended");
+}
+
+async fn stock(stack: &Stack, sku: &str) -> (i64, i64) {
+    let s = stack
+        .inventory()
+        .get_stock(inventory::GetStockRequest { sku: sku.into() })
+        .await
+        .unwrap()
+        .into_inner();
+    (s.available, s.reserved)
+}
+
+fn step<'a>(c: &'a pb::Checkout, name: &str) -> &'a pb::Step {
+    c.steps.iter().find(|s| s.name == name).unwrap()
+}
+
+/// The invariants of CONTRACT.md for one checkout, read through the services' APIs.
+async fn assert_invariants(stack: &Stack, c: &pb::Checkout) {
+    let status = c.status();
+    assert!(
+        matches!(
+            status,
+            pb::CheckoutStatus::Completed | pb::CheckoutStatus::Cancelled
+        ),
+        "not terminal: {c:?}"
+    );
+    let Ok(order_id) = uuid::Uuid::try_parse(&c.order_id) else {
+        assert_eq!(
+            status,
+            pb::CheckoutStatus::Cancelled,
+            "a completed checkout has an order"
+        );
+        return;
+    };
+    let order_id = order_id.to_string();
+    let order = OrderServiceClient::new(stack.order.channel.clone())
+        .get_order(order::GetOrderRequest {
+            order_id: order_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    let payments = PaymentServiceClient::new(stack.payment.channel.clone())
+        .list_payments(payment::ListPaymentsRequest {
+            order_id: order_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .payments;
+    let captured: Vec<_> = payments
+        .iter()
+        .filter(|p| p.status() == payment::PaymentStatus::Captured)
+        .collect();
+    let reservation = stack
+        .inventory()
+        .get_reservation(inventory::GetReservationRequest {
+            order_id: order_id.clone(),
+        })
+        .await
+        .ok()
+        .and_then(|r| r.into_inner().reservation);
+    let shipment = ShippingServiceClient::new(stack.shipping.channel.clone())
+        .get_shipment(shipping::GetShipmentRequest {
+            order_id: order_id.clone(),
+        })
+        .await
+        .ok()
+        .and_then(|r| r.into_inner().shipment);
+    let held = reservation
+        .as_ref()
+        .is_some_and(|r| r.status() == inventory::ReservationStatus::Reserved);
+    let shipped = shipment
+        .as_ref()
+        .is_some_and(|s| s.status() == shipping::ShipmentStatus::Created);
+    if status == pb::CheckoutStatus::Completed {
+        assert_eq!(order.status(), order::OrderStatus::Confirmed);
+        assert_eq!(captured.len(), 1, "exactly one capture: {payments:?}");
+        assert_eq!(
+            captured[0].amount.as_ref().map(|m| m.amount_minor),
+            c.total.as_ref().map(|m| m.amount_minor)
+        );
+        assert!(held, "stock reserved");
+        assert!(shipped, "shipment created");
+        assert!(!c.tracking_number.is_empty());
+        assert_eq!(shipment.unwrap().tracking_number, c.tracking_number);
+    } else {
+        assert_eq!(order.status(), order::OrderStatus::Cancelled);
+        assert!(captured.is_empty(), "no capture left: {payments:?}");
+        assert!(!held, "no stock held");
+        assert!(!shipped, "no live shipment");
+    }
+}
+
+#[tokio::test]
+async fn happy_path_completes_with_every_effect_in_place() {
+    let stack = stack().await;
+    let c = place_order(
+        &stack,
+        place("k1", "tok_visa", "FR", &[("MUG", 2), ("TEE", 1)]),
+    )
+    .await;
+    assert_eq!(c.status(), pb::CheckoutStatus::Completed, "{c:?}");
+    assert_eq!(c.total.as_ref().unwrap().amount_minor, 2900);
+    assert!(
+        c.steps
+            .iter()
+            .all(|s| s.status() == pb::StepStatus::Succeeded)
+    );
+    assert_eq!(c.steps.len(), 6);
+    assert_invariants(&stack, &c).await;
+    assert_eq!(stock(&stack, "MUG").await, (8, 2));
+
+    let by_order = stack
+        .checkout()
+        .get_checkout(pb::GetCheckoutRequest {
+            checkout_id: String::new(),
+            order_id: c.order_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .checkout
+        .unwrap();
+    assert_eq!(by_order.checkout_id, c.checkout_id);
+}
+
+#[tokio::test]
+async fn declined_card_charges_nothing_holds_nothing_and_cancels_the_order() {
+    let stack = stack().await;
+    for (token, reason) in [
+        ("tok_chargeDeclined", "card_declined"),
+        ("tok_insufficientFunds", "insufficient_funds"),
+    ] {
+        let c = place_order(&stack, place(token, token, "FR", &[("MUG", 1)])).await;
+        assert_eq!(c.status(), pb::CheckoutStatus::Cancelled);
+        assert_eq!(c.failure_reason, reason);
+        assert_eq!(step(&c, "charge_payment").status(), pb::StepStatus::Failed);
+        assert_eq!(
+            step(&c, "create_order").status(),
+            pb::StepStatus::Compensated
+        );
+        assert_eq!(step(&c, "reserve_stock").status(), pb::StepStatus::Skipped);
+        assert_invariants(&stack, &c).await;
+    }
+    assert_eq!(stock(&stack, "MUG").await, (10, 0));
+}
+
+#[tokio::test]
+async fn out_of_stock_refunds_and_cancels() {
+    let stack = stack().await;
+    let c = place_order(&stack, place("k", "tok_visa", "FR", &[("TEE", 6)])).await;
+    assert_eq!(c.status(), pb::CheckoutStatus::Cancelled);
+    assert_eq!(c.failure_reason, "out_of_stock");
+    assert_eq!(
+        step(&c, "charge_payment").status(),
+        pb::StepStatus::Compensated
+    );
+    assert_invariants(&stack, &c).await;
+    let payments = PaymentServiceClient::new(stack.payment.channel.clone())
+        .list_payments(payment::ListPaymentsRequest {
+            order_id: c.order_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .payments;
+    assert_eq!(payments.len(), 1);
+    assert_eq!(payments[0].status(), payment::PaymentStatus::Refunded);
+    assert_eq!(stock(&stack, "TEE").await, (5, 0));
+}
+
+#[tokio::test]
+async fn undeliverable_address_after_charge_and_reservation_releases_refunds_and_cancels() {
+    let stack = stack().await;
+    let c = place_order(&stack, place("k", "tok_visa", "AQ", &[("MUG", 3)])).await;
+    assert_eq!(c.status(), pb::CheckoutStatus::Cancelled);
+    assert_eq!(c.failure_reason, "undeliverable_address");
+    for name in ["reserve_stock", "charge_payment", "create_order"] {
+        assert_eq!(
+            step(&c, name).status(),
+            pb::StepStatus::Compensated,
+            "{name}"
+        );
+    }
+    assert_eq!(step(&c, "create_shipment").status(), pb::StepStatus::Failed);
+    assert_eq!(step(&c, "confirm_order").status(), pb::StepStatus::Skipped);
+    assert_invariants(&stack, &c).await;
+    assert_eq!(stock(&stack, "MUG").await, (10, 0), "released");
+}
+
+#[tokio::test]
+async fn a_charge_that_fails_unavailable_twice_is_retried_into_one_capture() {
+    let stack = stack().await;
+    let fault = "svc=payment-svc,method=Charge,code=unavailable,times=2";
+    let c = place_order(
+        &stack,
+        with_fault(place("k", "tok_visa", "FR", &[("MUG", 1)]), fault),
+    )
+    .await;
+    assert_eq!(c.status(), pb::CheckoutStatus::Completed, "{c:?}");
+    assert_eq!(step(&c, "charge_payment").attempts, 3);
+    assert_invariants(&stack, &c).await;
+}
+
+#[tokio::test]
+async fn a_charge_that_succeeds_after_the_attempt_timeout_is_captured_once() {
+    let stack = stack().await;
+    // The first attempt captures but answers too late; the retry replays the capture.
+    let fault = "svc=payment-svc,method=Charge,after_ms=600,times=1";
+    let c = place_order(
+        &stack,
+        with_fault(place("late-once", "tok_visa", "FR", &[("MUG", 1)]), fault),
+    )
+    .await;
+    assert_eq!(c.status(), pb::CheckoutStatus::Completed, "{c:?}");
+    assert!(step(&c, "charge_payment").attempts >= 2);
+    assert_invariants(&stack, &c).await;
+
+    // Every attempt answers too late: the saga gives up, refunds by the charge key, and
+    // the captures that did land are refunded: net zero.
+    let fault = "svc=payment-svc,method=Charge,after_ms=600,times=100";
+    let c = place_order(
+        &stack,
+        with_fault(place("late-always", "tok_visa", "FR", &[("MUG", 1)]), fault),
+    )
+    .await;
+    assert_eq!(c.status(), pb::CheckoutStatus::Cancelled, "{c:?}");
+    assert_eq!(c.failure_reason, "dependency_unavailable");
+    assert_eq!(
+        step(&c, "charge_payment").status(),
+        pb::StepStatus::Compensated
+    );
+    assert_invariants(&stack, &c).await;
+    assert_eq!(
+        stock(&stack, "MUG").await,
+        (9, 1),
+        "only the first checkout holds stock"
+    );
+}
+
+#[tokio::test]
+async fn compensation_keeps_retrying_while_inventory_is_unavailable() {
+    let stack = stack().await;
+    // Shipping refuses AQ, then every release attempt fails for a while (two rounds of
+    // five attempts), and the third round gets through.
+    let fault = "svc=inventory-svc,method=ReleaseStock,code=unavailable,times=10";
+    let c = place_order(
+        &stack,
+        with_fault(place("k", "tok_visa", "AQ", &[("MUG", 2)]), fault),
+    )
+    .await;
+    assert_eq!(c.status(), pb::CheckoutStatus::Cancelled, "{c:?}");
+    let release = step(&c, "reserve_stock");
+    assert_eq!(release.status(), pb::StepStatus::Compensated);
+    assert!(release.compensation_attempts >= 11, "{release:?}");
+    assert_eq!(release.last_error_code, "UNAVAILABLE");
+    assert_invariants(&stack, &c).await;
+    assert_eq!(stock(&stack, "MUG").await, (10, 0));
+}
+
+#[tokio::test]
+async fn a_crashed_orchestrator_is_replaced_and_the_saga_finishes_exactly_once() {
+    let stack = stack().await;
+    // Hold the saga at create_shipment (within one attempt's timeout) long enough to
+    // crash its orchestrator there.
+    let fault = "svc=shipping-svc,method=CreateShipment,before_ms=350";
+    let mut request = with_fault(place("crash", "tok_visa", "FR", &[("MUG", 1)]), fault);
+    request.set_timeout(Duration::from_millis(200));
+    let running = place_order(&stack, request).await;
+    assert_eq!(
+        running.status(),
+        pb::CheckoutStatus::Running,
+        "returned at the deadline"
+    );
+
+    // Crash: the driver stops where it is and the lease is not handed back.
+    stack.engine.stop();
+    let Stack {
+        order,
+        payment,
+        inventory,
+        shipping,
+        orchestrator: crashed,
+        ..
+    } = stack;
+    crashed.kill();
+    let database = crashed.database_url.clone();
+    let settings = settings_for(&order, &payment, &inventory, &shipping);
+    let (replacement, engine) = orchestrator_on(Some(&database), settings).await;
+    let stack = Stack {
+        order,
+        payment,
+        inventory,
+        shipping,
+        orchestrator: replacement,
+        engine,
+    };
+    let c = terminal(&stack, &running.checkout_id).await;
+    assert_eq!(c.status(), pb::CheckoutStatus::Completed, "{c:?}");
+    assert_invariants(&stack, &c).await;
+    assert_eq!(stock(&stack, "MUG").await, (9, 1), "reserved once");
+}
+
+#[tokio::test]
+async fn a_repeated_place_order_returns_the_same_checkout() {
+    let stack = stack().await;
+    let request = place("dup", "tok_visa", "FR", &[("MUG", 1)]);
+    let attempts = (0..5).map(|_| place_order(&stack, request.clone()));
+    let checkouts = join_all(attempts).await;
+    let first = &checkouts[0];
+    assert!(checkouts.iter().all(|c| c.checkout_id == first.checkout_id));
+    assert_eq!(
+        get(&stack, &first.checkout_id).await.status(),
+        pb::CheckoutStatus::Completed
+    );
+    assert_eq!(stock(&stack, "MUG").await, (9, 1), "one saga ran");
+
+    let mut other = request.clone();
+    other.items[0].quantity = 2;
+    let status = stack.checkout().place_order(other).await.unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists);
+}
+
+#[tokio::test]
+async fn two_replicas_drive_each_saga_once() {
+    let stack = stack().await;
+    product(&stack, "BULK", 100, 1000).await;
+    let (second, _engine) =
+        orchestrator_on(Some(&stack.orchestrator.database_url), settings(&stack)).await;
+    let replicas = [
+        CheckoutServiceClient::new(stack.orchestrator.channel.clone()),
+        CheckoutServiceClient::new(second.channel.clone()),
+    ];
+    // Slow shipments keep sagas in flight while both replicas run recovery scans.
+    let fault = "svc=shipping-svc,method=CreateShipment,before_ms=300";
+    let calls = (0..20).map(|i| {
+        let mut client = replicas[i % 2].clone();
+        async move {
+            client
+                .place_order(with_fault(
+                    place(&format!("r{i}"), "tok_visa", "FR", &[("BULK", 1)]),
+                    fault,
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .checkout
+                .unwrap()
+        }
+    });
+    let checkouts = join_all(calls).await;
+    for c in &checkouts {
+        assert_eq!(c.status(), pb::CheckoutStatus::Completed, "{c:?}");
+        // Driven once: each forward step ran exactly one attempt.
+        assert!(c.steps.iter().all(|s| s.attempts == 1), "{c:?}");
+        assert_invariants(&stack, c).await;
+    }
+    assert_eq!(stock(&stack, "BULK").await, (980, 20));
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_and_starts_nothing() {
+    let stack = stack().await;
+    let mut bad = place("", "", "France", &[("MUG", 0), ("MUG", 1)]);
+    bad.customer_id.clear();
+    let status = stack.checkout().place_order(bad).await.unwrap_err();
+    assert_eq!(
+        bad_fields(&status),
+        [
+            "idempotency_key",
+            "customer_id",
+            "items[0].quantity",
+            "items[1].sku",
+            "payment_token",
+            "shipping_address.country"
+        ]
+    );
+    let status = stack
+        .checkout()
+        .place_order(place("k", "tok_visa", "FR", &[("NOPE", 1), ("MUG", 1)]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status.message().contains("NOPE"), "{status:?}");
+    let list = stack
+        .checkout()
+        .list_checkouts(pb::ListCheckoutsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(list.checkouts.is_empty(), "nothing started");
+    assert_eq!(stock(&stack, "MUG").await, (10, 0));
+
+    let status = stack
+        .checkout()
+        .get_checkout(pb::GetCheckoutRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&status), ["checkout_id"]);
+    let status = stack
+        .checkout()
+        .get_checkout(pb::GetCheckoutRequest {
+            checkout_id: uuid::Uuid::now_v7().to_string(),
+            order_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn list_filters_by_status_and_watch_streams_to_the_end() {
+    let stack = stack().await;
+    let done = place_order(&stack, place("a", "tok_visa", "FR", &[("MUG", 1)])).await;
+    let cancelled = place_order(
+        &stack,
+        place("b", "tok_chargeDeclined", "FR", &[("MUG", 1)]),
+    )
+    .await;
+    let list = |status: pb::CheckoutStatus| {
+        let mut client = stack.checkout();
+        async move {
+            client
+                .list_checkouts(pb::ListCheckoutsRequest {
+                    page_size: 10,
+                    page_token: String::new(),
+                    status: status.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .checkouts
+                .into_iter()
+                .map(|c| c.checkout_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        list(pb::CheckoutStatus::Completed).await,
+        [done.checkout_id.as_str()]
+    );
+    assert_eq!(
+        list(pb::CheckoutStatus::Cancelled).await,
+        [cancelled.checkout_id.as_str()]
+    );
+    assert_eq!(list(pb::CheckoutStatus::Unspecified).await.len(), 2);
+
+    // A late watcher first gets what already happened, then the stream ends.
+    let events: Vec<_> = stack
+        .checkout()
+        .watch_checkout(pb::WatchCheckoutRequest {
+            checkout_id: cancelled.checkout_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .collect()
+        .await;
+    let events: Vec<_> = events.into_iter().map(Result::unwrap).collect();
+    assert!(events.len() >= 4, "{events:?}");
+    assert_eq!(
+        events.last().unwrap().status(),
+        pb::CheckoutStatus::Cancelled
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.step.as_ref().is_some_and(|s| s.name == "charge_payment"))
+    );
+
+    // A live watcher sees a running checkout through to its end.
+    let fault = "svc=shipping-svc,method=CreateShipment,before_ms=300";
+    let mut request = with_fault(place("c", "tok_visa", "FR", &[("MUG", 1)]), fault);
+    request.set_timeout(Duration::from_millis(100));
+    let running = place_order(&stack, request).await;
+    let events: Vec<_> = stack
+        .checkout()
+        .watch_checkout(pb::WatchCheckoutRequest {
+            checkout_id: running.checkout_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .collect()
+        .await;
+    let last = events.last().unwrap().as_ref().unwrap();
+    assert_eq!(last.status(), pb::CheckoutStatus::Completed);
+}
