@@ -144,7 +144,7 @@ where
     let config = ServerConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         database_url: database_url.to_owned(),
-        database_max_connections: 20,
+        database_max_connections: 5,
         fault_injection: options.fault_injection,
         shutdown_grace: Duration::from_secs(5),
     };

@@ -1,0 +1,208 @@
+//! Finds or starts the Postgres server the stack uses, in this order: the admin URL in
+//! `TEST_DATABASE_URL` or `DATABASE_URL`; a server answering on 127.0.0.1:5432 as user
+//! `postgres`; a throwaway cluster from the local PostgreSQL binaries in a temporary
+//! folder (as root it runs as the `postgres` user, since initdb refuses root), removed
+//! when dropped.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use sqlx::{Connection, PgConnection};
+
+/// A reachable Postgres server and, when we started it, the cluster to stop.
+#[derive(Debug)]
+pub struct Postgres {
+    /// A URL allowed to create databases.
+    pub admin_url: String,
+    cluster: Option<Cluster>,
+}
+
+#[derive(Debug)]
+struct Cluster {
+    dir: PathBuf,
+    bin: PathBuf,
+    as_postgres: bool,
+}
+
+impl Postgres {
+    pub async fn find_or_start() -> anyhow::Result<Self> {
+        if let Ok(url) =
+            std::env::var("TEST_DATABASE_URL").or_else(|_| std::env::var("DATABASE_URL"))
+        {
+            answers(&url).await.with_context(|| {
+                format!("Postgres at {url} (from TEST_DATABASE_URL/DATABASE_URL)")
+            })?;
+            return Ok(Self {
+                admin_url: url,
+                cluster: None,
+            });
+        }
+        let local = "postgres://postgres@127.0.0.1:5432/postgres";
+        if answers(local).await.is_ok() {
+            return Ok(Self {
+                admin_url: local.into(),
+                cluster: None,
+            });
+        }
+        let cluster = Cluster::start()?;
+        let port = cluster.port;
+        let admin_url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+        answers(&admin_url).await?;
+        Ok(Self {
+            admin_url,
+            cluster: Some(cluster.cluster),
+        })
+    }
+
+    /// Creates database `name` and returns its URL.
+    pub async fn create_database(&self, name: &str) -> anyhow::Result<String> {
+        let mut conn = PgConnection::connect(&self.admin_url).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await?;
+        Ok(database_url(&self.admin_url, name))
+    }
+
+    /// Drops database `name`, closing its connections.
+    pub async fn drop_database(&self, name: &str) -> anyhow::Result<()> {
+        let mut conn = PgConnection::connect(&self.admin_url).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Whether this harness started the server (and will stop it).
+    pub fn is_throwaway(&self) -> bool {
+        self.cluster.is_some()
+    }
+}
+
+async fn answers(url: &str) -> anyhow::Result<()> {
+    let connect = PgConnection::connect(url);
+    let mut conn = tokio::time::timeout(Duration::from_secs(3), connect)
+        .await
+        .context("timed out")??;
+    sqlx::query("SELECT 1").execute(&mut conn).await?;
+    Ok(())
+}
+
+/// `admin` with its database name replaced by `name`.
+pub fn database_url(admin: &str, name: &str) -> String {
+    let (base, query) = admin
+        .split_once('?')
+        .map_or((admin, None), |(b, q)| (b, Some(q)));
+    let base = match base.rfind('/') {
+        Some(slash) if slash > "postgres://".len() => &base[..slash],
+        _ => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+struct Started {
+    cluster: Cluster,
+    port: u16,
+}
+
+impl Cluster {
+    fn start() -> anyhow::Result<Started> {
+        let bin = bindir().context(
+            "no Postgres found: set DATABASE_URL to an admin URL, start a server on \
+             127.0.0.1:5432, or install PostgreSQL (Debian: apt-get install postgresql)",
+        )?;
+        let dir = std::env::temp_dir().join(format!("shop-pg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir)?;
+        let as_postgres = nix::unistd::geteuid().is_root();
+        if as_postgres {
+            run(Command::new("chown").arg("postgres").arg(&dir))
+                .context("chown the cluster folder to the postgres user")?;
+        }
+        let cluster = Cluster {
+            dir: dir.clone(),
+            bin,
+            as_postgres,
+        };
+        let port = crate::stack::free_port()?;
+        let data = dir.join("data");
+        run(cluster.command("initdb").arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        ]))?;
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off",
+            dir.display()
+        );
+        run(cluster
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(dir.join("server.log"))
+            .args(["-w", "start", "-o", &options]))?;
+        Ok(Started { cluster, port })
+    }
+
+    fn command(&self, tool: &str) -> Command {
+        let path = self.bin.join(tool);
+        if self.as_postgres {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(path);
+            command
+        } else {
+            Command::new(path)
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn bindir() -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|d| d.join("initdb").exists())
+        .collect();
+    dirs.sort_by_key(|d| {
+        d.parent()
+            .and_then(Path::file_name)
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    dirs.pop()
+}
+
+fn run(command: &mut Command) -> anyhow::Result<()> {
+    let output = command
+        .output()
+        .with_context(|| format!("running {command:?}"))?;
+    if !output.status.success() {
+        bail!(
+            "{command:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,380 @@
+//! The five binaries as real processes on real sockets, each with its own fresh
+//! database, wired by the settings of CONTRACT.md.
+
+use std::{
+    collections::BTreeMap,
+    net::{SocketAddr, TcpListener},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+use crate::postgres::Postgres;
+
+/// One of the five services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Svc {
+    Order,
+    Payment,
+    Inventory,
+    Shipping,
+    Orchestrator,
+}
+
+impl Svc {
+    /// Start order: the orchestrator last, after its downstreams.
+    pub const ALL: [Svc; 5] = [
+        Svc::Order,
+        Svc::Payment,
+        Svc::Inventory,
+        Svc::Shipping,
+        Svc::Orchestrator,
+    ];
+
+    /// The binary's name.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Svc::Order => "order-svc",
+            Svc::Payment => "payment-svc",
+            Svc::Inventory => "inventory-svc",
+            Svc::Shipping => "shipping-svc",
+            Svc::Orchestrator => "orchestrator",
+        }
+    }
+
+    /// The default port of CONTRACT.md.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Svc::Orchestrator => 50050,
+            Svc::Order => 50051,
+            Svc::Payment => 50052,
+            Svc::Inventory => 50053,
+            Svc::Shipping => 50054,
+        }
+    }
+}
+
+/// How to start a stack.
+#[derive(Debug, Clone, Default)]
+pub struct StackOptions {
+    /// Start every service with `FAULT_INJECTION=true`.
+    pub fault_injection: bool,
+    /// Use the CONTRACT.md default ports instead of free ones (the local runner).
+    pub default_ports: bool,
+    /// Extra environment for the orchestrator (resilience knobs).
+    pub orchestrator_env: Vec<(String, String)>,
+    /// Extra environment for every service.
+    pub env: Vec<(String, String)>,
+}
+
+#[derive(Debug)]
+struct Process {
+    child: Option<Child>,
+    port: u16,
+    database: String,
+    database_url: String,
+    paused: bool,
+}
+
+/// A running stack. Dropping it kills every process and drops its databases.
+#[derive(Debug)]
+pub struct Stack {
+    postgres: Arc<Postgres>,
+    processes: BTreeMap<Svc, Process>,
+    options: StackOptions,
+    bin_dir: PathBuf,
+    /// Where each service's stdout and stderr go (`<binary>.log`).
+    pub log_dir: PathBuf,
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Where the service binaries are: `SHOP_BIN_DIR`, else next to this executable (tests
+/// run from `target/<profile>/deps`, the runner from `target/<profile>`).
+pub fn bin_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("SHOP_BIN_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    let exe = std::env::current_exe()?;
+    let mut dir = exe
+        .parent()
+        .context("executable has no folder")?
+        .to_path_buf();
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.pop();
+    }
+    Ok(dir)
+}
+
+impl Stack {
+    /// Starts Postgres (or finds it) and the five services, and waits until all serve.
+    pub async fn start(options: StackOptions) -> anyhow::Result<Self> {
+        let postgres = Arc::new(Postgres::find_or_start().await?);
+        Self::start_on(postgres, options).await
+    }
+
+    /// Starts the five services on an already found Postgres.
+    pub async fn start_on(postgres: Arc<Postgres>, options: StackOptions) -> anyhow::Result<Self> {
+        let bin_dir = bin_dir()?;
+        for svc in Svc::ALL {
+            let path = bin_dir.join(svc.binary());
+            if !path.exists() {
+                bail!(
+                    "{} is missing: build the binaries first (cargo build --bins)",
+                    path.display()
+                );
+            }
+        }
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        let log_dir = std::env::temp_dir().join(format!("shop-stack-{}", &run[..12]));
+        std::fs::create_dir_all(&log_dir)?;
+        let mut stack = Self {
+            postgres,
+            processes: BTreeMap::new(),
+            options,
+            bin_dir,
+            log_dir,
+        };
+        for svc in Svc::ALL {
+            let port = if stack.options.default_ports {
+                let port = svc.default_port();
+                TcpListener::bind(("127.0.0.1", port))
+                    .with_context(|| format!("port {port} for {} is taken", svc.binary()))?;
+                port
+            } else {
+                free_port()?
+            };
+            let database = format!("shop_{}_{}", svc.binary().replace('-', "_"), &run[..12]);
+            let database_url = stack.postgres.create_database(&database).await?;
+            stack.processes.insert(
+                svc,
+                Process {
+                    child: None,
+                    port,
+                    database,
+                    database_url,
+                    paused: false,
+                },
+            );
+        }
+        for svc in Svc::ALL {
+            stack.spawn(svc)?;
+        }
+        for svc in Svc::ALL {
+            stack.wait_serving(svc).await?;
+        }
+        Ok(stack)
+    }
+
+    fn process(&self, svc: Svc) -> &Process {
+        &self.processes[&svc]
+    }
+
+    fn process_mut(&mut self, svc: Svc) -> &mut Process {
+        self.processes
+            .get_mut(&svc)
+            .unwrap_or_else(|| unreachable!("every service is registered"))
+    }
+
+    /// The address a service listens on.
+    pub fn addr(&self, svc: Svc) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.process(svc).port))
+    }
+
+    /// `http://127.0.0.1:PORT` of a service.
+    pub fn url(&self, svc: Svc) -> String {
+        format!("http://{}", self.addr(svc))
+    }
+
+    /// The database URL a service uses.
+    pub fn database_url(&self, svc: Svc) -> &str {
+        &self.process(svc).database_url
+    }
+
+    /// A lazily connected channel to a service.
+    pub fn channel(&self, svc: Svc) -> Channel {
+        Endpoint::from_shared(self.url(svc))
+            .unwrap_or_else(|_| unreachable!("http://127.0.0.1:PORT is a valid URI"))
+            .connect_lazy()
+    }
+
+    fn log_file(&self, svc: Svc) -> PathBuf {
+        self.log_dir.join(format!("{}.log", svc.binary()))
+    }
+
+    fn spawn(&mut self, svc: Svc) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_file(svc))?;
+        let mut command = Command::new(self.bin_dir.join(svc.binary()));
+        command
+            .env("LISTEN_ADDR", self.addr(svc).to_string())
+            .env("DATABASE_URL", self.database_url(svc))
+            .env("FAULT_INJECTION", self.options.fault_injection.to_string())
+            .env(
+                "RUST_LOG",
+                std::env::var("STACK_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        for (name, value) in &self.options.env {
+            command.env(name, value);
+        }
+        if svc == Svc::Orchestrator {
+            command
+                .env("ORDER_SVC_URL", self.url(Svc::Order))
+                .env("PAYMENT_SVC_URL", self.url(Svc::Payment))
+                .env("INVENTORY_SVC_URL", self.url(Svc::Inventory))
+                .env("SHIPPING_SVC_URL", self.url(Svc::Shipping));
+            for (name, value) in &self.options.orchestrator_env {
+                command.env(name, value);
+            }
+        }
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {}", svc.binary()))?;
+        let process = self.process_mut(svc);
+        process.child = Some(child);
+        process.paused = false;
+        Ok(())
+    }
+
+    /// Waits (up to 30 s) until the service reports SERVING.
+    pub async fn wait_serving(&mut self, svc: Svc) -> anyhow::Result<()> {
+        let mut health = HealthClient::new(self.channel(svc));
+        for _ in 0..300 {
+            if let Some(child) = self.process_mut(svc).child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                bail!(
+                    "{} exited with {status}; see {}",
+                    svc.binary(),
+                    self.log_file(svc).display()
+                );
+            }
+            let check = health.check(HealthCheckRequest::default());
+            if let Ok(Ok(reply)) = tokio::time::timeout(Duration::from_millis(500), check).await
+                && reply.into_inner().status() == ServingStatus::Serving
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!(
+            "{} never reported SERVING; see {}",
+            svc.binary(),
+            self.log_file(svc).display()
+        )
+    }
+
+    /// kill -9: the process dies at once, mid-call, leases and all.
+    pub fn kill(&mut self, svc: Svc) {
+        if let Some(mut child) = self.process_mut(svc).child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for the process to exit; returns its exit code.
+    pub fn terminate(&mut self, svc: Svc) -> anyhow::Result<Option<i32>> {
+        let Some(mut child) = self.process_mut(svc).child.take() else {
+            return Ok(None);
+        };
+        signal(&child, Signal::SIGTERM)?;
+        Ok(child.wait()?.code())
+    }
+
+    /// SIGSTOP: the process hangs (sockets open, nothing answered) until [`Stack::resume`].
+    pub fn pause(&mut self, svc: Svc) -> anyhow::Result<()> {
+        let process = self.process_mut(svc);
+        if let Some(child) = &process.child {
+            signal(child, Signal::SIGSTOP)?;
+            process.paused = true;
+        }
+        Ok(())
+    }
+
+    /// SIGCONT after [`Stack::pause`].
+    pub fn resume(&mut self, svc: Svc) -> anyhow::Result<()> {
+        let process = self.process_mut(svc);
+        if let Some(child) = &process.child {
+            signal(child, Signal::SIGCONT)?;
+            process.paused = false;
+        }
+        Ok(())
+    }
+
+    /// Starts a killed service again on the same port and database, and waits for it.
+    pub async fn restart(&mut self, svc: Svc) -> anyhow::Result<()> {
+        self.kill(svc);
+        self.spawn(svc)?;
+        self.wait_serving(svc).await
+    }
+
+    /// The folder the binaries were found in.
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin_dir
+    }
+}
+
+fn signal(child: &Child, signal: Signal) -> anyhow::Result<()> {
+    let pid = i32::try_from(child.id()).context("pid out of range")?;
+    kill(Pid::from_raw(pid), signal)?;
+    Ok(())
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for process in self.processes.values_mut() {
+            if let Some(mut child) = process.child.take() {
+                if process.paused {
+                    let _ = signal(&child, Signal::SIGCONT);
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        let postgres = self.postgres.clone();
+        let databases: Vec<String> = self
+            .processes
+            .values()
+            .map(|p| p.database.clone())
+            .collect();
+        // Drop may run outside a runtime (or inside one we must not block): use our own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                for database in databases {
+                    let _ = postgres.drop_database(&database).await;
+                }
+            });
+            Some(())
+        })
+        .join();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.log_dir);
+        } else {
+            eprintln!("stack logs kept in {}", self.log_dir.display());
+        }
+    }
+}

@@ -1,0 +1,482 @@
+//! The saga across real processes: five binaries, their own databases, real sockets.
+//! Crashes are real too: kill -9, SIGSTOP/SIGCONT, restarts. Every scenario ends by
+//! checking the invariants of CONTRACT.md through the services' read RPCs.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
+
+use std::{collections::BTreeMap, time::Duration};
+
+use e2e::{
+    Stack, StackOptions, Svc,
+    clients::Clients,
+    invariants::{check_checkout, check_stock},
+};
+use futures::future::join_all;
+use platform::testing::bad_fields;
+use shop_proto::{checkout::v1 as pb, inventory::v1 as inventory};
+use tonic::{Code, Request};
+
+/// Short timeouts so failure scenarios take seconds, and faults obeyed.
+fn options() -> StackOptions {
+    let env = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
+    };
+    StackOptions {
+        fault_injection: true,
+        orchestrator_env: env(&[
+            ("ATTEMPT_TIMEOUT", "500ms"),
+            ("STEP_DEADLINE", "3s"),
+            ("RETRY_BACKOFF_BASE", "20ms"),
+            ("RETRY_BACKOFF_MAX", "200ms"),
+            ("SAGA_LEASE", "2s"),
+            ("RECOVERY_INTERVAL", "300ms"),
+        ]),
+        ..StackOptions::default()
+    }
+}
+
+async fn stack_with(products: &[(&str, i64, i64)]) -> (Stack, Clients) {
+    let stack = Stack::start(options()).await.unwrap();
+    let mut clients = Clients::of(&stack);
+    for (sku, price, units) in products {
+        clients
+            .inventory
+            .upsert_product(inventory::UpsertProductRequest {
+                sku: (*sku).into(),
+                name: (*sku).into(),
+                unit_price: Some(inventory::Money {
+                    amount_minor: *price,
+                    currency: "EUR".into(),
+                }),
+            })
+            .await
+            .unwrap();
+        clients
+            .inventory
+            .set_stock(inventory::SetStockRequest {
+                sku: (*sku).into(),
+                quantity: *units,
+            })
+            .await
+            .unwrap();
+    }
+    (stack, clients)
+}
+
+fn place(key: &str, token: &str, country: &str, items: &[(&str, i32)]) -> pb::PlaceOrderRequest {
+    pb::PlaceOrderRequest {
+        idempotency_key: key.into(),
+        customer_id: "e2e".into(),
+        items: items
+            .iter()
+            .map(|(sku, quantity)| pb::LineItem {
+                sku: (*sku).into(),
+                quantity: *quantity,
+            })
+            .collect(),
+        payment_token: token.into(),
+        shipping_address: Some(pb::Address {
+            name: "Ada".into(),
+            line1: "1 Road".into(),
+            line2: String::new(),
+            city: "Lyon".into(),
+            postal_code: "69001".into(),
+            country: country.into(),
+        }),
+    }
+}
+
+fn request(
+    message: pb::PlaceOrderRequest,
+    fault: Option<&str>,
+    timeout: Duration,
+) -> Request<pb::PlaceOrderRequest> {
+    let mut request = Request::new(message);
+    request.set_timeout(timeout);
+    if let Some(fault) = fault {
+        request
+            .metadata_mut()
+            .insert("x-fault", fault.parse().unwrap());
+    }
+    request
+}
+
+/// Places an order, retrying like a real client while the front door is down.
+async fn place_until_accepted(
+    clients: &Clients,
+    message: pb::PlaceOrderRequest,
+    fault: Option<&str>,
+) -> pb::Checkout {
+    let mut client = clients.checkout.clone();
+    for _ in 0..200 {
+        match client
+            .place_order(request(message.clone(), fault, Duration::from_secs(20)))
+            .await
+        {
+            Ok(reply) => return reply.into_inner().checkout.unwrap(),
+            Err(status)
+                if matches!(
+                    status.code(),
+                    Code::Unavailable | Code::Cancelled | Code::Unknown
+                ) =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(status) => panic!("PlaceOrder {}: {status:?}", message.idempotency_key),
+        }
+    }
+    panic!("PlaceOrder {} never accepted", message.idempotency_key);
+}
+
+/// Waits until every checkout ends (at most ~60 s).
+async fn all_terminal(clients: &mut Clients) -> Vec<pb::Checkout> {
+    for _ in 0..600 {
+        let list = clients
+            .checkout
+            .list_checkouts(pb::ListCheckoutsRequest {
+                page_size: 500,
+                page_token: String::new(),
+                status: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .checkouts;
+        if list.iter().all(|c| {
+            matches!(
+                c.status(),
+                pb::CheckoutStatus::Completed | pb::CheckoutStatus::Cancelled
+            )
+        }) {
+            return list;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("some checkouts never ended");
+}
+
+/// Every invariant for every checkout, plus stock conservation for each stocked sku.
+async fn assert_invariants(
+    clients: &mut Clients,
+    checkouts: &[pb::Checkout],
+    stocked: &[(&str, i64)],
+) {
+    let mut units = BTreeMap::new();
+    let mut violations = Vec::new();
+    for c in checkouts {
+        violations.extend(
+            check_checkout(clients, &c.checkout_id, &mut units)
+                .await
+                .unwrap(),
+        );
+    }
+    for (sku, stocked) in stocked {
+        let sold = units.get(*sku).copied().unwrap_or(0);
+        violations.extend(check_stock(clients, sku, *stocked, sold).await.unwrap());
+    }
+    assert!(violations.is_empty(), "{violations:#?}");
+}
+
+#[tokio::test]
+async fn every_saga_outcome_across_real_processes() {
+    let (stack, mut clients) = stack_with(&[("MUG", 700, 10), ("TEE", 1500, 2)]).await;
+    let cases = [
+        (
+            place("ok", "tok_visa", "FR", &[("MUG", 2), ("TEE", 1)]),
+            None,
+            "COMPLETED",
+            "",
+        ),
+        (
+            place("declined", "tok_chargeDeclined", "FR", &[("MUG", 1)]),
+            None,
+            "CANCELLED",
+            "card_declined",
+        ),
+        (
+            place("poor", "tok_insufficientFunds", "FR", &[("MUG", 1)]),
+            None,
+            "CANCELLED",
+            "insufficient_funds",
+        ),
+        (
+            place("short", "tok_visa", "FR", &[("TEE", 2)]),
+            None,
+            "CANCELLED",
+            "out_of_stock",
+        ),
+        (
+            place("antarctica", "tok_visa", "AQ", &[("MUG", 1)]),
+            None,
+            "CANCELLED",
+            "undeliverable_address",
+        ),
+        (
+            place("flaky", "tok_visa", "FR", &[("MUG", 1)]),
+            Some("svc=payment-svc,method=Charge,code=unavailable,times=2"),
+            "COMPLETED",
+            "",
+        ),
+    ];
+    let mut checkouts = Vec::new();
+    for (message, fault, status, reason) in cases {
+        let key = message.idempotency_key.clone();
+        let c = clients
+            .checkout
+            .place_order(request(message, fault, Duration::from_secs(20)))
+            .await
+            .unwrap()
+            .into_inner()
+            .checkout
+            .unwrap();
+        assert_eq!(
+            c.status().as_str_name(),
+            format!("CHECKOUT_STATUS_{status}"),
+            "{key}: {c:?}"
+        );
+        assert_eq!(c.failure_reason, reason, "{key}");
+        checkouts.push(c);
+    }
+    assert_invariants(&mut clients, &checkouts, &[("MUG", 10), ("TEE", 2)]).await;
+    drop(stack);
+}
+
+#[tokio::test]
+async fn an_orchestrator_killed_mid_flight_finishes_every_checkout_after_restart() {
+    let (mut stack, mut clients) = stack_with(&[("MUG", 700, 100)]).await;
+    // Slow shipments hold the checkouts in flight when the orchestrator dies.
+    let fault = "svc=shipping-svc,method=CreateShipment,before_ms=300";
+    let calls: Vec<_> = (0..30)
+        .map(|i| {
+            let clients = clients.clone();
+            tokio::spawn(async move {
+                place_until_accepted(
+                    &clients,
+                    place(&format!("crash-{i}"), "tok_visa", "FR", &[("MUG", 1)]),
+                    Some(fault),
+                )
+                .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    stack.kill(Svc::Orchestrator);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stack.restart(Svc::Orchestrator).await.unwrap();
+    // Clients retry with the same keys: nobody is charged twice.
+    let placed: Vec<pb::Checkout> = join_all(calls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let checkouts = all_terminal(&mut clients).await;
+    assert_eq!(checkouts.len(), 30, "one checkout per key");
+    assert!(
+        placed
+            .iter()
+            .all(|p| checkouts.iter().any(|c| c.checkout_id == p.checkout_id))
+    );
+    assert!(
+        checkouts
+            .iter()
+            .all(|c| c.status() == pb::CheckoutStatus::Completed)
+    );
+    assert_invariants(&mut clients, &checkouts, &[("MUG", 100)]).await;
+}
+
+#[tokio::test]
+async fn a_dead_payment_service_and_a_hung_inventory_end_in_clean_compensations() {
+    let (mut stack, mut clients) = stack_with(&[("MUG", 700, 50)]).await;
+
+    // payment-svc dies: charges fail, the refunds that compensate them wait for it.
+    stack.kill(Svc::Payment);
+    let calls: Vec<_> = (0..4)
+        .map(|i| {
+            let clients = clients.clone();
+            tokio::spawn(async move {
+                let mut client = clients.checkout.clone();
+                client
+                    .place_order(request(
+                        place(&format!("nopay-{i}"), "tok_visa", "FR", &[("MUG", 1)]),
+                        None,
+                        Duration::from_secs(6),
+                    ))
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    stack.restart(Svc::Payment).await.unwrap();
+    for call in join_all(calls).await {
+        call.unwrap().unwrap();
+    }
+    // The refunds get through once it is back, and close its circuit breaker again.
+    all_terminal(&mut clients).await;
+
+    // inventory-svc hangs (SIGSTOP) while charges are in flight: reservations time out,
+    // the saga compensates, and the releases wait until inventory answers again.
+    let fault = "svc=payment-svc,method=Charge,before_ms=300";
+    let calls: Vec<_> = (0..4)
+        .map(|i| {
+            let clients = clients.clone();
+            tokio::spawn(async move {
+                let mut client = clients.checkout.clone();
+                client
+                    .place_order(request(
+                        place(&format!("hung-{i}"), "tok_visa", "FR", &[("MUG", 1)]),
+                        Some(fault),
+                        Duration::from_secs(5),
+                    ))
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    stack.pause(Svc::Inventory).unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    stack.resume(Svc::Inventory).unwrap();
+    for call in join_all(calls).await {
+        call.unwrap().unwrap();
+    }
+
+    let checkouts = all_terminal(&mut clients).await;
+    assert_eq!(checkouts.len(), 8);
+    for c in &checkouts {
+        assert_eq!(c.status(), pb::CheckoutStatus::Cancelled, "{c:?}");
+        assert_eq!(c.failure_reason, "dependency_unavailable");
+    }
+    let hung = checkouts.iter().find(|c| {
+        c.customer_id == "e2e"
+            && c.steps
+                .iter()
+                .any(|s| s.name == "reserve_stock" && s.compensation_attempts > 1)
+    });
+    assert!(
+        hung.is_some(),
+        "a release was retried while inventory hung: {checkouts:#?}"
+    );
+    assert_invariants(&mut clients, &checkouts, &[("MUG", 50)]).await;
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_checkouts_for_scarce_stock() {
+    let (_stack, mut clients) = stack_with(&[("SCARCE", 500, 40), ("PLENTY", 100, 10_000)]).await;
+    let calls: Vec<_> = (0..200)
+        .map(|i| {
+            let clients = clients.clone();
+            let items: &[(&str, i32)] = if i % 3 == 0 {
+                &[("SCARCE", 2), ("PLENTY", 1)]
+            } else {
+                &[("SCARCE", 1)]
+            };
+            let token = if i % 10 == 0 {
+                "tok_chargeDeclined"
+            } else {
+                "tok_visa"
+            };
+            let message = place(&format!("rush-{i}"), token, "FR", items);
+            tokio::spawn(async move { place_until_accepted(&clients, message, None).await })
+        })
+        .collect();
+    for call in join_all(calls).await {
+        call.unwrap();
+    }
+    let checkouts = all_terminal(&mut clients).await;
+    assert_eq!(checkouts.len(), 200);
+    let completed = checkouts
+        .iter()
+        .filter(|c| c.status() == pb::CheckoutStatus::Completed)
+        .count();
+    assert!(completed > 0 && completed <= 40, "completed {completed}");
+    assert!(checkouts.iter().any(|c| c.failure_reason == "out_of_stock"));
+    assert_invariants(
+        &mut clients,
+        &checkouts,
+        &[("SCARCE", 40), ("PLENTY", 10_000)],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn bad_input_through_the_public_api_gets_the_right_codes_and_changes_nothing() {
+    let (_stack, mut clients) = stack_with(&[("MUG", 700, 10)]).await;
+    let mut bad = place("bad", "", "FRA", &[("MUG", 0)]);
+    bad.customer_id = "x".repeat(65);
+    let status = clients.checkout.place_order(bad).await.unwrap_err();
+    assert_eq!(
+        bad_fields(&status),
+        [
+            "customer_id",
+            "items[0].quantity",
+            "payment_token",
+            "shipping_address.country"
+        ]
+    );
+    let status = clients
+        .checkout
+        .place_order(place("unknown", "tok_visa", "FR", &[("NOPE", 1)]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let too_many: Vec<(String, i32)> = (0..101).map(|i| (format!("S{i}"), 1)).collect();
+    let refs: Vec<(&str, i32)> = too_many.iter().map(|(s, q)| (s.as_str(), *q)).collect();
+    let status = clients
+        .checkout
+        .place_order(place("big", "tok_visa", "FR", &refs))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&status), ["items"]);
+
+    let first = clients
+        .checkout
+        .place_order(place("k", "tok_visa", "FR", &[("MUG", 1)]))
+        .await
+        .unwrap();
+    let reuse = clients
+        .checkout
+        .place_order(place("k", "tok_visa", "FR", &[("MUG", 2)]))
+        .await
+        .unwrap_err();
+    assert_eq!(reuse.code(), Code::AlreadyExists);
+    let status = clients
+        .checkout
+        .get_checkout(pb::GetCheckoutRequest {
+            checkout_id: "not-a-uuid".into(),
+            order_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&status), ["checkout_id"]);
+    let status = clients
+        .checkout
+        .list_checkouts(pb::ListCheckoutsRequest {
+            page_size: 1000,
+            page_token: String::new(),
+            status: 99,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&status), ["page_size", "status"]);
+
+    let checkouts = all_terminal(&mut clients).await;
+    assert_eq!(
+        checkouts.len(),
+        1,
+        "only the valid order started a checkout"
+    );
+    assert_eq!(
+        checkouts[0].checkout_id,
+        first.into_inner().checkout.unwrap().checkout_id
+    );
+    assert_invariants(&mut clients, &checkouts, &[("MUG", 10)]).await;
+}
+
+#[tokio::test]
+async fn sigterm_drains_and_exits_zero() {
+    let (mut stack, _clients) = stack_with(&[]).await;
+    for svc in Svc::ALL {
+        assert_eq!(stack.terminate(svc).unwrap(), Some(0), "{}", svc.binary());
+    }
+}
