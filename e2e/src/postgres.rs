@@ -64,7 +64,7 @@ impl Postgres {
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut conn)
             .await?;
-        Ok(database_url(&self.admin_url, name))
+        Ok(platform::db::database_url(&self.admin_url, name))
     }
 
     /// Drops database `name`, closing its connections.
@@ -91,21 +91,6 @@ async fn answers(url: &str) -> anyhow::Result<()> {
         .context("timed out")??;
     sqlx::query("SELECT 1").execute(&mut conn).await?;
     Ok(())
-}
-
-/// `admin` with its database name replaced by `name`.
-pub fn database_url(admin: &str, name: &str) -> String {
-    let (base, query) = admin
-        .split_once('?')
-        .map_or((admin, None), |(b, q)| (b, Some(q)));
-    let base = match base.rfind('/') {
-        Some(slash) if slash > "postgres://".len() => &base[..slash],
-        _ => base,
-    };
-    match query {
-        Some(query) => format!("{base}/{name}?{query}"),
-        None => format!("{base}/{name}"),
-    }
 }
 
 struct Started {

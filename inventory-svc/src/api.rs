@@ -4,7 +4,7 @@
 use platform::{
     ApiError,
     error::{Reply, reply},
-    idempotency::{self, Claim, Forward},
+    idempotency::{self, Claim},
     page,
     time::timestamp,
     validate::Violations,
@@ -270,12 +270,23 @@ impl InventoryApi {
                 "stock changed under a row lock"
             )));
         }
-        let reservation = store::insert_reservation(&mut tx, order_id, &lines).await?;
+        let reservation = store::insert_reservation(&mut tx, order_id, &lines)
+            .await
+            .map_err(|e| {
+                // A concurrent reservation for the same order won the race.
+                if platform::db::is_unique_violation(&e) {
+                    ApiError::precondition(
+                        domain::REASON_ORDER_ALREADY_RESERVED,
+                        format!("order {order_id} already holds a reservation"),
+                    )
+                } else {
+                    e.into()
+                }
+            })?;
         let response = pb::ReserveStockResponse {
             reservation: Some(to_reservation(reservation)),
         };
-        idempotency::complete(&mut tx, OP_RESERVE, &req.idempotency_key, &response).await?;
-        tx.commit().await?;
+        idempotency::commit(tx, OP_RESERVE, &req.idempotency_key, &response).await?;
         Ok(response)
     }
 
@@ -302,29 +313,23 @@ impl InventoryApi {
             Claim::Replay(response) => return Ok(response),
             Claim::Blocked | Claim::New => {}
         }
-        let reservation_id = match by_id {
-            Some(id) => id,
-            None => match idempotency::block::<pb::ReserveStockResponse>(
-                &mut tx,
-                OP_RESERVE,
-                &req.reserve_idempotency_key,
-            )
-            .await?
-            {
-                Forward::Completed(reserved) => reserved
-                    .reservation
-                    .and_then(|r| r.reservation_id.parse().ok())
-                    .ok_or_else(|| {
-                        ApiError::Internal(anyhow::anyhow!("stored reservation has no id"))
-                    })?,
-                Forward::Blocked => {
-                    let response = pb::ReleaseStockResponse { reservation: None };
-                    idempotency::complete(&mut tx, OP_RELEASE, &req.idempotency_key, &response)
-                        .await?;
-                    tx.commit().await?;
-                    return Ok(response);
-                }
-            },
+        let target = match by_id {
+            Some(id) => Some(id),
+            None => {
+                idempotency::forward_target(
+                    &mut tx,
+                    OP_RESERVE,
+                    &req.reserve_idempotency_key,
+                    |r: pb::ReserveStockResponse| r.reservation?.reservation_id.parse().ok(),
+                )
+                .await?
+            }
+        };
+        let Some(reservation_id) = target else {
+            // Nothing took effect yet, and now it never will.
+            let response = pb::ReleaseStockResponse { reservation: None };
+            idempotency::commit(tx, OP_RELEASE, &req.idempotency_key, &response).await?;
+            return Ok(response);
         };
         let mut reservation = store::lock_reservation(&mut tx, reservation_id)
             .await?
@@ -338,8 +343,7 @@ impl InventoryApi {
         let response = pb::ReleaseStockResponse {
             reservation: Some(to_reservation(reservation)),
         };
-        idempotency::complete(&mut tx, OP_RELEASE, &req.idempotency_key, &response).await?;
-        tx.commit().await?;
+        idempotency::commit(tx, OP_RELEASE, &req.idempotency_key, &response).await?;
         Ok(response)
     }
 

@@ -4,7 +4,7 @@
 use platform::{
     ApiError,
     error::{Reply, reply},
-    idempotency::{self, Claim, Forward},
+    idempotency::{self, Claim},
     page,
     time::timestamp,
     validate::{Address, Violations},
@@ -121,8 +121,7 @@ impl OrderApi {
         let response = pb::CreateOrderResponse {
             order: Some(to_order(order)),
         };
-        idempotency::complete(&mut tx, OP_CREATE, &req.idempotency_key, &response).await?;
-        tx.commit().await?;
+        idempotency::commit(tx, OP_CREATE, &req.idempotency_key, &response).await?;
         Ok(response)
     }
 
@@ -148,8 +147,7 @@ impl OrderApi {
         let response = pb::ConfirmOrderResponse {
             order: Some(to_order(order)),
         };
-        idempotency::complete(&mut tx, OP_CONFIRM, &req.idempotency_key, &response).await?;
-        tx.commit().await?;
+        idempotency::commit(tx, OP_CONFIRM, &req.idempotency_key, &response).await?;
         Ok(response)
     }
 
@@ -177,35 +175,30 @@ impl OrderApi {
         {
             return Ok(response);
         }
-        let order_id = match by_id {
-            Some(id) => id,
-            None => match idempotency::block::<pb::CreateOrderResponse>(
-                &mut tx,
-                OP_CREATE,
-                &req.create_idempotency_key,
-            )
-            .await?
-            {
-                Forward::Completed(created) => created
-                    .order
-                    .and_then(|o| o.order_id.parse().ok())
-                    .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("stored order has no id")))?,
-                Forward::Blocked => {
-                    let response = pb::CancelOrderResponse { order: None };
-                    idempotency::complete(&mut tx, OP_CANCEL, &req.idempotency_key, &response)
-                        .await?;
-                    tx.commit().await?;
-                    return Ok(response);
-                }
-            },
+        let target = match by_id {
+            Some(id) => Some(id),
+            None => {
+                idempotency::forward_target(
+                    &mut tx,
+                    OP_CREATE,
+                    &req.create_idempotency_key,
+                    |r: pb::CreateOrderResponse| r.order?.order_id.parse().ok(),
+                )
+                .await?
+            }
+        };
+        let Some(order_id) = target else {
+            // Nothing took effect yet, and now it never will.
+            let response = pb::CancelOrderResponse { order: None };
+            idempotency::commit(tx, OP_CANCEL, &req.idempotency_key, &response).await?;
+            return Ok(response);
         };
         Span::current().record("order_id", order_id.to_string());
         let order = move_to(&mut tx, order_id, Status::Cancelled, &req.reason).await?;
         let response = pb::CancelOrderResponse {
             order: Some(to_order(order)),
         };
-        idempotency::complete(&mut tx, OP_CANCEL, &req.idempotency_key, &response).await?;
-        tx.commit().await?;
+        idempotency::commit(tx, OP_CANCEL, &req.idempotency_key, &response).await?;
         Ok(response)
     }
 

@@ -4,7 +4,7 @@
 use platform::{
     ApiError,
     error::{Reply, reply},
-    idempotency::{self, Claim, Forward},
+    idempotency::{self, Claim},
     time::timestamp,
     validate::Violations,
 };
@@ -124,8 +124,7 @@ impl PaymentApi {
         let response = pb::ChargeResponse {
             payment: Some(payment(row)),
         };
-        idempotency::complete(&mut tx, OP_CHARGE, &req.idempotency_key, &response).await?;
-        tx.commit().await?;
+        idempotency::commit(tx, OP_CHARGE, &req.idempotency_key, &response).await?;
         Ok(response)
     }
 
@@ -150,29 +149,23 @@ impl PaymentApi {
         {
             return Ok(response);
         }
-        let payment_id = match by_id {
-            Some(id) => id,
-            None => match idempotency::block::<pb::ChargeResponse>(
-                &mut tx,
-                OP_CHARGE,
-                &req.charge_idempotency_key,
-            )
-            .await?
-            {
-                Forward::Completed(charged) => charged
-                    .payment
-                    .and_then(|p| p.payment_id.parse().ok())
-                    .ok_or_else(|| {
-                        ApiError::Internal(anyhow::anyhow!("stored charge has no payment id"))
-                    })?,
-                Forward::Blocked => {
-                    let response = pb::RefundResponse { payment: None };
-                    idempotency::complete(&mut tx, OP_REFUND, &req.idempotency_key, &response)
-                        .await?;
-                    tx.commit().await?;
-                    return Ok(response);
-                }
-            },
+        let target = match by_id {
+            Some(id) => Some(id),
+            None => {
+                idempotency::forward_target(
+                    &mut tx,
+                    OP_CHARGE,
+                    &req.charge_idempotency_key,
+                    |r: pb::ChargeResponse| r.payment?.payment_id.parse().ok(),
+                )
+                .await?
+            }
+        };
+        let Some(payment_id) = target else {
+            // Nothing took effect yet, and now it never will.
+            let response = pb::RefundResponse { payment: None };
+            idempotency::commit(tx, OP_REFUND, &req.idempotency_key, &response).await?;
+            return Ok(response);
         };
         let row = store::lock(&mut tx, payment_id)
             .await?
@@ -188,8 +181,7 @@ impl PaymentApi {
         let response = pb::RefundResponse {
             payment: Some(payment(row)),
         };
-        idempotency::complete(&mut tx, OP_REFUND, &req.idempotency_key, &response).await?;
-        tx.commit().await?;
+        idempotency::commit(tx, OP_REFUND, &req.idempotency_key, &response).await?;
         Ok(response)
     }
 

@@ -3,8 +3,8 @@
 //! Each service's first migration creates `idempotency_keys`. A mutating RPC runs in one
 //! transaction that first [`claim`]s `(operation, key)` with a fingerprint of the request:
 //!
-//! - the first claim inserts the row and the RPC does its work, then [`complete`]s the row
-//!   with the encoded response, all before commit, so no one ever sees a half-done claim;
+//! - the first claim inserts the row and the RPC does its work, then [`commit`] stores
+//!   the encoded response and commits both at once, so no one sees a half-done claim;
 //! - a concurrent claim of the same key waits on the primary key until the first commits
 //!   (or rolls back), then reads the stored response: a replay changes nothing;
 //! - a different request under the same key is [`ApiError::KeyReused`] (ALREADY_EXISTS).
@@ -15,14 +15,15 @@
 
 use prost::Message;
 use sha2::{Digest, Sha256};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Postgres, Transaction};
+use uuid::Uuid;
 
 use crate::error::ApiError;
 
 /// What a forward call finds under its key.
 #[derive(Debug)]
 pub enum Claim<R> {
-    /// First time: do the work, then [`complete`].
+    /// First time: do the work, then [`commit`].
     New,
     /// Seen before with the same request: return this response.
     Replay(R),
@@ -88,9 +89,9 @@ pub async fn claim<Req: Message, Resp: Message + Default>(
     Ok(Claim::Replay(Resp::decode(bytes.as_slice())?))
 }
 
-/// Stores the response of a claimed key, before the transaction commits.
-pub async fn complete<Resp: Message>(
-    tx: &mut PgConnection,
+/// Stores the response of a claimed key and commits the work done under it, together.
+pub async fn commit<Resp: Message>(
+    mut tx: Transaction<'_, Postgres>,
     operation: &str,
     key: &str,
     response: &Resp,
@@ -101,6 +102,7 @@ pub async fn complete<Resp: Message>(
         .bind(response.encode_to_vec())
         .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -130,5 +132,24 @@ pub async fn block<Resp: Message + Default>(
     match (state.as_str(), response) {
         ("completed", Some(bytes)) => Ok(Forward::Completed(Resp::decode(bytes.as_slice())?)),
         _ => Ok(Forward::Blocked),
+    }
+}
+
+/// What a compensation undoes, found from the forward call's key: the id `id_of` reads
+/// from the forward call's stored response, or `None` when the forward call never took
+/// effect (it is now blocked, see [`block`]).
+pub async fn forward_target<Resp: Message + Default>(
+    tx: &mut PgConnection,
+    operation: &str,
+    key: &str,
+    id_of: impl FnOnce(Resp) -> Option<Uuid>,
+) -> Result<Option<Uuid>, ApiError> {
+    match block::<Resp>(tx, operation, key).await? {
+        Forward::Completed(response) => id_of(response).map(Some).ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!(
+                "stored response of {operation}/{key} names nothing to undo"
+            ))
+        }),
+        Forward::Blocked => Ok(None),
     }
 }

@@ -272,6 +272,33 @@ impl AppBuilder {
     }
 }
 
+/// Builds the server of a service that owns one database: a lazy pool handed to `make`
+/// for the gRPC service, readiness once `migrator` has applied the schema.
+pub async fn build_with_database<S, F>(
+    name: &'static str,
+    config: ServerConfig,
+    migrator: &'static sqlx::migrate::Migrator,
+    make: F,
+) -> anyhow::Result<App>
+where
+    F: FnOnce(sqlx::PgPool) -> S,
+    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let pool = crate::db::lazy_pool(&config.database_url, config.database_max_connections)?;
+    let app = App::builder(name, config)
+        .add_service(make(pool.clone()))
+        .ready_when(async move { crate::db::migrate_until_ready(&pool, migrator).await })
+        .bind()
+        .await?;
+    Ok(app)
+}
+
 /// Completes on SIGTERM or Ctrl-C: what binaries pass to [`App::run_until`].
 pub async fn shutdown_signal() {
     let ctrl_c = async {

@@ -59,23 +59,8 @@ impl TestDb {
             .execute(&mut conn)
             .await
             .expect("create test database");
-        let url = database_url(&admin, &name);
+        let url = crate::db::database_url(&admin, &name);
         Self { url, name, admin }
-    }
-}
-
-/// `admin` with its database name replaced by `name`.
-pub fn database_url(admin: &str, name: &str) -> String {
-    let (base, query) = admin
-        .split_once('?')
-        .map_or((admin, None), |(b, q)| (b, Some(q)));
-    let base = match base.rfind('/') {
-        Some(slash) if slash > "postgres://".len() => &base[..slash],
-        _ => base,
-    };
-    match query {
-        Some(query) => format!("{base}/{name}?{query}"),
-        None => format!("{base}/{name}"),
     }
 }
 
@@ -245,22 +230,4 @@ pub fn with_fault<T>(message: T, fault: &str, key: &str) -> tonic::Request<T> {
         key.parse().expect("idempotency key is ASCII"),
     );
     request
-}
-
-#[cfg(test)]
-mod tests {
-    use super::database_url;
-
-    #[test]
-    fn database_url_swaps_the_name() {
-        assert_eq!(
-            database_url("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
-            "postgres://postgres@127.0.0.1:5432/t1"
-        );
-        assert_eq!(
-            database_url("postgres://u:p@h:1/db?sslmode=disable", "t2"),
-            "postgres://u:p@h:1/t2?sslmode=disable"
-        );
-        assert_eq!(database_url("postgres://h:1", "t3"), "postgres://h:1/t3");
-    }
 }

@@ -4,7 +4,7 @@
 use platform::{
     ApiError,
     error::{Reply, reply},
-    idempotency::{self, Claim, Forward},
+    idempotency::{self, Claim},
     time::timestamp,
     validate::{Address, Violations},
 };
@@ -116,8 +116,7 @@ impl ShippingApi {
         let response = pb::CreateShipmentResponse {
             shipment: Some(shipment(row)),
         };
-        idempotency::complete(&mut tx, OP_CREATE, &req.idempotency_key, &response).await?;
-        tx.commit().await?;
+        idempotency::commit(tx, OP_CREATE, &req.idempotency_key, &response).await?;
         Ok(response)
     }
 
@@ -144,29 +143,23 @@ impl ShippingApi {
         {
             return Ok(response);
         }
-        let shipment_id = match by_id {
-            Some(id) => id,
-            None => match idempotency::block::<pb::CreateShipmentResponse>(
-                &mut tx,
-                OP_CREATE,
-                &req.create_idempotency_key,
-            )
-            .await?
-            {
-                Forward::Completed(created) => created
-                    .shipment
-                    .and_then(|s| s.shipment_id.parse().ok())
-                    .ok_or_else(|| {
-                        ApiError::Internal(anyhow::anyhow!("stored shipment has no id"))
-                    })?,
-                Forward::Blocked => {
-                    let response = pb::CancelShipmentResponse { shipment: None };
-                    idempotency::complete(&mut tx, OP_CANCEL, &req.idempotency_key, &response)
-                        .await?;
-                    tx.commit().await?;
-                    return Ok(response);
-                }
-            },
+        let target = match by_id {
+            Some(id) => Some(id),
+            None => {
+                idempotency::forward_target(
+                    &mut tx,
+                    OP_CREATE,
+                    &req.create_idempotency_key,
+                    |r: pb::CreateShipmentResponse| r.shipment?.shipment_id.parse().ok(),
+                )
+                .await?
+            }
+        };
+        let Some(shipment_id) = target else {
+            // Nothing took effect yet, and now it never will.
+            let response = pb::CancelShipmentResponse { shipment: None };
+            idempotency::commit(tx, OP_CANCEL, &req.idempotency_key, &response).await?;
+            return Ok(response);
         };
         let row = store::lock(&mut tx, shipment_id)
             .await?
@@ -181,8 +174,7 @@ impl ShippingApi {
         let response = pb::CancelShipmentResponse {
             shipment: Some(shipment(row)),
         };
-        idempotency::complete(&mut tx, OP_CANCEL, &req.idempotency_key, &response).await?;
-        tx.commit().await?;
+        idempotency::commit(tx, OP_CANCEL, &req.idempotency_key, &response).await?;
         Ok(response)
     }
 

@@ -23,13 +23,9 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Builds the server: lazy pool, the API, readiness after migrations.
 pub async fn build(config: ServerConfig) -> anyhow::Result<App> {
-    let pool = platform::db::lazy_pool(&config.database_url, config.database_max_connections)?;
-    let service = ShippingServiceServer::new(api::ShippingApi::new(pool.clone()))
-        .max_decoding_message_size(platform::server::MAX_MESSAGE_BYTES);
-    let app = App::builder(NAME, config)
-        .add_service(service)
-        .ready_when(async move { platform::db::migrate_until_ready(&pool, &MIGRATOR).await })
-        .bind()
-        .await?;
-    Ok(app)
+    platform::server::build_with_database(NAME, config, &MIGRATOR, |pool| {
+        ShippingServiceServer::new(api::ShippingApi::new(pool))
+            .max_decoding_message_size(platform::server::MAX_MESSAGE_BYTES)
+    })
+    .await
 }
