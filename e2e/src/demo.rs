@@ -2,7 +2,8 @@
 
 use shop_proto::inventory::v1 as inventory;
 
-use crate::clients::Clients;
+use shop_proto::inventory::v1::inventory_service_client::InventoryServiceClient;
+use tonic::transport::Channel;
 
 /// `(sku, name, unit price in euro cents, units in stock)`.
 pub const CATALOG: &[(&str, &str, i64, i64)] = &[
@@ -12,10 +13,9 @@ pub const CATALOG: &[(&str, &str, i64, i64)] = &[
 ];
 
 /// Upserts the demo products and sets their stock.
-pub async fn seed(clients: &mut Clients) -> Result<(), tonic::Status> {
+pub async fn seed(inventory: &mut InventoryServiceClient<Channel>) -> Result<(), tonic::Status> {
     for (sku, name, price, units) in CATALOG {
-        clients
-            .inventory
+        inventory
             .upsert_product(inventory::UpsertProductRequest {
                 sku: (*sku).into(),
                 name: (*name).into(),
@@ -25,8 +25,7 @@ pub async fn seed(clients: &mut Clients) -> Result<(), tonic::Status> {
                 }),
             })
             .await?;
-        clients
-            .inventory
+        inventory
             .set_stock(inventory::SetStockRequest {
                 sku: (*sku).into(),
                 quantity: *units,

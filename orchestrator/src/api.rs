@@ -109,7 +109,11 @@ impl CheckoutApi {
             return self.replay(existing, &hash, until).await;
         }
         let fault = header(metadata, platform::fault::FAULT_HEADER);
-        let traceparent = header(metadata, "traceparent");
+        // This call's own context (a child of the caller's), stored so a resumed saga
+        // joins the same trace; the caller's, when traces are not exported.
+        let traceparent = Some(platform::telemetry::current_traceparent())
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| header(metadata, "traceparent"));
         let priced_at = chrono::Utc::now();
         let call = Call::new(
             inventory::PriceCartRequest {
@@ -156,7 +160,7 @@ impl CheckoutApi {
             return self.replay(existing, &hash, until).await;
         }
         tracing::info!(%saga_id, "checkout started");
-        let driver = self.engine.spawn(saga_id);
+        let driver = self.engine.spawn(saga_id, None);
         let _ = tokio::time::timeout_at(until, driver).await;
         Ok(pb::PlaceOrderResponse {
             checkout: Some(self.checkout(saga_id).await?),

@@ -84,12 +84,16 @@ impl Breaker {
 /// Shares one [`Breaker`] among every stack of a downstream.
 #[derive(Debug, Clone)]
 pub struct BreakerLayer {
+    downstream: &'static str,
     breaker: Arc<Mutex<Breaker>>,
 }
 
 impl BreakerLayer {
-    pub fn new(breaker: Arc<Mutex<Breaker>>) -> Self {
-        Self { breaker }
+    pub fn new(downstream: &'static str, breaker: Arc<Mutex<Breaker>>) -> Self {
+        Self {
+            downstream,
+            breaker,
+        }
     }
 }
 
@@ -99,6 +103,7 @@ impl<S> Layer<S> for BreakerLayer {
     fn layer(&self, inner: S) -> Self::Service {
         BreakerService {
             inner,
+            downstream: self.downstream,
             breaker: self.breaker.clone(),
         }
     }
@@ -107,6 +112,7 @@ impl<S> Layer<S> for BreakerLayer {
 #[derive(Debug, Clone)]
 pub struct BreakerService<S> {
     inner: S,
+    downstream: &'static str,
     breaker: Arc<Mutex<Breaker>>,
 }
 
@@ -137,14 +143,25 @@ where
         }
         let future = self.inner.call(req);
         let breaker = self.breaker.clone();
+        let downstream = self.downstream;
         Box::pin(async move {
             let result = future.await;
             let transient = result.as_ref().err().is_some_and(crate::retry::retryable);
             let mut breaker = lock(&breaker);
+            let was_open = breaker.is_open();
             if transient {
                 breaker.on_failure(Instant::now());
             } else {
                 breaker.on_success();
+            }
+            if breaker.is_open() != was_open {
+                tracing::warn!(
+                    downstream,
+                    open = breaker.is_open(),
+                    "circuit breaker changed state"
+                );
+                metrics::gauge!("circuit_breaker_open", "downstream" => downstream)
+                    .set(if breaker.is_open() { 1.0 } else { 0.0 });
             }
             result
         })

@@ -21,6 +21,8 @@ use tower::BoxError;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use platform::metrics::code_name;
+
 use crate::{
     downstream::Clients,
     resilience::{Call, StepService, send},
@@ -81,6 +83,7 @@ struct Saga {
     order_id: Option<Uuid>,
     fault: String,
     traceparent: String,
+    created_at: chrono::DateTime<chrono::Utc>,
     steps: Vec<StepState>,
 }
 
@@ -108,6 +111,7 @@ impl Saga {
             order_id: row.order_id,
             fault: row.fault,
             traceparent: row.traceparent,
+            created_at: row.created_at,
             steps: steps
                 .into_iter()
                 .filter_map(|s| {
@@ -202,10 +206,24 @@ impl Engine {
         self.changed.subscribe()
     }
 
-    /// Drives a saga this replica holds the lease of, in the background.
-    pub fn spawn(self: &Arc<Self>, saga_id: Uuid) -> tokio::task::JoinHandle<()> {
+    /// Drives a saga this replica holds the lease of, in the background. Its span is a
+    /// child of the current one (PlaceOrder), or of `resumed_from` (a stored
+    /// `traceparent`) when recovery resumes it, so a checkout stays one trace.
+    pub fn spawn(
+        self: &Arc<Self>,
+        saga_id: Uuid,
+        resumed_from: Option<&str>,
+    ) -> tokio::task::JoinHandle<()> {
         let engine = self.clone();
-        let span = tracing::info_span!("saga", %saga_id, order_id = tracing::field::Empty);
+        let span = match resumed_from {
+            Some(_) => {
+                tracing::info_span!(parent: None, "saga", %saga_id, order_id = tracing::field::Empty)
+            }
+            None => tracing::info_span!("saga", %saga_id, order_id = tracing::field::Empty),
+        };
+        if let Some(traceparent) = resumed_from {
+            platform::telemetry::adopt_traceparent(&span, traceparent);
+        }
         tokio::spawn(
             async move {
                 if let Err(error) = engine.drive(saga_id).await {
@@ -263,6 +281,14 @@ impl Engine {
                         reason = saga.failure_reason,
                         "saga ended"
                     );
+                    let took = (chrono::Utc::now() - saga.created_at)
+                        .to_std()
+                        .unwrap_or_default();
+                    let status = saga.status.as_str();
+                    metrics::counter!("saga_outcomes_total", "status" => status, "reason" => saga.failure_reason)
+                        .increment(1);
+                    metrics::histogram!("saga_duration_seconds", "status" => status)
+                        .record(took.as_secs_f64());
                     return Ok(());
                 }
             }
@@ -294,7 +320,10 @@ impl Engine {
         }
         let mut round = 0;
         loop {
-            let (attempts, outcome) = self.call_forward(saga, step).await;
+            let (attempts, outcome) = self
+                .call_forward(saga, step)
+                .instrument(tracing::info_span!("step", step = step.name(), round))
+                .await;
             let attempts = i32::try_from(attempts).unwrap_or(i32::MAX);
             match outcome {
                 Outcome::Done(effects) => {
@@ -412,7 +441,17 @@ impl Engine {
             }
             let mut round = 0;
             loop {
-                let (attempts, result) = self.call_compensation(saga, step).await;
+                let (attempts, result) = self
+                    .call_compensation(saga, step)
+                    .instrument(tracing::info_span!("compensate", step = step.name(), round))
+                    .await;
+                let outcome = if result.is_ok() {
+                    "succeeded"
+                } else {
+                    "failed"
+                };
+                metrics::counter!("saga_compensations_total", "step" => step.name(), "result" => outcome)
+                    .increment(1);
                 let attempts = i32::try_from(attempts).unwrap_or(i32::MAX);
                 match result {
                     Ok(()) => {
@@ -652,12 +691,12 @@ impl Engine {
     async fn recover_loop(self: &Arc<Self>, interval: Duration) {
         loop {
             match store::claim_expired(&self.pool, self.owner, self.lease, 64).await {
-                Ok(ids) => {
-                    if !ids.is_empty() {
-                        tracing::info!(count = ids.len(), "resuming sagas whose lease expired");
+                Ok(claimed) => {
+                    if !claimed.is_empty() {
+                        tracing::info!(count = claimed.len(), "resuming sagas whose lease expired");
                     }
-                    for id in ids {
-                        self.spawn(id);
+                    for (id, traceparent) in claimed {
+                        self.spawn(id, Some(&traceparent));
                     }
                 }
                 Err(error) => tracing::warn!(%error, "recovery scan failed; will retry"),
@@ -739,23 +778,6 @@ fn describe(error: &BoxError) -> (String, String) {
     }
 }
 
-/// `Unavailable` → `UNAVAILABLE`, as gRPC spells code names.
-pub fn code_name(code: tonic::Code) -> String {
-    let camel = format!("{code:?}");
-    let mut name = String::with_capacity(camel.len() + 4);
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            name.push('_');
-        }
-        name.push(c.to_ascii_uppercase());
-    }
-    if code == tonic::Code::Ok {
-        "OK".to_owned()
-    } else {
-        name
-    }
-}
-
 /// The order lines of a priced cart (prices come from inventory, never the caller).
 fn order_lines(priced: &PriceCartResponse) -> Vec<order::OrderLine> {
     let money = |m: &Option<inventory::Money>| {
@@ -774,23 +796,4 @@ fn order_lines(priced: &PriceCartResponse) -> Vec<order::OrderLine> {
             line_total: money(&l.line_total),
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn code_names_are_grpc_spelling() {
-        assert_eq!(code_name(tonic::Code::Unavailable), "UNAVAILABLE");
-        assert_eq!(
-            code_name(tonic::Code::DeadlineExceeded),
-            "DEADLINE_EXCEEDED"
-        );
-        assert_eq!(
-            code_name(tonic::Code::FailedPrecondition),
-            "FAILED_PRECONDITION"
-        );
-        assert_eq!(code_name(tonic::Code::Ok), "OK");
-    }
 }

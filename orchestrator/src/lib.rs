@@ -53,10 +53,16 @@ pub async fn build_with_engine(
     let service = CheckoutServiceServer::new(api)
         .max_decoding_message_size(platform::server::MAX_MESSAGE_BYTES);
     let (recovery, stopping) = (engine.clone(), engine.clone());
+    let watched = pool.clone();
     let app = App::builder(NAME, config)
         .add_service(service)
         .ready_when(async move { platform::db::migrate_until_ready(&pool, &MIGRATOR).await })
-        .background(recovery.recover_forever(settings.recovery_interval))
+        .background(async move {
+            tokio::join!(
+                recovery.recover_forever(settings.recovery_interval),
+                platform::metrics::watch_pool(NAME, watched),
+            );
+        })
         .on_shutdown(async move {
             stopping.stop();
             stopping.release_leases().await;

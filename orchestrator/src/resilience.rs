@@ -148,12 +148,13 @@ impl Downstream {
         let stack = ServiceBuilder::new()
             .timeout(step_deadline)
             .retry(RetryPolicy::new(
+                self.name,
                 s.max_retries,
                 s.backoff_base,
                 s.backoff_max,
                 self.budget.clone(),
             ))
-            .layer(BreakerLayer::new(self.breaker.clone()))
+            .layer(BreakerLayer::new(self.name, self.breaker.clone()))
             .layer(GlobalConcurrencyLimitLayer::with_semaphore(
                 self.permits.clone(),
             ))
@@ -177,10 +178,16 @@ fn prepare<M: Clone>(call: &Call<M>, attempt: Duration, step: Duration) -> tonic
     let mut request = tonic::Request::new(call.message.clone());
     request.set_timeout(attempt.min(left).max(Duration::from_millis(1)));
     let metadata = request.metadata_mut();
+    // The current span's context when traces are exported, else the one we were given.
+    let traceparent = if platform::telemetry::inject_current(metadata) {
+        ""
+    } else {
+        call.meta.traceparent.as_str()
+    };
     let headers = [
         (platform::fault::KEY_HEADER, call.meta.key.as_str()),
         (platform::fault::FAULT_HEADER, call.meta.fault.as_str()),
-        ("traceparent", call.meta.traceparent.as_str()),
+        ("traceparent", traceparent),
     ];
     for (name, value) in headers {
         if let (false, Ok(value)) = (value.is_empty(), value.parse()) {

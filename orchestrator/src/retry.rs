@@ -55,6 +55,7 @@ pub fn full_jitter(retry: u32, base: Duration, max: Duration, rng: &mut impl Rng
 /// request's retries while the budget is shared by every call to the downstream.
 #[derive(Clone)]
 pub struct RetryPolicy {
+    downstream: &'static str,
     retries_left: u32,
     retry: u32,
     base: Duration,
@@ -73,8 +74,15 @@ impl std::fmt::Debug for RetryPolicy {
 }
 
 impl RetryPolicy {
-    pub fn new(max_retries: u32, base: Duration, max: Duration, budget: Arc<TpsBudget>) -> Self {
+    pub fn new(
+        downstream: &'static str,
+        max_retries: u32,
+        base: Duration,
+        max: Duration,
+        budget: Arc<TpsBudget>,
+    ) -> Self {
         Self {
+            downstream,
             retries_left: max_retries,
             retry: 0,
             base,
@@ -92,9 +100,13 @@ impl RetryPolicy {
             }
             Err(error) if retryable(error) && self.retries_left > 0 => {
                 if !self.budget.withdraw() {
-                    tracing::warn!(%error, "retry budget exhausted: not retrying");
+                    tracing::warn!(%error, downstream = self.downstream, "retry budget exhausted: not retrying");
+                    metrics::counter!("downstream_retry_budget_exhausted_total", "downstream" => self.downstream)
+                        .increment(1);
                     return None;
                 }
+                metrics::counter!("downstream_retries_total", "downstream" => self.downstream)
+                    .increment(1);
                 self.retries_left -= 1;
                 self.retry += 1;
                 let wait = full_jitter(self.retry, self.base, self.max, &mut rand::rng());
@@ -133,6 +145,7 @@ mod tests {
 
     fn policy(retries: u32, budget: TpsBudget) -> RetryPolicy {
         RetryPolicy::new(
+            "test-svc",
             retries,
             Duration::from_millis(10),
             Duration::from_millis(80),

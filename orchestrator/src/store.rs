@@ -293,22 +293,23 @@ pub async fn renew(
     Ok(done.rows_affected() == 1)
 }
 
-/// Takes over up to `limit` unfinished sagas whose lease expired. `SKIP LOCKED` lets
+/// Takes over up to `limit` unfinished sagas whose lease expired; returns their ids and
+/// stored trace contexts. `SKIP LOCKED` lets
 /// replicas scan at once without waiting on, or taking, each other's rows.
 pub async fn claim_expired(
     pool: &PgPool,
     owner: Uuid,
     lease: Duration,
     limit: i64,
-) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
+) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+    sqlx::query_as(
         "UPDATE sagas SET lease_owner = $1, lease_until = now() + $2
           WHERE saga_id IN (
                 SELECT saga_id FROM sagas
                  WHERE status IN ('RUNNING', 'COMPENSATING') AND lease_until < now()
                  ORDER BY lease_until LIMIT $3
                    FOR UPDATE SKIP LOCKED)
-          RETURNING saga_id",
+          RETURNING saga_id, traceparent",
     )
     .bind(owner)
     .bind(interval(lease))

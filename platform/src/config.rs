@@ -17,6 +17,10 @@ pub struct ServiceArgs {
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
     pub database_max_connections: u32,
 
+    /// Serve Prometheus metrics (text format, GET /metrics) on this address; off if unset.
+    #[arg(long, env = "METRICS_LISTEN_ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Obey fault-injection metadata (`x-fault`, see docs/FAULTS.md). Off in production.
     #[arg(long, env = "FAULT_INJECTION", default_value_t = false)]
     pub fault_injection: bool,

@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`config`]: the flags and environment variables every binary takes, and the
 //!   `healthcheck` subcommand.
-//! - [`telemetry`]: tracing setup (text or JSON logs).
+//! - [`telemetry`]: tracing setup (text or JSON logs, OTLP export, W3C propagation).
+//! - [`metrics`]: the Prometheus exporter, per-RPC metrics, pool gauges.
 //! - [`server`]: bootstrap: health, reflection v1 and v1alpha, one span per RPC, fault
 //!   injection, readiness after migrations, graceful shutdown.
 //! - [`db`]: the Postgres pool and start-up migrations.
@@ -22,6 +23,7 @@ pub mod error;
 pub mod fault;
 pub mod healthcheck;
 pub mod idempotency;
+pub mod metrics;
 pub mod page;
 pub mod server;
 pub mod telemetry;

@@ -30,6 +30,7 @@ use std::process::ExitCode;
 use crate::{
     config::{Command, ServerConfig, ServiceArgs},
     fault::FaultLayer,
+    metrics::RpcMetricsLayer,
 };
 
 /// Largest request message a service accepts (the default of 4 MiB is far above what a
@@ -147,14 +148,26 @@ impl App {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = Server::builder()
             .trace_fn(move |req| {
-                tracing::info_span!(
-                    "rpc",
-                    service = name,
-                    rpc = %req.uri().path(),
-                    order_id = tracing::field::Empty,
-                    key = tracing::field::Empty,
-                )
+                let path = req.uri().path();
+                // Health checks and reflection every few seconds would drown the RPCs.
+                let span = if path.starts_with("/grpc.") {
+                    tracing::debug_span!("rpc", service = name, rpc = %path, trace_id = tracing::field::Empty)
+                } else {
+                    tracing::info_span!(
+                        "rpc",
+                        otel.name = %path.trim_start_matches('/'),
+                        service = name,
+                        rpc = %path,
+                        order_id = tracing::field::Empty,
+                        key = tracing::field::Empty,
+                        trace_id = tracing::field::Empty,
+                    )
+                };
+                crate::telemetry::continue_trace(&span, req.headers());
+                span
             })
+            // Outermost first: metrics see injected faults too.
+            .layer(RpcMetricsLayer::new(name))
             .layer(FaultLayer::new(name, self.fault_injection))
             .add_routes(routes)
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async {
@@ -291,9 +304,11 @@ where
     S::Future: Send + 'static,
 {
     let pool = crate::db::lazy_pool(&config.database_url, config.database_max_connections)?;
+    let ready = pool.clone();
     let app = App::builder(name, config)
         .add_service(make(pool.clone()))
-        .ready_when(async move { crate::db::migrate_until_ready(&pool, migrator).await })
+        .ready_when(async move { crate::db::migrate_until_ready(&ready, migrator).await })
+        .background(crate::metrics::watch_pool(name, pool))
         .bind()
         .await?;
     Ok(app)
@@ -352,7 +367,15 @@ where
             return ExitCode::from(2);
         }
     };
-    crate::telemetry::init(args.log_format);
+    let telemetry = crate::telemetry::init(name, args.log_format);
+    if let Some(addr) = args.metrics_listen {
+        if let Err(error) = crate::metrics::install(addr) {
+            tracing::error!(%error, %addr, "cannot serve metrics");
+            telemetry.shutdown();
+            return ExitCode::FAILURE;
+        }
+        tracing::info!(service = name, "metrics on http://{addr}/metrics");
+    }
     let served = match build(config).await {
         Ok(app) => app
             .run_until(shutdown_signal())
@@ -360,6 +383,8 @@ where
             .map_err(anyhow::Error::from),
         Err(error) => Err(error),
     };
+    // Flush traces last, after the drain.
+    telemetry.shutdown();
     match served {
         Ok(()) => {
             tracing::info!(service = name, "stopped");

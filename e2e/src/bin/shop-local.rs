@@ -38,7 +38,7 @@ async fn main() -> ExitCode {
         }
     };
     let mut clients = Clients::of(&stack);
-    if let Err(status) = demo::seed(&mut clients).await {
+    if let Err(status) = demo::seed(&mut clients.inventory).await {
         eprintln!("shop-local: seeding the demo catalog failed: {status}");
         return ExitCode::FAILURE;
     }
