@@ -139,6 +139,7 @@ async fn all_terminal(clients: &mut Clients) -> Vec<pb::Checkout> {
                 page_size: 500,
                 page_token: String::new(),
                 status: 0,
+                customer_id: String::new(),
             })
             .await
             .unwrap()
@@ -455,6 +456,7 @@ async fn bad_input_through_the_public_api_gets_the_right_codes_and_changes_nothi
             page_size: 1000,
             page_token: String::new(),
             status: 99,
+            customer_id: String::new(),
         })
         .await
         .unwrap_err();

@@ -250,8 +250,12 @@ impl CheckoutApi {
                 None
             }
         };
+        let customer = (!req.customer_id.is_empty()).then_some(req.customer_id.as_str());
+        if customer.is_some() {
+            v.text("customer_id", &req.customer_id, 1, 64);
+        }
         v.finish(())?;
-        let sagas = store::list(&self.pool, status, before, size + 1).await?;
+        let sagas = store::list(&self.pool, status, customer, before, size + 1).await?;
         let (sagas, next_page_token) = page::split(sagas, size, |(row, _)| row.saga_id.to_string());
         Ok(pb::ListCheckoutsResponse {
             checkouts: sagas

@@ -232,10 +232,12 @@ async fn steps_of(conn: &mut PgConnection, saga_id: Uuid) -> Result<Vec<StepRow>
     .await
 }
 
-/// Up to `limit` sagas, newest first, optionally of one status, before a cursor.
+/// Up to `limit` sagas, newest first, optionally of one status and one customer, before a
+/// cursor.
 pub async fn list(
     pool: &PgPool,
     status: Option<SagaStatus>,
+    customer: Option<&str>,
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<(SagaRow, Vec<StepRow>)>, sqlx::Error> {
@@ -245,19 +247,48 @@ pub async fn list(
         saga_columns!(),
         " FROM sagas WHERE ($1::text IS NULL OR status = $1)
             AND ($2::uuid IS NULL OR saga_id < $2)
+            AND ($4::text IS NULL OR customer_id = $4)
           ORDER BY saga_id DESC LIMIT $3"
     ))
     .bind(status.map(SagaStatus::as_str))
     .bind(before)
     .bind(limit)
+    .bind(customer)
     .fetch_all(&mut *conn)
     .await?;
-    let mut out = Vec::with_capacity(sagas.len());
-    for saga in sagas {
-        let steps = steps_of(&mut conn, saga.saga_id).await?;
-        out.push((saga, steps));
+    // Every page's steps in one query, not one per saga.
+    let ids: Vec<Uuid> = sagas.iter().map(|s| s.saga_id).collect();
+    let rows: Vec<(Uuid, StepRow)> = sqlx::query_as::<_, StepOfSaga>(
+        "SELECT saga_id, step, status, uncertain, attempts, started_at, ended_at, last_error,
+                last_error_code, compensation_attempts, compensation_ended_at
+           FROM saga_steps WHERE saga_id = ANY($1) ORDER BY saga_id, position",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|s| (s.saga_id, s.step))
+    .collect();
+    let mut by_saga: std::collections::HashMap<Uuid, Vec<StepRow>> =
+        std::collections::HashMap::new();
+    for (saga_id, step) in rows {
+        by_saga.entry(saga_id).or_default().push(step);
     }
-    Ok(out)
+    Ok(sagas
+        .into_iter()
+        .map(|saga| {
+            let steps = by_saga.remove(&saga.saga_id).unwrap_or_default();
+            (saga, steps)
+        })
+        .collect())
+}
+
+/// A step row with its saga's id, for loading many sagas' steps at once.
+#[derive(Debug, FromRow)]
+struct StepOfSaga {
+    saga_id: Uuid,
+    #[sqlx(flatten)]
+    step: StepRow,
 }
 
 pub async fn events_after(

@@ -627,6 +627,7 @@ async fn list_filters_by_status_and_watch_streams_to_the_end() {
                     page_size: 10,
                     page_token: String::new(),
                     status: status.into(),
+                    customer_id: String::new(),
                 })
                 .await
                 .unwrap()

@@ -1,0 +1,113 @@
+# syntax=docker/dockerfile:1
+#
+# Every binary of the shop, built once, in one runtime image with one target per service:
+#
+#   docker build --target order-svc -t shop/order-svc .
+#
+# Why one image with per-service targets rather than one Dockerfile per service: the
+# five services and the seed job share one Cargo workspace, so a single `cargo build`
+# compiles the shared crates (shop-proto, platform, every dependency) once for all of
+# them; every target below starts from the same `runtime` stage, so the base layers and
+# the layer holding the binaries are stored and pulled once; and each target differs
+# only in its entry point, port and health check, which is all a service needs.
+# compose.yaml builds each service from its target.
+
+ARG RUST_VERSION=1.95
+
+# ---------------------------------------------------------------------------------------
+# Builder: the release binaries.
+#
+# Dependency caching uses BuildKit cache mounts, not a stub-source layer: the cargo
+# registry and the target directory persist across builds on the same builder, so a
+# source change recompiles only the crates it touches (workspace crates included), and
+# nothing here has to mirror the workspace layout. A stub layer would have to recreate
+# every member's lib.rs, main.rs, src/bin/*.rs, proto/build.rs with its .proto files and
+# each service's migrations/ (sqlx::migrate! embeds them at compile time), and drift as
+# soon as a crate gains a target. The trade-off: cache mounts live in the local builder
+# and are not exported with image layers, so a CI runner with a fresh builder starts
+# cold. No system protoc is needed (shop-proto compiles its .proto files with protox) and
+# no OpenSSL either (sqlx is built with tls-none).
+FROM rust:${RUST_VERSION}-bookworm AS builder
+WORKDIR /app
+# Sources, proto files and migrations; .dockerignore keeps target/ and .git out.
+COPY . .
+# target/ is a cache mount, so the binaries are copied out within the same step.
+RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
+    --mount=type=cache,target=/app/target,sharing=locked \
+    cargo build --release --locked \
+        --bin order-svc \
+        --bin payment-svc \
+        --bin inventory-svc \
+        --bin shipping-svc \
+        --bin orchestrator \
+        --bin shop-seed \
+ && mkdir -p /out \
+ && cp target/release/order-svc \
+       target/release/payment-svc \
+       target/release/inventory-svc \
+       target/release/shipping-svc \
+       target/release/orchestrator \
+       target/release/shop-seed \
+       /out/
+
+# ---------------------------------------------------------------------------------------
+# Runtime: Debian slim (same glibc as the builder), CA roots, an unprivileged user.
+FROM debian:bookworm-slim AS runtime
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+RUN groupadd --system --gid 10001 shop \
+ && useradd --system --uid 10001 --gid shop --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin shop
+COPY --from=builder /out/ /usr/local/bin/
+# Numeric, so runtimes that check for a non-root user (runAsNonRoot) can verify it.
+USER 10001:10001
+# The binaries drain in-flight calls on SIGTERM (SHUTDOWN_GRACE, 10s by default) and
+# exit 0; give them that long before the SIGKILL (compose: stop_grace_period).
+STOPSIGNAL SIGTERM
+
+# ---------------------------------------------------------------------------------------
+# One target per service. Each listens on all interfaces inside its container (the
+# binaries default to 127.0.0.1, which other containers cannot reach) and checks itself
+# with its own `healthcheck` subcommand: no curl or grpc_health_probe in the image.
+
+FROM runtime AS order-svc
+ENV LISTEN_ADDR=0.0.0.0:50051
+EXPOSE 50051
+HEALTHCHECK --interval=5s --timeout=5s --start-period=30s --retries=5 \
+    CMD ["/usr/local/bin/order-svc", "healthcheck", "--addr", "127.0.0.1:50051"]
+ENTRYPOINT ["/usr/local/bin/order-svc"]
+
+FROM runtime AS payment-svc
+ENV LISTEN_ADDR=0.0.0.0:50052
+EXPOSE 50052
+HEALTHCHECK --interval=5s --timeout=5s --start-period=30s --retries=5 \
+    CMD ["/usr/local/bin/payment-svc", "healthcheck", "--addr", "127.0.0.1:50052"]
+ENTRYPOINT ["/usr/local/bin/payment-svc"]
+
+FROM runtime AS inventory-svc
+ENV LISTEN_ADDR=0.0.0.0:50053
+EXPOSE 50053
+HEALTHCHECK --interval=5s --timeout=5s --start-period=30s --retries=5 \
+    CMD ["/usr/local/bin/inventory-svc", "healthcheck", "--addr", "127.0.0.1:50053"]
+ENTRYPOINT ["/usr/local/bin/inventory-svc"]
+
+FROM runtime AS shipping-svc
+ENV LISTEN_ADDR=0.0.0.0:50054
+EXPOSE 50054
+HEALTHCHECK --interval=5s --timeout=5s --start-period=30s --retries=5 \
+    CMD ["/usr/local/bin/shipping-svc", "healthcheck", "--addr", "127.0.0.1:50054"]
+ENTRYPOINT ["/usr/local/bin/shipping-svc"]
+
+# One-shot: upserts the demo catalog (MUG-1, TEE-1, CAP-1) into inventory-svc, exits 0.
+FROM runtime AS seed
+ENTRYPOINT ["/usr/local/bin/shop-seed"]
+
+# Last, so a plain `docker build .` gives the entry point of the shop.
+FROM runtime AS orchestrator
+ENV LISTEN_ADDR=0.0.0.0:50050
+EXPOSE 50050
+HEALTHCHECK --interval=5s --timeout=5s --start-period=30s --retries=5 \
+    CMD ["/usr/local/bin/orchestrator", "healthcheck", "--addr", "127.0.0.1:50050"]
+ENTRYPOINT ["/usr/local/bin/orchestrator"]

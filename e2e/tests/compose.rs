@@ -1,0 +1,750 @@
+//! Static checks of the container path, no Docker needed: compose.yaml against the
+//! Dockerfile, the settings each binary really reads (taken from its source),
+//! deploy/prometheus.yml and deploy/postgres/init.sql. A drift between the compose file
+//! and the code fails here rather than at `docker compose up`.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fs,
+    path::{Path, PathBuf},
+};
+
+use serde_yaml_ng::Value;
+
+/// Variables a binary may get although its source names them in no clap `env = "..."`
+/// nor `env::var("...")`: read by a library, or a setting being added. The test lists
+/// the ones it did not find in the source, so they are known, not hidden.
+const READ_OUTSIDE_CLAP: &[&str] = &[
+    // tracing-subscriber's EnvFilter::try_from_default_env.
+    "RUST_LOG",
+    // The OpenTelemetry exporter settings (platform's telemetry).
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_SERVICE_NAME",
+    // `--metrics-listen` / METRICS_LISTEN_ADDR of CONTRACT.md.
+    "METRICS_LISTEN_ADDR",
+];
+
+/// Dependency conditions that let `docker compose up --wait` mean "ready".
+const CONDITIONS: &[&str] = &["service_healthy", "service_completed_successfully"];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn read(relative: &str) -> String {
+    fs::read_to_string(root().join(relative)).unwrap_or_else(|e| panic!("{relative}: {e}"))
+}
+
+// ---- compose.yaml ---------------------------------------------------------------------
+
+/// The services of compose.yaml, with `<<` merge keys applied as compose does.
+fn services() -> BTreeMap<String, Value> {
+    let mut doc: Value = serde_yaml_ng::from_str(&read("compose.yaml"))
+        .unwrap_or_else(|e| panic!("compose.yaml does not parse: {e}"));
+    doc.apply_merge().unwrap();
+    doc["services"]
+        .as_mapping()
+        .expect("compose.yaml has a services mapping")
+        .iter()
+        .map(|(name, service)| (name.as_str().unwrap().to_owned(), service.clone()))
+        .collect()
+}
+
+/// `environment:` as a map, whether written as a mapping or as `KEY=VALUE` items.
+fn env_of(service: &Value) -> BTreeMap<String, String> {
+    let scalar = |value: &Value| match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => String::new(),
+    };
+    match &service["environment"] {
+        Value::Mapping(map) => map
+            .iter()
+            .map(|(k, v)| (k.as_str().unwrap().to_owned(), scalar(v)))
+            .collect(),
+        Value::Sequence(items) => items
+            .iter()
+            .map(|item| {
+                let item = item.as_str().unwrap();
+                let (k, v) = item.split_once('=').unwrap_or((item, ""));
+                (k.to_owned(), v.to_owned())
+            })
+            .collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
+/// A service that runs once and exits (`restart: "no"`), like the seed job.
+fn is_one_shot(service: &Value) -> bool {
+    service["restart"].as_str() == Some("no")
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_sequence()
+        .map(|items| {
+            items
+                .iter()
+                .map(|item| item.as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The port of `host:port` or `scheme://[user:pass@]host:port[/path]`.
+fn host_port(address: &str) -> (String, u16) {
+    let rest = address.split_once("://").map_or(address, |(_, rest)| rest);
+    let authority = rest.split(['/', '?']).next().unwrap();
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    let (host, port) = authority
+        .rsplit_once(':')
+        .unwrap_or_else(|| panic!("`{address}` has no port"));
+    let port = port
+        .parse()
+        .unwrap_or_else(|_| panic!("`{address}`: bad port"));
+    (host.to_owned(), port)
+}
+
+/// The gRPC port a service built from this repo listens on (its LISTEN_ADDR).
+fn listen_port(name: &str, service: &Value) -> u16 {
+    let env = env_of(service);
+    let addr = env
+        .get("LISTEN_ADDR")
+        .unwrap_or_else(|| panic!("{name}: no LISTEN_ADDR"));
+    host_port(addr).1
+}
+
+// ---- Dockerfile -----------------------------------------------------------------------
+
+#[derive(Debug, Default)]
+struct Stage {
+    base: String,
+    entrypoint: Vec<String>,
+    expose: Vec<u16>,
+    env: BTreeMap<String, String>,
+}
+
+#[derive(Debug)]
+struct Dockerfile {
+    stages: BTreeMap<String, Stage>,
+    /// Every `--bin NAME` of a RUN instruction.
+    built: BTreeSet<String>,
+    text: String,
+}
+
+/// Instructions with their continuation lines joined and comments dropped.
+fn instructions(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.strip_suffix('\\') {
+            Some(body) => {
+                current.push_str(body);
+                current.push(' ');
+            }
+            None => {
+                current.push_str(line);
+                out.push(std::mem::take(&mut current));
+            }
+        }
+    }
+    out
+}
+
+fn dockerfile() -> Dockerfile {
+    let text = read("Dockerfile");
+    let mut stages = BTreeMap::new();
+    let mut built = BTreeSet::new();
+    let mut current: Option<String> = None;
+    for instruction in instructions(&text) {
+        let (keyword, rest) = instruction
+            .split_once(char::is_whitespace)
+            .unwrap_or((&instruction, ""));
+        let rest = rest.trim();
+        let keyword = keyword.to_ascii_uppercase();
+        match keyword.as_str() {
+            "FROM" => {
+                let words: Vec<&str> = rest
+                    .split_whitespace()
+                    .filter(|w| !w.starts_with("--"))
+                    .collect();
+                let name = match words.as_slice() {
+                    [_, as_kw, name] if as_kw.eq_ignore_ascii_case("as") => (*name).to_owned(),
+                    _ => panic!("Dockerfile: every stage is named (`FROM image AS name`): {rest}"),
+                };
+                let stage = Stage {
+                    base: words[0].to_owned(),
+                    ..Stage::default()
+                };
+                assert!(
+                    stages.insert(name.clone(), stage).is_none(),
+                    "Dockerfile: stage {name} twice"
+                );
+                current = Some(name);
+            }
+            "RUN" => {
+                let words: Vec<&str> = rest.split_whitespace().collect();
+                for pair in words.windows(2) {
+                    if pair[0] == "--bin" {
+                        built.insert(pair[1].to_owned());
+                    }
+                }
+            }
+            "ENTRYPOINT" | "EXPOSE" | "ENV" => {
+                let stage = stages
+                    .get_mut(current.as_ref().expect("an instruction before FROM"))
+                    .unwrap();
+                match keyword.as_str() {
+                    "ENTRYPOINT" => {
+                        stage.entrypoint = serde_yaml_ng::from_str(rest)
+                            .unwrap_or_else(|_| panic!("ENTRYPOINT in exec form: {rest}"));
+                    }
+                    "EXPOSE" => stage.expose.extend(
+                        rest.split_whitespace()
+                            .map(|p| p.trim_end_matches("/tcp").parse::<u16>().unwrap()),
+                    ),
+                    _ => stage.env.extend(rest.split_whitespace().map(|pair| {
+                        let (k, v) = pair.split_once('=').expect("ENV KEY=VALUE");
+                        (k.to_owned(), v.to_owned())
+                    })),
+                }
+            }
+            _ => {}
+        }
+    }
+    Dockerfile {
+        stages,
+        built,
+        text,
+    }
+}
+
+impl Dockerfile {
+    /// The stages from `target` up through the stages it is built `FROM`.
+    fn chain(&self, target: &str) -> Vec<&Stage> {
+        let mut chain = Vec::new();
+        let mut name = target;
+        while let Some(stage) = self.stages.get(name) {
+            chain.push(stage);
+            name = &stage.base;
+        }
+        chain
+    }
+
+    fn entrypoint(&self, target: &str) -> Vec<String> {
+        self.chain(target)
+            .iter()
+            .find(|stage| !stage.entrypoint.is_empty())
+            .map(|stage| stage.entrypoint.clone())
+            .unwrap_or_default()
+    }
+
+    fn exposed(&self, target: &str) -> BTreeSet<u16> {
+        self.chain(target)
+            .iter()
+            .flat_map(|stage| stage.expose.iter().copied())
+            .collect()
+    }
+
+    fn env(&self, target: &str, key: &str) -> Option<String> {
+        self.chain(target)
+            .iter()
+            .find_map(|stage| stage.env.get(key).cloned())
+    }
+}
+
+/// The services built from this repo: name -> (service, binary its target runs).
+fn built_services(df: &Dockerfile) -> BTreeMap<String, (Value, String)> {
+    services()
+        .into_iter()
+        .filter(|(_, service)| !service["build"].is_null())
+        .map(|(name, service)| {
+            let target = service["build"]["target"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name}: build without a target"));
+            let entrypoint = df.entrypoint(target);
+            let binary = entrypoint
+                .first()
+                .and_then(|path| path.strip_prefix("/usr/local/bin/"))
+                .unwrap_or_else(|| panic!("{name}: target {target} runs no /usr/local/bin binary"))
+                .to_owned();
+            (name, (service, binary))
+        })
+        .collect()
+}
+
+// ---- the workspace's binaries and the settings they read ------------------------------
+
+/// The crate folder of a workspace binary: `src/bin/NAME.rs`, or `src/main.rs` of the
+/// package NAME.
+fn crate_of(binary: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = fs::read_dir(root())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|dir| dir.join("Cargo.toml").is_file())
+        .collect();
+    dirs.sort();
+    dirs.into_iter().find(|dir| {
+        let bin = dir.join("src/bin");
+        if bin.join(format!("{binary}.rs")).is_file() || bin.join(binary).join("main.rs").is_file()
+        {
+            return true;
+        }
+        let manifest = fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+        let package = manifest
+            .split("[package]")
+            .nth(1)
+            .and_then(|section| section.lines().find(|l| l.trim().starts_with("name")))
+            .and_then(|line| line.split('"').nth(1));
+        package == Some(binary) && dir.join("src/main.rs").is_file()
+    })
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Every `env = "NAME"` (clap) and `env::var("NAME")` in the binary's crate and in
+/// platform, which every binary links.
+fn env_names_read_by(binary: &str) -> BTreeSet<String> {
+    let dir = crate_of(binary).unwrap_or_else(|| panic!("no workspace binary {binary}"));
+    let mut files = Vec::new();
+    rust_files(&dir.join("src"), &mut files);
+    rust_files(&root().join("platform/src"), &mut files);
+    let mut names = BTreeSet::new();
+    for file in files {
+        let source = fs::read_to_string(&file).unwrap();
+        for marker in ["env = \"", "env::var(\"", "env::var_os(\""] {
+            for (at, _) in source.match_indices(marker) {
+                let rest = &source[at + marker.len()..];
+                if let Some(end) = rest.find('"') {
+                    names.insert(rest[..end].to_owned());
+                }
+            }
+        }
+    }
+    names
+}
+
+// ---- the checks -----------------------------------------------------------------------
+
+#[test]
+fn every_build_names_a_target_of_the_dockerfile() {
+    let df = dockerfile();
+    let services = services();
+    assert!(!services.is_empty(), "compose.yaml has no services");
+    for (name, service) in &services {
+        let build = &service["build"];
+        if build.is_null() {
+            assert!(
+                service["image"].as_str().is_some(),
+                "{name}: neither build nor image"
+            );
+            continue;
+        }
+        assert_eq!(
+            build["context"].as_str(),
+            Some("."),
+            "{name}: build context is the workspace root"
+        );
+        let file = build["dockerfile"].as_str().unwrap_or("Dockerfile");
+        assert_eq!(
+            file, "Dockerfile",
+            "{name}: built from the top-level Dockerfile"
+        );
+        let target = build["target"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: build without a target"));
+        assert!(
+            df.stages.contains_key(target),
+            "{name}: target {target} is no `FROM ... AS {target}` of the Dockerfile (stages: {:?})",
+            df.stages.keys().collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn the_dockerfile_builds_every_binary_its_targets_run() {
+    let df = dockerfile();
+    for bin in &df.built {
+        assert!(
+            crate_of(bin).is_some(),
+            "Dockerfile builds --bin {bin}, which no workspace crate has"
+        );
+        assert!(
+            df.text.contains(&format!("target/release/{bin}")),
+            "Dockerfile builds {bin} but does not copy target/release/{bin} out of the builder"
+        );
+    }
+    for (name, stage) in &df.stages {
+        if let Some(bin) = stage
+            .entrypoint
+            .first()
+            .and_then(|path| path.strip_prefix("/usr/local/bin/"))
+        {
+            assert!(
+                df.built.contains(bin),
+                "target {name} runs {bin}, which the builder does not build"
+            );
+        }
+    }
+    let runtime = &df.stages["runtime"];
+    assert!(
+        runtime.base.starts_with("debian:"),
+        "runtime: {}",
+        runtime.base
+    );
+    assert!(
+        df.text.contains("USER 10001"),
+        "the runtime runs as the unprivileged uid 10001"
+    );
+}
+
+#[test]
+fn every_environment_variable_is_one_the_binary_reads() {
+    let df = dockerfile();
+    let mut unknown = Vec::new();
+    for (name, (service, binary)) in built_services(&df) {
+        let read = env_names_read_by(&binary);
+        let not_in_source: Vec<&str> = READ_OUTSIDE_CLAP
+            .iter()
+            .copied()
+            .filter(|var| !read.contains(*var))
+            .collect();
+        for var in env_of(&service).keys() {
+            if read.contains(var) {
+                continue;
+            }
+            if not_in_source.contains(&var.as_str()) {
+                eprintln!("note: {name} sets {var}, which {binary}'s source does not name yet");
+                continue;
+            }
+            unknown.push(format!("{name} sets {var}, which {binary} does not read"));
+        }
+    }
+    assert!(unknown.is_empty(), "{}", unknown.join("\n"));
+}
+
+#[test]
+fn ports_agree_between_listen_address_health_check_image_and_callers() {
+    let df = dockerfile();
+    let services = services();
+    let built = built_services(&df);
+    for (name, (service, binary)) in &built {
+        if is_one_shot(service) {
+            continue;
+        }
+        let port = listen_port(name, service);
+        let expected = [
+            "CMD".to_owned(),
+            format!("/usr/local/bin/{binary}"),
+            "healthcheck".to_owned(),
+            "--addr".to_owned(),
+            format!("127.0.0.1:{port}"),
+        ];
+        assert_eq!(
+            strings(&service["healthcheck"]["test"]),
+            expected,
+            "{name}: the health check runs the binary's healthcheck subcommand on LISTEN_ADDR's port"
+        );
+        let target = service["build"]["target"].as_str().unwrap();
+        assert!(
+            df.exposed(target).contains(&port),
+            "{name}: target {target} does not EXPOSE {port}"
+        );
+        if let Some(image_listen) = df.env(target, "LISTEN_ADDR") {
+            assert_eq!(
+                host_port(&image_listen).1,
+                port,
+                "{name}: the image's LISTEN_ADDR and compose's differ"
+            );
+        }
+    }
+    // Every *_SVC_URL points at a compose service, on the port that service listens on.
+    for (name, service) in &services {
+        for (var, url) in env_of(service) {
+            if !var.ends_with("_SVC_URL") {
+                continue;
+            }
+            let (host, port) = host_port(&url);
+            let callee = services
+                .get(&host)
+                .unwrap_or_else(|| panic!("{name}: {var}={url} names no compose service"));
+            assert_eq!(
+                port,
+                listen_port(&host, callee),
+                "{name}: {var}={url} is not the port {host} listens on"
+            );
+        }
+    }
+    // The orchestrator is told where every downstream is.
+    let (orchestrator, binary) = built
+        .values()
+        .find(|(_, binary)| binary == "orchestrator")
+        .expect("compose runs the orchestrator");
+    let set = env_of(orchestrator);
+    for var in env_names_read_by(binary) {
+        if var.ends_with("_SVC_URL") {
+            assert!(set.contains_key(&var), "orchestrator: {var} is not set");
+        }
+    }
+}
+
+#[test]
+fn health_checks_and_dependencies_let_up_wait_return() {
+    let services = services();
+    for (name, service) in &services {
+        let has_check = !strings(&service["healthcheck"]["test"]).is_empty();
+        if is_one_shot(service) {
+            assert!(!has_check, "{name}: a one-shot job has no health check");
+            // `up --wait` fails on an exited container unless a running service depends
+            // on it with service_completed_successfully.
+            let awaited = services.iter().any(|(_, other)| {
+                !is_one_shot(other)
+                    && other["depends_on"][name.as_str()]["condition"].as_str()
+                        == Some("service_completed_successfully")
+            });
+            assert!(
+                awaited,
+                "{name}: no long-running service waits for it (service_completed_successfully), so `up --wait` would fail"
+            );
+        } else {
+            assert!(
+                has_check,
+                "{name}: a long-running service needs a health check"
+            );
+        }
+        let depends_on = &service["depends_on"];
+        if depends_on.is_null() {
+            continue;
+        }
+        let depends_on = depends_on
+            .as_mapping()
+            .unwrap_or_else(|| panic!("{name}: depends_on in the long form, with conditions"));
+        for (dependency, how) in depends_on {
+            let dependency = dependency.as_str().unwrap();
+            let target = services
+                .get(dependency)
+                .unwrap_or_else(|| panic!("{name}: depends on unknown {dependency}"));
+            let condition = how["condition"].as_str().unwrap_or("service_started");
+            assert!(
+                CONDITIONS.contains(&condition),
+                "{name} -> {dependency}: condition {condition}, expected one of {CONDITIONS:?}"
+            );
+            if condition == "service_healthy" {
+                assert!(
+                    !strings(&target["healthcheck"]["test"]).is_empty(),
+                    "{name} waits for {dependency} to be healthy, which has no health check"
+                );
+            } else {
+                assert!(
+                    is_one_shot(target),
+                    "{name} waits for {dependency} to complete, which is not a one-shot job"
+                );
+            }
+        }
+        // Whatever a service connects to (its database, the services it calls) is
+        // healthy before it starts.
+        for (var, value) in env_of(service) {
+            if var != "DATABASE_URL" && !var.ends_with("_SVC_URL") {
+                continue;
+            }
+            let host = host_port(&value).0;
+            assert_eq!(
+                depends_on
+                    .get(host.as_str())
+                    .and_then(|how| how["condition"].as_str()),
+                Some("service_healthy"),
+                "{name}: {var} points at {host}, which it does not wait for (service_healthy)"
+            );
+        }
+    }
+}
+
+#[test]
+fn only_the_entry_point_and_the_uis_are_published() {
+    let services = services();
+    let mut published = BTreeMap::new();
+    for (name, service) in &services {
+        let ports = strings(&service["ports"]);
+        if ports.is_empty() {
+            continue;
+        }
+        let container_ports: BTreeSet<u16> = ports
+            .iter()
+            .map(|p| {
+                let container = p.rsplit(':').next().unwrap();
+                container.trim_end_matches("/tcp").parse().unwrap()
+            })
+            .collect();
+        let image = service["image"].as_str().unwrap_or_default();
+        let allowed: BTreeSet<u16> = if image.starts_with("jaegertracing/") {
+            BTreeSet::from([16686])
+        } else if image.starts_with("prom/prometheus") {
+            BTreeSet::from([9090])
+        } else if name == "orchestrator" {
+            BTreeSet::from([listen_port(name, service)])
+        } else {
+            panic!("{name} publishes {ports:?}: only the orchestrator and the UIs may");
+        };
+        assert_eq!(container_ports, allowed, "{name} publishes {ports:?}");
+        published.insert(name.clone(), container_ports);
+    }
+    assert_eq!(
+        published.len(),
+        3,
+        "the orchestrator, Jaeger and Prometheus are published: {published:?}"
+    );
+}
+
+#[test]
+fn prometheus_scrapes_every_service_and_traces_go_to_jaeger() {
+    let df = dockerfile();
+    let services = services();
+    let config: Value = serde_yaml_ng::from_str(&read("deploy/prometheus.yml"))
+        .unwrap_or_else(|e| panic!("deploy/prometheus.yml does not parse: {e}"));
+    let targets: BTreeSet<String> = config["scrape_configs"]
+        .as_sequence()
+        .expect("scrape_configs")
+        .iter()
+        .flat_map(|job| {
+            job["static_configs"]
+                .as_sequence()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .flat_map(|static_config| strings(&static_config["targets"]))
+        .collect();
+    for (name, (service, _)) in built_services(&df) {
+        if is_one_shot(&service) {
+            continue;
+        }
+        let env = env_of(&service);
+        let metrics = env
+            .get("METRICS_LISTEN_ADDR")
+            .unwrap_or_else(|| panic!("{name}: no METRICS_LISTEN_ADDR"));
+        let target = format!("{name}:{}", host_port(metrics).1);
+        assert!(
+            targets.contains(&target),
+            "deploy/prometheus.yml does not scrape {target}"
+        );
+        assert_eq!(
+            env.get("OTEL_SERVICE_NAME"),
+            Some(&name),
+            "{name}: OTEL_SERVICE_NAME names the service"
+        );
+        let endpoint = env
+            .get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .unwrap_or_else(|| panic!("{name}: no OTEL_EXPORTER_OTLP_ENDPOINT"));
+        let (host, port) = host_port(endpoint);
+        assert!(
+            services[&host]["image"]
+                .as_str()
+                .is_some_and(|image| image.starts_with("jaegertracing/")),
+            "{name}: traces go to {host}, which is not Jaeger"
+        );
+        assert_eq!(port, 4317, "{name}: OTLP/gRPC is port 4317");
+    }
+    for target in &targets {
+        let host = host_port(target).0;
+        assert!(
+            host == "localhost" || services.contains_key(&host),
+            "deploy/prometheus.yml scrapes {target}, which is no compose service"
+        );
+    }
+    let prometheus = services
+        .values()
+        .find(|s| {
+            s["image"]
+                .as_str()
+                .is_some_and(|i| i.starts_with("prom/prometheus"))
+        })
+        .expect("a Prometheus service");
+    assert!(
+        strings(&prometheus["volumes"])
+            .iter()
+            .any(|v| v.starts_with("./deploy/prometheus.yml:/etc/prometheus/prometheus.yml")),
+        "Prometheus mounts deploy/prometheus.yml"
+    );
+}
+
+#[test]
+fn each_service_has_its_own_database_and_role() {
+    let services = services();
+    let init = read("deploy/postgres/init.sql");
+    let mut users = BTreeSet::new();
+    let mut databases = BTreeSet::new();
+    for (name, service) in &services {
+        let Some(url) = env_of(service).get("DATABASE_URL").cloned() else {
+            continue;
+        };
+        let rest = url
+            .strip_prefix("postgres://")
+            .unwrap_or_else(|| panic!("{name}: DATABASE_URL is a postgres:// URL"));
+        let (credentials, location) = rest.split_once('@').unwrap();
+        let (user, password) = credentials.split_once(':').unwrap();
+        let database = location
+            .split_once('/')
+            .unwrap()
+            .1
+            .split('?')
+            .next()
+            .unwrap();
+        let host = host_port(&url).0;
+        assert!(
+            services[&host]["image"]
+                .as_str()
+                .is_some_and(|i| i.starts_with("postgres")),
+            "{name}: DATABASE_URL host {host} is not the Postgres service"
+        );
+        assert!(users.insert(user.to_owned()), "{name}: role {user} shared");
+        assert!(
+            databases.insert(database.to_owned()),
+            "{name}: database {database} shared"
+        );
+        for statement in [
+            format!("CREATE ROLE {user} LOGIN PASSWORD '{password}';"),
+            format!("CREATE DATABASE {database} OWNER {user};"),
+            format!("REVOKE CONNECT, TEMPORARY ON DATABASE {database} FROM PUBLIC;"),
+        ] {
+            assert!(
+                init.contains(&statement),
+                "deploy/postgres/init.sql lacks `{statement}` ({name})"
+            );
+        }
+    }
+    assert!(
+        users.len() >= 5,
+        "every service has its own database: {users:?}"
+    );
+    let postgres = services
+        .values()
+        .find(|s| {
+            s["image"]
+                .as_str()
+                .is_some_and(|i| i.starts_with("postgres"))
+        })
+        .unwrap();
+    assert!(
+        strings(&postgres["volumes"])
+            .iter()
+            .any(|v| v.starts_with("./deploy/postgres/init.sql:/docker-entrypoint-initdb.d/")),
+        "Postgres runs deploy/postgres/init.sql on its first start"
+    );
+}

@@ -1,0 +1,14 @@
+//! How fast is a checkout, and does the system stay correct under load and faults?
+//! Benchmarks, not tests: numbers go to docs/BENCHMARKS.md, never into assertions.
+//!
+//! # Layout
+//! - [`load`]: drives `PlaceOrder` at a fixed concurrency or rate, with a mix of outcomes
+//!   and optional faults; reports throughput, latency percentiles, outcomes and errors.
+//! - [`check`]: reads every service back and checks the invariants for one run.
+//! - [`chaos`]: the same load with faults and a killed orchestrator, then the check.
+//! - [`bench`]: the benchmark sweep, the machine's ceiling and the report.
+
+pub mod bench;
+pub mod chaos;
+pub mod check;
+pub mod load;

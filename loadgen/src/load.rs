@@ -1,0 +1,458 @@
+//! The load driver. Each request is a `PlaceOrder` with key `<run>-<n>` for customer
+//! `<run>`, so the checker can find every checkout a run made, even those whose answer
+//! was lost.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use e2e::clients::Clients;
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use shop_proto::{checkout::v1 as pb, inventory::v1 as inventory};
+use tonic::{Code, Request};
+
+/// Shares of requests meant to end otherwise than COMPLETED, and of injected faults.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Mix {
+    pub declined: f64,
+    pub out_of_stock: f64,
+    pub undeliverable: f64,
+    /// Share of requests whose charge fails UNAVAILABLE once (retried).
+    pub transient: f64,
+    /// Share of requests whose reservation succeeds after the caller's attempt timeout.
+    pub late: f64,
+    /// The `after_ms` of late successes (above the orchestrator's attempt timeout).
+    pub late_ms: u64,
+}
+
+/// How to drive the load.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    pub run_id: String,
+    pub concurrency: usize,
+    /// Requests per second (open loop); `None` is closed loop at `concurrency`.
+    pub rate: Option<f64>,
+    pub duration: Option<Duration>,
+    pub count: Option<u64>,
+    pub mix: Mix,
+    /// Deadline of each PlaceOrder.
+    pub deadline: Duration,
+    /// Retry PlaceOrder (same key) while the front door is down, like a real client.
+    pub retry_unavailable: bool,
+    /// Print a progress line every second on stderr.
+    pub progress: bool,
+}
+
+/// What a run set up and made: enough for the checker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunState {
+    pub run_id: String,
+    /// `(sku, units stocked)` of the skus this run created.
+    pub skus: Vec<(String, i64)>,
+    /// Requests issued (keys `<run>-0` .. `<run>-<issued-1>`).
+    pub issued: u64,
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Latency {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+/// The final report of a run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Report {
+    pub run_id: String,
+    pub concurrency: usize,
+    pub requests: u64,
+    pub seconds: f64,
+    pub throughput: f64,
+    pub latency_ms: Latency,
+    /// By checkout status (and failure reason).
+    pub outcomes: BTreeMap<String, u64>,
+    /// Failed calls by gRPC code.
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl Report {
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    /// The human-readable form.
+    pub fn render(&self) -> String {
+        let l = &self.latency_ms;
+        let mut text = format!(
+            "run {}: {} requests in {:.1} s at concurrency {} = {:.1} checkouts/s\n\
+             latency ms: p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  mean {:.1}\n",
+            self.run_id,
+            self.requests,
+            self.seconds,
+            self.concurrency,
+            self.throughput,
+            l.p50,
+            l.p90,
+            l.p99,
+            l.p999,
+            l.max,
+            l.mean
+        );
+        text.push_str("outcomes:");
+        for (outcome, n) in &self.outcomes {
+            text.push_str(&format!("  {outcome} {n}"));
+        }
+        text.push_str("\nerrors:");
+        if self.errors.is_empty() {
+            text.push_str("  none");
+        }
+        for (code, n) in &self.errors {
+            text.push_str(&format!("  {code} {n}"));
+        }
+        text.push('\n');
+        text
+    }
+}
+
+/// Creates this run's skus: plenty of stock for normal lines, none for the out-of-stock
+/// share, so outcomes follow the mix.
+pub async fn setup(clients: &mut Clients, run_id: &str) -> Result<RunState, tonic::Status> {
+    let skus = vec![
+        (format!("{run_id}-A"), 1_000_000),
+        (format!("{run_id}-B"), 1_000_000),
+        (format!("{run_id}-NONE"), 0),
+    ];
+    for (i, (sku, units)) in skus.iter().enumerate() {
+        clients
+            .inventory
+            .upsert_product(inventory::UpsertProductRequest {
+                sku: sku.clone(),
+                name: format!("Load test item {i}"),
+                unit_price: Some(inventory::Money {
+                    amount_minor: 500 + 250 * i as i64,
+                    currency: "EUR".into(),
+                }),
+            })
+            .await?;
+        clients
+            .inventory
+            .set_stock(inventory::SetStockRequest {
+                sku: sku.clone(),
+                quantity: *units,
+            })
+            .await?;
+    }
+    Ok(RunState {
+        run_id: run_id.to_owned(),
+        skus,
+        issued: 0,
+    })
+}
+
+/// A number in [0, 1) from `n` and a salt, the same every run (splitmix64).
+fn unit(n: u64, salt: u64) -> f64 {
+    let mut z = n.wrapping_add(salt).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The `n`th request of a run, with the fault metadata it carries.
+pub fn request(state: &RunState, mix: &Mix, n: u64) -> (pb::PlaceOrderRequest, Option<String>) {
+    let pick = unit(n, 1);
+    let (mut token, mut country) = ("tok_visa", "FR");
+    let mut items = vec![pb::LineItem {
+        sku: state.skus[0].0.clone(),
+        quantity: 1 + (n % 3) as i32,
+    }];
+    if n.is_multiple_of(2) {
+        items.push(pb::LineItem {
+            sku: state.skus[1].0.clone(),
+            quantity: 1,
+        });
+    }
+    let mut edge = mix.declined;
+    if pick < edge {
+        token = "tok_chargeDeclined";
+    } else if pick < {
+        edge += mix.out_of_stock;
+        edge
+    } {
+        items.push(pb::LineItem {
+            sku: state.skus[2].0.clone(),
+            quantity: 1,
+        });
+    } else if pick < edge + mix.undeliverable {
+        country = "AQ";
+    }
+    let mut faults = Vec::new();
+    if unit(n, 2) < mix.transient {
+        faults.push("svc=payment-svc,method=Charge,code=unavailable,times=1".to_owned());
+    }
+    if unit(n, 3) < mix.late {
+        faults.push(format!(
+            "svc=inventory-svc,method=ReserveStock,after_ms={},times=1",
+            mix.late_ms
+        ));
+    }
+    let message = pb::PlaceOrderRequest {
+        idempotency_key: format!("{}-{n}", state.run_id),
+        customer_id: state.run_id.clone(),
+        items,
+        payment_token: token.into(),
+        shipping_address: Some(pb::Address {
+            name: "Load Test".into(),
+            line1: "1 Benchmark Way".into(),
+            line2: String::new(),
+            city: "Lyon".into(),
+            postal_code: "69001".into(),
+            country: country.into(),
+        }),
+    };
+    (message, (!faults.is_empty()).then(|| faults.join(";")))
+}
+
+#[derive(Debug)]
+struct Tally {
+    latency: Histogram<u64>,
+    outcomes: BTreeMap<String, u64>,
+    errors: BTreeMap<String, u64>,
+}
+
+/// Drives the load; `state.issued` counts the requests made.
+pub async fn run(
+    clients: &Clients,
+    config: &LoadConfig,
+    state: &mut RunState,
+) -> anyhow::Result<Report> {
+    let tally = Arc::new(Mutex::new(Tally {
+        latency: Histogram::new_with_bounds(1, 120_000_000, 3)?,
+        outcomes: BTreeMap::new(),
+        errors: BTreeMap::new(),
+    }));
+    let next = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let stop_at = config.duration.map(|d| started + d);
+    let limit = config.count.unwrap_or(u64::MAX);
+    let shared = Arc::new((state.clone(), config.clone()));
+
+    let progress = config.progress.then(|| {
+        let (tally, done) = (tally.clone(), done.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let n = done.load(Ordering::Relaxed);
+                let (p99, errors) = {
+                    let t = tally.lock().unwrap_or_else(|e| e.into_inner());
+                    (
+                        t.latency.value_at_quantile(0.99) as f64 / 1000.0,
+                        t.errors.values().sum::<u64>(),
+                    )
+                };
+                let secs = started.elapsed().as_secs_f64();
+                eprint!(
+                    "\r[{secs:5.1}s] {n} done, {:.1}/s, p99 {p99:.1} ms, {errors} errors   ",
+                    n as f64 / secs
+                );
+            }
+        })
+    });
+
+    let one = {
+        let (tally, done, shared, clients) =
+            (tally.clone(), done.clone(), shared.clone(), clients.clone());
+        move |n: u64, intended: Instant| {
+            let (tally, done, shared, mut clients) =
+                (tally.clone(), done.clone(), shared.clone(), clients.clone());
+            async move {
+                let (state, config) = &*shared;
+                let (message, fault) = request(state, &config.mix, n);
+                let result = place(&mut clients, message, fault.as_deref(), config).await;
+                let micros = u64::try_from(intended.elapsed().as_micros()).unwrap_or(u64::MAX);
+                let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = t.latency.record(micros.max(1));
+                match result {
+                    Ok(checkout) => {
+                        let mut outcome = checkout
+                            .status()
+                            .as_str_name()
+                            .trim_start_matches("CHECKOUT_STATUS_")
+                            .to_owned();
+                        if !checkout.failure_reason.is_empty() {
+                            outcome = format!("{outcome}:{}", checkout.failure_reason);
+                        }
+                        *t.outcomes.entry(outcome).or_default() += 1;
+                    }
+                    Err(code) => {
+                        *t.errors
+                            .entry(platform::metrics::code_name(code))
+                            .or_default() += 1
+                    }
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    };
+
+    match config.rate {
+        None => {
+            let workers: Vec<_> = (0..config.concurrency.max(1))
+                .map(|_| {
+                    let (next, one) = (next.clone(), one.clone());
+                    tokio::spawn(async move {
+                        loop {
+                            if stop_at.is_some_and(|at| Instant::now() >= at) {
+                                break;
+                            }
+                            let n = next.fetch_add(1, Ordering::Relaxed);
+                            if n >= limit {
+                                break;
+                            }
+                            one(n, Instant::now()).await;
+                        }
+                    })
+                })
+                .collect();
+            for worker in workers {
+                worker.await?;
+            }
+        }
+        Some(rate) => {
+            let permits = Arc::new(tokio::sync::Semaphore::new(config.concurrency.max(1)));
+            let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.001)));
+            let mut tasks = Vec::new();
+            loop {
+                let intended = ticker.tick().await.into_std();
+                if stop_at.is_some_and(|at| Instant::now() >= at) {
+                    break;
+                }
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= limit {
+                    break;
+                }
+                let permit = permits.clone().acquire_owned().await?;
+                let one = one.clone();
+                // Latency counts from the scheduled start: no coordinated omission.
+                tasks.push(tokio::spawn(async move {
+                    one(n, intended).await;
+                    drop(permit);
+                }));
+            }
+            for task in tasks {
+                task.await?;
+            }
+        }
+    }
+    if let Some(progress) = progress {
+        progress.abort();
+        eprintln!();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    state.issued = next.load(Ordering::Relaxed).min(limit);
+    let t = tally.lock().unwrap_or_else(|e| e.into_inner());
+    let ms = |q: f64| t.latency.value_at_quantile(q) as f64 / 1000.0;
+    let requests = done.load(Ordering::Relaxed);
+    Ok(Report {
+        run_id: state.run_id.clone(),
+        concurrency: config.concurrency,
+        requests,
+        seconds,
+        throughput: requests as f64 / seconds,
+        latency_ms: Latency {
+            p50: ms(0.5),
+            p90: ms(0.9),
+            p99: ms(0.99),
+            p999: ms(0.999),
+            max: t.latency.max() as f64 / 1000.0,
+            mean: t.latency.mean() / 1000.0,
+        },
+        outcomes: t.outcomes.clone(),
+        errors: t.errors.clone(),
+    })
+}
+
+/// One PlaceOrder; while the front door is down, the same key again (if configured).
+async fn place(
+    clients: &mut Clients,
+    message: pb::PlaceOrderRequest,
+    fault: Option<&str>,
+    config: &LoadConfig,
+) -> Result<pb::Checkout, Code> {
+    let give_up = Instant::now() + config.deadline * 10;
+    loop {
+        let mut request = Request::new(message.clone());
+        request.set_timeout(config.deadline);
+        if let Some(fault) = fault.and_then(|f| f.parse().ok()) {
+            request.metadata_mut().insert("x-fault", fault);
+        }
+        match clients.checkout.place_order(request).await {
+            Ok(reply) => return reply.into_inner().checkout.ok_or(Code::Internal),
+            Err(status)
+                if config.retry_unavailable
+                    && matches!(
+                        status.code(),
+                        Code::Unavailable | Code::Unknown | Code::Cancelled
+                    )
+                    && Instant::now() < give_up =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(status) => return Err(status.code()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> RunState {
+        RunState {
+            run_id: "r".into(),
+            skus: vec![("r-A".into(), 10), ("r-B".into(), 10), ("r-NONE".into(), 0)],
+            issued: 0,
+        }
+    }
+
+    #[test]
+    fn the_mix_is_followed_and_repeatable() {
+        let mix = Mix {
+            declined: 0.1,
+            out_of_stock: 0.1,
+            undeliverable: 0.1,
+            transient: 0.2,
+            late: 0.0,
+            late_ms: 0,
+        };
+        let (mut declined, mut oos, mut aq, mut faults) = (0, 0, 0, 0);
+        for n in 0..10_000 {
+            let (req, fault) = request(&state(), &mix, n);
+            declined += usize::from(req.payment_token == "tok_chargeDeclined");
+            oos += usize::from(req.items.iter().any(|i| i.sku == "r-NONE"));
+            aq += usize::from(
+                req.shipping_address
+                    .as_ref()
+                    .is_some_and(|a| a.country == "AQ"),
+            );
+            faults += usize::from(fault.is_some());
+            assert_eq!(req.idempotency_key, format!("r-{n}"));
+        }
+        for (count, share) in [(declined, 0.1), (oos, 0.1), (aq, 0.1), (faults, 0.2)] {
+            let got = count as f64 / 10_000.0;
+            assert!((got - share).abs() < 0.02, "{got} vs {share}");
+        }
+        assert_eq!(request(&state(), &mix, 7), request(&state(), &mix, 7));
+    }
+}

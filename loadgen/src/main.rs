@@ -1,0 +1,294 @@
+//! `loadgen`: drive PlaceOrder, check the invariants, run chaos, run the benchmark.
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+use e2e::clients::{Clients, Urls};
+use loadgen::{
+    bench, chaos, check,
+    load::{self, LoadConfig, Mix, RunState},
+};
+use platform::config::parse_duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "loadgen",
+    version,
+    about = "Load generator, invariant checker and benchmark of the shop"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Drive PlaceOrder against a running stack and report; writes the run's state for `check`.
+    Run(RunArgs),
+    /// Check the invariants for every checkout of a run (exit 1 on any violation).
+    Check(CheckArgs),
+    /// Start a stack with faults, run load while killing the orchestrator, then check.
+    Chaos(ChaosArgs),
+    /// Sweep concurrencies on a fresh stack of the binaries in SHOP_BIN_DIR and report.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct Targets {
+    #[arg(
+        long,
+        env = "ORCHESTRATOR_URL",
+        default_value = "http://127.0.0.1:50050"
+    )]
+    orchestrator_url: String,
+    #[arg(long, env = "ORDER_SVC_URL", default_value = "http://127.0.0.1:50051")]
+    order_svc_url: String,
+    #[arg(
+        long,
+        env = "PAYMENT_SVC_URL",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    payment_svc_url: String,
+    #[arg(
+        long,
+        env = "INVENTORY_SVC_URL",
+        default_value = "http://127.0.0.1:50053"
+    )]
+    inventory_svc_url: String,
+    #[arg(
+        long,
+        env = "SHIPPING_SVC_URL",
+        default_value = "http://127.0.0.1:50054"
+    )]
+    shipping_svc_url: String,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    targets: Targets,
+    /// Requests in flight (closed loop), or the cap in flight with --rate.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Target requests per second (open loop).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// How long to run (default 30s unless --count is given).
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// How many requests to make.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Share of declined cards.
+    #[arg(long, default_value_t = 0.0)]
+    declined: f64,
+    /// Share of orders for an sku with no stock.
+    #[arg(long, default_value_t = 0.0)]
+    out_of_stock: f64,
+    /// Share of orders shipped to AQ.
+    #[arg(long, default_value_t = 0.0)]
+    undeliverable: f64,
+    /// PlaceOrder deadline.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    deadline: Duration,
+    /// Name of this run: the customer id of its orders and the prefix of its keys.
+    #[arg(long)]
+    run_id: Option<String>,
+    /// Where to write the run's state for `check`.
+    #[arg(long, default_value = "loadgen-run.json")]
+    state: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    targets: Targets,
+    #[arg(long, default_value = "loadgen-run.json")]
+    state: PathBuf,
+    /// How long to wait for unfinished checkouts.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    wait: Duration,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct ChaosArgs {
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    duration: Duration,
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Share of requests with a transient charge failure.
+    #[arg(long, default_value_t = 0.2)]
+    transient: f64,
+    /// Share of requests with a late (past the timeout) successful reservation.
+    #[arg(long, default_value_t = 0.1)]
+    late: f64,
+    /// Orchestrator kills during the run.
+    #[arg(long, default_value_t = 2)]
+    kills: u32,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Concurrency levels, comma-separated.
+    #[arg(long, default_value = "1,8,32,128", value_delimiter = ',')]
+    levels: Vec<usize>,
+    /// Seconds per level.
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// Folder for results.json, table.md and throughput.svg.
+    #[arg(long, default_value = "docs/bench")]
+    out: PathBuf,
+}
+
+impl Targets {
+    fn clients(&self) -> anyhow::Result<Clients> {
+        Ok(Clients::at(&Urls {
+            orchestrator: self.orchestrator_url.clone(),
+            order: self.order_svc_url.clone(),
+            payment: self.payment_svc_url.clone(),
+            inventory: self.inventory_svc_url.clone(),
+            shipping: self.shipping_svc_url.clone(),
+        })?)
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Cli::parse().command).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("loadgen: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run(args) => {
+            let mut clients = args.targets.clients()?;
+            let run_id = args
+                .run_id
+                .unwrap_or_else(|| format!("lg{}", std::process::id()));
+            let mut state = load::setup(&mut clients, &run_id).await?;
+            let config = LoadConfig {
+                run_id,
+                concurrency: args.concurrency,
+                rate: args.rate,
+                duration: args
+                    .duration
+                    .or(args.count.is_none().then_some(Duration::from_secs(30))),
+                count: args.count,
+                mix: Mix {
+                    declined: args.declined,
+                    out_of_stock: args.out_of_stock,
+                    undeliverable: args.undeliverable,
+                    ..Mix::default()
+                },
+                deadline: args.deadline,
+                retry_unavailable: false,
+                progress: !args.json,
+            };
+            let report = load::run(&clients, &config, &mut state).await?;
+            std::fs::write(&args.state, serde_json::to_string_pretty(&state)?)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render());
+                eprintln!(
+                    "state written to {}; check it with: loadgen check --state {}",
+                    args.state.display(),
+                    args.state.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check(args) => {
+            let mut clients = args.targets.clients()?;
+            let state: RunState = serde_json::from_str(&std::fs::read_to_string(&args.state)?)?;
+            let verdict = check::check(&mut clients, &state, args.wait).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&verdict)?);
+            } else {
+                println!(
+                    "{} checkouts checked: {:?}",
+                    verdict.checkouts, verdict.by_status
+                );
+                for violation in &verdict.violations {
+                    println!("VIOLATION {violation}");
+                }
+                println!("{} violations", verdict.violations.len());
+            }
+            Ok(if verdict.violations.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Chaos(args) => {
+            let config = chaos::ChaosConfig {
+                duration: args.duration,
+                concurrency: args.concurrency,
+                transient: args.transient,
+                late: args.late,
+                kills: args.kills,
+            };
+            let (report, verdict) = chaos::run(&config).await?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({ "report": report, "verdict": verdict })
+                    )?
+                );
+            } else {
+                print!("{}", report.render());
+                println!(
+                    "{} checkouts checked: {:?}",
+                    verdict.checkouts, verdict.by_status
+                );
+                for violation in &verdict.violations {
+                    println!("VIOLATION {violation}");
+                }
+                println!("{} violations", verdict.violations.len());
+            }
+            Ok(if verdict.violations.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Bench(args) => {
+            let results = bench::run(&bench::BenchConfig {
+                levels: args.levels,
+                seconds: args.seconds,
+            })
+            .await?;
+            std::fs::create_dir_all(&args.out)?;
+            std::fs::write(
+                args.out.join("results.json"),
+                serde_json::to_string_pretty(&results)?,
+            )?;
+            std::fs::write(args.out.join("table.md"), bench::table(&results))?;
+            std::fs::write(args.out.join("throughput.svg"), bench::plot(&results))?;
+            println!("{}", bench::table(&results));
+            println!(
+                "commits per checkout {:.1}; pgbench simple-update {:.0} tps; ceiling {:.1} checkouts/s; tonic unary {:.0}/s (p50 {:.2} ms)",
+                results.commits_per_checkout,
+                results.pgbench_tps,
+                results.ceiling_checkouts_per_sec,
+                results.tonic_unary_per_sec,
+                results.tonic_unary_p50_ms
+            );
+            println!("mean step ms: {:?}", results.step_ms);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
