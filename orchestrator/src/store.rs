@@ -104,20 +104,56 @@ pub struct NewSaga<'a> {
 }
 
 /// Inserts a saga owned by `owner`, with every step's row and the first intent
-/// (create_order RUNNING), in one transaction. `false` when the key already exists.
+/// (create_order RUNNING), in one statement (so one round trip and one commit). `false`
+/// when the key already exists.
 pub async fn insert_saga(
     pool: &PgPool,
     new: &NewSaga<'_>,
     owner: Uuid,
     lease: Duration,
 ) -> Result<bool, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO sagas (saga_id, idempotency_key, request_hash, request, priced_cart,
-                            customer_id, status, total_minor, currency, fault, traceparent,
-                            lease_owner, lease_until)
-         VALUES ($1, $2, $3, $4, $5, $6, 'RUNNING', $7, $8, $9, $10, $11, now() + $12)
-         ON CONFLICT (idempotency_key) DO NOTHING",
+    let names: Vec<&str> = Step::ALL.iter().map(|s| s.name()).collect();
+    let positions: Vec<i32> = Step::ALL.iter().map(|s| s.position()).collect();
+    let statuses: Vec<&str> = Step::ALL
+        .iter()
+        .map(|s| match s {
+            Step::PriceCart => StepStatus::Succeeded.as_str(),
+            Step::CreateOrder => StepStatus::Running.as_str(),
+            _ => StepStatus::Pending.as_str(),
+        })
+        .collect();
+    let attempts: Vec<i32> = Step::ALL
+        .iter()
+        .map(|s| {
+            if *s == Step::PriceCart {
+                new.price_attempts
+            } else {
+                0
+            }
+        })
+        .collect();
+    let inserted: i64 = sqlx::query_scalar(
+        "WITH saga AS (
+             INSERT INTO sagas (saga_id, idempotency_key, request_hash, request, priced_cart,
+                                customer_id, status, total_minor, currency, fault, traceparent,
+                                lease_owner, lease_until)
+             VALUES ($1, $2, $3, $4, $5, $6, 'RUNNING', $7, $8, $9, $10, $11, now() + $12)
+             ON CONFLICT (idempotency_key) DO NOTHING
+             RETURNING saga_id),
+         steps AS (
+             INSERT INTO saga_steps (saga_id, step, position, status, attempts, started_at, ended_at)
+             SELECT saga.saga_id, s.step, s.position, s.status, s.attempts,
+                    CASE s.step WHEN 'price_cart' THEN $17 WHEN 'create_order' THEN now() END,
+                    CASE s.step WHEN 'price_cart' THEN now() END
+               FROM saga, unnest($13::text[], $14::int[], $15::text[], $16::int[])
+                          AS s (step, position, status, attempts)),
+         events AS (
+             INSERT INTO saga_events (saga_id, step, saga_status)
+             SELECT saga.saga_id, e.step, 'RUNNING'
+               FROM saga, unnest(ARRAY['price_cart', 'create_order']) WITH ORDINALITY
+                          AS e (step, n)
+              ORDER BY e.n)
+         SELECT count(*) FROM saga",
     )
     .bind(new.saga_id)
     .bind(new.idempotency_key)
@@ -131,57 +167,14 @@ pub async fn insert_saga(
     .bind(new.traceparent)
     .bind(owner)
     .bind(interval(lease))
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
-        return Ok(false);
-    }
-    let names: Vec<&str> = Step::ALL.iter().map(|s| s.name()).collect();
-    let positions: Vec<i32> = Step::ALL.iter().map(|s| s.position()).collect();
-    let statuses: Vec<&str> = Step::ALL
-        .iter()
-        .map(|s| match s {
-            Step::PriceCart => StepStatus::Succeeded.as_str(),
-            Step::CreateOrder => StepStatus::Running.as_str(),
-            _ => StepStatus::Pending.as_str(),
-        })
-        .collect();
-    sqlx::query(
-        "INSERT INTO saga_steps (saga_id, step, position, status)
-         SELECT $1, step, position, status FROM unnest($2::text[], $3::int[], $4::text[])
-                AS s (step, position, status)",
-    )
-    .bind(new.saga_id)
     .bind(&names)
     .bind(&positions)
     .bind(&statuses)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "UPDATE saga_steps SET attempts = $2, started_at = $3, ended_at = now()
-         WHERE saga_id = $1 AND step = 'price_cart'",
-    )
-    .bind(new.saga_id)
-    .bind(new.price_attempts)
+    .bind(&attempts)
     .bind(new.price_started)
-    .execute(&mut *tx)
+    .fetch_one(pool)
     .await?;
-    sqlx::query(
-        "UPDATE saga_steps SET started_at = now() WHERE saga_id = $1 AND step = 'create_order'",
-    )
-    .bind(new.saga_id)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO saga_events (saga_id, step, saga_status)
-         VALUES ($1, 'price_cart', 'RUNNING'), ($1, 'create_order', 'RUNNING')",
-    )
-    .bind(new.saga_id)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(true)
+    Ok(inserted == 1)
 }
 
 pub async fn find_by_key(pool: &PgPool, key: &str) -> Result<Option<SagaRow>, sqlx::Error> {
@@ -402,9 +395,10 @@ pub struct SagaChange {
     pub tracking_number: Option<String>,
 }
 
-/// Applies a saga change and step changes in one transaction, fenced by the lease, and
-/// appends one event per step change (for WatchCheckout), or one saga-level event (empty
-/// step) when only the saga's status changes. Returns the saga's status.
+/// Applies a saga change and step changes in one statement (one round trip, one
+/// commit), fenced by the lease: the steps change only if the saga row is still this
+/// owner's. Appends one event per step change (for WatchCheckout), or one saga-level
+/// event (empty step) when only the saga's status changes. Returns the saga's status.
 pub async fn write(
     pool: &PgPool,
     saga_id: Uuid,
@@ -412,16 +406,66 @@ pub async fn write(
     saga: &SagaChange,
     steps: &[StepChange],
 ) -> Result<String, WriteError> {
-    let mut tx = pool.begin().await?;
+    let names: Vec<&str> = steps.iter().map(|c| c.step.name()).collect();
+    let statuses: Vec<Option<&str>> = steps
+        .iter()
+        .map(|c| c.status.map(StepStatus::as_str))
+        .collect();
+    let uncertain: Vec<Option<bool>> = steps.iter().map(|c| c.uncertain).collect();
+    let attempts: Vec<i32> = steps.iter().map(|c| c.add_attempts).collect();
+    let starts: Vec<bool> = steps.iter().map(|c| c.start).collect();
+    let ends: Vec<bool> = steps.iter().map(|c| c.end).collect();
+    let errors: Vec<Option<&str>> = steps
+        .iter()
+        .map(|c| c.error.as_ref().map(|e| e.0.as_str()))
+        .collect();
+    let codes: Vec<Option<&str>> = steps
+        .iter()
+        .map(|c| c.error.as_ref().map(|e| e.1.as_str()))
+        .collect();
+    let compensations: Vec<i32> = steps.iter().map(|c| c.add_compensation_attempts).collect();
+    let compensated: Vec<bool> = steps.iter().map(|c| c.compensation_end).collect();
+    // A saga-level event when only the status changes.
+    let events: Vec<&str> = if steps.is_empty() && saga.status.is_some() {
+        vec![""]
+    } else {
+        names.clone()
+    };
     let status: Option<String> = sqlx::query_scalar(
-        "UPDATE sagas SET status = COALESCE($3, status),
-                          failure_reason = COALESCE($4, failure_reason),
-                          order_id = COALESCE($5, order_id),
-                          payment_id = COALESCE($6, payment_id),
-                          tracking_number = COALESCE($7, tracking_number),
-                          updated_at = now()
-          WHERE saga_id = $1 AND lease_owner = $2
-          RETURNING status",
+        "WITH saga AS (
+             UPDATE sagas SET status = COALESCE($3, status),
+                              failure_reason = COALESCE($4, failure_reason),
+                              order_id = COALESCE($5, order_id),
+                              payment_id = COALESCE($6, payment_id),
+                              tracking_number = COALESCE($7, tracking_number),
+                              updated_at = now()
+              WHERE saga_id = $1 AND lease_owner = $2
+              RETURNING status),
+         changes AS (
+             SELECT * FROM unnest($8::text[], $9::text[], $10::bool[], $11::int[], $12::bool[],
+                                  $13::bool[], $14::text[], $15::text[], $16::int[], $17::bool[])
+                    AS c (step, status, uncertain, attempts, start, finish, error, code,
+                          compensations, compensated)),
+         steps AS (
+             UPDATE saga_steps s SET
+                 status = COALESCE(c.status, s.status),
+                 uncertain = COALESCE(c.uncertain, s.uncertain),
+                 attempts = s.attempts + c.attempts,
+                 started_at = CASE WHEN c.start THEN COALESCE(s.started_at, now()) ELSE s.started_at END,
+                 ended_at = CASE WHEN c.finish THEN now() ELSE s.ended_at END,
+                 last_error = COALESCE(c.error, s.last_error),
+                 last_error_code = COALESCE(c.code, s.last_error_code),
+                 compensation_attempts = s.compensation_attempts + c.compensations,
+                 compensation_ended_at =
+                     CASE WHEN c.compensated THEN now() ELSE s.compensation_ended_at END
+               FROM changes c
+              WHERE s.saga_id = $1 AND s.step = c.step AND EXISTS (SELECT 1 FROM saga)),
+         events AS (
+             INSERT INTO saga_events (saga_id, step, saga_status)
+             SELECT $1, e.step, saga.status
+               FROM saga, unnest($18::text[]) WITH ORDINALITY AS e (step, n)
+              ORDER BY e.n)
+         SELECT status FROM saga",
     )
     .bind(saga_id)
     .bind(owner)
@@ -430,57 +474,18 @@ pub async fn write(
     .bind(saga.order_id)
     .bind(saga.payment_id.as_deref())
     .bind(saga.tracking_number.as_deref())
-    .fetch_optional(&mut *tx)
+    .bind(&names)
+    .bind(&statuses)
+    .bind(&uncertain)
+    .bind(&attempts)
+    .bind(&starts)
+    .bind(&ends)
+    .bind(&errors)
+    .bind(&codes)
+    .bind(&compensations)
+    .bind(&compensated)
+    .bind(&events)
+    .fetch_optional(pool)
     .await?;
-    let status = status.ok_or(LeaseLost(saga_id))?;
-    if steps.is_empty() && saga.status.is_some() {
-        sqlx::query("INSERT INTO saga_events (saga_id, step, saga_status) VALUES ($1, '', $2)")
-            .bind(saga_id)
-            .bind(&status)
-            .execute(&mut *tx)
-            .await?;
-    }
-    for change in steps {
-        let step = change.step;
-        let (error, code) = change
-            .error
-            .as_ref()
-            .map(|(e, c)| (Some(e.as_str()), Some(c.as_str())))
-            .unwrap_or((None, None));
-        sqlx::query(
-            "UPDATE saga_steps SET
-                status = COALESCE($3, status),
-                uncertain = COALESCE($4, uncertain),
-                attempts = attempts + $5,
-                started_at = CASE WHEN $6 THEN COALESCE(started_at, now()) ELSE started_at END,
-                ended_at = CASE WHEN $7 THEN now() ELSE ended_at END,
-                last_error = COALESCE($8, last_error),
-                last_error_code = COALESCE($9, last_error_code),
-                compensation_attempts = compensation_attempts + $10,
-                compensation_ended_at =
-                    CASE WHEN $11 THEN now() ELSE compensation_ended_at END
-              WHERE saga_id = $1 AND step = $2",
-        )
-        .bind(saga_id)
-        .bind(step.name())
-        .bind(change.status.map(StepStatus::as_str))
-        .bind(change.uncertain)
-        .bind(change.add_attempts)
-        .bind(change.start)
-        .bind(change.end)
-        .bind(error)
-        .bind(code)
-        .bind(change.add_compensation_attempts)
-        .bind(change.compensation_end)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("INSERT INTO saga_events (saga_id, step, saga_status) VALUES ($1, $2, $3)")
-            .bind(saga_id)
-            .bind(step.name())
-            .bind(&status)
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
-    Ok(status)
+    Ok(status.ok_or(LeaseLost(saga_id))?)
 }
