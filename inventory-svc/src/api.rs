@@ -296,15 +296,10 @@ impl InventoryApi {
     ) -> Result<pb::ReleaseStockResponse, ApiError> {
         let mut v = Violations::default();
         v.idempotency_key("idempotency_key", &req.idempotency_key);
-        v.exactly_one(
+        let by_id = v.target(
             ("reservation_id", &req.reservation_id),
             ("reserve_idempotency_key", &req.reserve_idempotency_key),
         );
-        let by_id =
-            (!req.reservation_id.is_empty()).then(|| v.uuid("reservation_id", &req.reservation_id));
-        if !req.reserve_idempotency_key.is_empty() {
-            v.idempotency_key("reserve_idempotency_key", &req.reserve_idempotency_key);
-        }
         v.finish(())?;
         Span::current().record("key", req.idempotency_key.as_str());
 
@@ -313,18 +308,14 @@ impl InventoryApi {
             Claim::Replay(response) => return Ok(response),
             Claim::Blocked | Claim::New => {}
         }
-        let target = match by_id {
-            Some(id) => Some(id),
-            None => {
-                idempotency::forward_target(
-                    &mut tx,
-                    OP_RESERVE,
-                    &req.reserve_idempotency_key,
-                    |r: pb::ReserveStockResponse| r.reservation?.reservation_id.parse().ok(),
-                )
-                .await?
-            }
-        };
+        let target = idempotency::compensation_target(
+            &mut tx,
+            by_id,
+            OP_RESERVE,
+            &req.reserve_idempotency_key,
+            |r: pb::ReserveStockResponse| r.reservation?.reservation_id.parse().ok(),
+        )
+        .await?;
         let Some(reservation_id) = target else {
             // Nothing took effect yet, and now it never will.
             let response = pb::ReleaseStockResponse { reservation: None };

@@ -23,6 +23,21 @@ pub struct Verdict {
     pub violations: Vec<String>,
 }
 
+impl Verdict {
+    /// The human-readable form: counts, then one line per violation.
+    pub fn render(&self) -> String {
+        let mut text = format!(
+            "{} checkouts checked: {:?}\n",
+            self.checkouts, self.by_status
+        );
+        for violation in &self.violations {
+            text.push_str(&format!("VIOLATION {violation}\n"));
+        }
+        text.push_str(&format!("{} violations\n", self.violations.len()));
+        text
+    }
+}
+
 /// Every checkout of customer `run_id`, all pages.
 async fn checkouts_of(
     clients: &mut Clients,

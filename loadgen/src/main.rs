@@ -217,20 +217,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&verdict)?);
             } else {
-                println!(
-                    "{} checkouts checked: {:?}",
-                    verdict.checkouts, verdict.by_status
-                );
-                for violation in &verdict.violations {
-                    println!("VIOLATION {violation}");
-                }
-                println!("{} violations", verdict.violations.len());
+                print!("{}", verdict.render());
             }
-            Ok(if verdict.violations.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            Ok(exit_code(&verdict))
         }
         Command::Chaos(args) => {
             let config = chaos::ChaosConfig {
@@ -249,21 +238,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     )?
                 );
             } else {
-                print!("{}", report.render());
-                println!(
-                    "{} checkouts checked: {:?}",
-                    verdict.checkouts, verdict.by_status
-                );
-                for violation in &verdict.violations {
-                    println!("VIOLATION {violation}");
-                }
-                println!("{} violations", verdict.violations.len());
+                print!("{}{}", report.render(), verdict.render());
             }
-            Ok(if verdict.violations.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            Ok(exit_code(&verdict))
         }
         Command::Bench(args) => {
             let results = bench::run(&bench::BenchConfig {
@@ -290,5 +267,14 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("mean step ms: {:?}", results.step_ms);
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Non-zero when the checker found any violation.
+fn exit_code(verdict: &check::Verdict) -> ExitCode {
+    if verdict.violations.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

@@ -157,14 +157,10 @@ impl OrderApi {
     ) -> Result<pb::CancelOrderResponse, ApiError> {
         let mut v = Violations::default();
         v.idempotency_key("idempotency_key", &req.idempotency_key);
-        v.exactly_one(
+        let by_id = v.target(
             ("order_id", &req.order_id),
             ("create_idempotency_key", &req.create_idempotency_key),
         );
-        let by_id = (!req.order_id.is_empty()).then(|| v.uuid("order_id", &req.order_id));
-        if !req.create_idempotency_key.is_empty() {
-            v.idempotency_key("create_idempotency_key", &req.create_idempotency_key);
-        }
         v.text("reason", &req.reason, 1, 200);
         v.finish(())?;
         Span::current().record("key", req.idempotency_key.as_str());
@@ -175,18 +171,14 @@ impl OrderApi {
         {
             return Ok(response);
         }
-        let target = match by_id {
-            Some(id) => Some(id),
-            None => {
-                idempotency::forward_target(
-                    &mut tx,
-                    OP_CREATE,
-                    &req.create_idempotency_key,
-                    |r: pb::CreateOrderResponse| r.order?.order_id.parse().ok(),
-                )
-                .await?
-            }
-        };
+        let target = idempotency::compensation_target(
+            &mut tx,
+            by_id,
+            OP_CREATE,
+            &req.create_idempotency_key,
+            |r: pb::CreateOrderResponse| r.order?.order_id.parse().ok(),
+        )
+        .await?;
         let Some(order_id) = target else {
             // Nothing took effect yet, and now it never will.
             let response = pb::CancelOrderResponse { order: None };

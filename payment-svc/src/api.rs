@@ -131,14 +131,10 @@ impl PaymentApi {
     async fn refund(&self, req: pb::RefundRequest) -> Result<pb::RefundResponse, ApiError> {
         let mut v = Violations::default();
         v.idempotency_key("idempotency_key", &req.idempotency_key);
-        v.exactly_one(
+        let by_id = v.target(
             ("payment_id", &req.payment_id),
             ("charge_idempotency_key", &req.charge_idempotency_key),
         );
-        let by_id = (!req.payment_id.is_empty()).then(|| v.uuid("payment_id", &req.payment_id));
-        if !req.charge_idempotency_key.is_empty() {
-            v.idempotency_key("charge_idempotency_key", &req.charge_idempotency_key);
-        }
         v.text("reason", &req.reason, 0, 200);
         v.finish(())?;
         Span::current().record("key", req.idempotency_key.as_str());
@@ -149,18 +145,14 @@ impl PaymentApi {
         {
             return Ok(response);
         }
-        let target = match by_id {
-            Some(id) => Some(id),
-            None => {
-                idempotency::forward_target(
-                    &mut tx,
-                    OP_CHARGE,
-                    &req.charge_idempotency_key,
-                    |r: pb::ChargeResponse| r.payment?.payment_id.parse().ok(),
-                )
-                .await?
-            }
-        };
+        let target = idempotency::compensation_target(
+            &mut tx,
+            by_id,
+            OP_CHARGE,
+            &req.charge_idempotency_key,
+            |r: pb::ChargeResponse| r.payment?.payment_id.parse().ok(),
+        )
+        .await?;
         let Some(payment_id) = target else {
             // Nothing took effect yet, and now it never will.
             let response = pb::RefundResponse { payment: None };

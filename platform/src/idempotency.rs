@@ -135,15 +135,19 @@ pub async fn block<Resp: Message + Default>(
     }
 }
 
-/// What a compensation undoes, found from the forward call's key: the id `id_of` reads
-/// from the forward call's stored response, or `None` when the forward call never took
-/// effect (it is now blocked, see [`block`]).
-pub async fn forward_target<Resp: Message + Default>(
+/// What a compensation undoes: `by_id` when the caller named it, else the id `id_of`
+/// reads from the stored response of the forward call `(operation, key)`, or `None` when
+/// that call never took effect (it is now blocked, see [`block`]).
+pub async fn compensation_target<Resp: Message + Default>(
     tx: &mut PgConnection,
+    by_id: Option<Uuid>,
     operation: &str,
     key: &str,
     id_of: impl FnOnce(Resp) -> Option<Uuid>,
 ) -> Result<Option<Uuid>, ApiError> {
+    if by_id.is_some() {
+        return Ok(by_id);
+    }
     match block::<Resp>(tx, operation, key).await? {
         Forward::Completed(response) => id_of(response).map(Some).ok_or_else(|| {
             ApiError::Internal(anyhow::anyhow!(

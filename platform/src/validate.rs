@@ -174,6 +174,17 @@ impl Violations {
         }
     }
 
+    /// A compensation's target: exactly one of an id (a UUID) or the idempotency key of
+    /// the forward call it undoes. Returns the id when that is what was given.
+    pub fn target(&mut self, id: (&str, &str), forward_key: (&str, &str)) -> Option<Uuid> {
+        self.exactly_one(id, forward_key);
+        let by_id = (!id.1.is_empty()).then(|| self.uuid(id.0, id.1));
+        if !forward_key.1.is_empty() {
+            self.idempotency_key(forward_key.0, forward_key.1);
+        }
+        by_id
+    }
+
     /// Exactly one of two alternative identifiers.
     pub fn exactly_one(&mut self, first: (&str, &str), second: (&str, &str)) {
         match (first.1.is_empty(), second.1.is_empty()) {

@@ -126,14 +126,10 @@ impl ShippingApi {
     ) -> Result<pb::CancelShipmentResponse, ApiError> {
         let mut v = Violations::default();
         v.idempotency_key("idempotency_key", &req.idempotency_key);
-        v.exactly_one(
+        let by_id = v.target(
             ("shipment_id", &req.shipment_id),
             ("create_idempotency_key", &req.create_idempotency_key),
         );
-        let by_id = (!req.shipment_id.is_empty()).then(|| v.uuid("shipment_id", &req.shipment_id));
-        if !req.create_idempotency_key.is_empty() {
-            v.idempotency_key("create_idempotency_key", &req.create_idempotency_key);
-        }
         v.finish(())?;
         Span::current().record("key", req.idempotency_key.as_str());
 
@@ -143,18 +139,14 @@ impl ShippingApi {
         {
             return Ok(response);
         }
-        let target = match by_id {
-            Some(id) => Some(id),
-            None => {
-                idempotency::forward_target(
-                    &mut tx,
-                    OP_CREATE,
-                    &req.create_idempotency_key,
-                    |r: pb::CreateShipmentResponse| r.shipment?.shipment_id.parse().ok(),
-                )
-                .await?
-            }
-        };
+        let target = idempotency::compensation_target(
+            &mut tx,
+            by_id,
+            OP_CREATE,
+            &req.create_idempotency_key,
+            |r: pb::CreateShipmentResponse| r.shipment?.shipment_id.parse().ok(),
+        )
+        .await?;
         let Some(shipment_id) = target else {
             // Nothing took effect yet, and now it never will.
             let response = pb::CancelShipmentResponse { shipment: None };
