@@ -128,7 +128,9 @@ impl App {
             .add_service(reflection().build_v1alpha()?);
 
         let name = self.name;
-        let readiness = {
+        // Aborted with this future too, so a server dropped mid-run (a test's "crash")
+        // leaves no readiness or background work behind.
+        let readiness = AbortOnDrop({
             let reporter = health_reporter.clone();
             let names = self.service_names.clone();
             let ready = self.ready;
@@ -143,7 +145,7 @@ impl App {
                     background.await;
                 }
             })
-        };
+        });
 
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = Server::builder()
@@ -178,13 +180,13 @@ impl App {
 
         tokio::select! {
             result = &mut server => {
-                readiness.abort();
+                drop(readiness);
                 return flatten(result);
             }
             () = shutdown => {}
         }
         tracing::info!(service = name, grace = ?self.shutdown_grace, "shutting down: draining in-flight calls");
-        readiness.abort();
+        drop(readiness);
         set_all(
             &health_reporter,
             &self.service_names,
@@ -204,6 +206,15 @@ impl App {
             on_shutdown.await;
         }
         drained
+    }
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
