@@ -327,6 +327,8 @@ impl InventoryApi {
             .ok_or_else(|| ApiError::not_found("reservation", reservation_id.to_string()))?;
         Span::current().record("order_id", reservation.row.order_id.to_string());
         if reservation.row.status == "RESERVED" {
+            // Same lock order as reserve_stock (by sku), so the two cannot deadlock.
+            store::lock_available(&mut tx, &skus(&reservation.lines)).await?;
             store::return_stock(&mut tx, &reservation.lines).await?;
             store::mark_released(&mut tx, reservation_id).await?;
             reservation.row.status = "RELEASED".into();

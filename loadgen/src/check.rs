@@ -11,7 +11,7 @@ use e2e::{
     clients::Clients,
     invariants::{check_checkout, check_stock},
 };
-use shop_proto::checkout::v1 as pb;
+use shop_proto::{checkout::v1 as pb, order::v1 as order, payment::v1 as payment};
 
 use crate::load::RunState;
 
@@ -64,6 +64,64 @@ async fn checkouts_of(
     }
 }
 
+/// Orders of the run that no checkout knows (created by an attempt whose answer was
+/// lost, then compensated by key) must be cancelled and hold no captured payment.
+async fn orphan_orders(
+    clients: &mut Clients,
+    run_id: &str,
+    checkouts: &[pb::Checkout],
+) -> Result<Vec<String>, tonic::Status> {
+    let known: std::collections::HashSet<&str> =
+        checkouts.iter().map(|c| c.order_id.as_str()).collect();
+    let mut violations = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = clients
+            .order
+            .list_orders(order::ListOrdersRequest {
+                customer_id: run_id.to_owned(),
+                page_size: 500,
+                page_token: token,
+            })
+            .await?
+            .into_inner();
+        for o in page
+            .orders
+            .iter()
+            .filter(|o| !known.contains(o.order_id.as_str()))
+        {
+            if o.status() != order::OrderStatus::Cancelled {
+                violations.push(format!(
+                    "order {} belongs to no checkout but is {}",
+                    o.order_id,
+                    o.status().as_str_name()
+                ));
+            }
+            let payments = clients
+                .payment
+                .list_payments(payment::ListPaymentsRequest {
+                    order_id: o.order_id.clone(),
+                })
+                .await?
+                .into_inner()
+                .payments;
+            if payments
+                .iter()
+                .any(|p| p.status() == payment::PaymentStatus::Captured)
+            {
+                violations.push(format!(
+                    "order {} belongs to no checkout but has a captured payment",
+                    o.order_id
+                ));
+            }
+        }
+        if page.next_page_token.is_empty() {
+            return Ok(violations);
+        }
+        token = page.next_page_token;
+    }
+}
+
 fn terminal(c: &pb::Checkout) -> bool {
     matches!(
         c.status(),
@@ -109,6 +167,9 @@ pub async fn check(
             .violations
             .extend(check_checkout(clients, &c.checkout_id, &mut units).await?);
     }
+    verdict
+        .violations
+        .extend(orphan_orders(clients, &state.run_id, &checkouts).await?);
     for (sku, stocked) in &state.skus {
         let sold = units.get(sku).copied().unwrap_or(0);
         verdict

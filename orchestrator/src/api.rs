@@ -150,7 +150,8 @@ impl CheckoutApi {
             price_attempts: i32::try_from(call.attempts()).unwrap_or(i32::MAX),
             price_started: priced_at,
         };
-        if !store::insert_saga(&self.pool, &new, self.engine.owner, self.engine.lease()).await? {
+        let lease = Uuid::new_v4();
+        if !store::insert_saga(&self.pool, &new, lease, self.engine.lease()).await? {
             // A concurrent PlaceOrder with the same key won the insert.
             let existing = store::find_by_key(&self.pool, &req.idempotency_key)
                 .await?
@@ -160,11 +161,11 @@ impl CheckoutApi {
             return self.replay(existing, &hash, until).await;
         }
         tracing::info!(%saga_id, "checkout started");
-        let driver = self.engine.spawn(saga_id, None);
+        let driver = self.engine.spawn(saga_id, lease, None);
         let _ = tokio::time::timeout_at(until, driver).await;
-        Ok(pb::PlaceOrderResponse {
-            checkout: Some(self.checkout(saga_id).await?),
-        })
+        // Usually over by now; if the driver stopped early (lost its lease, database
+        // trouble), wait for whoever resumes the saga, up to the caller's deadline.
+        self.wait(saga_id, until).await
     }
 
     /// A repeat of a known key: the same checkout, waited for like the first call.
@@ -179,7 +180,15 @@ impl CheckoutApi {
                 key: existing.idempotency_key,
             });
         }
-        let saga_id = existing.saga_id;
+        self.wait(existing.saga_id, until).await
+    }
+
+    /// The checkout once it ends, or as it stands at `until`.
+    async fn wait(
+        &self,
+        saga_id: Uuid,
+        until: Instant,
+    ) -> Result<pb::PlaceOrderResponse, ApiError> {
         let mut changes = self.engine.subscribe();
         loop {
             let checkout = self.checkout(saga_id).await?;
@@ -317,8 +326,15 @@ async fn stream_events(
     let steps: Vec<pb::Step> = steps.into_iter().map(to_step).collect();
     for event in events {
         *last = event.id;
+        let step = steps
+            .iter()
+            .find(|s| s.name == event.step)
+            .map(|now| pb::Step {
+                status: step_status(&event.step_status).into(),
+                ..now.clone()
+            });
         let message = pb::WatchCheckoutResponse {
-            step: steps.iter().find(|s| s.name == event.step).cloned(),
+            step,
             status: checkout_status(&event.saga_status).into(),
             event_time: Some(timestamp(event.created_at)),
         };
@@ -360,6 +376,12 @@ fn validate_place_order(req: &pb::PlaceOrderRequest) -> Result<(), ApiError> {
     }
     v.unique_skus("items", req.items.iter().map(|i| i.sku.as_str()));
     v.text("payment_token", &req.payment_token, 1, 64);
+    let token_shape = req.payment_token.strip_prefix("tok_").is_some_and(|rest| {
+        !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    });
+    if !req.payment_token.is_empty() && !token_shape {
+        v.add("payment_token", "must be a payment token such as tok_visa");
+    }
     v.address(
         "shipping_address",
         req.shipping_address.as_ref().map(|a| Address {
@@ -452,8 +474,8 @@ fn status_name(status: pb::CheckoutStatus) -> String {
         .to_owned()
 }
 
-fn to_step(row: StepRow) -> pb::Step {
-    let status = match StepStatus::parse(&row.status) {
+fn step_status(name: &str) -> pb::StepStatus {
+    match StepStatus::parse(name) {
         Some(StepStatus::Pending) => pb::StepStatus::Pending,
         Some(StepStatus::Running) => pb::StepStatus::Running,
         Some(StepStatus::Succeeded) => pb::StepStatus::Succeeded,
@@ -462,10 +484,13 @@ fn to_step(row: StepRow) -> pb::Step {
         Some(StepStatus::Compensated) => pb::StepStatus::Compensated,
         Some(StepStatus::Skipped) => pb::StepStatus::Skipped,
         None => pb::StepStatus::Unspecified,
-    };
+    }
+}
+
+fn to_step(row: StepRow) -> pb::Step {
     pb::Step {
+        status: step_status(&row.status).into(),
         name: row.step,
-        status: status.into(),
         attempts: row.attempts,
         start_time: row.started_at.map(timestamp),
         end_time: row.ended_at.map(timestamp),

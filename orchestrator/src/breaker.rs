@@ -62,7 +62,11 @@ impl Breaker {
     }
 
     pub fn on_success(&mut self) {
-        self.state = State::Closed { failures: 0 };
+        // While open, a success can only come from a call that started before the breaker
+        // opened: it says nothing about now, so only the probe may close it.
+        if !matches!(self.state, State::Open { .. }) {
+            self.state = State::Closed { failures: 0 };
+        }
     }
 
     pub fn on_failure(&mut self, now: Instant) {
@@ -211,6 +215,16 @@ mod tests {
         b.on_failure(probe);
         assert!(!b.allow(probe + Duration::from_millis(500)));
         assert!(b.allow(probe + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_late_success_does_not_close_an_open_breaker() {
+        let start = Instant::now();
+        let mut b = Breaker::new(1, Duration::from_secs(5));
+        b.on_failure(start);
+        b.on_success();
+        assert!(b.is_open());
+        assert!(!b.allow(start + Duration::from_secs(1)));
     }
 
     #[test]

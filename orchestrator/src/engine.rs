@@ -84,11 +84,13 @@ struct Saga {
     fault: String,
     traceparent: String,
     created_at: chrono::DateTime<chrono::Utc>,
+    /// The lease token this driver holds; every write is fenced by it.
+    lease: Uuid,
     steps: Vec<StepState>,
 }
 
 impl Saga {
-    fn from_rows(row: SagaRow, steps: Vec<StepRow>) -> Result<Self, DriveError> {
+    fn from_rows(row: SagaRow, steps: Vec<StepRow>, lease: Uuid) -> Result<Self, DriveError> {
         let reason = [
             FailureReason::CardDeclined,
             FailureReason::InsufficientFunds,
@@ -112,6 +114,7 @@ impl Saga {
             fault: row.fault,
             traceparent: row.traceparent,
             created_at: row.created_at,
+            lease,
             steps: steps
                 .into_iter()
                 .filter_map(|s| {
@@ -153,8 +156,9 @@ impl Saga {
 pub struct Engine {
     pool: PgPool,
     clients: Clients,
-    /// This replica's identity in lease rows.
-    pub owner: Uuid,
+    /// Lease tokens of the sagas this replica drives now. Each claim of a saga gets its
+    /// own token, so a second claim (even by this replica) fences out the first driver.
+    held: std::sync::Mutex<std::collections::HashSet<Uuid>>,
     lease: Duration,
     backoff_base: Duration,
     backoff_max: Duration,
@@ -168,7 +172,7 @@ impl Engine {
         Self {
             pool,
             clients,
-            owner: Uuid::now_v7(),
+            held: std::sync::Mutex::default(),
             lease: settings.lease,
             backoff_base: settings
                 .resilience
@@ -212,6 +216,7 @@ impl Engine {
     pub fn spawn(
         self: &Arc<Self>,
         saga_id: Uuid,
+        lease: Uuid,
         resumed_from: Option<&str>,
     ) -> tokio::task::JoinHandle<()> {
         let engine = self.clone();
@@ -226,7 +231,7 @@ impl Engine {
         }
         tokio::spawn(
             async move {
-                if let Err(error) = engine.drive(saga_id).await {
+                if let Err(error) = engine.drive(saga_id, lease).await {
                     tracing::warn!(%error, "driver stopped; the saga resumes when its lease expires");
                 }
             }
@@ -234,25 +239,40 @@ impl Engine {
         )
     }
 
-    /// Drives a saga until it ends, renewing its lease meanwhile.
-    pub async fn drive(&self, saga_id: Uuid) -> Result<(), DriveError> {
-        let (row, steps) = store::load(&self.pool, saga_id)
-            .await?
-            .ok_or(DriveError::NotFound(saga_id))?;
-        let mut saga = Saga::from_rows(row, steps)?;
-        tokio::select! {
-            biased;
-            () = self.stopped() => Ok(()),
-            lost = self.keep_lease(saga_id) => Err(lost.into()),
-            done = self.run(&mut saga) => done,
+    /// Drives a saga until it ends, renewing the lease `lease` meanwhile.
+    pub async fn drive(&self, saga_id: Uuid, lease: Uuid) -> Result<(), DriveError> {
+        self.hold(lease, true);
+        let driven = async {
+            let (row, steps) = store::load(&self.pool, saga_id)
+                .await?
+                .ok_or(DriveError::NotFound(saga_id))?;
+            let mut saga = Saga::from_rows(row, steps, lease)?;
+            tokio::select! {
+                biased;
+                () = self.stopped() => Ok(()),
+                lost = self.keep_lease(saga_id, lease) => Err(lost.into()),
+                done = self.run(&mut saga) => done,
+            }
+        }
+        .await;
+        self.hold(lease, false);
+        driven
+    }
+
+    fn hold(&self, lease: Uuid, held: bool) {
+        let mut leases = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if held {
+            leases.insert(lease);
+        } else {
+            leases.remove(&lease);
         }
     }
 
     /// Renews the lease every third of its length; returns when it is lost.
-    async fn keep_lease(&self, saga_id: Uuid) -> WriteError {
+    async fn keep_lease(&self, saga_id: Uuid, lease: Uuid) -> WriteError {
         loop {
             tokio::time::sleep(self.lease / 3).await;
-            match store::renew(&self.pool, saga_id, self.owner, self.lease).await {
+            match store::renew(&self.pool, saga_id, lease, self.lease).await {
                 Ok(true) => {}
                 Ok(false) => return store::LeaseLost(saga_id).into(),
                 Err(error) => tracing::warn!(%error, "cannot renew lease; retrying"),
@@ -270,7 +290,7 @@ impl Engine {
                             status: Some(SagaStatus::Completed),
                             ..SagaChange::default()
                         };
-                        self.write(saga.id, &done, &[]).await?;
+                        self.write(saga.id, saga.lease, &done, &[]).await?;
                         saga.status = SagaStatus::Completed;
                     }
                 },
@@ -298,10 +318,11 @@ impl Engine {
     async fn write(
         &self,
         saga_id: Uuid,
+        lease: Uuid,
         saga: &SagaChange,
         steps: &[StepChange],
     ) -> Result<(), WriteError> {
-        store::write(&self.pool, saga_id, self.owner, saga, steps).await?;
+        store::write(&self.pool, saga_id, lease, saga, steps).await?;
         let _ = self.changed.send(saga_id);
         Ok(())
     }
@@ -314,7 +335,7 @@ impl Engine {
                 start: true,
                 ..StepChange::of(step)
             };
-            self.write(saga.id, &SagaChange::default(), &[intent])
+            self.write(saga.id, saga.lease, &SagaChange::default(), &[intent])
                 .await?;
             saga.set(step, StepStatus::Running, false);
         }
@@ -358,8 +379,25 @@ impl Engine {
                             saga.status = SagaStatus::Completed;
                         }
                     }
-                    self.write(saga.id, &change, &steps).await?;
+                    self.write(saga.id, saga.lease, &change, &steps).await?;
                     return Ok(());
+                }
+                Outcome::Refused { error, code, .. } | Outcome::Unavailable { error, code }
+                    if step.after_pivot() =>
+                {
+                    // Past the pivot the saga only goes forward: try again, forever, and
+                    // make it loud (a refusal here needs a person).
+                    round += 1;
+                    tracing::error!(%step, %error, %code, round, "step after the pivot failed; retrying");
+                    let record = StepChange {
+                        add_attempts: attempts,
+                        error: Some((error, code)),
+                        ..StepChange::of(step)
+                    };
+                    self.write(saga.id, saga.lease, &SagaChange::default(), &[record])
+                        .await?;
+                    let wait = self.backoff(round);
+                    tokio::time::sleep(wait).await;
                 }
                 Outcome::Refused {
                     reason,
@@ -367,23 +405,13 @@ impl Engine {
                     code,
                 } => {
                     tracing::info!(%step, reason = reason.as_str(), %error, "step refused: compensating");
+                    // An earlier attempt that timed out may still land under this key, and
+                    // ALREADY_EXISTS says the key did take effect: undo it to be sure
+                    // (by key, which only blocks it if nothing landed).
+                    let uncertain = attempts > 1 || code == "ALREADY_EXISTS";
                     return self
-                        .fail(saga, step, attempts, reason, false, (error, code))
+                        .fail(saga, step, attempts, reason, uncertain, (error, code))
                         .await;
-                }
-                Outcome::Unavailable { error, code } if step.after_pivot() => {
-                    // Past the pivot the saga only goes forward: try again, forever.
-                    round += 1;
-                    tracing::warn!(%step, %error, round, "step after the pivot failed; retrying");
-                    let record = StepChange {
-                        add_attempts: attempts,
-                        error: Some((error, code)),
-                        ..StepChange::of(step)
-                    };
-                    self.write(saga.id, &SagaChange::default(), &[record])
-                        .await?;
-                    let wait = self.backoff(round);
-                    tokio::time::sleep(wait).await;
                 }
                 Outcome::Unavailable { error, code } => {
                     tracing::warn!(%step, %error, "dependency unavailable: compensating");
@@ -419,7 +447,7 @@ impl Engine {
             error: Some(error),
             ..StepChange::of(step)
         };
-        self.write(saga.id, &change, &[failed]).await?;
+        self.write(saga.id, saga.lease, &change, &[failed]).await?;
         saga.set(step, StepStatus::Failed, uncertain);
         saga.status = SagaStatus::Compensating;
         saga.failure_reason = reason.as_str();
@@ -435,7 +463,7 @@ impl Engine {
                     status: Some(StepStatus::Compensating),
                     ..StepChange::of(step)
                 };
-                self.write(saga.id, &SagaChange::default(), &[start])
+                self.write(saga.id, saga.lease, &SagaChange::default(), &[start])
                     .await?;
                 saga.set(step, StepStatus::Compensating, false);
             }
@@ -461,7 +489,8 @@ impl Engine {
                             compensation_end: true,
                             ..StepChange::of(step)
                         };
-                        self.write(saga.id, &SagaChange::default(), &[done]).await?;
+                        self.write(saga.id, saga.lease, &SagaChange::default(), &[done])
+                            .await?;
                         saga.set(step, StepStatus::Compensated, false);
                         break;
                     }
@@ -474,7 +503,7 @@ impl Engine {
                             error: Some((error, code)),
                             ..StepChange::of(step)
                         };
-                        self.write(saga.id, &SagaChange::default(), &[record])
+                        self.write(saga.id, saga.lease, &SagaChange::default(), &[record])
                             .await?;
                         let wait = self.backoff(round);
                         tokio::time::sleep(wait).await;
@@ -495,7 +524,7 @@ impl Engine {
             status: Some(SagaStatus::Cancelled),
             ..SagaChange::default()
         };
-        self.write(saga.id, &end, &skipped).await?;
+        self.write(saga.id, saga.lease, &end, &skipped).await?;
         saga.status = SagaStatus::Cancelled;
         Ok(())
     }
@@ -690,13 +719,13 @@ impl Engine {
 
     async fn recover_loop(self: &Arc<Self>, interval: Duration) {
         loop {
-            match store::claim_expired(&self.pool, self.owner, self.lease, 64).await {
+            match store::claim_expired(&self.pool, self.lease, 64).await {
                 Ok(claimed) => {
                     if !claimed.is_empty() {
                         tracing::info!(count = claimed.len(), "resuming sagas whose lease expired");
                     }
-                    for (id, traceparent) in claimed {
-                        self.spawn(id, Some(&traceparent));
+                    for (id, traceparent, lease) in claimed {
+                        self.spawn(id, lease, Some(&traceparent));
                     }
                 }
                 Err(error) => tracing::warn!(%error, "recovery scan failed; will retry"),
@@ -705,9 +734,19 @@ impl Engine {
         }
     }
 
-    /// Hands every lease back (on shutdown) so another replica resumes without waiting.
-    pub async fn release_leases(&self) {
-        match store::release_all(&self.pool, self.owner).await {
+    /// Stops this replica's drivers and hands their leases back, so another replica
+    /// resumes those sagas without waiting for the leases to expire.
+    pub async fn shut_down(&self) {
+        // Read the tokens first: stopped drivers forget theirs as they exit.
+        let held: Vec<Uuid> = self
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        self.stop();
+        match store::release(&self.pool, &held).await {
             Ok(0) => {}
             Ok(count) => tracing::info!(count, "released saga leases"),
             Err(error) => tracing::warn!(%error, "could not release leases; they will expire"),

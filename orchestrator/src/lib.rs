@@ -64,8 +64,7 @@ pub async fn build_with_engine(
             );
         })
         .on_shutdown(async move {
-            stopping.stop();
-            stopping.release_leases().await;
+            stopping.shut_down().await;
         })
         .bind()
         .await?;

@@ -192,6 +192,8 @@ impl FailureReason {
         match (step, error_reason) {
             (_, "OUT_OF_STOCK") | (Step::ReserveStock, _) => Self::OutOfStock,
             (_, "UNDELIVERABLE_ADDRESS") | (Step::CreateShipment, _) => Self::UndeliverableAddress,
+            // The payment service refused the token or the amount: the card was declined.
+            (Step::ChargePayment, _) => Self::CardDeclined,
             _ => Self::DependencyUnavailable,
         }
     }

@@ -52,6 +52,8 @@ pub struct EventRow {
     pub id: i64,
     pub step: String,
     pub saga_status: String,
+    /// The step's status as of this event (empty for saga-level events).
+    pub step_status: String,
     pub created_at: DateTime<Utc>,
 }
 
@@ -103,7 +105,7 @@ pub struct NewSaga<'a> {
     pub price_started: DateTime<Utc>,
 }
 
-/// Inserts a saga owned by `owner`, with every step's row and the first intent
+/// Inserts a saga leased under the token `owner`, with every step's row and the first intent
 /// (create_order RUNNING), in one statement (so one round trip and one commit). `false`
 /// when the key already exists.
 pub async fn insert_saga(
@@ -148,10 +150,11 @@ pub async fn insert_saga(
                FROM saga, unnest($13::text[], $14::int[], $15::text[], $16::int[])
                           AS s (step, position, status, attempts)),
          events AS (
-             INSERT INTO saga_events (saga_id, step, saga_status)
-             SELECT saga.saga_id, e.step, 'RUNNING'
-               FROM saga, unnest(ARRAY['price_cart', 'create_order']) WITH ORDINALITY
-                          AS e (step, n)
+             INSERT INTO saga_events (saga_id, step, saga_status, step_status)
+             SELECT saga.saga_id, e.step, 'RUNNING', e.status
+               FROM saga, unnest(ARRAY['price_cart', 'create_order'],
+                                 ARRAY['SUCCEEDED', 'RUNNING']) WITH ORDINALITY
+                          AS e (step, status, n)
               ORDER BY e.n)
          SELECT count(*) FROM saga",
     )
@@ -290,7 +293,7 @@ pub async fn events_after(
     after: i64,
 ) -> Result<Vec<EventRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, step, saga_status, created_at FROM saga_events
+        "SELECT id, step, saga_status, step_status, created_at FROM saga_events
          WHERE saga_id = $1 AND id > $2 ORDER BY id",
     )
     .bind(saga_id)
@@ -299,7 +302,7 @@ pub async fn events_after(
     .await
 }
 
-/// Extends `owner`'s lease; `false` when the saga is no longer `owner`'s.
+/// Extends the lease `owner` (a claim's token); `false` when the saga was claimed since.
 pub async fn renew(
     pool: &PgPool,
     saga_id: Uuid,
@@ -317,38 +320,36 @@ pub async fn renew(
     Ok(done.rows_affected() == 1)
 }
 
-/// Takes over up to `limit` unfinished sagas whose lease expired; returns their ids and
-/// stored trace contexts. `SKIP LOCKED` lets
+/// Takes over up to `limit` unfinished sagas whose lease expired, each under a fresh
+/// lease token; returns their ids, stored trace contexts and tokens. `SKIP LOCKED` lets
 /// replicas scan at once without waiting on, or taking, each other's rows.
 pub async fn claim_expired(
     pool: &PgPool,
-    owner: Uuid,
     lease: Duration,
     limit: i64,
-) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+) -> Result<Vec<(Uuid, String, Uuid)>, sqlx::Error> {
     sqlx::query_as(
-        "UPDATE sagas SET lease_owner = $1, lease_until = now() + $2
+        "UPDATE sagas SET lease_owner = gen_random_uuid(), lease_until = now() + $1
           WHERE saga_id IN (
                 SELECT saga_id FROM sagas
                  WHERE status IN ('RUNNING', 'COMPENSATING') AND lease_until < now()
-                 ORDER BY lease_until LIMIT $3
+                 ORDER BY lease_until LIMIT $2
                    FOR UPDATE SKIP LOCKED)
-          RETURNING saga_id, traceparent",
+          RETURNING saga_id, traceparent, lease_owner",
     )
-    .bind(owner)
     .bind(interval(lease))
     .bind(limit)
     .fetch_all(pool)
     .await
 }
 
-/// Gives up every lease `owner` holds (on shutdown), so other replicas resume at once.
-pub async fn release_all(pool: &PgPool, owner: Uuid) -> Result<u64, sqlx::Error> {
+/// Gives up the leases `held` (on shutdown), so other replicas resume at once.
+pub async fn release(pool: &PgPool, held: &[Uuid]) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE sagas SET lease_until = now() - interval '1 second'
-         WHERE lease_owner = $1 AND status IN ('RUNNING', 'COMPENSATING')",
+         WHERE lease_owner = ANY($1) AND status IN ('RUNNING', 'COMPENSATING')",
     )
-    .bind(owner)
+    .bind(held)
     .execute(pool)
     .await?;
     Ok(done.rows_affected())
@@ -459,11 +460,14 @@ pub async fn write(
                  compensation_ended_at =
                      CASE WHEN c.compensated THEN now() ELSE s.compensation_ended_at END
                FROM changes c
-              WHERE s.saga_id = $1 AND s.step = c.step AND EXISTS (SELECT 1 FROM saga)),
+              WHERE s.saga_id = $1 AND s.step = c.step AND EXISTS (SELECT 1 FROM saga)
+             RETURNING s.step, s.status),
          events AS (
-             INSERT INTO saga_events (saga_id, step, saga_status)
-             SELECT $1, e.step, saga.status
-               FROM saga, unnest($18::text[]) WITH ORDINALITY AS e (step, n)
+             INSERT INTO saga_events (saga_id, step, saga_status, step_status)
+             SELECT $1, e.step, saga.status, COALESCE(st.status, '')
+               FROM saga
+                    CROSS JOIN unnest($18::text[]) WITH ORDINALITY AS e (step, n)
+                    LEFT JOIN steps st ON st.step = e.step
               ORDER BY e.n)
          SELECT status FROM saga",
     )
