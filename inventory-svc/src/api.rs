@@ -248,12 +248,6 @@ impl InventoryApi {
             }
             Claim::New => {}
         }
-        if store::order_has_live_reservation(&mut tx, order_id).await? {
-            return Err(ApiError::precondition(
-                domain::REASON_ORDER_ALREADY_RESERVED,
-                format!("order {order_id} already holds a reservation"),
-            ));
-        }
         let lines = domain::lock_order(&lines);
         let available = store::lock_available(&mut tx, &skus(&lines)).await?;
         let unknown = domain::unknown_skus(&lines, &available);
@@ -270,18 +264,16 @@ impl InventoryApi {
                 "stock changed under a row lock"
             )));
         }
+        // One live reservation per order: the unique index says so, even under races.
         let reservation = store::insert_reservation(&mut tx, order_id, &lines)
             .await
             .map_err(|e| {
-                // A concurrent reservation for the same order won the race.
-                if platform::db::is_unique_violation(&e) {
+                platform::error::unique_violation_as(e, || {
                     ApiError::precondition(
                         domain::REASON_ORDER_ALREADY_RESERVED,
                         format!("order {order_id} already holds a reservation"),
                     )
-                } else {
-                    e.into()
-                }
+                })
             })?;
         let response = pb::ReserveStockResponse {
             reservation: Some(to_reservation(reservation)),

@@ -194,19 +194,6 @@ fn columns(lines: &[Line]) -> (Vec<String>, Vec<i32>) {
     lines.iter().map(|l| (l.sku.clone(), l.quantity)).unzip()
 }
 
-/// Whether the order already holds a live reservation.
-pub async fn order_has_live_reservation(
-    conn: &mut PgConnection,
-    order_id: Uuid,
-) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM reservations WHERE order_id = $1 AND status = 'RESERVED')",
-    )
-    .bind(order_id)
-    .fetch_one(conn)
-    .await
-}
-
 pub async fn insert_reservation(
     conn: &mut PgConnection,
     order_id: Uuid,

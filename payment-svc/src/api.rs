@@ -111,14 +111,12 @@ impl PaymentApi {
             decline_reason,
         };
         let row = store::insert(&mut tx, &new).await.map_err(|e| {
-            if platform::db::is_unique_violation(&e) {
+            platform::error::unique_violation_as(e, || {
                 ApiError::precondition(
                     domain::REASON_ORDER_ALREADY_PAID,
                     format!("order {order_id} already has a captured payment"),
                 )
-            } else {
-                e.into()
-            }
+            })
         })?;
         tracing::info!(payment_id = %row.payment_id, status = status.as_str(), "charge decided");
         let response = pb::ChargeResponse {

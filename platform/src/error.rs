@@ -89,6 +89,16 @@ impl ApiError {
     }
 }
 
+/// `conflict()` when `error` is a unique-constraint violation (a concurrent duplicate
+/// that a constraint caught), else the usual mapping.
+pub fn unique_violation_as(error: sqlx::Error, conflict: impl FnOnce() -> ApiError) -> ApiError {
+    if crate::db::is_unique_violation(&error) {
+        conflict()
+    } else {
+        error.into()
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         match error {

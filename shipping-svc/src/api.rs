@@ -104,14 +104,12 @@ impl ShippingApi {
             Claim::New => {}
         }
         let row = store::insert(&mut tx, order_id, &to).await.map_err(|e| {
-            if platform::db::is_unique_violation(&e) {
+            platform::error::unique_violation_as(e, || {
                 ApiError::precondition(
                     domain::REASON_ORDER_ALREADY_SHIPPED,
                     format!("order {order_id} already has a live shipment"),
                 )
-            } else {
-                e.into()
-            }
+            })
         })?;
         let response = pb::CreateShipmentResponse {
             shipment: Some(shipment(row)),
