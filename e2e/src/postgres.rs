@@ -18,7 +18,8 @@ use sqlx::{Connection, PgConnection};
 pub struct Postgres {
     /// A URL allowed to create databases.
     pub admin_url: String,
-    cluster: Option<Cluster>,
+    /// Held for its `Drop`, which stops the cluster we started.
+    _cluster: Option<Cluster>,
 }
 
 #[derive(Debug)]
@@ -38,14 +39,14 @@ impl Postgres {
             })?;
             return Ok(Self {
                 admin_url: url,
-                cluster: None,
+                _cluster: None,
             });
         }
         let local = "postgres://postgres@127.0.0.1:5432/postgres";
         if answers(local).await.is_ok() {
             return Ok(Self {
                 admin_url: local.into(),
-                cluster: None,
+                _cluster: None,
             });
         }
         let cluster = Cluster::start()?;
@@ -54,7 +55,7 @@ impl Postgres {
         answers(&admin_url).await?;
         Ok(Self {
             admin_url,
-            cluster: Some(cluster.cluster),
+            _cluster: Some(cluster.cluster),
         })
     }
 
@@ -76,11 +77,6 @@ impl Postgres {
         .execute(&mut conn)
         .await?;
         Ok(())
-    }
-
-    /// Whether this harness started the server (and will stop it).
-    pub fn is_throwaway(&self) -> bool {
-        self.cluster.is_some()
     }
 }
 

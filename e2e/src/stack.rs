@@ -4,7 +4,7 @@
 use std::{
     collections::BTreeMap,
     net::{SocketAddr, TcpListener},
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Child, Command, Stdio},
     sync::Arc,
     time::Duration,
@@ -345,11 +345,6 @@ impl Stack {
         self.kill(svc);
         self.spawn(svc)?;
         self.wait_serving(svc).await
-    }
-
-    /// The folder the binaries were found in.
-    pub fn bin_dir(&self) -> &Path {
-        &self.bin_dir
     }
 }
 

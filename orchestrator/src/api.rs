@@ -316,13 +316,15 @@ async fn stream_events(
     tx: &mpsc::Sender<Result<pb::WatchCheckoutResponse, Status>>,
 ) -> Result<bool, Status> {
     let unavailable = |e: sqlx::Error| Status::from(ApiError::from(e));
-    let events = store::events_after(pool, saga_id, *last)
-        .await
-        .map_err(unavailable)?;
+    // The saga first, then its events: the write that ends a saga appends its last events
+    // in the same statement, so a saga read as ended has all its events visible after.
     let (row, steps) = store::load(pool, saga_id)
         .await
         .map_err(unavailable)?
         .ok_or_else(|| Status::not_found("checkout disappeared"))?;
+    let events = store::events_after(pool, saga_id, *last)
+        .await
+        .map_err(unavailable)?;
     let steps: Vec<pb::Step> = steps.into_iter().map(to_step).collect();
     for event in events {
         *last = event.id;
@@ -342,13 +344,7 @@ async fn stream_events(
             return Ok(true);
         }
     }
-    // Terminal and no event after the one we loaded with: the stream is complete.
-    let ended = SagaStatus::parse(&row.status).is_some_and(SagaStatus::is_terminal);
-    Ok(ended
-        && store::events_after(pool, saga_id, *last)
-            .await
-            .map_err(unavailable)?
-            .is_empty())
+    Ok(SagaStatus::parse(&row.status).is_some_and(SagaStatus::is_terminal))
 }
 
 /// Completes when `saga_id` changes (or when changes were missed).

@@ -30,7 +30,6 @@ pub struct Clients {
         StepService<shipping::CreateShipmentRequest, shipping::CreateShipmentResponse>,
     pub cancel_shipment:
         StepService<shipping::CancelShipmentRequest, shipping::CancelShipmentResponse>,
-    pub downstreams: Vec<Downstream>,
 }
 
 /// Wraps `client.method(request)` as the stack of `downstream`.
@@ -75,7 +74,6 @@ impl Clients {
             refund: rpc!(payments, payment_client, refund),
             create_shipment: rpc!(shipping, shipping_client, create_shipment),
             cancel_shipment: rpc!(shipping, shipping_client, cancel_shipment),
-            downstreams: vec![orders, payments, inventory, shipping],
         })
     }
 }

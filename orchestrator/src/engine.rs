@@ -91,17 +91,7 @@ struct Saga {
 
 impl Saga {
     fn from_rows(row: SagaRow, steps: Vec<StepRow>, lease: Uuid) -> Result<Self, DriveError> {
-        let reason = [
-            FailureReason::CardDeclined,
-            FailureReason::InsufficientFunds,
-            FailureReason::OutOfStock,
-            FailureReason::UndeliverableAddress,
-            FailureReason::DependencyUnavailable,
-        ]
-        .into_iter()
-        .map(FailureReason::as_str)
-        .find(|r| *r == row.failure_reason)
-        .unwrap_or("");
+        let reason = FailureReason::parse(&row.failure_reason).map_or("", FailureReason::as_str);
         Ok(Self {
             id: row.saga_id,
             status: SagaStatus::parse(&row.status).unwrap_or(SagaStatus::Running),

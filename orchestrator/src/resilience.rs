@@ -104,7 +104,7 @@ pub type StepService<M, R> = BoxCloneSyncService<Call<M>, R, BoxError>;
 /// The shared state of one downstream service's stacks.
 #[derive(Debug, Clone)]
 pub struct Downstream {
-    pub name: &'static str,
+    name: &'static str,
     settings: Resilience,
     breaker: Arc<Mutex<Breaker>>,
     budget: Arc<TpsBudget>,
@@ -161,11 +161,6 @@ impl Downstream {
             .timeout(attempt_timeout)
             .service(call.map_err(BoxError::from));
         BoxCloneSyncService::new(stack)
-    }
-
-    /// Whether the breaker currently refuses calls (for logs and metrics).
-    pub fn breaker_open(&self) -> bool {
-        self.breaker.lock().map(|b| b.is_open()).unwrap_or(false)
     }
 }
 

@@ -179,6 +179,18 @@ impl FailureReason {
         }
     }
 
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::CardDeclined,
+            Self::InsufficientFunds,
+            Self::OutOfStock,
+            Self::UndeliverableAddress,
+            Self::DependencyUnavailable,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == text)
+    }
+
     /// The reason for a payment decline reason.
     pub fn from_decline(decline_reason: &str) -> Self {
         match decline_reason {

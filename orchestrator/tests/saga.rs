@@ -8,15 +8,17 @@ use std::{
     time::Duration,
 };
 
+use e2e::{
+    clients::{Clients, Urls},
+    invariants::check_checkout,
+};
 use futures::{StreamExt, future::join_all};
 use orchestrator::{config::Settings, engine::Engine};
 use platform::testing::{self, Options, TestServer, bad_fields};
 use shop_proto::{
     checkout::v1::{self as pb, checkout_service_client::CheckoutServiceClient},
     inventory::v1::{self as inventory, inventory_service_client::InventoryServiceClient},
-    order::v1::{self as order, order_service_client::OrderServiceClient},
     payment::v1::{self as payment, payment_service_client::PaymentServiceClient},
-    shipping::v1::{self as shipping, shipping_service_client::ShippingServiceClient},
 };
 use tonic::{Code, Request, transport::Channel};
 
@@ -213,84 +215,22 @@ fn step<'a>(c: &'a pb::Checkout, name: &str) -> &'a pb::Step {
     c.steps.iter().find(|s| s.name == name).unwrap()
 }
 
-/// The invariants of CONTRACT.md for one checkout, read through the services' APIs.
+/// The invariants of CONTRACT.md for one checkout, read through the services' APIs by
+/// the same checker the end-to-end suite and the load generator use.
 async fn assert_invariants(stack: &Stack, c: &pb::Checkout) {
-    let status = c.status();
-    assert!(
-        matches!(
-            status,
-            pb::CheckoutStatus::Completed | pb::CheckoutStatus::Cancelled
-        ),
-        "not terminal: {c:?}"
-    );
-    let Ok(order_id) = uuid::Uuid::try_parse(&c.order_id) else {
-        assert_eq!(
-            status,
-            pb::CheckoutStatus::Cancelled,
-            "a completed checkout has an order"
-        );
-        return;
-    };
-    let order_id = order_id.to_string();
-    let order = OrderServiceClient::new(stack.order.channel.clone())
-        .get_order(order::GetOrderRequest {
-            order_id: order_id.clone(),
-        })
+    let mut clients = Clients::at(&Urls {
+        orchestrator: stack.orchestrator.url(),
+        order: stack.order.url(),
+        payment: stack.payment.url(),
+        inventory: stack.inventory.url(),
+        shipping: stack.shipping.url(),
+    })
+    .unwrap();
+    let mut units = std::collections::BTreeMap::new();
+    let violations = check_checkout(&mut clients, &c.checkout_id, &mut units)
         .await
-        .unwrap()
-        .into_inner()
-        .order
         .unwrap();
-    let payments = PaymentServiceClient::new(stack.payment.channel.clone())
-        .list_payments(payment::ListPaymentsRequest {
-            order_id: order_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .payments;
-    let captured: Vec<_> = payments
-        .iter()
-        .filter(|p| p.status() == payment::PaymentStatus::Captured)
-        .collect();
-    let reservation = stack
-        .inventory()
-        .get_reservation(inventory::GetReservationRequest {
-            order_id: order_id.clone(),
-        })
-        .await
-        .ok()
-        .and_then(|r| r.into_inner().reservation);
-    let shipment = ShippingServiceClient::new(stack.shipping.channel.clone())
-        .get_shipment(shipping::GetShipmentRequest {
-            order_id: order_id.clone(),
-        })
-        .await
-        .ok()
-        .and_then(|r| r.into_inner().shipment);
-    let held = reservation
-        .as_ref()
-        .is_some_and(|r| r.status() == inventory::ReservationStatus::Reserved);
-    let shipped = shipment
-        .as_ref()
-        .is_some_and(|s| s.status() == shipping::ShipmentStatus::Created);
-    if status == pb::CheckoutStatus::Completed {
-        assert_eq!(order.status(), order::OrderStatus::Confirmed);
-        assert_eq!(captured.len(), 1, "exactly one capture: {payments:?}");
-        assert_eq!(
-            captured[0].amount.as_ref().map(|m| m.amount_minor),
-            c.total.as_ref().map(|m| m.amount_minor)
-        );
-        assert!(held, "stock reserved");
-        assert!(shipped, "shipment created");
-        assert!(!c.tracking_number.is_empty());
-        assert_eq!(shipment.unwrap().tracking_number, c.tracking_number);
-    } else {
-        assert_eq!(order.status(), order::OrderStatus::Cancelled);
-        assert!(captured.is_empty(), "no capture left: {payments:?}");
-        assert!(!held, "no stock held");
-        assert!(!shipped, "no live shipment");
-    }
+    assert!(violations.is_empty(), "{violations:#?}");
 }
 
 #[tokio::test]

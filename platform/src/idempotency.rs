@@ -9,7 +9,7 @@
 //!   (or rolls back), then reads the stored response: a replay changes nothing;
 //! - a different request under the same key is [`ApiError::KeyReused`] (ALREADY_EXISTS).
 //!
-//! Compensations ([`block`]) look up the *forward* call's key. If the forward call never
+//! Compensations ([`compensation_target`]) look up the *forward* call's key. If the forward call never
 //! arrived they insert a `blocked` row in its place, so the forward call, if it comes
 //! later, finds [`Claim::Blocked`] and does not take effect: compensation wins.
 
@@ -33,7 +33,7 @@ pub enum Claim<R> {
 
 /// What a compensation finds under the forward call's key.
 #[derive(Debug)]
-pub enum Forward<R> {
+enum Forward<R> {
     /// The forward call completed with this response: undo what it did.
     Completed(R),
     /// The forward call never took effect; it now never will.
@@ -108,7 +108,7 @@ pub async fn commit<Resp: Message>(
 
 /// Looks up the forward call `(operation, key)` for a compensation, blocking it in
 /// advance if it has not happened. Locks the row until the caller's transaction ends.
-pub async fn block<Resp: Message + Default>(
+async fn block<Resp: Message + Default>(
     tx: &mut PgConnection,
     operation: &str,
     key: &str,
@@ -137,7 +137,7 @@ pub async fn block<Resp: Message + Default>(
 
 /// What a compensation undoes: `by_id` when the caller named it, else the id `id_of`
 /// reads from the stored response of the forward call `(operation, key)`, or `None` when
-/// that call never took effect (it is now blocked, see [`block`]).
+/// that call never took effect (it is now blocked).
 pub async fn compensation_target<Resp: Message + Default>(
     tx: &mut PgConnection,
     by_id: Option<Uuid>,

@@ -7,7 +7,7 @@
 use std::{future::Future, net::SocketAddr, sync::Once, time::Duration};
 
 use sqlx::{Connection, PgConnection};
-use tokio::{sync::oneshot, task::JoinHandle};
+use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -96,7 +96,6 @@ pub struct TestServer {
     pub db: Option<TestDb>,
     /// The URL of the database it uses.
     pub database_url: String,
-    stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
 
@@ -135,13 +134,9 @@ where
     };
     let app = build(config).await.expect("build app");
     let addr = app.local_addr();
-    let (stop, stopped) = oneshot::channel::<()>();
+    // Serves until the TestServer is dropped (or killed), which aborts the task.
     let task = tokio::spawn(async move {
-        let _ = app
-            .run_until(async {
-                let _ = stopped.await;
-            })
-            .await;
+        let _ = app.run_until(std::future::pending()).await;
     });
     let channel = Endpoint::from_shared(format!("http://{addr}"))
         .expect("endpoint")
@@ -152,7 +147,6 @@ where
         channel,
         db: None,
         database_url: database_url.to_owned(),
-        stop: Some(stop),
         task,
     }
 }
@@ -181,14 +175,6 @@ impl TestServer {
     /// stays until the `TestServer` is dropped.
     pub fn kill(&self) {
         self.task.abort();
-    }
-
-    /// Stops the server gracefully and waits for it to exit.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = (&mut self.task).await;
     }
 }
 
