@@ -9,13 +9,12 @@ use platform::{
     error::{Reply, reply},
     idempotency::fingerprint,
     page,
-    time::timestamp,
-    validate::{Address, Violations},
 };
 use prost::Message;
 use shop_proto::{
     checkout::v1::{self as pb, checkout_service_server::CheckoutService},
     inventory::v1 as inventory,
+    reason,
 };
 use sqlx::PgPool;
 use tokio::{sync::mpsc, time::Instant};
@@ -23,13 +22,14 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Status, metadata::MetadataMap};
 use tonic_types::StatusExt;
 use tower::BoxError;
-use uuid::Uuid;
 
 use crate::{
+    command::{self, CheckoutRef, ListQuery, PlaceOrder},
+    convert::{self, to_checkout},
     engine::Engine,
+    ids::{LeaseToken, SagaId},
     resilience::{Call, send},
-    saga::{SagaStatus, StepStatus},
-    store::{self, NewSaga, SagaRow, StepRow},
+    store::{self, NewSaga, SagaRow},
 };
 
 /// The CheckoutService implementation.
@@ -101,11 +101,11 @@ impl CheckoutApi {
         req: pb::PlaceOrderRequest,
     ) -> Result<pb::PlaceOrderResponse, ApiError> {
         let until = Instant::now() + wait_budget(metadata, self.max_wait);
-        validate_place_order(&req)?;
-        tracing::Span::current().record("key", req.idempotency_key.as_str());
-        let hash = fingerprint(&req);
+        let order = PlaceOrder::try_from(req)?;
+        tracing::Span::current().record("key", order.idempotency_key.as_str());
+        let hash = fingerprint(&order.request);
 
-        if let Some(existing) = store::find_by_key(&self.pool, &req.idempotency_key).await? {
+        if let Some(existing) = store::find_by_key(&self.pool, &order.idempotency_key).await? {
             return self.replay(existing, &hash, until).await;
         }
         let fault = header(metadata, platform::fault::FAULT_HEADER);
@@ -117,16 +117,9 @@ impl CheckoutApi {
         let priced_at = chrono::Utc::now();
         let call = Call::new(
             inventory::PriceCartRequest {
-                lines: req
-                    .items
-                    .iter()
-                    .map(|i| inventory::CartLine {
-                        sku: i.sku.clone(),
-                        quantity: i.quantity,
-                    })
-                    .collect(),
+                lines: order.lines.clone(),
             },
-            String::new(),
+            None,
             &fault,
             &traceparent,
         );
@@ -135,14 +128,14 @@ impl CheckoutApi {
             .map_err(pricing_error)?;
         let total = priced.total.clone().unwrap_or_default();
 
-        let saga_id = Uuid::now_v7();
+        let saga_id = SagaId::generate();
         let new = NewSaga {
             saga_id,
-            idempotency_key: &req.idempotency_key,
+            idempotency_key: &order.idempotency_key,
             request_hash: &hash,
-            request: &req.encode_to_vec(),
+            request: &order.request.encode_to_vec(),
             priced_cart: &priced.encode_to_vec(),
-            customer_id: &req.customer_id,
+            customer_id: &order.customer_id,
             total_minor: total.amount_minor,
             currency: &total.currency,
             fault: &fault,
@@ -150,10 +143,10 @@ impl CheckoutApi {
             price_attempts: i32::try_from(call.attempts()).unwrap_or(i32::MAX),
             price_started: priced_at,
         };
-        let lease = Uuid::new_v4();
+        let lease = LeaseToken::generate();
         if !store::insert_saga(&self.pool, &new, lease, self.engine.lease()).await? {
             // A concurrent PlaceOrder with the same key won the insert.
-            let existing = store::find_by_key(&self.pool, &req.idempotency_key)
+            let existing = store::find_by_key(&self.pool, &order.idempotency_key)
                 .await?
                 .ok_or_else(|| {
                     ApiError::Internal(anyhow::anyhow!("saga vanished after a key conflict"))
@@ -186,17 +179,15 @@ impl CheckoutApi {
     /// The checkout once it ends, or as it stands at `until`.
     async fn wait(
         &self,
-        saga_id: Uuid,
+        saga_id: SagaId,
         until: Instant,
     ) -> Result<pb::PlaceOrderResponse, ApiError> {
         let mut changes = self.engine.subscribe();
         loop {
-            let checkout = self.checkout(saga_id).await?;
-            let terminal = SagaStatus::parse(&status_name(checkout.status()))
-                .is_some_and(SagaStatus::is_terminal);
-            if terminal || Instant::now() >= until {
+            let (row, steps) = self.load(saga_id).await?;
+            if row.status.is_terminal() || Instant::now() >= until {
                 return Ok(pb::PlaceOrderResponse {
-                    checkout: Some(checkout),
+                    checkout: Some(to_checkout(row, steps)),
                 });
             }
             // Woken by this replica's driver, or by polling when another replica drives.
@@ -208,35 +199,25 @@ impl CheckoutApi {
         }
     }
 
-    async fn checkout(&self, saga_id: Uuid) -> Result<pb::Checkout, ApiError> {
-        let (row, steps) = store::load(&self.pool, saga_id)
+    async fn load(&self, saga_id: SagaId) -> Result<(SagaRow, Vec<store::StepRow>), ApiError> {
+        store::load(&self.pool, saga_id)
             .await?
-            .ok_or_else(|| ApiError::not_found("checkout", saga_id.to_string()))?;
-        Ok(to_checkout(row, steps))
+            .ok_or_else(|| ApiError::not_found("checkout", saga_id.to_string()))
     }
 
     async fn get_checkout(
         &self,
         req: pb::GetCheckoutRequest,
     ) -> Result<pb::GetCheckoutResponse, ApiError> {
-        let mut v = Violations::default();
-        v.exactly_one(
-            ("checkout_id", &req.checkout_id),
-            ("order_id", &req.order_id),
-        );
-        let checkout_id =
-            (!req.checkout_id.is_empty()).then(|| v.uuid("checkout_id", &req.checkout_id));
-        let order_id = (!req.order_id.is_empty()).then(|| v.uuid("order_id", &req.order_id));
-        v.finish(())?;
-        let saga_id = match (checkout_id, order_id) {
-            (Some(id), _) => id,
-            (None, Some(order_id)) => store::find_by_order(&self.pool, order_id)
+        let saga_id = match CheckoutRef::try_from(&req)? {
+            CheckoutRef::Checkout(id) => id,
+            CheckoutRef::Order(order_id) => store::find_by_order(&self.pool, order_id)
                 .await?
                 .ok_or_else(|| ApiError::not_found("checkout of order", &req.order_id))?,
-            (None, None) => return Err(ApiError::invalid("checkout_id", "is required")),
         };
+        let (row, steps) = self.load(saga_id).await?;
         Ok(pb::GetCheckoutResponse {
-            checkout: Some(self.checkout(saga_id).await?),
+            checkout: Some(to_checkout(row, steps)),
         })
     }
 
@@ -244,28 +225,17 @@ impl CheckoutApi {
         &self,
         req: pb::ListCheckoutsRequest,
     ) -> Result<pb::ListCheckoutsResponse, ApiError> {
-        let mut v = Violations::default();
-        let size = page::page_size(&mut v, "page_size", req.page_size);
-        let before = page::decode(&mut v, "page_token", &req.page_token)
-            .and_then(|c| Uuid::try_parse(&c).ok());
-        if !req.page_token.is_empty() && before.is_none() && v.is_empty() {
-            v.add("page_token", "is not a token returned by this service");
-        }
-        let status = match pb::CheckoutStatus::try_from(req.status) {
-            Ok(pb::CheckoutStatus::Unspecified) => None,
-            Ok(status) => SagaStatus::parse(&status_name(status)),
-            Err(_) => {
-                v.add("status", "is not a CheckoutStatus");
-                None
-            }
-        };
-        let customer = (!req.customer_id.is_empty()).then_some(req.customer_id.as_str());
-        if customer.is_some() {
-            v.text("customer_id", &req.customer_id, 1, 64);
-        }
-        v.finish(())?;
-        let sagas = store::list(&self.pool, status, customer, before, size + 1).await?;
-        let (sagas, next_page_token) = page::split(sagas, size, |(row, _)| row.saga_id.to_string());
+        let query = ListQuery::try_from(&req)?;
+        let sagas = store::list(
+            &self.pool,
+            query.status,
+            query.customer_id.as_deref(),
+            query.before,
+            query.page_size + 1,
+        )
+        .await?;
+        let (sagas, next_page_token) =
+            page::split(sagas, query.page_size, |(row, _)| row.saga_id.to_string());
         Ok(pb::ListCheckoutsResponse {
             checkouts: sagas
                 .into_iter()
@@ -276,9 +246,7 @@ impl CheckoutApi {
     }
 
     async fn watch_checkout(&self, req: pb::WatchCheckoutRequest) -> Result<EventStream, ApiError> {
-        let mut v = Violations::default();
-        let saga_id = v.uuid("checkout_id", &req.checkout_id);
-        v.finish(())?;
+        let saga_id = command::watched(&req)?;
         if store::load(&self.pool, saga_id).await?.is_none() {
             return Err(ApiError::not_found("checkout", &req.checkout_id));
         }
@@ -311,7 +279,7 @@ impl CheckoutApi {
 /// Sends the events after `last`; `Ok(true)` once the saga is over and all were sent.
 async fn stream_events(
     pool: &PgPool,
-    saga_id: Uuid,
+    saga_id: SagaId,
     last: &mut i64,
     tx: &mpsc::Sender<Result<pb::WatchCheckoutResponse, Status>>,
 ) -> Result<bool, Status> {
@@ -325,30 +293,22 @@ async fn stream_events(
     let events = store::events_after(pool, saga_id, *last)
         .await
         .map_err(unavailable)?;
-    let steps: Vec<pb::Step> = steps.into_iter().map(to_step).collect();
+    let steps: Vec<pb::Step> = steps.into_iter().map(convert::to_step).collect();
     for event in events {
         *last = event.id;
-        let step = steps
-            .iter()
-            .find(|s| s.name == event.step)
-            .map(|now| pb::Step {
-                status: step_status(&event.step_status).into(),
-                ..now.clone()
-            });
-        let message = pb::WatchCheckoutResponse {
-            step,
-            status: checkout_status(&event.saga_status).into(),
-            event_time: Some(timestamp(event.created_at)),
-        };
-        if tx.send(Ok(message)).await.is_err() {
+        if tx
+            .send(Ok(convert::to_event(&event, &steps)))
+            .await
+            .is_err()
+        {
             return Ok(true);
         }
     }
-    Ok(SagaStatus::parse(&row.status).is_some_and(SagaStatus::is_terminal))
+    Ok(row.status.is_terminal())
 }
 
 /// Completes when `saga_id` changes (or when changes were missed).
-async fn next_change(changes: &mut tokio::sync::broadcast::Receiver<Uuid>, saga_id: Uuid) {
+async fn next_change(changes: &mut tokio::sync::broadcast::Receiver<SagaId>, saga_id: SagaId) {
     loop {
         match changes.recv().await {
             Ok(id) if id == saga_id => return,
@@ -359,37 +319,6 @@ async fn next_change(changes: &mut tokio::sync::broadcast::Receiver<Uuid>, saga_
             }
         }
     }
-}
-
-fn validate_place_order(req: &pb::PlaceOrderRequest) -> Result<(), ApiError> {
-    let mut v = Violations::default();
-    v.idempotency_key("idempotency_key", &req.idempotency_key);
-    v.text("customer_id", &req.customer_id, 1, 64);
-    v.line_count("items", req.items.len());
-    for (i, item) in req.items.iter().enumerate() {
-        v.sku(&format!("items[{i}].sku"), &item.sku);
-        v.quantity(&format!("items[{i}].quantity"), item.quantity);
-    }
-    v.unique_skus("items", req.items.iter().map(|i| i.sku.as_str()));
-    v.text("payment_token", &req.payment_token, 1, 64);
-    let token_shape = req.payment_token.strip_prefix("tok_").is_some_and(|rest| {
-        !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    });
-    if !req.payment_token.is_empty() && !token_shape {
-        v.add("payment_token", "must be a payment token such as tok_visa");
-    }
-    v.address(
-        "shipping_address",
-        req.shipping_address.as_ref().map(|a| Address {
-            name: &a.name,
-            line1: &a.line1,
-            line2: &a.line2,
-            city: &a.city,
-            postal_code: &a.postal_code,
-            country: &a.country,
-        }),
-    );
-    v.finish(())
 }
 
 /// How long PlaceOrder may wait: the caller's `grpc-timeout` less a margin to answer in
@@ -445,74 +374,15 @@ fn pricing_error(error: BoxError) -> ApiError {
                 .unwrap_or_default();
             ApiError::not_found("sku", skus)
         }
-        tonic::Code::FailedPrecondition => {
-            ApiError::precondition("MIXED_CURRENCIES", status.message())
+        tonic::Code::FailedPrecondition
+            if status
+                .get_details_error_info()
+                .is_some_and(|info| info.reason == reason::MIXED_CURRENCIES) =>
+        {
+            ApiError::precondition(reason::MIXED_CURRENCIES, status.message())
         }
         tonic::Code::InvalidArgument => ApiError::invalid("items", status.message()),
         _ => ApiError::DependencyUnavailable("inventory-svc".into()),
-    }
-}
-
-fn checkout_status(name: &str) -> pb::CheckoutStatus {
-    match SagaStatus::parse(name) {
-        Some(SagaStatus::Running) => pb::CheckoutStatus::Running,
-        Some(SagaStatus::Compensating) => pb::CheckoutStatus::Compensating,
-        Some(SagaStatus::Completed) => pb::CheckoutStatus::Completed,
-        Some(SagaStatus::Cancelled) => pb::CheckoutStatus::Cancelled,
-        None => pb::CheckoutStatus::Unspecified,
-    }
-}
-
-fn status_name(status: pb::CheckoutStatus) -> String {
-    status
-        .as_str_name()
-        .trim_start_matches("CHECKOUT_STATUS_")
-        .to_owned()
-}
-
-fn step_status(name: &str) -> pb::StepStatus {
-    match StepStatus::parse(name) {
-        Some(StepStatus::Pending) => pb::StepStatus::Pending,
-        Some(StepStatus::Running) => pb::StepStatus::Running,
-        Some(StepStatus::Succeeded) => pb::StepStatus::Succeeded,
-        Some(StepStatus::Failed) => pb::StepStatus::Failed,
-        Some(StepStatus::Compensating) => pb::StepStatus::Compensating,
-        Some(StepStatus::Compensated) => pb::StepStatus::Compensated,
-        Some(StepStatus::Skipped) => pb::StepStatus::Skipped,
-        None => pb::StepStatus::Unspecified,
-    }
-}
-
-fn to_step(row: StepRow) -> pb::Step {
-    pb::Step {
-        status: step_status(&row.status).into(),
-        name: row.step,
-        attempts: row.attempts,
-        start_time: row.started_at.map(timestamp),
-        end_time: row.ended_at.map(timestamp),
-        last_error: row.last_error,
-        last_error_code: row.last_error_code,
-        compensation_attempts: row.compensation_attempts,
-        compensation_end_time: row.compensation_ended_at.map(timestamp),
-    }
-}
-
-fn to_checkout(row: SagaRow, steps: Vec<StepRow>) -> pb::Checkout {
-    pb::Checkout {
-        checkout_id: row.saga_id.to_string(),
-        order_id: row.order_id.map(|id| id.to_string()).unwrap_or_default(),
-        status: checkout_status(&row.status).into(),
-        failure_reason: row.failure_reason,
-        total: Some(pb::Money {
-            amount_minor: row.total_minor,
-            currency: row.currency,
-        }),
-        tracking_number: row.tracking_number,
-        steps: steps.into_iter().map(to_step).collect(),
-        customer_id: row.customer_id,
-        payment_id: row.payment_id,
-        create_time: Some(timestamp(row.created_at)),
-        update_time: Some(timestamp(row.updated_at)),
     }
 }
 

@@ -14,10 +14,7 @@ use std::{
 use futures::future::BoxFuture;
 use tower::{BoxError, Layer, Service};
 
-/// The error of a call refused because the breaker is open.
-#[derive(Debug, thiserror::Error)]
-#[error("circuit breaker open: the downstream failed repeatedly, failing fast")]
-pub struct BreakerOpen;
+use crate::classify::{BreakerOpen, retryable};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -150,7 +147,7 @@ where
         let downstream = self.downstream;
         Box::pin(async move {
             let result = future.await;
-            let transient = result.as_ref().err().is_some_and(crate::retry::retryable);
+            let transient = result.as_ref().err().is_some_and(retryable);
             let mut breaker = lock(&breaker);
             let was_open = breaker.is_open();
             if transient {

@@ -3,22 +3,37 @@
 //!
 //! # Layout
 //! - `config`: flags and environment variables, downstream URLs, resilience knobs.
-//! - `saga`: steps, statuses and the rules of what runs next (pure).
+//! - `ids`: `SagaId`, `OrderId`, `LeaseToken`, `IdempotencyKey`.
+//! - `saga`: steps, statuses, failure reasons (typed, stored as stable codes) and the
+//!   pure state machine (`saga::rules`): what runs next and what an outcome writes.
+//! - `steps`: one module per step: its request, forward call, compensation and what a
+//!   refusal means.
+//! - `engine`: the driver: asks the rules, makes the step's call, writes the outcome.
+//! - `lease`, `recovery`: lease lifetime, and takeover of sagas whose driver died.
+//! - `classify`: which failures are transient, refusals or fail-fast (shared by the
+//!   retry policy, the breaker and the steps).
 //! - `retry`, `breaker`: the retry policy and circuit breaker (pure, unit-tested).
 //! - `resilience`: the tower stack every downstream call goes through, in one place.
 //! - `downstream`: the four services' RPCs, each wrapped in that stack.
 //! - `store`: sagas, steps, events and leases in the orchestrator's own database.
-//! - `engine`: drives a saga forward or back, recovers sagas of crashed replicas.
-//! - `api`: the tonic service.
+//! - `command`, `convert`, `api`: the tonic service: requests parsed into typed
+//!   commands, the one mapping to protobuf, and the handlers.
 
 pub mod api;
 pub mod breaker;
+pub mod classify;
+pub mod command;
 pub mod config;
+pub mod convert;
 pub mod downstream;
 pub mod engine;
+pub mod ids;
+pub mod lease;
+pub mod recovery;
 pub mod resilience;
 pub mod retry;
 pub mod saga;
+pub mod steps;
 pub mod store;
 
 use std::sync::Arc;
@@ -52,14 +67,14 @@ pub async fn build_with_engine(
     let api = api::CheckoutApi::new(pool.clone(), engine.clone(), &clients, settings.max_wait);
     let service = CheckoutServiceServer::new(api)
         .max_decoding_message_size(platform::server::MAX_MESSAGE_BYTES);
-    let (recovery, stopping) = (engine.clone(), engine.clone());
+    let (engine_for_recovery, stopping) = (engine.clone(), engine.clone());
     let watched = pool.clone();
     let app = App::builder(NAME, config)
         .add_service(service)
         .ready_when(async move { platform::db::migrate_until_ready(&pool, &MIGRATOR).await })
         .background(async move {
             tokio::join!(
-                recovery.recover_forever(settings.recovery_interval),
+                recovery::recover_forever(engine_for_recovery, settings.recovery_interval),
                 platform::metrics::watch_pool(NAME, watched),
             );
         })

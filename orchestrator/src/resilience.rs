@@ -29,6 +29,7 @@ use tower::{
 
 use crate::{
     breaker::{Breaker, BreakerLayer},
+    ids::IdempotencyKey,
     retry::RetryPolicy,
 };
 
@@ -50,8 +51,9 @@ pub struct Resilience {
 /// What travels with one downstream call besides its message.
 #[derive(Debug)]
 pub struct CallMeta {
-    /// Idempotency key of the call, also sent as `idempotency-key` metadata.
-    pub key: String,
+    /// Idempotency key of the call, also sent as `idempotency-key` metadata; `None` for
+    /// reads.
+    pub key: Option<IdempotencyKey>,
     /// `x-fault` specs to forward (fault injection), empty for none.
     pub fault: String,
     /// W3C `traceparent` to forward, empty for none.
@@ -80,7 +82,7 @@ impl<M: Clone> Clone for Call<M> {
 }
 
 impl<M> Call<M> {
-    pub fn new(message: M, key: String, fault: &str, traceparent: &str) -> Self {
+    pub fn new(message: M, key: Option<IdempotencyKey>, fault: &str, traceparent: &str) -> Self {
         Self {
             message,
             meta: Arc::new(CallMeta {
@@ -168,7 +170,8 @@ impl Downstream {
 /// left of the attempt and the step, and forwards idempotency key, faults and trace.
 fn prepare<M: Clone>(call: &Call<M>, attempt: Duration, step: Duration) -> tonic::Request<M> {
     let number = call.meta.attempts.fetch_add(1, Ordering::Relaxed) + 1;
-    tracing::debug!(key = %call.meta.key, attempt = number, "downstream attempt");
+    let key = call.meta.key.as_ref().map_or("", IdempotencyKey::as_str);
+    tracing::debug!(key, attempt = number, "downstream attempt");
     let left = step.saturating_sub(call.meta.started.elapsed());
     let mut request = tonic::Request::new(call.message.clone());
     request.set_timeout(attempt.min(left).max(Duration::from_millis(1)));
@@ -180,7 +183,7 @@ fn prepare<M: Clone>(call: &Call<M>, attempt: Duration, step: Duration) -> tonic
         call.meta.traceparent.as_str()
     };
     let headers = [
-        (platform::fault::KEY_HEADER, call.meta.key.as_str()),
+        (platform::fault::KEY_HEADER, key),
         (platform::fault::FAULT_HEADER, call.meta.fault.as_str()),
         ("traceparent", traceparent),
     ];

@@ -5,7 +5,6 @@
 use std::{sync::Arc, time::Duration};
 
 use rand::Rng;
-use tonic::Code;
 use tower::{
     BoxError,
     retry::{
@@ -14,33 +13,7 @@ use tower::{
     },
 };
 
-use crate::breaker::BreakerOpen;
-
-/// Codes that say "try again": the call did not take effect, or may have but is
-/// idempotent. `CANCELLED` is what a tonic server answers when the grpc-timeout we sent
-/// expires, so it is a timeout too.
-pub fn retryable_code(code: Code) -> bool {
-    matches!(
-        code,
-        Code::Unavailable
-            | Code::DeadlineExceeded
-            | Code::ResourceExhausted
-            | Code::Aborted
-            | Code::Cancelled
-    )
-}
-
-/// Whether a failed attempt is worth retrying. An open breaker is not: it exists to fail
-/// fast.
-pub fn retryable(error: &BoxError) -> bool {
-    if let Some(status) = error.downcast_ref::<tonic::Status>() {
-        retryable_code(status.code())
-    } else if error.is::<tower::timeout::error::Elapsed>() {
-        true
-    } else {
-        !error.is::<BreakerOpen>()
-    }
-}
+use crate::classify::retryable;
 
 /// Full jitter: a uniform wait between zero and `min(max, base × 2^(retry-1))`.
 pub fn full_jitter(retry: u32, base: Duration, max: Duration, rng: &mut impl Rng) -> Duration {
@@ -137,7 +110,9 @@ impl<Req: Clone, Res> Policy<Req, Res, BoxError> for RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::classify::BreakerOpen;
     use rand::{SeedableRng, rngs::StdRng};
+    use tonic::Code;
 
     fn status(code: Code) -> Result<(), BoxError> {
         Err(Box::new(tonic::Status::new(code, "x")))

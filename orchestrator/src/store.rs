@@ -1,30 +1,35 @@
 //! The SQL of the orchestrator: sagas, their steps, their events and their leases.
 //!
 //! Every write a driver makes is fenced by its lease: it changes rows only while
-//! `lease_owner` is still the driver's replica, so a replica that lost its lease (paused,
-//! partitioned) cannot overwrite the progress of the one that took over.
+//! `lease_owner` is still the driver's token, so a driver that lost its lease (paused,
+//! partitioned, or claimed again) cannot overwrite the progress of the one that took over.
+//!
+//! Rows decode into typed fields (statuses, steps, reasons and codes are enums): a stored
+//! value that does not parse fails the read instead of becoming a default.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool, postgres::types::PgInterval};
-use uuid::Uuid;
 
-use crate::saga::{SagaStatus, Step, StepStatus};
+use crate::{
+    ids::{LeaseToken, OrderId, SagaId},
+    saga::{FailureReason, GrpcCode, SagaChange, SagaStatus, Step, StepChange, StepStatus},
+};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct SagaRow {
-    pub saga_id: Uuid,
+    pub saga_id: SagaId,
     pub idempotency_key: String,
     pub request_hash: Vec<u8>,
     pub request: Vec<u8>,
     pub priced_cart: Vec<u8>,
     pub customer_id: String,
-    pub status: String,
-    pub failure_reason: String,
+    pub status: SagaStatus,
+    pub failure_reason: Option<FailureReason>,
     pub total_minor: i64,
     pub currency: String,
-    pub order_id: Option<Uuid>,
+    pub order_id: Option<OrderId>,
     pub payment_id: String,
     pub tracking_number: String,
     pub fault: String,
@@ -35,14 +40,14 @@ pub struct SagaRow {
 
 #[derive(Debug, Clone, FromRow)]
 pub struct StepRow {
-    pub step: String,
-    pub status: String,
+    pub step: Step,
+    pub status: StepStatus,
     pub uncertain: bool,
     pub attempts: i32,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     pub last_error: String,
-    pub last_error_code: String,
+    pub last_error_code: Option<GrpcCode>,
     pub compensation_attempts: i32,
     pub compensation_ended_at: Option<DateTime<Utc>>,
 }
@@ -50,10 +55,11 @@ pub struct StepRow {
 #[derive(Debug, Clone, FromRow)]
 pub struct EventRow {
     pub id: i64,
-    pub step: String,
-    pub saga_status: String,
-    /// The step's status as of this event (empty for saga-level events).
-    pub step_status: String,
+    /// `None` for a saga-level event (only the saga's status changed).
+    pub step: Option<Step>,
+    pub saga_status: SagaStatus,
+    /// The step's status as of this event.
+    pub step_status: Option<StepStatus>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -69,7 +75,7 @@ macro_rules! saga_columns {
 /// The driver lost its lease: another replica owns the saga now.
 #[derive(Debug, thiserror::Error)]
 #[error("lease on saga {0} lost")]
-pub struct LeaseLost(pub Uuid);
+pub struct LeaseLost(pub SagaId);
 
 /// Why a store write failed.
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +97,7 @@ fn interval(d: Duration) -> PgInterval {
 /// A new saga, its price_cart step already done.
 #[derive(Debug)]
 pub struct NewSaga<'a> {
-    pub saga_id: Uuid,
+    pub saga_id: SagaId,
     pub idempotency_key: &'a str,
     pub request_hash: &'a [u8],
     pub request: &'a [u8],
@@ -111,17 +117,17 @@ pub struct NewSaga<'a> {
 pub async fn insert_saga(
     pool: &PgPool,
     new: &NewSaga<'_>,
-    owner: Uuid,
+    owner: LeaseToken,
     lease: Duration,
 ) -> Result<bool, sqlx::Error> {
-    let names: Vec<&str> = Step::ALL.iter().map(|s| s.name()).collect();
+    let steps: &[Step] = Step::ALL;
     let positions: Vec<i32> = Step::ALL.iter().map(|s| s.position()).collect();
-    let statuses: Vec<&str> = Step::ALL
+    let statuses: Vec<StepStatus> = Step::ALL
         .iter()
         .map(|s| match s {
-            Step::PriceCart => StepStatus::Succeeded.as_str(),
-            Step::CreateOrder => StepStatus::Running.as_str(),
-            _ => StepStatus::Pending.as_str(),
+            Step::PriceCart => StepStatus::Succeeded,
+            Step::CreateOrder => StepStatus::Running,
+            _ => StepStatus::Pending,
         })
         .collect();
     let attempts: Vec<i32> = Step::ALL
@@ -139,21 +145,20 @@ pub async fn insert_saga(
              INSERT INTO sagas (saga_id, idempotency_key, request_hash, request, priced_cart,
                                 customer_id, status, total_minor, currency, fault, traceparent,
                                 lease_owner, lease_until)
-             VALUES ($1, $2, $3, $4, $5, $6, 'RUNNING', $7, $8, $9, $10, $11, now() + $12)
+             VALUES ($1, $2, $3, $4, $5, $6, $18, $7, $8, $9, $10, $11, now() + $12)
              ON CONFLICT (idempotency_key) DO NOTHING
              RETURNING saga_id),
          steps AS (
              INSERT INTO saga_steps (saga_id, step, position, status, attempts, started_at, ended_at)
              SELECT saga.saga_id, s.step, s.position, s.status, s.attempts,
-                    CASE s.step WHEN 'price_cart' THEN $17 WHEN 'create_order' THEN now() END,
-                    CASE s.step WHEN 'price_cart' THEN now() END
+                    CASE s.step WHEN $19 THEN $17 WHEN $20 THEN now() END,
+                    CASE s.step WHEN $19 THEN now() END
                FROM saga, unnest($13::text[], $14::int[], $15::text[], $16::int[])
                           AS s (step, position, status, attempts)),
          events AS (
              INSERT INTO saga_events (saga_id, step, saga_status, step_status)
-             SELECT saga.saga_id, e.step, 'RUNNING', e.status
-               FROM saga, unnest(ARRAY['price_cart', 'create_order'],
-                                 ARRAY['SUCCEEDED', 'RUNNING']) WITH ORDINALITY
+             SELECT saga.saga_id, e.step, $18, e.status
+               FROM saga, unnest(ARRAY[$19, $20], ARRAY[$21, $22]) WITH ORDINALITY
                           AS e (step, status, n)
               ORDER BY e.n)
          SELECT count(*) FROM saga",
@@ -170,11 +175,16 @@ pub async fn insert_saga(
     .bind(new.traceparent)
     .bind(owner)
     .bind(interval(lease))
-    .bind(&names)
+    .bind(steps)
     .bind(&positions)
     .bind(&statuses)
     .bind(&attempts)
     .bind(new.price_started)
+    .bind(SagaStatus::Running)
+    .bind(Step::PriceCart)
+    .bind(Step::CreateOrder)
+    .bind(StepStatus::Succeeded)
+    .bind(StepStatus::Running)
     .fetch_one(pool)
     .await?;
     Ok(inserted == 1)
@@ -191,7 +201,10 @@ pub async fn find_by_key(pool: &PgPool, key: &str) -> Result<Option<SagaRow>, sq
     .await
 }
 
-pub async fn find_by_order(pool: &PgPool, order_id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
+pub async fn find_by_order(
+    pool: &PgPool,
+    order_id: OrderId,
+) -> Result<Option<SagaId>, sqlx::Error> {
     sqlx::query_scalar("SELECT saga_id FROM sagas WHERE order_id = $1")
         .bind(order_id)
         .fetch_optional(pool)
@@ -201,7 +214,7 @@ pub async fn find_by_order(pool: &PgPool, order_id: Uuid) -> Result<Option<Uuid>
 /// A saga and its steps in forward order.
 pub async fn load(
     pool: &PgPool,
-    saga_id: Uuid,
+    saga_id: SagaId,
 ) -> Result<Option<(SagaRow, Vec<StepRow>)>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
     let saga: Option<SagaRow> = sqlx::query_as(concat!(
@@ -217,7 +230,7 @@ pub async fn load(
     Ok(Some((saga, steps)))
 }
 
-async fn steps_of(conn: &mut PgConnection, saga_id: Uuid) -> Result<Vec<StepRow>, sqlx::Error> {
+async fn steps_of(conn: &mut PgConnection, saga_id: SagaId) -> Result<Vec<StepRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT step, status, uncertain, attempts, started_at, ended_at, last_error,
                 last_error_code, compensation_attempts, compensation_ended_at
@@ -234,7 +247,7 @@ pub async fn list(
     pool: &PgPool,
     status: Option<SagaStatus>,
     customer: Option<&str>,
-    before: Option<Uuid>,
+    before: Option<SagaId>,
     limit: i64,
 ) -> Result<Vec<(SagaRow, Vec<StepRow>)>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
@@ -246,15 +259,15 @@ pub async fn list(
             AND ($4::text IS NULL OR customer_id = $4)
           ORDER BY saga_id DESC LIMIT $3"
     ))
-    .bind(status.map(SagaStatus::as_str))
+    .bind(status)
     .bind(before)
     .bind(limit)
     .bind(customer)
     .fetch_all(&mut *conn)
     .await?;
     // Every page's steps in one query, not one per saga.
-    let ids: Vec<Uuid> = sagas.iter().map(|s| s.saga_id).collect();
-    let rows: Vec<(Uuid, StepRow)> = sqlx::query_as::<_, StepOfSaga>(
+    let ids: Vec<SagaId> = sagas.iter().map(|s| s.saga_id).collect();
+    let rows: Vec<(SagaId, StepRow)> = sqlx::query_as::<_, StepOfSaga>(
         "SELECT saga_id, step, status, uncertain, attempts, started_at, ended_at, last_error,
                 last_error_code, compensation_attempts, compensation_ended_at
            FROM saga_steps WHERE saga_id = ANY($1) ORDER BY saga_id, position",
@@ -265,7 +278,7 @@ pub async fn list(
     .into_iter()
     .map(|s| (s.saga_id, s.step))
     .collect();
-    let mut by_saga: std::collections::HashMap<Uuid, Vec<StepRow>> =
+    let mut by_saga: std::collections::HashMap<SagaId, Vec<StepRow>> =
         std::collections::HashMap::new();
     for (saga_id, step) in rows {
         by_saga.entry(saga_id).or_default().push(step);
@@ -282,14 +295,14 @@ pub async fn list(
 /// A step row with its saga's id, for loading many sagas' steps at once.
 #[derive(Debug, FromRow)]
 struct StepOfSaga {
-    saga_id: Uuid,
+    saga_id: SagaId,
     #[sqlx(flatten)]
     step: StepRow,
 }
 
 pub async fn events_after(
     pool: &PgPool,
-    saga_id: Uuid,
+    saga_id: SagaId,
     after: i64,
 ) -> Result<Vec<EventRow>, sqlx::Error> {
     sqlx::query_as(
@@ -305,8 +318,8 @@ pub async fn events_after(
 /// Extends the lease `owner` (a claim's token); `false` when the saga was claimed since.
 pub async fn renew(
     pool: &PgPool,
-    saga_id: Uuid,
-    owner: Uuid,
+    saga_id: SagaId,
+    owner: LeaseToken,
     lease: Duration,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
@@ -320,14 +333,26 @@ pub async fn renew(
     Ok(done.rows_affected() == 1)
 }
 
+/// A saga taken over by [`claim_expired`].
+#[derive(Debug, Clone, FromRow)]
+pub struct Claim {
+    pub saga_id: SagaId,
+    /// The trace the saga was started in, so the resumed driver joins it.
+    pub traceparent: String,
+    /// The fresh token of this claim.
+    #[sqlx(rename = "lease_owner")]
+    pub lease: LeaseToken,
+}
+
 /// Takes over up to `limit` unfinished sagas whose lease expired, each under a fresh
-/// lease token; returns their ids, stored trace contexts and tokens. `SKIP LOCKED` lets
-/// replicas scan at once without waiting on, or taking, each other's rows.
+/// lease token. `SKIP LOCKED` lets replicas scan at once without waiting on, or taking,
+/// each other's rows. (The statuses are spelt out so the partial index
+/// `sagas_resumable` serves the scan.)
 pub async fn claim_expired(
     pool: &PgPool,
     lease: Duration,
     limit: i64,
-) -> Result<Vec<(Uuid, String, Uuid)>, sqlx::Error> {
+) -> Result<Vec<Claim>, sqlx::Error> {
     sqlx::query_as(
         "UPDATE sagas SET lease_owner = gen_random_uuid(), lease_until = now() + $1
           WHERE saga_id IN (
@@ -344,7 +369,7 @@ pub async fn claim_expired(
 }
 
 /// Gives up the leases `held` (on shutdown), so other replicas resume at once.
-pub async fn release(pool: &PgPool, held: &[Uuid]) -> Result<u64, sqlx::Error> {
+pub async fn release(pool: &PgPool, held: &[LeaseToken]) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE sagas SET lease_until = now() - interval '1 second'
          WHERE lease_owner = ANY($1) AND status IN ('RUNNING', 'COMPENSATING')",
@@ -355,84 +380,40 @@ pub async fn release(pool: &PgPool, held: &[Uuid]) -> Result<u64, sqlx::Error> {
     Ok(done.rows_affected())
 }
 
-/// One change to one step. `None`/`false`/0 fields leave the column as it is.
-#[derive(Debug, Clone)]
-pub struct StepChange {
-    pub step: Step,
-    pub status: Option<StepStatus>,
-    pub uncertain: Option<bool>,
-    pub add_attempts: i32,
-    pub start: bool,
-    pub end: bool,
-    pub error: Option<(String, String)>,
-    pub add_compensation_attempts: i32,
-    pub compensation_end: bool,
-}
-
-impl StepChange {
-    /// No change yet to `step`; set the fields that change.
-    pub fn of(step: Step) -> Self {
-        Self {
-            step,
-            status: None,
-            uncertain: None,
-            add_attempts: 0,
-            start: false,
-            end: false,
-            error: None,
-            add_compensation_attempts: 0,
-            compensation_end: false,
-        }
-    }
-}
-
-/// A change to the saga row; `None` fields are left as they are.
-#[derive(Debug, Clone, Default)]
-pub struct SagaChange {
-    pub status: Option<SagaStatus>,
-    pub failure_reason: Option<&'static str>,
-    pub order_id: Option<Uuid>,
-    pub payment_id: Option<String>,
-    pub tracking_number: Option<String>,
-}
-
 /// Applies a saga change and step changes in one statement (one round trip, one
 /// commit), fenced by the lease: the steps change only if the saga row is still this
 /// owner's. Appends one event per step change (for WatchCheckout), or one saga-level
 /// event (empty step) when only the saga's status changes. Returns the saga's status.
 pub async fn write(
     pool: &PgPool,
-    saga_id: Uuid,
-    owner: Uuid,
+    saga_id: SagaId,
+    owner: LeaseToken,
     saga: &SagaChange,
     steps: &[StepChange],
-) -> Result<String, WriteError> {
-    let names: Vec<&str> = steps.iter().map(|c| c.step.name()).collect();
-    let statuses: Vec<Option<&str>> = steps
-        .iter()
-        .map(|c| c.status.map(StepStatus::as_str))
-        .collect();
+) -> Result<SagaStatus, WriteError> {
+    let names: Vec<Step> = steps.iter().map(|c| c.step).collect();
+    let statuses: Vec<Option<StepStatus>> = steps.iter().map(|c| c.status).collect();
     let uncertain: Vec<Option<bool>> = steps.iter().map(|c| c.uncertain).collect();
     let attempts: Vec<i32> = steps.iter().map(|c| c.add_attempts).collect();
     let starts: Vec<bool> = steps.iter().map(|c| c.start).collect();
     let ends: Vec<bool> = steps.iter().map(|c| c.end).collect();
     let errors: Vec<Option<&str>> = steps
         .iter()
-        .map(|c| c.error.as_ref().map(|e| e.0.as_str()))
+        .map(|c| c.error.as_ref().map(|e| e.message.as_str()))
         .collect();
-    let codes: Vec<Option<&str>> = steps
+    let codes: Vec<Option<GrpcCode>> = steps
         .iter()
-        .map(|c| c.error.as_ref().map(|e| e.1.as_str()))
+        .map(|c| c.error.as_ref().and_then(|e| e.code))
         .collect();
     let compensations: Vec<i32> = steps.iter().map(|c| c.add_compensation_attempts).collect();
     let compensated: Vec<bool> = steps.iter().map(|c| c.compensation_end).collect();
-    // A saga-level event when only the status changes.
-    let events: Vec<&str> = if steps.is_empty() && saga.status.is_some() {
-        vec![""]
+    // A saga-level event (no step) when only the status changes.
+    let events: Vec<Option<Step>> = if steps.is_empty() && saga.status.is_some() {
+        vec![None]
     } else {
-        names.clone()
+        names.iter().copied().map(Some).collect()
     };
-    let status: Option<String> = sqlx::query_scalar(
+    let status: Option<SagaStatus> = sqlx::query_scalar(
         "WITH saga AS (
              UPDATE sagas SET status = COALESCE($3, status),
                               failure_reason = COALESCE($4, failure_reason),
@@ -455,7 +436,9 @@ pub async fn write(
                  started_at = CASE WHEN c.start THEN COALESCE(s.started_at, now()) ELSE s.started_at END,
                  ended_at = CASE WHEN c.finish THEN now() ELSE s.ended_at END,
                  last_error = COALESCE(c.error, s.last_error),
-                 last_error_code = COALESCE(c.code, s.last_error_code),
+                 -- A new error replaces the last one, code and all (a decline has none).
+                 last_error_code = CASE WHEN c.error IS NULL THEN s.last_error_code
+                                        ELSE c.code END,
                  compensation_attempts = s.compensation_attempts + c.compensations,
                  compensation_ended_at =
                      CASE WHEN c.compensated THEN now() ELSE s.compensation_ended_at END
@@ -464,7 +447,7 @@ pub async fn write(
              RETURNING s.step, s.status),
          events AS (
              INSERT INTO saga_events (saga_id, step, saga_status, step_status)
-             SELECT $1, e.step, saga.status, COALESCE(st.status, '')
+             SELECT $1, e.step, saga.status, st.status
                FROM saga
                     CROSS JOIN unnest($18::text[]) WITH ORDINALITY AS e (step, n)
                     LEFT JOIN steps st ON st.step = e.step
@@ -473,7 +456,7 @@ pub async fn write(
     )
     .bind(saga_id)
     .bind(owner)
-    .bind(saga.status.map(SagaStatus::as_str))
+    .bind(saga.status)
     .bind(saga.failure_reason)
     .bind(saga.order_id)
     .bind(saga.payment_id.as_deref())

@@ -1,20 +1,27 @@
 //! Leases against a real Postgres: two replicas scanning at once never take the same
-//! saga, and a driver whose saga was claimed again is fenced out of every write.
+//! saga, and a driver whose saga was claimed again is fenced out of every write. Expiry is
+//! set in the database (`lease_until` in the past) rather than waited for, so the tests
+//! neither sleep nor depend on the clock.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 
 use std::{collections::HashSet, time::Duration};
 
-use orchestrator::store::{self, NewSaga, SagaChange, WriteError};
+use orchestrator::{
+    ids::{LeaseToken, SagaId},
+    saga::SagaChange,
+    store::{self, NewSaga, WriteError},
+};
 use platform::testing::TestDb;
-use uuid::Uuid;
 
-async fn pool_with_sagas(count: usize) -> (TestDb, sqlx::PgPool, Vec<(Uuid, Uuid)>) {
+const LEASE: Duration = Duration::from_secs(30);
+
+async fn pool_with_sagas(count: usize) -> (TestDb, sqlx::PgPool, Vec<(SagaId, LeaseToken)>) {
     let db = TestDb::create("leases").await;
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
     orchestrator::MIGRATOR.run(&pool).await.unwrap();
     let mut sagas = Vec::new();
     for i in 0..count {
-        let (saga_id, lease) = (Uuid::now_v7(), Uuid::new_v4());
+        let (saga_id, lease) = (SagaId::generate(), LeaseToken::generate());
         let key = format!("k{i}");
         let new = NewSaga {
             saga_id,
@@ -30,34 +37,29 @@ async fn pool_with_sagas(count: usize) -> (TestDb, sqlx::PgPool, Vec<(Uuid, Uuid
             price_attempts: 1,
             price_started: chrono::Utc::now(),
         };
-        // A zero lease: as if its replica had died at once.
-        assert!(
-            store::insert_saga(&pool, &new, lease, Duration::ZERO)
-                .await
-                .unwrap()
-        );
+        assert!(store::insert_saga(&pool, &new, lease, LEASE).await.unwrap());
         sagas.push((saga_id, lease));
     }
+    // As if every replica that held them had died a minute ago.
+    sqlx::query("UPDATE sagas SET lease_until = now() - interval '1 minute'")
+        .execute(&pool)
+        .await
+        .unwrap();
     (db, pool, sagas)
 }
 
 #[tokio::test]
 async fn replicas_scanning_at_once_claim_disjoint_sagas() {
     let (_db, pool, sagas) = pool_with_sagas(60).await;
-    tokio::time::sleep(Duration::from_millis(20)).await;
     let scans = (0..4).map(|_| {
         let pool = pool.clone();
-        tokio::spawn(async move {
-            store::claim_expired(&pool, Duration::from_secs(30), 25)
-                .await
-                .unwrap()
-        })
+        tokio::spawn(async move { store::claim_expired(&pool, LEASE, 25).await.unwrap() })
     });
     let mut claimed = Vec::new();
     for scan in futures::future::join_all(scans).await {
-        claimed.extend(scan.unwrap().into_iter().map(|(id, _, _)| id));
+        claimed.extend(scan.unwrap().into_iter().map(|c| c.saga_id));
     }
-    let unique: HashSet<Uuid> = claimed.iter().copied().collect();
+    let unique: HashSet<SagaId> = claimed.iter().copied().collect();
     assert_eq!(unique.len(), claimed.len(), "a saga was claimed twice");
     assert_eq!(
         unique,
@@ -66,7 +68,7 @@ async fn replicas_scanning_at_once_claim_disjoint_sagas() {
     );
     // Nothing is left to claim while those leases run.
     assert!(
-        store::claim_expired(&pool, Duration::from_secs(30), 100)
+        store::claim_expired(&pool, LEASE, 100)
             .await
             .unwrap()
             .is_empty()
@@ -77,26 +79,15 @@ async fn replicas_scanning_at_once_claim_disjoint_sagas() {
 async fn a_driver_whose_saga_was_claimed_again_is_fenced_out() {
     let (_db, pool, sagas) = pool_with_sagas(1).await;
     let (saga_id, first) = sagas[0];
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let claimed = store::claim_expired(&pool, Duration::from_secs(30), 10)
-        .await
-        .unwrap();
+    let claimed = store::claim_expired(&pool, LEASE, 10).await.unwrap();
     assert_eq!(claimed.len(), 1);
-    let second = claimed[0].2;
+    let second = claimed[0].lease;
     assert_ne!(first, second, "each claim has its own token");
 
-    assert!(
-        !store::renew(&pool, saga_id, first, Duration::from_secs(30))
-            .await
-            .unwrap()
-    );
+    assert!(!store::renew(&pool, saga_id, first, LEASE).await.unwrap());
     let stale = store::write(&pool, saga_id, first, &SagaChange::default(), &[]).await;
     assert!(matches!(stale, Err(WriteError::LeaseLost(_))), "{stale:?}");
-    assert!(
-        store::renew(&pool, saga_id, second, Duration::from_secs(30))
-            .await
-            .unwrap()
-    );
+    assert!(store::renew(&pool, saga_id, second, LEASE).await.unwrap());
     assert!(
         store::write(&pool, saga_id, second, &SagaChange::default(), &[])
             .await

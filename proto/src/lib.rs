@@ -1,36 +1,43 @@
 //! Generated types, clients and servers of the shop's gRPC APIs.
 //!
-//! Layout: one module per protobuf package (`shop.<service>.v1`), plus
-//! [`FILE_DESCRIPTOR_SET`] for server reflection.
-#![allow(clippy::all, missing_docs)]
+//! Layout: one module per protobuf package (`shop.<service>.v1`), [`reason`] for the
+//! `ErrorInfo` reasons the services share, and [`FILE_DESCRIPTOR_SET`] for server
+//! reflection.
+
+pub mod reason;
 
 /// The encoded `FileDescriptorSet` of every shop proto, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("shop_descriptor");
 
+#[allow(clippy::all, missing_docs)]
 pub mod order {
     pub mod v1 {
         tonic::include_proto!("shop.order.v1");
     }
 }
 
+#[allow(clippy::all, missing_docs)]
 pub mod payment {
     pub mod v1 {
         tonic::include_proto!("shop.payment.v1");
     }
 }
 
+#[allow(clippy::all, missing_docs)]
 pub mod inventory {
     pub mod v1 {
         tonic::include_proto!("shop.inventory.v1");
     }
 }
 
+#[allow(clippy::all, missing_docs)]
 pub mod shipping {
     pub mod v1 {
         tonic::include_proto!("shop.shipping.v1");
     }
 }
 
+#[allow(clippy::all, missing_docs)]
 pub mod checkout {
     pub mod v1 {
         tonic::include_proto!("shop.checkout.v1");

@@ -1,0 +1,104 @@
+//! The one mapping between the saga's typed state and `shop.checkout.v1` messages.
+
+use platform::time::timestamp;
+use shop_proto::checkout::v1 as pb;
+
+use crate::{
+    saga::{FailureReason, SagaStatus, StepStatus},
+    store::{EventRow, SagaRow, StepRow},
+};
+
+impl From<SagaStatus> for pb::CheckoutStatus {
+    fn from(status: SagaStatus) -> Self {
+        match status {
+            SagaStatus::Running => Self::Running,
+            SagaStatus::Compensating => Self::Compensating,
+            SagaStatus::Completed => Self::Completed,
+            SagaStatus::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+impl From<StepStatus> for pb::StepStatus {
+    fn from(status: StepStatus) -> Self {
+        match status {
+            StepStatus::Pending => Self::Pending,
+            StepStatus::Running => Self::Running,
+            StepStatus::Succeeded => Self::Succeeded,
+            StepStatus::Failed => Self::Failed,
+            StepStatus::Compensating => Self::Compensating,
+            StepStatus::Compensated => Self::Compensated,
+            StepStatus::Skipped => Self::Skipped,
+        }
+    }
+}
+
+/// The saga status a `ListCheckouts` filter asks for; `None` for no filter.
+pub fn status_filter(status: pb::CheckoutStatus) -> Option<SagaStatus> {
+    match status {
+        pb::CheckoutStatus::Unspecified => None,
+        pb::CheckoutStatus::Running => Some(SagaStatus::Running),
+        pb::CheckoutStatus::Compensating => Some(SagaStatus::Compensating),
+        pb::CheckoutStatus::Completed => Some(SagaStatus::Completed),
+        pb::CheckoutStatus::Cancelled => Some(SagaStatus::Cancelled),
+    }
+}
+
+pub fn to_step(row: StepRow) -> pb::Step {
+    pb::Step {
+        name: row.step.code().to_owned(),
+        status: pb::StepStatus::from(row.status).into(),
+        attempts: row.attempts,
+        start_time: row.started_at.map(timestamp),
+        end_time: row.ended_at.map(timestamp),
+        last_error: row.last_error,
+        last_error_code: row.last_error_code.map(|c| c.name()).unwrap_or_default(),
+        compensation_attempts: row.compensation_attempts,
+        compensation_end_time: row.compensation_ended_at.map(timestamp),
+    }
+}
+
+pub fn to_checkout(row: SagaRow, steps: Vec<StepRow>) -> pb::Checkout {
+    pb::Checkout {
+        checkout_id: row.saga_id.to_string(),
+        order_id: row.order_id.map(|id| id.to_string()).unwrap_or_default(),
+        status: pb::CheckoutStatus::from(row.status).into(),
+        failure_reason: row
+            .failure_reason
+            .map(FailureReason::code)
+            .unwrap_or_default()
+            .to_owned(),
+        total: Some(pb::Money {
+            amount_minor: row.total_minor,
+            currency: row.currency,
+        }),
+        tracking_number: row.tracking_number,
+        steps: steps.into_iter().map(to_step).collect(),
+        customer_id: row.customer_id,
+        payment_id: row.payment_id,
+        create_time: Some(timestamp(row.created_at)),
+        update_time: Some(timestamp(row.updated_at)),
+    }
+}
+
+/// One WatchCheckout message: the event's step as it stood then (its status as of the
+/// event, the rest as it is now), and the saga's status then.
+pub fn to_event(event: &EventRow, steps: &[pb::Step]) -> pb::WatchCheckoutResponse {
+    let step = event.step.and_then(|step| {
+        steps
+            .iter()
+            .find(|s| s.name == step.code())
+            .map(|now| pb::Step {
+                status: event
+                    .step_status
+                    .map_or(pb::StepStatus::Unspecified, pb::StepStatus::from)
+                    .into(),
+                ..now.clone()
+            })
+    });
+    pb::WatchCheckoutResponse {
+        step,
+        status: pb::CheckoutStatus::from(event.saga_status).into(),
+        event_time: Some(timestamp(event.created_at)),
+    }
+}

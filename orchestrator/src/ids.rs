@@ -1,0 +1,92 @@
+//! Identifiers that cross module boundaries, as types of their own: a saga id, an order id
+//! and a lease token are all UUIDs, and a swapped argument must not compile.
+
+use std::fmt;
+
+use uuid::Uuid;
+
+/// Declares a UUID newtype stored as `uuid` in Postgres.
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
+        #[sqlx(transparent)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            pub fn as_uuid(self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl From<Uuid> for $name {
+            fn from(id: Uuid) -> Self {
+                Self(id)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// A checkout's saga (the `checkout_id` users see). UUIDv7, so ids sort by creation.
+    SagaId
+);
+uuid_id!(
+    /// An order of order-svc, learnt from its CreateOrder reply.
+    OrderId
+);
+uuid_id!(
+    /// The token of one claim of a saga's lease. Each claim gets a fresh one, and every
+    /// write of a driver is fenced by it, so a driver whose saga was claimed again (even by
+    /// its own replica) changes nothing.
+    LeaseToken
+);
+
+impl SagaId {
+    /// A new, time-ordered id.
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
+impl LeaseToken {
+    /// A fresh token for a new claim.
+    pub fn generate() -> Self {
+        Self(Uuid::new_v4())
+    }
+}
+
+/// The idempotency key of one downstream call. Derived from the saga and a step's stable
+/// code, so every retry and every replay after a crash sends the same key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for IdempotencyKey {
+    fn from(key: String) -> Self {
+        Self(key)
+    }
+}
+
+impl From<IdempotencyKey> for String {
+    fn from(key: IdempotencyKey) -> Self {
+        key.0
+    }
+}
+
+impl fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}

@@ -1,0 +1,164 @@
+//! The checkout saga as data: its steps, statuses and failure reasons, and the pure rules
+//! that decide what happens next (`rules`) and what a decision writes (`change`). No I/O
+//! here, so every rule is unit-tested without a database or a network; the engine does
+//! the I/O and asks these rules what to do.
+//!
+//! Forward: price_cart → create_order → charge_payment → reserve_stock →
+//! create_shipment → confirm_order. `create_shipment` is the pivot: once it succeeds the
+//! saga only goes forward, so `confirm_order` is retried until it succeeds. Before the
+//! pivot, a business failure (or a dependency that stays down) compensates every step
+//! that took effect or may have, in reverse order.
+
+pub mod change;
+pub mod code;
+pub mod rules;
+
+pub use change::{SagaChange, StepChange, StepError};
+pub use code::{GrpcCode, UnknownCode};
+
+use crate::ids::{IdempotencyKey, SagaId};
+use code::stored_code;
+
+stored_code! {
+    /// One step of the checkout. The codes are stored with every saga and are part of
+    /// every downstream idempotency key (`{saga_id}/{code}`): **never change one**, or a
+    /// saga in flight would send its calls under new keys, and a charge could be taken
+    /// twice. Rename the variant freely.
+    pub enum Step {
+        PriceCart = "price_cart",
+        CreateOrder = "create_order",
+        ChargePayment = "charge_payment",
+        ReserveStock = "reserve_stock",
+        CreateShipment = "create_shipment",
+        ConfirmOrder = "confirm_order",
+    }
+}
+
+stored_code! {
+    /// Where a saga stands.
+    pub enum SagaStatus {
+        Running = "RUNNING",
+        Compensating = "COMPENSATING",
+        Completed = "COMPLETED",
+        Cancelled = "CANCELLED",
+    }
+}
+
+stored_code! {
+    /// Where a step stands.
+    pub enum StepStatus {
+        Pending = "PENDING",
+        Running = "RUNNING",
+        Succeeded = "SUCCEEDED",
+        Failed = "FAILED",
+        Compensating = "COMPENSATING",
+        Compensated = "COMPENSATED",
+        Skipped = "SKIPPED",
+    }
+}
+
+stored_code! {
+    /// Why a checkout was cancelled: the `failure_reason` users see (documented on
+    /// `Checkout.failure_reason` in checkout.proto and in docs/CONTRACT.md).
+    pub enum FailureReason {
+        CardDeclined = "card_declined",
+        InsufficientFunds = "insufficient_funds",
+        OutOfStock = "out_of_stock",
+        UndeliverableAddress = "undeliverable_address",
+        DependencyUnavailable = "dependency_unavailable",
+    }
+}
+
+impl Step {
+    /// Position in forward order (0 = price_cart).
+    pub fn position(self) -> i32 {
+        Step::ALL
+            .iter()
+            .position(|s| *s == self)
+            .map_or(0, |p| i32::try_from(p).unwrap_or(i32::MAX))
+    }
+
+    /// Whether the step changes another service's state and so has a compensation.
+    pub fn compensable(self) -> bool {
+        matches!(
+            self,
+            Step::CreateOrder | Step::ChargePayment | Step::ReserveStock | Step::CreateShipment
+        )
+    }
+
+    /// Steps after the pivot are retried until they succeed, never compensated.
+    pub fn after_pivot(self) -> bool {
+        self == Step::ConfirmOrder
+    }
+
+    /// The idempotency key of the forward call: the same for every retry and replay.
+    pub fn key(self, saga_id: SagaId) -> IdempotencyKey {
+        format!("{saga_id}/{}", self.code()).into()
+    }
+
+    /// The idempotency key of the compensation.
+    pub fn compensation_key(self, saga_id: SagaId) -> IdempotencyKey {
+        format!("{saga_id}/{}/compensate", self.code()).into()
+    }
+}
+
+impl SagaStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Cancelled)
+    }
+}
+
+/// A step as the rules see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepState {
+    pub step: Step,
+    pub status: StepStatus,
+    /// Failed with an unknown effect (the call may have landed): compensate it.
+    pub uncertain: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_unknown_codes_are_errors() {
+        for step in Step::ALL {
+            assert_eq!(Step::parse(step.code()).ok(), Some(*step));
+        }
+        assert_eq!(
+            SagaStatus::parse("COMPENSATING").ok(),
+            Some(SagaStatus::Compensating)
+        );
+        assert_eq!(StepStatus::parse("SKIPPED").ok(), Some(StepStatus::Skipped));
+        assert!(SagaStatus::parse("PAUSED").is_err());
+        assert!(Step::parse("charge").is_err());
+    }
+
+    #[test]
+    fn keys_derive_from_saga_and_the_steps_frozen_code() {
+        let id = SagaId::from(uuid::Uuid::nil());
+        // These exact strings are what sagas in flight have already sent: they must not
+        // change, whatever the variants are called.
+        assert_eq!(
+            Step::ChargePayment.key(id).as_str(),
+            "00000000-0000-0000-0000-000000000000/charge_payment"
+        );
+        assert_eq!(
+            Step::ChargePayment.compensation_key(id).as_str(),
+            "00000000-0000-0000-0000-000000000000/charge_payment/compensate"
+        );
+        let codes: Vec<&str> = Step::ALL.iter().map(|s| s.code()).collect();
+        assert_eq!(
+            codes,
+            [
+                "price_cart",
+                "create_order",
+                "charge_payment",
+                "reserve_stock",
+                "create_shipment",
+                "confirm_order"
+            ]
+        );
+    }
+}

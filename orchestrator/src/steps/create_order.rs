@@ -1,0 +1,88 @@
+//! create_order: record the order (PENDING) in order-svc, with the priced lines.
+//! Compensation: cancel the order, found by this call's key. A refusal here is not the
+//! customer's doing: the checkout fails as `dependency_unavailable`.
+
+use shop_proto::{inventory::v1 as inventory, order::v1 as order};
+use tonic::Status;
+
+use super::{Context, attempt, outcome, undone};
+use crate::{
+    downstream::Clients,
+    saga::{
+        FailureReason, Step, StepError,
+        rules::{Effects, Outcome},
+    },
+};
+
+const STEP: Step = Step::CreateOrder;
+
+pub(super) async fn forward(clients: &Clients, ctx: &Context<'_>) -> (i32, Outcome) {
+    let key = STEP.key(ctx.saga_id);
+    let message = order::CreateOrderRequest {
+        idempotency_key: key.to_string(),
+        customer_id: ctx.request.customer_id.clone(),
+        lines: lines(ctx.priced),
+        shipping_address: ctx
+            .request
+            .shipping_address
+            .clone()
+            .map(|a| order::Address {
+                name: a.name,
+                line1: a.line1,
+                line2: a.line2,
+                city: a.city,
+                postal_code: a.postal_code,
+                country: a.country,
+            }),
+    };
+    let (attempts, result) = attempt(&clients.create_order, ctx.call(message, key)).await;
+    let outcome = outcome(result, refusal, |reply| {
+        Outcome::Done(Effects {
+            order_id: reply
+                .order
+                .and_then(|o| o.order_id.parse::<uuid::Uuid>().ok())
+                .map(Into::into),
+            ..Effects::default()
+        })
+    });
+    (attempts, outcome)
+}
+
+pub(super) async fn compensate(
+    clients: &Clients,
+    ctx: &Context<'_>,
+) -> (i32, Result<(), StepError>) {
+    let key = STEP.compensation_key(ctx.saga_id);
+    let message = order::CancelOrderRequest {
+        idempotency_key: key.to_string(),
+        order_id: String::new(),
+        create_idempotency_key: STEP.key(ctx.saga_id).into(),
+        reason: ctx.cancel_reason(),
+    };
+    let (attempts, result) = attempt(&clients.cancel_order, ctx.call(message, key)).await;
+    (attempts, undone(result))
+}
+
+fn refusal(_: &Status) -> FailureReason {
+    FailureReason::DependencyUnavailable
+}
+
+/// The order lines of a priced cart.
+fn lines(priced: &inventory::PriceCartResponse) -> Vec<order::OrderLine> {
+    let money = |m: &Option<inventory::Money>| {
+        m.as_ref().map(|m| order::Money {
+            amount_minor: m.amount_minor,
+            currency: m.currency.clone(),
+        })
+    };
+    priced
+        .lines
+        .iter()
+        .map(|l| order::OrderLine {
+            sku: l.sku.clone(),
+            quantity: l.quantity,
+            unit_price: money(&l.unit_price),
+            line_total: money(&l.line_total),
+        })
+        .collect()
+}

@@ -1,0 +1,27 @@
+//! The `google.rpc.ErrorInfo` reasons the services attach to `FAILED_PRECONDITION`, in one
+//! place: the service that refuses and the client that reads the refusal name the same
+//! constant, so a reason cannot drift between them. Part of the public contract (each
+//! RPC's comment in the protos says which it returns).
+
+/// inventory-svc: a line asks for more units than are available.
+pub const OUT_OF_STOCK: &str = "OUT_OF_STOCK";
+/// inventory-svc: the cart's products are priced in more than one currency.
+pub const MIXED_CURRENCIES: &str = "MIXED_CURRENCIES";
+/// inventory-svc: the reservation was released (by its key) before it arrived.
+pub const RELEASED_BEFORE_RESERVED: &str = "RELEASED_BEFORE_RESERVED";
+/// inventory-svc: the order already holds another reservation.
+pub const ORDER_ALREADY_RESERVED: &str = "ORDER_ALREADY_RESERVED";
+/// order-svc, shipping-svc: cancelled (by the creating call's key) before it arrived.
+pub const CANCELLED_BEFORE_CREATED: &str = "CANCELLED_BEFORE_CREATED";
+/// order-svc: the order's status cannot move that way.
+pub const ILLEGAL_TRANSITION: &str = "ILLEGAL_TRANSITION";
+/// payment-svc: refunded (by the charge's key) before the charge arrived.
+pub const CANCELLED_BEFORE_CHARGED: &str = "CANCELLED_BEFORE_CHARGED";
+/// payment-svc: the payment was refunded already.
+pub const ALREADY_REFUNDED: &str = "ALREADY_REFUNDED";
+/// payment-svc: the order already has a captured payment.
+pub const ORDER_ALREADY_PAID: &str = "ORDER_ALREADY_PAID";
+/// shipping-svc: the address is in a country that is not served.
+pub const UNDELIVERABLE_ADDRESS: &str = "UNDELIVERABLE_ADDRESS";
+/// shipping-svc: the order already has a shipment.
+pub const ORDER_ALREADY_SHIPPED: &str = "ORDER_ALREADY_SHIPPED";
