@@ -7,8 +7,6 @@
 
 use std::{sync::Arc, time::Duration};
 
-use prost::Message;
-use shop_proto::{checkout::v1::PlaceOrderRequest, inventory::v1::PriceCartResponse};
 use sqlx::PgPool;
 use tokio::sync::{broadcast, watch};
 use tracing::Instrument;
@@ -17,96 +15,15 @@ use crate::{
     downstream::Clients,
     ids::{LeaseToken, SagaId},
     lease::Leases,
+    loaded::{DriveError, Saga},
     retry::full_jitter,
     saga::{
-        FailureReason, SagaStatus, Step, StepState,
-        rules::{self, Action, Decision, SagaState, Transition},
+        FailureReason, SagaStatus, Step,
+        rules::{self, Action, Decision, Transition},
     },
     steps,
-    store::{self, SagaRow, StepRow, WriteError},
+    store::{self, WriteError},
 };
-
-/// Why a driver stopped before the saga ended. The saga is safe on disk either way: its
-/// lease expires and recovery resumes it.
-#[derive(Debug, thiserror::Error)]
-pub enum DriveError {
-    #[error(transparent)]
-    Write(#[from] WriteError),
-    #[error("database unavailable")]
-    Db(#[from] sqlx::Error),
-    #[error("saga {0} not found")]
-    NotFound(SagaId),
-    #[error("stored saga is unreadable")]
-    Corrupt(#[from] prost::DecodeError),
-    #[error("saga {0} has no row for step {1}")]
-    MissingStep(SagaId, Step),
-}
-
-/// The saga as its driver holds it: what PlaceOrder recorded, and the state the rules
-/// read, kept equal to the rows.
-#[derive(Debug)]
-struct Saga {
-    id: SagaId,
-    /// The lease token this driver holds; every write is fenced by it.
-    lease: LeaseToken,
-    state: SagaState,
-    request: PlaceOrderRequest,
-    priced: PriceCartResponse,
-    total_minor: i64,
-    currency: String,
-    fault: String,
-    traceparent: String,
-    created_at: chrono::DateTime<chrono::Utc>,
-}
-
-impl Saga {
-    fn from_rows(row: SagaRow, rows: Vec<StepRow>, lease: LeaseToken) -> Result<Self, DriveError> {
-        let steps = Step::ALL
-            .iter()
-            .map(|step| {
-                rows.iter()
-                    .find(|r| r.step == *step)
-                    .map(|r| StepState {
-                        step: *step,
-                        status: r.status,
-                        uncertain: r.uncertain,
-                    })
-                    .ok_or(DriveError::MissingStep(row.saga_id, *step))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Self {
-            id: row.saga_id,
-            lease,
-            state: SagaState {
-                status: row.status,
-                failure_reason: row.failure_reason,
-                order_id: row.order_id,
-                steps,
-            },
-            request: PlaceOrderRequest::decode(row.request.as_slice())?,
-            priced: PriceCartResponse::decode(row.priced_cart.as_slice())?,
-            total_minor: row.total_minor,
-            currency: row.currency,
-            fault: row.fault,
-            traceparent: row.traceparent,
-            created_at: row.created_at,
-        })
-    }
-
-    fn context(&self) -> steps::Context<'_> {
-        steps::Context {
-            saga_id: self.id,
-            request: &self.request,
-            priced: &self.priced,
-            total_minor: self.total_minor,
-            currency: &self.currency,
-            order_id: self.state.order_id,
-            failure_reason: self.state.failure_reason,
-            fault: &self.fault,
-            traceparent: &self.traceparent,
-        }
-    }
-}
 
 /// Drives sagas for one orchestrator replica.
 #[derive(Debug)]

@@ -8,7 +8,8 @@
 //!   pure state machine (`saga::rules`): what runs next and what an outcome writes.
 //! - `steps`: one module per step: its request, forward call, compensation and what a
 //!   refusal means.
-//! - `engine`: the driver: asks the rules, makes the step's call, writes the outcome.
+//! - `engine`: the driver: asks the rules, makes the step's call, writes the outcome;
+//!   `loaded`: a saga as its driver holds it.
 //! - `lease`, `recovery`: lease lifetime, and takeover of sagas whose driver died.
 //! - `classify`: which failures are transient, refusals or fail-fast (shared by the
 //!   retry policy, the breaker and the steps).
@@ -16,8 +17,9 @@
 //! - `resilience`: the tower stack every downstream call goes through, in one place.
 //! - `downstream`: the four services' RPCs, each wrapped in that stack.
 //! - `store`: sagas, steps, events and leases in the orchestrator's own database.
-//! - `command`, `convert`, `api`: the tonic service: requests parsed into typed
-//!   commands, the one mapping to protobuf, and the handlers.
+//! - `command`, `convert`, `metadata`, `api`: the tonic service: requests parsed into
+//!   typed commands, the one mapping to protobuf, what is read from call metadata, and
+//!   the handlers.
 
 pub mod api;
 pub mod breaker;
@@ -29,6 +31,8 @@ pub mod downstream;
 pub mod engine;
 pub mod ids;
 pub mod lease;
+pub mod loaded;
+pub mod metadata;
 pub mod recovery;
 pub mod resilience;
 pub mod retry;

@@ -1,5 +1,5 @@
 //! The checkout saga against real Postgres and the real domain servers, all in-process
-//! on port 0. After each scenario the invariants of CONTRACT.md are checked through the
+//! on port 0. After each scenario the invariants of docs/CONTRACT.md are checked through the
 //! services' read RPCs, as an outsider would.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 
@@ -215,7 +215,7 @@ fn step<'a>(c: &'a pb::Checkout, name: &str) -> &'a pb::Step {
     c.steps.iter().find(|s| s.name == name).unwrap()
 }
 
-/// The invariants of CONTRACT.md for one checkout, read through the services' APIs by
+/// The invariants of docs/CONTRACT.md for one checkout, read through the services' APIs by
 /// the same checker the end-to-end suite and the load generator use.
 async fn assert_invariants(stack: &Stack, c: &pb::Checkout) {
     let mut clients = Clients::at(&Urls {
