@@ -8,6 +8,7 @@
 //! - [`metrics`]: the Prometheus exporter, per-RPC metrics, pool gauges.
 //! - [`server`]: bootstrap: health, reflection v1 and v1alpha, one span per RPC, fault
 //!   injection, readiness after migrations, graceful shutdown.
+//! - [`service`]: the whole binary of a domain service, from a [`service::ServiceSpec`].
 //! - [`db`]: the Postgres pool and start-up migrations.
 //! - [`error`]: the API error type and its mapping to `tonic::Status` with rich details.
 //! - [`validate`]: field checks that collect `google.rpc.BadRequest` violations.
@@ -26,6 +27,7 @@ pub mod idempotency;
 pub mod metrics;
 pub mod page;
 pub mod server;
+pub mod service;
 pub mod telemetry;
 pub mod time;
 pub mod validate;
