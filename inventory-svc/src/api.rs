@@ -3,7 +3,6 @@
 
 use platform::{
     ApiError,
-    error::{Reply, reply},
     idempotency::{self, Claim},
     page,
     time::timestamp,
@@ -11,7 +10,6 @@ use platform::{
 };
 use shop_proto::inventory::v1::{self as pb, inventory_service_server::InventoryService};
 use sqlx::PgPool;
-use tonic::Request;
 use tracing::Span;
 
 use crate::{
@@ -35,69 +33,17 @@ impl InventoryApi {
     }
 }
 
-#[tonic::async_trait]
-impl InventoryService for InventoryApi {
-    async fn upsert_product(
-        &self,
-        request: Request<pb::UpsertProductRequest>,
-    ) -> Reply<pb::UpsertProductResponse> {
-        reply(self.upsert_product(request.into_inner()).await)
-    }
-
-    async fn get_product(
-        &self,
-        request: Request<pb::GetProductRequest>,
-    ) -> Reply<pb::GetProductResponse> {
-        reply(self.get_product(request.into_inner()).await)
-    }
-
-    async fn list_products(
-        &self,
-        request: Request<pb::ListProductsRequest>,
-    ) -> Reply<pb::ListProductsResponse> {
-        reply(self.list_products(request.into_inner()).await)
-    }
-
-    async fn set_stock(
-        &self,
-        request: Request<pb::SetStockRequest>,
-    ) -> Reply<pb::SetStockResponse> {
-        reply(self.set_stock(request.into_inner()).await)
-    }
-
-    async fn get_stock(
-        &self,
-        request: Request<pb::GetStockRequest>,
-    ) -> Reply<pb::GetStockResponse> {
-        reply(self.get_stock(request.into_inner()).await)
-    }
-
-    async fn price_cart(
-        &self,
-        request: Request<pb::PriceCartRequest>,
-    ) -> Reply<pb::PriceCartResponse> {
-        reply(self.price_cart(request.into_inner()).await)
-    }
-
-    async fn reserve_stock(
-        &self,
-        request: Request<pb::ReserveStockRequest>,
-    ) -> Reply<pb::ReserveStockResponse> {
-        reply(self.reserve_stock(request.into_inner()).await)
-    }
-
-    async fn release_stock(
-        &self,
-        request: Request<pb::ReleaseStockRequest>,
-    ) -> Reply<pb::ReleaseStockResponse> {
-        reply(self.release_stock(request.into_inner()).await)
-    }
-
-    async fn get_reservation(
-        &self,
-        request: Request<pb::GetReservationRequest>,
-    ) -> Reply<pb::GetReservationResponse> {
-        reply(self.get_reservation(request.into_inner()).await)
+platform::grpc_delegate! {
+    impl InventoryService for InventoryApi {
+        upsert_product(pb::UpsertProductRequest) -> pb::UpsertProductResponse;
+        get_product(pb::GetProductRequest) -> pb::GetProductResponse;
+        list_products(pb::ListProductsRequest) -> pb::ListProductsResponse;
+        set_stock(pb::SetStockRequest) -> pb::SetStockResponse;
+        get_stock(pb::GetStockRequest) -> pb::GetStockResponse;
+        price_cart(pb::PriceCartRequest) -> pb::PriceCartResponse;
+        reserve_stock(pb::ReserveStockRequest) -> pb::ReserveStockResponse;
+        release_stock(pb::ReleaseStockRequest) -> pb::ReleaseStockResponse;
+        get_reservation(pb::GetReservationRequest) -> pb::GetReservationResponse;
     }
 }
 

@@ -3,7 +3,6 @@
 
 use platform::{
     ApiError,
-    error::{Reply, reply},
     idempotency::{self, Claim},
     page,
     time::timestamp,
@@ -11,7 +10,6 @@ use platform::{
 };
 use shop_proto::order::v1::{self as pb, order_service_server::OrderService};
 use sqlx::{PgConnection, PgPool};
-use tonic::Request;
 use tracing::Span;
 use uuid::Uuid;
 
@@ -37,48 +35,14 @@ impl OrderApi {
     }
 }
 
-#[tonic::async_trait]
-impl OrderService for OrderApi {
-    async fn create_order(
-        &self,
-        request: Request<pb::CreateOrderRequest>,
-    ) -> Reply<pb::CreateOrderResponse> {
-        reply(self.create_order(request.into_inner()).await)
-    }
-
-    async fn confirm_order(
-        &self,
-        request: Request<pb::ConfirmOrderRequest>,
-    ) -> Reply<pb::ConfirmOrderResponse> {
-        reply(self.confirm_order(request.into_inner()).await)
-    }
-
-    async fn cancel_order(
-        &self,
-        request: Request<pb::CancelOrderRequest>,
-    ) -> Reply<pb::CancelOrderResponse> {
-        reply(self.cancel_order(request.into_inner()).await)
-    }
-
-    async fn get_order(
-        &self,
-        request: Request<pb::GetOrderRequest>,
-    ) -> Reply<pb::GetOrderResponse> {
-        reply(self.get_order(request.into_inner()).await)
-    }
-
-    async fn list_orders(
-        &self,
-        request: Request<pb::ListOrdersRequest>,
-    ) -> Reply<pb::ListOrdersResponse> {
-        reply(self.list_orders(request.into_inner()).await)
-    }
-
-    async fn get_order_history(
-        &self,
-        request: Request<pb::GetOrderHistoryRequest>,
-    ) -> Reply<pb::GetOrderHistoryResponse> {
-        reply(self.get_order_history(request.into_inner()).await)
+platform::grpc_delegate! {
+    impl OrderService for OrderApi {
+        create_order(pb::CreateOrderRequest) -> pb::CreateOrderResponse;
+        confirm_order(pb::ConfirmOrderRequest) -> pb::ConfirmOrderResponse;
+        cancel_order(pb::CancelOrderRequest) -> pb::CancelOrderResponse;
+        get_order(pb::GetOrderRequest) -> pb::GetOrderResponse;
+        list_orders(pb::ListOrdersRequest) -> pb::ListOrdersResponse;
+        get_order_history(pb::GetOrderHistoryRequest) -> pb::GetOrderHistoryResponse;
     }
 }
 

@@ -3,14 +3,12 @@
 
 use platform::{
     ApiError,
-    error::{Reply, reply},
     idempotency::{self, Claim},
     time::timestamp,
     validate::Violations,
 };
 use shop_proto::payment::v1::{self as pb, payment_service_server::PaymentService};
 use sqlx::PgPool;
-use tonic::Request;
 use tracing::Span;
 
 use crate::{
@@ -34,28 +32,12 @@ impl PaymentApi {
     }
 }
 
-#[tonic::async_trait]
-impl PaymentService for PaymentApi {
-    async fn charge(&self, request: Request<pb::ChargeRequest>) -> Reply<pb::ChargeResponse> {
-        reply(self.charge(request.into_inner()).await)
-    }
-
-    async fn refund(&self, request: Request<pb::RefundRequest>) -> Reply<pb::RefundResponse> {
-        reply(self.refund(request.into_inner()).await)
-    }
-
-    async fn get_payment(
-        &self,
-        request: Request<pb::GetPaymentRequest>,
-    ) -> Reply<pb::GetPaymentResponse> {
-        reply(self.get_payment(request.into_inner()).await)
-    }
-
-    async fn list_payments(
-        &self,
-        request: Request<pb::ListPaymentsRequest>,
-    ) -> Reply<pb::ListPaymentsResponse> {
-        reply(self.list_payments(request.into_inner()).await)
+platform::grpc_delegate! {
+    impl PaymentService for PaymentApi {
+        charge(pb::ChargeRequest) -> pb::ChargeResponse;
+        refund(pb::RefundRequest) -> pb::RefundResponse;
+        get_payment(pb::GetPaymentRequest) -> pb::GetPaymentResponse;
+        list_payments(pb::ListPaymentsRequest) -> pb::ListPaymentsResponse;
     }
 }
 

@@ -11,6 +11,7 @@
 //! - [`service`]: the whole binary of a domain service, from a [`service::ServiceSpec`].
 //! - [`db`]: the Postgres pool and start-up migrations.
 //! - [`error`]: the API error type and its mapping to `tonic::Status` with rich details.
+//! - [`grpc_delegate!`]: a service's tonic trait, each RPC handed to its handler.
 //! - [`validate`]: field checks that collect `google.rpc.BadRequest` violations.
 //! - [`idempotency`]: the idempotency-key table every mutating RPC goes through.
 //! - [`fault`]: the fault-injection tower layer (off unless enabled).
@@ -20,6 +21,7 @@
 
 pub mod config;
 pub mod db;
+mod delegate;
 pub mod error;
 pub mod fault;
 pub mod healthcheck;
@@ -36,3 +38,9 @@ pub mod validate;
 pub mod testing;
 
 pub use error::ApiError;
+
+/// What platform's macros expand to, so a crate using them needs no dependency for it.
+#[doc(hidden)]
+pub mod __private {
+    pub use tonic;
+}

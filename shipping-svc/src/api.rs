@@ -3,14 +3,12 @@
 
 use platform::{
     ApiError,
-    error::{Reply, reply},
     idempotency::{self, Claim},
     time::timestamp,
     validate::{Address, Violations},
 };
 use shop_proto::shipping::v1::{self as pb, shipping_service_server::ShippingService};
 use sqlx::PgPool;
-use tonic::Request;
 use tracing::Span;
 
 use crate::{
@@ -34,27 +32,11 @@ impl ShippingApi {
     }
 }
 
-#[tonic::async_trait]
-impl ShippingService for ShippingApi {
-    async fn create_shipment(
-        &self,
-        request: Request<pb::CreateShipmentRequest>,
-    ) -> Reply<pb::CreateShipmentResponse> {
-        reply(self.create_shipment(request.into_inner()).await)
-    }
-
-    async fn cancel_shipment(
-        &self,
-        request: Request<pb::CancelShipmentRequest>,
-    ) -> Reply<pb::CancelShipmentResponse> {
-        reply(self.cancel_shipment(request.into_inner()).await)
-    }
-
-    async fn get_shipment(
-        &self,
-        request: Request<pb::GetShipmentRequest>,
-    ) -> Reply<pb::GetShipmentResponse> {
-        reply(self.get_shipment(request.into_inner()).await)
+platform::grpc_delegate! {
+    impl ShippingService for ShippingApi {
+        create_shipment(pb::CreateShipmentRequest) -> pb::CreateShipmentResponse;
+        cancel_shipment(pb::CancelShipmentRequest) -> pb::CancelShipmentResponse;
+        get_shipment(pb::GetShipmentRequest) -> pb::GetShipmentResponse;
     }
 }
 
