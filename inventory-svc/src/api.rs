@@ -3,6 +3,7 @@
 
 use platform::{
     ApiError,
+    compensation::Compensation,
     idempotency::{self, Claim},
     page,
     time::timestamp,
@@ -232,50 +233,38 @@ impl InventoryApi {
         &self,
         req: pb::ReleaseStockRequest,
     ) -> Result<pb::ReleaseStockResponse, ApiError> {
-        let mut v = Violations::default();
-        v.idempotency_key("idempotency_key", &req.idempotency_key);
-        let by_id = v.target(
-            ("reservation_id", &req.reservation_id),
-            ("reserve_idempotency_key", &req.reserve_idempotency_key),
-        );
-        v.finish(())?;
-        Span::current().record("key", req.idempotency_key.as_str());
-
-        let mut tx = self.pool.begin().await?;
-        match idempotency::claim(&mut tx, OP_RELEASE, &req.idempotency_key, &req).await? {
-            Claim::Replay(response) => return Ok(response),
-            Claim::Blocked | Claim::New => {}
-        }
-        let target = idempotency::compensation_target(
-            &mut tx,
-            by_id,
-            OP_RESERVE,
-            &req.reserve_idempotency_key,
-            |r: pb::ReserveStockResponse| r.reservation?.reservation_id.parse().ok(),
-        )
-        .await?;
-        let Some(reservation_id) = target else {
-            // Nothing took effect yet, and now it never will.
-            let response = pb::ReleaseStockResponse { reservation: None };
-            idempotency::commit(tx, OP_RELEASE, &req.idempotency_key, &response).await?;
-            return Ok(response);
+        let release = Compensation {
+            request: &req,
+            operation: OP_RELEASE,
+            key: &req.idempotency_key,
+            target_id: ("reservation_id", &req.reservation_id),
+            forward_operation: OP_RESERVE,
+            forward_key: ("reserve_idempotency_key", &req.reserve_idempotency_key),
+            target_of: |reserved: pb::ReserveStockResponse| {
+                reserved.reservation?.reservation_id.parse().ok()
+            },
+            check: |_, _| {},
         };
-        let mut reservation = store::lock_reservation(&mut tx, reservation_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("reservation", reservation_id.to_string()))?;
-        Span::current().record("order_id", reservation.row.order_id.to_string());
-        if reservation.row.status == "RESERVED" {
-            // Same lock order as reserve_stock (by sku), so the two cannot deadlock.
-            store::lock_available(&mut tx, &skus(&reservation.lines)).await?;
-            store::return_stock(&mut tx, &reservation.lines).await?;
-            store::mark_released(&mut tx, reservation_id).await?;
-            reservation.row.status = "RELEASED".into();
-        }
-        let response = pb::ReleaseStockResponse {
-            reservation: Some(to_reservation(reservation)),
-        };
-        idempotency::commit(tx, OP_RELEASE, &req.idempotency_key, &response).await?;
-        Ok(response)
+        release
+            .run(&self.pool, async |tx, reservation_id| {
+                let mut reservation = store::lock_reservation(tx, reservation_id)
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::not_found("reservation", reservation_id.to_string())
+                    })?;
+                Span::current().record("order_id", reservation.row.order_id.to_string());
+                if reservation.row.status == "RESERVED" {
+                    // Same lock order as reserve_stock (by sku), so the two cannot deadlock.
+                    store::lock_available(tx, &skus(&reservation.lines)).await?;
+                    store::return_stock(tx, &reservation.lines).await?;
+                    store::mark_released(tx, reservation_id).await?;
+                    reservation.row.status = "RELEASED".into();
+                }
+                Ok(pb::ReleaseStockResponse {
+                    reservation: Some(to_reservation(reservation)),
+                })
+            })
+            .await
     }
 
     async fn get_reservation(

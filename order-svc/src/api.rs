@@ -3,6 +3,7 @@
 
 use platform::{
     ApiError,
+    compensation::Compensation,
     idempotency::{self, Claim},
     page,
     time::timestamp,
@@ -119,43 +120,25 @@ impl OrderApi {
         &self,
         req: pb::CancelOrderRequest,
     ) -> Result<pb::CancelOrderResponse, ApiError> {
-        let mut v = Violations::default();
-        v.idempotency_key("idempotency_key", &req.idempotency_key);
-        let by_id = v.target(
-            ("order_id", &req.order_id),
-            ("create_idempotency_key", &req.create_idempotency_key),
-        );
-        v.text("reason", &req.reason, 1, 200);
-        v.finish(())?;
-        Span::current().record("key", req.idempotency_key.as_str());
-
-        let mut tx = self.pool.begin().await?;
-        if let Claim::Replay(response) =
-            idempotency::claim(&mut tx, OP_CANCEL, &req.idempotency_key, &req).await?
-        {
-            return Ok(response);
-        }
-        let target = idempotency::compensation_target(
-            &mut tx,
-            by_id,
-            OP_CREATE,
-            &req.create_idempotency_key,
-            |r: pb::CreateOrderResponse| r.order?.order_id.parse().ok(),
-        )
-        .await?;
-        let Some(order_id) = target else {
-            // Nothing took effect yet, and now it never will.
-            let response = pb::CancelOrderResponse { order: None };
-            idempotency::commit(tx, OP_CANCEL, &req.idempotency_key, &response).await?;
-            return Ok(response);
+        let cancel = Compensation {
+            request: &req,
+            operation: OP_CANCEL,
+            key: &req.idempotency_key,
+            target_id: ("order_id", &req.order_id),
+            forward_operation: OP_CREATE,
+            forward_key: ("create_idempotency_key", &req.create_idempotency_key),
+            target_of: |created: pb::CreateOrderResponse| created.order?.order_id.parse().ok(),
+            check: |req, v| v.text("reason", &req.reason, 1, 200),
         };
-        Span::current().record("order_id", order_id.to_string());
-        let order = move_to(&mut tx, order_id, Status::Cancelled, &req.reason).await?;
-        let response = pb::CancelOrderResponse {
-            order: Some(to_order(order)),
-        };
-        idempotency::commit(tx, OP_CANCEL, &req.idempotency_key, &response).await?;
-        Ok(response)
+        cancel
+            .run(&self.pool, async |tx, order_id| {
+                Span::current().record("order_id", order_id.to_string());
+                let order = move_to(tx, order_id, Status::Cancelled, &req.reason).await?;
+                Ok(pb::CancelOrderResponse {
+                    order: Some(to_order(order)),
+                })
+            })
+            .await
     }
 
     async fn get_order(&self, req: pb::GetOrderRequest) -> Result<pb::GetOrderResponse, ApiError> {

@@ -14,11 +14,13 @@
 //! - [`grpc_delegate!`]: a service's tonic trait, each RPC handed to its handler.
 //! - [`validate`]: field checks that collect `google.rpc.BadRequest` violations.
 //! - [`idempotency`]: the idempotency-key table every mutating RPC goes through.
+//! - [`compensation`]: the skeleton every compensating RPC (cancel, refund, release) runs.
 //! - [`fault`]: the fault-injection tower layer (off unless enabled).
 //! - [`page`]: opaque page tokens.
 //! - [`time`]: timestamp conversion.
 //! - `testing` (feature `testing`): throwaway databases and in-process servers for tests.
 
+pub mod compensation;
 pub mod config;
 pub mod db;
 mod delegate;

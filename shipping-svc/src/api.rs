@@ -3,6 +3,7 @@
 
 use platform::{
     ApiError,
+    compensation::Compensation,
     idempotency::{self, Claim},
     time::timestamp,
     validate::{Address, Violations},
@@ -104,50 +105,35 @@ impl ShippingApi {
         &self,
         req: pb::CancelShipmentRequest,
     ) -> Result<pb::CancelShipmentResponse, ApiError> {
-        let mut v = Violations::default();
-        v.idempotency_key("idempotency_key", &req.idempotency_key);
-        let by_id = v.target(
-            ("shipment_id", &req.shipment_id),
-            ("create_idempotency_key", &req.create_idempotency_key),
-        );
-        v.finish(())?;
-        Span::current().record("key", req.idempotency_key.as_str());
-
-        let mut tx = self.pool.begin().await?;
-        if let Claim::Replay(response) =
-            idempotency::claim(&mut tx, OP_CANCEL, &req.idempotency_key, &req).await?
-        {
-            return Ok(response);
-        }
-        let target = idempotency::compensation_target(
-            &mut tx,
-            by_id,
-            OP_CREATE,
-            &req.create_idempotency_key,
-            |r: pb::CreateShipmentResponse| r.shipment?.shipment_id.parse().ok(),
-        )
-        .await?;
-        let Some(shipment_id) = target else {
-            // Nothing took effect yet, and now it never will.
-            let response = pb::CancelShipmentResponse { shipment: None };
-            idempotency::commit(tx, OP_CANCEL, &req.idempotency_key, &response).await?;
-            return Ok(response);
+        let cancel = Compensation {
+            request: &req,
+            operation: OP_CANCEL,
+            key: &req.idempotency_key,
+            target_id: ("shipment_id", &req.shipment_id),
+            forward_operation: OP_CREATE,
+            forward_key: ("create_idempotency_key", &req.create_idempotency_key),
+            target_of: |created: pb::CreateShipmentResponse| {
+                created.shipment?.shipment_id.parse().ok()
+            },
+            check: |_, _| {},
         };
-        let row = store::lock(&mut tx, shipment_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("shipment", shipment_id.to_string()))?;
-        Span::current().record("order_id", row.order_id.to_string());
-        // Cancelling a cancelled shipment changes nothing.
-        let row = if row.status == "CREATED" {
-            store::cancel(&mut tx, shipment_id).await?
-        } else {
-            row
-        };
-        let response = pb::CancelShipmentResponse {
-            shipment: Some(shipment(row)),
-        };
-        idempotency::commit(tx, OP_CANCEL, &req.idempotency_key, &response).await?;
-        Ok(response)
+        cancel
+            .run(&self.pool, async |tx, shipment_id| {
+                let row = store::lock(tx, shipment_id)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found("shipment", shipment_id.to_string()))?;
+                Span::current().record("order_id", row.order_id.to_string());
+                // Cancelling a cancelled shipment changes nothing.
+                let row = if row.status == "CREATED" {
+                    store::cancel(tx, shipment_id).await?
+                } else {
+                    row
+                };
+                Ok(pb::CancelShipmentResponse {
+                    shipment: Some(shipment(row)),
+                })
+            })
+            .await
     }
 
     async fn get_shipment(
