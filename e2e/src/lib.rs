@@ -4,6 +4,7 @@
 //! backs the local runner (`shop-local`), the end-to-end suite and the load generator.
 //!
 //! # Layout
+//! - [`net`]: free loopback ports.
 //! - [`postgres`]: find or start a Postgres server, create and drop databases.
 //! - [`stack`]: the five processes: start, kill -9, SIGSTOP/SIGCONT, restart.
 //! - [`clients`]: gRPC clients of every service of a running stack.
@@ -13,6 +14,7 @@
 pub mod clients;
 pub mod demo;
 pub mod invariants;
+pub mod net;
 pub mod postgres;
 pub mod stack;
 

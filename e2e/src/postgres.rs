@@ -112,7 +112,7 @@ impl Cluster {
             bin,
             as_postgres,
         };
-        let port = crate::stack::free_port()?;
+        let port = crate::net::free_port()?;
         let data = dir.join("data");
         run(cluster.command("initdb").arg("-D").arg(&data).args([
             "-U",

@@ -20,7 +20,7 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::postgres::Postgres;
+use crate::{net::free_port, postgres::Postgres};
 
 /// One of the five services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -99,11 +99,6 @@ pub struct Stack {
     bin_dir: PathBuf,
     /// Where each service's stdout and stderr go (`<binary>.log`).
     pub log_dir: PathBuf,
-}
-
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// Where the service binaries are: `SHOP_BIN_DIR`, else next to this executable (tests

@@ -3,7 +3,7 @@
 
 use platform::{
     ApiError,
-    error::{Reply, reply},
+    compensation::Compensation,
     idempotency::{self, Claim},
     page,
     time::timestamp,
@@ -11,7 +11,6 @@ use platform::{
 };
 use shop_proto::inventory::v1::{self as pb, inventory_service_server::InventoryService};
 use sqlx::PgPool;
-use tonic::Request;
 use tracing::Span;
 
 use crate::{
@@ -35,69 +34,17 @@ impl InventoryApi {
     }
 }
 
-#[tonic::async_trait]
-impl InventoryService for InventoryApi {
-    async fn upsert_product(
-        &self,
-        request: Request<pb::UpsertProductRequest>,
-    ) -> Reply<pb::UpsertProductResponse> {
-        reply(self.upsert_product(request.into_inner()).await)
-    }
-
-    async fn get_product(
-        &self,
-        request: Request<pb::GetProductRequest>,
-    ) -> Reply<pb::GetProductResponse> {
-        reply(self.get_product(request.into_inner()).await)
-    }
-
-    async fn list_products(
-        &self,
-        request: Request<pb::ListProductsRequest>,
-    ) -> Reply<pb::ListProductsResponse> {
-        reply(self.list_products(request.into_inner()).await)
-    }
-
-    async fn set_stock(
-        &self,
-        request: Request<pb::SetStockRequest>,
-    ) -> Reply<pb::SetStockResponse> {
-        reply(self.set_stock(request.into_inner()).await)
-    }
-
-    async fn get_stock(
-        &self,
-        request: Request<pb::GetStockRequest>,
-    ) -> Reply<pb::GetStockResponse> {
-        reply(self.get_stock(request.into_inner()).await)
-    }
-
-    async fn price_cart(
-        &self,
-        request: Request<pb::PriceCartRequest>,
-    ) -> Reply<pb::PriceCartResponse> {
-        reply(self.price_cart(request.into_inner()).await)
-    }
-
-    async fn reserve_stock(
-        &self,
-        request: Request<pb::ReserveStockRequest>,
-    ) -> Reply<pb::ReserveStockResponse> {
-        reply(self.reserve_stock(request.into_inner()).await)
-    }
-
-    async fn release_stock(
-        &self,
-        request: Request<pb::ReleaseStockRequest>,
-    ) -> Reply<pb::ReleaseStockResponse> {
-        reply(self.release_stock(request.into_inner()).await)
-    }
-
-    async fn get_reservation(
-        &self,
-        request: Request<pb::GetReservationRequest>,
-    ) -> Reply<pb::GetReservationResponse> {
-        reply(self.get_reservation(request.into_inner()).await)
+platform::grpc_delegate! {
+    impl InventoryService for InventoryApi {
+        upsert_product(pb::UpsertProductRequest) -> pb::UpsertProductResponse;
+        get_product(pb::GetProductRequest) -> pb::GetProductResponse;
+        list_products(pb::ListProductsRequest) -> pb::ListProductsResponse;
+        set_stock(pb::SetStockRequest) -> pb::SetStockResponse;
+        get_stock(pb::GetStockRequest) -> pb::GetStockResponse;
+        price_cart(pb::PriceCartRequest) -> pb::PriceCartResponse;
+        reserve_stock(pb::ReserveStockRequest) -> pb::ReserveStockResponse;
+        release_stock(pb::ReleaseStockRequest) -> pb::ReleaseStockResponse;
+        get_reservation(pb::GetReservationRequest) -> pb::GetReservationResponse;
     }
 }
 
@@ -286,50 +233,38 @@ impl InventoryApi {
         &self,
         req: pb::ReleaseStockRequest,
     ) -> Result<pb::ReleaseStockResponse, ApiError> {
-        let mut v = Violations::default();
-        v.idempotency_key("idempotency_key", &req.idempotency_key);
-        let by_id = v.target(
-            ("reservation_id", &req.reservation_id),
-            ("reserve_idempotency_key", &req.reserve_idempotency_key),
-        );
-        v.finish(())?;
-        Span::current().record("key", req.idempotency_key.as_str());
-
-        let mut tx = self.pool.begin().await?;
-        match idempotency::claim(&mut tx, OP_RELEASE, &req.idempotency_key, &req).await? {
-            Claim::Replay(response) => return Ok(response),
-            Claim::Blocked | Claim::New => {}
-        }
-        let target = idempotency::compensation_target(
-            &mut tx,
-            by_id,
-            OP_RESERVE,
-            &req.reserve_idempotency_key,
-            |r: pb::ReserveStockResponse| r.reservation?.reservation_id.parse().ok(),
-        )
-        .await?;
-        let Some(reservation_id) = target else {
-            // Nothing took effect yet, and now it never will.
-            let response = pb::ReleaseStockResponse { reservation: None };
-            idempotency::commit(tx, OP_RELEASE, &req.idempotency_key, &response).await?;
-            return Ok(response);
+        let release = Compensation {
+            request: &req,
+            operation: OP_RELEASE,
+            key: &req.idempotency_key,
+            target_id: ("reservation_id", &req.reservation_id),
+            forward_operation: OP_RESERVE,
+            forward_key: ("reserve_idempotency_key", &req.reserve_idempotency_key),
+            target_of: |reserved: pb::ReserveStockResponse| {
+                reserved.reservation?.reservation_id.parse().ok()
+            },
+            check: |_, _| {},
         };
-        let mut reservation = store::lock_reservation(&mut tx, reservation_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("reservation", reservation_id.to_string()))?;
-        Span::current().record("order_id", reservation.row.order_id.to_string());
-        if reservation.row.status == "RESERVED" {
-            // Same lock order as reserve_stock (by sku), so the two cannot deadlock.
-            store::lock_available(&mut tx, &skus(&reservation.lines)).await?;
-            store::return_stock(&mut tx, &reservation.lines).await?;
-            store::mark_released(&mut tx, reservation_id).await?;
-            reservation.row.status = "RELEASED".into();
-        }
-        let response = pb::ReleaseStockResponse {
-            reservation: Some(to_reservation(reservation)),
-        };
-        idempotency::commit(tx, OP_RELEASE, &req.idempotency_key, &response).await?;
-        Ok(response)
+        release
+            .run(&self.pool, async |tx, reservation_id| {
+                let mut reservation = store::lock_reservation(tx, reservation_id)
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::not_found("reservation", reservation_id.to_string())
+                    })?;
+                Span::current().record("order_id", reservation.row.order_id.to_string());
+                if reservation.row.status == "RESERVED" {
+                    // Same lock order as reserve_stock (by sku), so the two cannot deadlock.
+                    store::lock_available(tx, &skus(&reservation.lines)).await?;
+                    store::return_stock(tx, &reservation.lines).await?;
+                    store::mark_released(tx, reservation_id).await?;
+                    reservation.row.status = "RELEASED".into();
+                }
+                Ok(pb::ReleaseStockResponse {
+                    reservation: Some(to_reservation(reservation)),
+                })
+            })
+            .await
     }
 
     async fn get_reservation(

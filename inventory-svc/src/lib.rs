@@ -2,17 +2,15 @@
 //! reservations. Stock never goes below zero, under any concurrency.
 //!
 //! # Layout
-//! - `config`: flags and environment variables.
 //! - `domain`: pricing, shortage and validation rules (pure).
 //! - `store`: SQL, one function per statement group.
 //! - `api`: the tonic service: validate, run a transaction, map errors.
 
 pub mod api;
-pub mod config;
 pub mod domain;
 pub mod store;
 
-use platform::{config::ServerConfig, server::App};
+use platform::{config::ServerConfig, server::App, service::ServiceSpec};
 use shop_proto::inventory::v1::inventory_service_server::InventoryServiceServer;
 
 /// Binary name, used in logs and fault specs.
@@ -21,11 +19,20 @@ pub const NAME: &str = "inventory-svc";
 /// The schema, embedded and applied on start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Builds the server: lazy pool, the API, readiness after migrations.
-pub async fn build(config: ServerConfig) -> anyhow::Result<App> {
-    platform::server::build_with_database(NAME, config, &MIGRATOR, |pool| {
+/// What sets inventory-svc apart; `platform::service` makes the binary from it.
+pub const SERVICE: ServiceSpec<InventoryServiceServer<api::InventoryApi>> = ServiceSpec {
+    name: NAME,
+    about: "Catalog, prices, stock and reservations (gRPC)",
+    version: env!("CARGO_PKG_VERSION"),
+    default_listen: "127.0.0.1:50053",
+    migrator: &MIGRATOR,
+    server: |pool| {
         InventoryServiceServer::new(api::InventoryApi::new(pool))
             .max_decoding_message_size(platform::server::MAX_MESSAGE_BYTES)
-    })
-    .await
+    },
+};
+
+/// Builds the server: lazy pool, the API, readiness after migrations.
+pub async fn build(config: ServerConfig) -> anyhow::Result<App> {
+    SERVICE.build(config).await
 }

@@ -1,17 +1,6 @@
-use std::process::ExitCode;
-
-use clap::Parser;
-use inventory_svc::config::Cli;
+//! The inventory-svc binary: [`inventory_svc::SERVICE`] run by the shared bootstrap.
 
 #[tokio::main]
-async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    platform::server::run_binary(
-        inventory_svc::NAME,
-        cli.listen,
-        cli.service,
-        cli.command,
-        inventory_svc::build,
-    )
-    .await
+async fn main() -> std::process::ExitCode {
+    inventory_svc::SERVICE.run().await
 }

@@ -3,7 +3,7 @@
 
 use platform::{
     ApiError,
-    error::{Reply, reply},
+    compensation::Compensation,
     idempotency::{self, Claim},
     page,
     time::timestamp,
@@ -11,7 +11,6 @@ use platform::{
 };
 use shop_proto::order::v1::{self as pb, order_service_server::OrderService};
 use sqlx::{PgConnection, PgPool};
-use tonic::Request;
 use tracing::Span;
 use uuid::Uuid;
 
@@ -37,48 +36,14 @@ impl OrderApi {
     }
 }
 
-#[tonic::async_trait]
-impl OrderService for OrderApi {
-    async fn create_order(
-        &self,
-        request: Request<pb::CreateOrderRequest>,
-    ) -> Reply<pb::CreateOrderResponse> {
-        reply(self.create_order(request.into_inner()).await)
-    }
-
-    async fn confirm_order(
-        &self,
-        request: Request<pb::ConfirmOrderRequest>,
-    ) -> Reply<pb::ConfirmOrderResponse> {
-        reply(self.confirm_order(request.into_inner()).await)
-    }
-
-    async fn cancel_order(
-        &self,
-        request: Request<pb::CancelOrderRequest>,
-    ) -> Reply<pb::CancelOrderResponse> {
-        reply(self.cancel_order(request.into_inner()).await)
-    }
-
-    async fn get_order(
-        &self,
-        request: Request<pb::GetOrderRequest>,
-    ) -> Reply<pb::GetOrderResponse> {
-        reply(self.get_order(request.into_inner()).await)
-    }
-
-    async fn list_orders(
-        &self,
-        request: Request<pb::ListOrdersRequest>,
-    ) -> Reply<pb::ListOrdersResponse> {
-        reply(self.list_orders(request.into_inner()).await)
-    }
-
-    async fn get_order_history(
-        &self,
-        request: Request<pb::GetOrderHistoryRequest>,
-    ) -> Reply<pb::GetOrderHistoryResponse> {
-        reply(self.get_order_history(request.into_inner()).await)
+platform::grpc_delegate! {
+    impl OrderService for OrderApi {
+        create_order(pb::CreateOrderRequest) -> pb::CreateOrderResponse;
+        confirm_order(pb::ConfirmOrderRequest) -> pb::ConfirmOrderResponse;
+        cancel_order(pb::CancelOrderRequest) -> pb::CancelOrderResponse;
+        get_order(pb::GetOrderRequest) -> pb::GetOrderResponse;
+        list_orders(pb::ListOrdersRequest) -> pb::ListOrdersResponse;
+        get_order_history(pb::GetOrderHistoryRequest) -> pb::GetOrderHistoryResponse;
     }
 }
 
@@ -155,43 +120,25 @@ impl OrderApi {
         &self,
         req: pb::CancelOrderRequest,
     ) -> Result<pb::CancelOrderResponse, ApiError> {
-        let mut v = Violations::default();
-        v.idempotency_key("idempotency_key", &req.idempotency_key);
-        let by_id = v.target(
-            ("order_id", &req.order_id),
-            ("create_idempotency_key", &req.create_idempotency_key),
-        );
-        v.text("reason", &req.reason, 1, 200);
-        v.finish(())?;
-        Span::current().record("key", req.idempotency_key.as_str());
-
-        let mut tx = self.pool.begin().await?;
-        if let Claim::Replay(response) =
-            idempotency::claim(&mut tx, OP_CANCEL, &req.idempotency_key, &req).await?
-        {
-            return Ok(response);
-        }
-        let target = idempotency::compensation_target(
-            &mut tx,
-            by_id,
-            OP_CREATE,
-            &req.create_idempotency_key,
-            |r: pb::CreateOrderResponse| r.order?.order_id.parse().ok(),
-        )
-        .await?;
-        let Some(order_id) = target else {
-            // Nothing took effect yet, and now it never will.
-            let response = pb::CancelOrderResponse { order: None };
-            idempotency::commit(tx, OP_CANCEL, &req.idempotency_key, &response).await?;
-            return Ok(response);
+        let cancel = Compensation {
+            request: &req,
+            operation: OP_CANCEL,
+            key: &req.idempotency_key,
+            target_id: ("order_id", &req.order_id),
+            forward_operation: OP_CREATE,
+            forward_key: ("create_idempotency_key", &req.create_idempotency_key),
+            target_of: |created: pb::CreateOrderResponse| created.order?.order_id.parse().ok(),
+            check: |req, v| v.text("reason", &req.reason, 1, 200),
         };
-        Span::current().record("order_id", order_id.to_string());
-        let order = move_to(&mut tx, order_id, Status::Cancelled, &req.reason).await?;
-        let response = pb::CancelOrderResponse {
-            order: Some(to_order(order)),
-        };
-        idempotency::commit(tx, OP_CANCEL, &req.idempotency_key, &response).await?;
-        Ok(response)
+        cancel
+            .run(&self.pool, async |tx, order_id| {
+                Span::current().record("order_id", order_id.to_string());
+                let order = move_to(tx, order_id, Status::Cancelled, &req.reason).await?;
+                Ok(pb::CancelOrderResponse {
+                    order: Some(to_order(order)),
+                })
+            })
+            .await
     }
 
     async fn get_order(&self, req: pb::GetOrderRequest) -> Result<pb::GetOrderResponse, ApiError> {

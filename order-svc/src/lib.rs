@@ -2,17 +2,15 @@
 //! moves once, to CONFIRMED or CANCELLED.
 //!
 //! # Layout
-//! - `config`: flags and environment variables.
 //! - `domain`: the order state machine and line arithmetic (pure).
 //! - `store`: SQL.
 //! - `api`: the tonic service: validate, run a transaction, map errors.
 
 pub mod api;
-pub mod config;
 pub mod domain;
 pub mod store;
 
-use platform::{config::ServerConfig, server::App};
+use platform::{config::ServerConfig, server::App, service::ServiceSpec};
 use shop_proto::order::v1::order_service_server::OrderServiceServer;
 
 /// Binary name, used in logs and fault specs.
@@ -21,11 +19,20 @@ pub const NAME: &str = "order-svc";
 /// The schema, embedded and applied on start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Builds the server: lazy pool, the API, readiness after migrations.
-pub async fn build(config: ServerConfig) -> anyhow::Result<App> {
-    platform::server::build_with_database(NAME, config, &MIGRATOR, |pool| {
+/// What sets order-svc apart; `platform::service` makes the binary from it.
+pub const SERVICE: ServiceSpec<OrderServiceServer<api::OrderApi>> = ServiceSpec {
+    name: NAME,
+    about: "Orders and their status history (gRPC)",
+    version: env!("CARGO_PKG_VERSION"),
+    default_listen: "127.0.0.1:50051",
+    migrator: &MIGRATOR,
+    server: |pool| {
         OrderServiceServer::new(api::OrderApi::new(pool))
             .max_decoding_message_size(platform::server::MAX_MESSAGE_BYTES)
-    })
-    .await
+    },
+};
+
+/// Builds the server: lazy pool, the API, readiness after migrations.
+pub async fn build(config: ServerConfig) -> anyhow::Result<App> {
+    SERVICE.build(config).await
 }

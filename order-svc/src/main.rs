@@ -1,17 +1,6 @@
-use std::process::ExitCode;
-
-use clap::Parser;
-use order_svc::config::Cli;
+//! The order-svc binary: [`order_svc::SERVICE`] run by the shared bootstrap.
 
 #[tokio::main]
-async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    platform::server::run_binary(
-        order_svc::NAME,
-        cli.listen,
-        cli.service,
-        cli.command,
-        order_svc::build,
-    )
-    .await
+async fn main() -> std::process::ExitCode {
+    order_svc::SERVICE.run().await
 }

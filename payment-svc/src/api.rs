@@ -3,14 +3,13 @@
 
 use platform::{
     ApiError,
-    error::{Reply, reply},
+    compensation::Compensation,
     idempotency::{self, Claim},
     time::timestamp,
     validate::Violations,
 };
 use shop_proto::payment::v1::{self as pb, payment_service_server::PaymentService};
 use sqlx::PgPool;
-use tonic::Request;
 use tracing::Span;
 
 use crate::{
@@ -34,28 +33,12 @@ impl PaymentApi {
     }
 }
 
-#[tonic::async_trait]
-impl PaymentService for PaymentApi {
-    async fn charge(&self, request: Request<pb::ChargeRequest>) -> Reply<pb::ChargeResponse> {
-        reply(self.charge(request.into_inner()).await)
-    }
-
-    async fn refund(&self, request: Request<pb::RefundRequest>) -> Reply<pb::RefundResponse> {
-        reply(self.refund(request.into_inner()).await)
-    }
-
-    async fn get_payment(
-        &self,
-        request: Request<pb::GetPaymentRequest>,
-    ) -> Reply<pb::GetPaymentResponse> {
-        reply(self.get_payment(request.into_inner()).await)
-    }
-
-    async fn list_payments(
-        &self,
-        request: Request<pb::ListPaymentsRequest>,
-    ) -> Reply<pb::ListPaymentsResponse> {
-        reply(self.list_payments(request.into_inner()).await)
+platform::grpc_delegate! {
+    impl PaymentService for PaymentApi {
+        charge(pb::ChargeRequest) -> pb::ChargeResponse;
+        refund(pb::RefundRequest) -> pb::RefundResponse;
+        get_payment(pb::GetPaymentRequest) -> pb::GetPaymentResponse;
+        list_payments(pb::ListPaymentsRequest) -> pb::ListPaymentsResponse;
     }
 }
 
@@ -127,52 +110,34 @@ impl PaymentApi {
     }
 
     async fn refund(&self, req: pb::RefundRequest) -> Result<pb::RefundResponse, ApiError> {
-        let mut v = Violations::default();
-        v.idempotency_key("idempotency_key", &req.idempotency_key);
-        let by_id = v.target(
-            ("payment_id", &req.payment_id),
-            ("charge_idempotency_key", &req.charge_idempotency_key),
-        );
-        v.text("reason", &req.reason, 0, 200);
-        v.finish(())?;
-        Span::current().record("key", req.idempotency_key.as_str());
-
-        let mut tx = self.pool.begin().await?;
-        if let Claim::Replay(response) =
-            idempotency::claim(&mut tx, OP_REFUND, &req.idempotency_key, &req).await?
-        {
-            return Ok(response);
-        }
-        let target = idempotency::compensation_target(
-            &mut tx,
-            by_id,
-            OP_CHARGE,
-            &req.charge_idempotency_key,
-            |r: pb::ChargeResponse| r.payment?.payment_id.parse().ok(),
-        )
-        .await?;
-        let Some(payment_id) = target else {
-            // Nothing took effect yet, and now it never will.
-            let response = pb::RefundResponse { payment: None };
-            idempotency::commit(tx, OP_REFUND, &req.idempotency_key, &response).await?;
-            return Ok(response);
+        let refund = Compensation {
+            request: &req,
+            operation: OP_REFUND,
+            key: &req.idempotency_key,
+            target_id: ("payment_id", &req.payment_id),
+            forward_operation: OP_CHARGE,
+            forward_key: ("charge_idempotency_key", &req.charge_idempotency_key),
+            target_of: |charged: pb::ChargeResponse| charged.payment?.payment_id.parse().ok(),
+            check: |req, v| v.text("reason", &req.reason, 0, 200),
         };
-        let row = store::lock(&mut tx, payment_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("payment", payment_id.to_string()))?;
-        Span::current().record("order_id", row.order_id.to_string());
-        let status = Status::parse(&row.status).ok_or_else(|| {
-            ApiError::Internal(anyhow::anyhow!("payment has status {}", row.status))
-        })?;
-        let row = match domain::refund_effect(status)? {
-            RefundEffect::Refund => store::refund(&mut tx, &row, &req.reason).await?,
-            RefundEffect::Nothing => row,
-        };
-        let response = pb::RefundResponse {
-            payment: Some(payment(row)),
-        };
-        idempotency::commit(tx, OP_REFUND, &req.idempotency_key, &response).await?;
-        Ok(response)
+        refund
+            .run(&self.pool, async |tx, payment_id| {
+                let row = store::lock(tx, payment_id)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found("payment", payment_id.to_string()))?;
+                Span::current().record("order_id", row.order_id.to_string());
+                let status = Status::parse(&row.status).ok_or_else(|| {
+                    ApiError::Internal(anyhow::anyhow!("payment has status {}", row.status))
+                })?;
+                let row = match domain::refund_effect(status)? {
+                    RefundEffect::Refund => store::refund(tx, &row, &req.reason).await?,
+                    RefundEffect::Nothing => row,
+                };
+                Ok(pb::RefundResponse {
+                    payment: Some(payment(row)),
+                })
+            })
+            .await
     }
 
     async fn get_payment(

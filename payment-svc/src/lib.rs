@@ -2,17 +2,15 @@
 //! declines (a result, not an error); a refund returns a capture in full.
 //!
 //! # Layout
-//! - `config`: flags and environment variables.
 //! - `domain`: test-token decisions and payment status rules (pure).
 //! - `store`: SQL.
 //! - `api`: the tonic service: validate, run a transaction, map errors.
 
 pub mod api;
-pub mod config;
 pub mod domain;
 pub mod store;
 
-use platform::{config::ServerConfig, server::App};
+use platform::{config::ServerConfig, server::App, service::ServiceSpec};
 use shop_proto::payment::v1::payment_service_server::PaymentServiceServer;
 
 /// Binary name, used in logs and fault specs.
@@ -21,11 +19,20 @@ pub const NAME: &str = "payment-svc";
 /// The schema, embedded and applied on start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Builds the server: lazy pool, the API, readiness after migrations.
-pub async fn build(config: ServerConfig) -> anyhow::Result<App> {
-    platform::server::build_with_database(NAME, config, &MIGRATOR, |pool| {
+/// What sets payment-svc apart; `platform::service` makes the binary from it.
+pub const SERVICE: ServiceSpec<PaymentServiceServer<api::PaymentApi>> = ServiceSpec {
+    name: NAME,
+    about: "Charges and refunds (gRPC)",
+    version: env!("CARGO_PKG_VERSION"),
+    default_listen: "127.0.0.1:50052",
+    migrator: &MIGRATOR,
+    server: |pool| {
         PaymentServiceServer::new(api::PaymentApi::new(pool))
             .max_decoding_message_size(platform::server::MAX_MESSAGE_BYTES)
-    })
-    .await
+    },
+};
+
+/// Builds the server: lazy pool, the API, readiness after migrations.
+pub async fn build(config: ServerConfig) -> anyhow::Result<App> {
+    SERVICE.build(config).await
 }

@@ -1,17 +1,6 @@
-use std::process::ExitCode;
-
-use clap::Parser;
-use payment_svc::config::Cli;
+//! The payment-svc binary: [`payment_svc::SERVICE`] run by the shared bootstrap.
 
 #[tokio::main]
-async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    platform::server::run_binary(
-        payment_svc::NAME,
-        cli.listen,
-        cli.service,
-        cli.command,
-        payment_svc::build,
-    )
-    .await
+async fn main() -> std::process::ExitCode {
+    payment_svc::SERVICE.run().await
 }

@@ -9,9 +9,10 @@
 //!   (or rolls back), then reads the stored response: a replay changes nothing;
 //! - a different request under the same key is [`ApiError::KeyReused`] (ALREADY_EXISTS).
 //!
-//! Compensations ([`compensation_target`]) look up the *forward* call's key. If the forward call never
-//! arrived they insert a `blocked` row in its place, so the forward call, if it comes
-//! later, finds [`Claim::Blocked`] and does not take effect: compensation wins.
+//! Compensations ([`crate::compensation`]) look up the *forward* call's key. If the
+//! forward call never arrived they insert a `blocked` row in its place, so the forward
+//! call, if it comes later, finds [`Claim::Blocked`] and does not take effect:
+//! compensation wins.
 
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -138,7 +139,7 @@ async fn block<Resp: Message + Default>(
 /// What a compensation undoes: `by_id` when the caller named it, else the id `id_of`
 /// reads from the stored response of the forward call `(operation, key)`, or `None` when
 /// that call never took effect (it is now blocked).
-pub async fn compensation_target<Resp: Message + Default>(
+pub(crate) async fn compensation_target<Resp: Message + Default>(
     tx: &mut PgConnection,
     by_id: Option<Uuid>,
     operation: &str,

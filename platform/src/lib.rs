@@ -8,17 +8,22 @@
 //! - [`metrics`]: the Prometheus exporter, per-RPC metrics, pool gauges.
 //! - [`server`]: bootstrap: health, reflection v1 and v1alpha, one span per RPC, fault
 //!   injection, readiness after migrations, graceful shutdown.
+//! - [`service`]: the whole binary of a domain service, from a [`service::ServiceSpec`].
 //! - [`db`]: the Postgres pool and start-up migrations.
 //! - [`error`]: the API error type and its mapping to `tonic::Status` with rich details.
+//! - [`grpc_delegate!`]: a service's tonic trait, each RPC handed to its handler.
 //! - [`validate`]: field checks that collect `google.rpc.BadRequest` violations.
 //! - [`idempotency`]: the idempotency-key table every mutating RPC goes through.
+//! - [`compensation`]: the skeleton every compensating RPC (cancel, refund, release) runs.
 //! - [`fault`]: the fault-injection tower layer (off unless enabled).
 //! - [`page`]: opaque page tokens.
 //! - [`time`]: timestamp conversion.
 //! - `testing` (feature `testing`): throwaway databases and in-process servers for tests.
 
+pub mod compensation;
 pub mod config;
 pub mod db;
+mod delegate;
 pub mod error;
 pub mod fault;
 pub mod healthcheck;
@@ -26,6 +31,7 @@ pub mod idempotency;
 pub mod metrics;
 pub mod page;
 pub mod server;
+pub mod service;
 pub mod telemetry;
 pub mod time;
 pub mod validate;
@@ -34,3 +40,9 @@ pub mod validate;
 pub mod testing;
 
 pub use error::ApiError;
+
+/// What platform's macros expand to, so a crate using them needs no dependency for it.
+#[doc(hidden)]
+pub mod __private {
+    pub use tonic;
+}

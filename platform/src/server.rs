@@ -37,6 +37,37 @@ use crate::{
 /// 100-line order needs).
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
+/// What a generated tonic server (`FooServiceServer<Api>`) is, so that it can be routed,
+/// advertised by name and cloned per connection. Spelled once here instead of at every
+/// function that takes one.
+pub trait GrpcService:
+    Service<
+        http::Request<Body>,
+        Response = http::Response<Body>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + NamedService
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> GrpcService for S where
+    S: Service<
+            http::Request<Body>,
+            Response = http::Response<Body>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// Collects the gRPC services of one binary before binding.
 pub struct AppBuilder {
     name: &'static str,
@@ -239,16 +270,7 @@ async fn set_all(reporter: &HealthReporter, names: &[&'static str], status: Serv
 
 impl AppBuilder {
     /// Adds a gRPC service; it is advertised by reflection and health under its name.
-    pub fn add_service<S>(mut self, service: S) -> Self
-    where
-        S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
-            + NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-    {
+    pub fn add_service<S: GrpcService>(mut self, service: S) -> Self {
         self.service_names.push(S::NAME);
         self.routes.add_service(service);
         self
@@ -298,22 +320,12 @@ impl AppBuilder {
 
 /// Builds the server of a service that owns one database: a lazy pool handed to `make`
 /// for the gRPC service, readiness once `migrator` has applied the schema.
-pub async fn build_with_database<S, F>(
+pub async fn build_with_database<S: GrpcService>(
     name: &'static str,
     config: ServerConfig,
     migrator: &'static sqlx::migrate::Migrator,
-    make: F,
-) -> anyhow::Result<App>
-where
-    F: FnOnce(sqlx::PgPool) -> S,
-    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
-        + NamedService
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-{
+    make: impl FnOnce(sqlx::PgPool) -> S,
+) -> anyhow::Result<App> {
     let pool = crate::db::lazy_pool(&config.database_url, config.database_max_connections)?;
     let ready = pool.clone();
     let app = App::builder(name, config)

@@ -3,14 +3,13 @@
 
 use platform::{
     ApiError,
-    error::{Reply, reply},
+    compensation::Compensation,
     idempotency::{self, Claim},
     time::timestamp,
     validate::{Address, Violations},
 };
 use shop_proto::shipping::v1::{self as pb, shipping_service_server::ShippingService};
 use sqlx::PgPool;
-use tonic::Request;
 use tracing::Span;
 
 use crate::{
@@ -34,27 +33,11 @@ impl ShippingApi {
     }
 }
 
-#[tonic::async_trait]
-impl ShippingService for ShippingApi {
-    async fn create_shipment(
-        &self,
-        request: Request<pb::CreateShipmentRequest>,
-    ) -> Reply<pb::CreateShipmentResponse> {
-        reply(self.create_shipment(request.into_inner()).await)
-    }
-
-    async fn cancel_shipment(
-        &self,
-        request: Request<pb::CancelShipmentRequest>,
-    ) -> Reply<pb::CancelShipmentResponse> {
-        reply(self.cancel_shipment(request.into_inner()).await)
-    }
-
-    async fn get_shipment(
-        &self,
-        request: Request<pb::GetShipmentRequest>,
-    ) -> Reply<pb::GetShipmentResponse> {
-        reply(self.get_shipment(request.into_inner()).await)
+platform::grpc_delegate! {
+    impl ShippingService for ShippingApi {
+        create_shipment(pb::CreateShipmentRequest) -> pb::CreateShipmentResponse;
+        cancel_shipment(pb::CancelShipmentRequest) -> pb::CancelShipmentResponse;
+        get_shipment(pb::GetShipmentRequest) -> pb::GetShipmentResponse;
     }
 }
 
@@ -122,50 +105,35 @@ impl ShippingApi {
         &self,
         req: pb::CancelShipmentRequest,
     ) -> Result<pb::CancelShipmentResponse, ApiError> {
-        let mut v = Violations::default();
-        v.idempotency_key("idempotency_key", &req.idempotency_key);
-        let by_id = v.target(
-            ("shipment_id", &req.shipment_id),
-            ("create_idempotency_key", &req.create_idempotency_key),
-        );
-        v.finish(())?;
-        Span::current().record("key", req.idempotency_key.as_str());
-
-        let mut tx = self.pool.begin().await?;
-        if let Claim::Replay(response) =
-            idempotency::claim(&mut tx, OP_CANCEL, &req.idempotency_key, &req).await?
-        {
-            return Ok(response);
-        }
-        let target = idempotency::compensation_target(
-            &mut tx,
-            by_id,
-            OP_CREATE,
-            &req.create_idempotency_key,
-            |r: pb::CreateShipmentResponse| r.shipment?.shipment_id.parse().ok(),
-        )
-        .await?;
-        let Some(shipment_id) = target else {
-            // Nothing took effect yet, and now it never will.
-            let response = pb::CancelShipmentResponse { shipment: None };
-            idempotency::commit(tx, OP_CANCEL, &req.idempotency_key, &response).await?;
-            return Ok(response);
+        let cancel = Compensation {
+            request: &req,
+            operation: OP_CANCEL,
+            key: &req.idempotency_key,
+            target_id: ("shipment_id", &req.shipment_id),
+            forward_operation: OP_CREATE,
+            forward_key: ("create_idempotency_key", &req.create_idempotency_key),
+            target_of: |created: pb::CreateShipmentResponse| {
+                created.shipment?.shipment_id.parse().ok()
+            },
+            check: |_, _| {},
         };
-        let row = store::lock(&mut tx, shipment_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("shipment", shipment_id.to_string()))?;
-        Span::current().record("order_id", row.order_id.to_string());
-        // Cancelling a cancelled shipment changes nothing.
-        let row = if row.status == "CREATED" {
-            store::cancel(&mut tx, shipment_id).await?
-        } else {
-            row
-        };
-        let response = pb::CancelShipmentResponse {
-            shipment: Some(shipment(row)),
-        };
-        idempotency::commit(tx, OP_CANCEL, &req.idempotency_key, &response).await?;
-        Ok(response)
+        cancel
+            .run(&self.pool, async |tx, shipment_id| {
+                let row = store::lock(tx, shipment_id)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found("shipment", shipment_id.to_string()))?;
+                Span::current().record("order_id", row.order_id.to_string());
+                // Cancelling a cancelled shipment changes nothing.
+                let row = if row.status == "CREATED" {
+                    store::cancel(tx, shipment_id).await?
+                } else {
+                    row
+                };
+                Ok(pb::CancelShipmentResponse {
+                    shipment: Some(shipment(row)),
+                })
+            })
+            .await
     }
 
     async fn get_shipment(

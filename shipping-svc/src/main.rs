@@ -1,17 +1,6 @@
-use std::process::ExitCode;
-
-use clap::Parser;
-use shipping_svc::config::Cli;
+//! The shipping-svc binary: [`shipping_svc::SERVICE`] run by the shared bootstrap.
 
 #[tokio::main]
-async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    platform::server::run_binary(
-        shipping_svc::NAME,
-        cli.listen,
-        cli.service,
-        cli.command,
-        shipping_svc::build,
-    )
-    .await
+async fn main() -> std::process::ExitCode {
+    shipping_svc::SERVICE.run().await
 }
