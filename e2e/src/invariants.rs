@@ -1,4 +1,4 @@
-//! The invariants of CONTRACT.md, checked as an outsider would: only through the
+//! The invariants of docs/CONTRACT.md, checked as an outsider would: only through the
 //! services' public read RPCs. Each check returns the violations it found, in words.
 
 use std::collections::BTreeMap;

@@ -1,5 +1,5 @@
 //! The stack harness: finds or starts Postgres, creates one fresh database per service,
-//! starts the five real binaries on free ports with the settings of CONTRACT.md, waits
+//! starts the five real binaries on free ports with the settings of docs/CONTRACT.md, waits
 //! for SERVING, and tears it all down (no orphan process, even when a test panics). It
 //! backs the local runner (`shop-local`), the end-to-end suite and the load generator.
 //!
@@ -8,7 +8,7 @@
 //! - [`postgres`]: find or start a Postgres server, create and drop databases.
 //! - [`stack`]: the five processes: start, kill -9, SIGSTOP/SIGCONT, restart.
 //! - [`clients`]: gRPC clients of every service of a running stack.
-//! - [`invariants`]: the invariants of CONTRACT.md, checked through the read RPCs.
+//! - [`invariants`]: the invariants of docs/CONTRACT.md, checked through the read RPCs.
 //! - [`demo`]: the demo catalog the runner seeds.
 
 pub mod clients;

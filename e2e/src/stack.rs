@@ -1,5 +1,5 @@
 //! The five binaries as real processes on real sockets, each with its own fresh
-//! database, wired by the settings of CONTRACT.md.
+//! database, wired by the settings of docs/CONTRACT.md.
 
 use std::{
     collections::BTreeMap,
@@ -53,7 +53,7 @@ impl Svc {
         }
     }
 
-    /// The default port of CONTRACT.md.
+    /// The default port of docs/CONTRACT.md.
     pub fn default_port(self) -> u16 {
         match self {
             Svc::Orchestrator => 50050,
@@ -70,7 +70,7 @@ impl Svc {
 pub struct StackOptions {
     /// Start every service with `FAULT_INJECTION=true`.
     pub fault_injection: bool,
-    /// Use the CONTRACT.md default ports instead of free ones (the local runner).
+    /// Use the docs/CONTRACT.md default ports instead of free ones (the local runner).
     pub default_ports: bool,
     /// Extra environment for the orchestrator (resilience knobs).
     pub orchestrator_env: Vec<(String, String)>,

@@ -21,7 +21,7 @@ const READ_OUTSIDE_CLAP: &[&str] = &[
     // The OpenTelemetry exporter settings (platform's telemetry).
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_SERVICE_NAME",
-    // `--metrics-listen` / METRICS_LISTEN_ADDR of CONTRACT.md.
+    // `--metrics-listen` / METRICS_LISTEN_ADDR of docs/CONTRACT.md.
     "METRICS_LISTEN_ADDR",
 ];
 

@@ -1,6 +1,6 @@
 //! The saga across real processes: five binaries, their own databases, real sockets.
 //! Crashes are real too: kill -9, SIGSTOP/SIGCONT, restarts. Every scenario ends by
-//! checking the invariants of CONTRACT.md through the services' read RPCs.
+//! checking the invariants of docs/CONTRACT.md through the services' read RPCs.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 
 use std::{collections::BTreeMap, time::Duration};

@@ -1,5 +1,5 @@
 //! The invariant checker: reads every service back through its public read RPCs and
-//! checks CONTRACT.md's invariants for every checkout a run made, plus stock
+//! checks docs/CONTRACT.md's invariants for every checkout a run made, plus stock
 //! conservation for every sku the run created.
 
 use std::{

@@ -1,5 +1,5 @@
 //! The local runner: starts the whole stack without Docker (Postgres found or started,
-//! one fresh database per service, the five real binaries on the CONTRACT.md ports),
+//! one fresh database per service, the five real binaries on the docs/CONTRACT.md ports),
 //! seeds the demo catalog, prints how to call it, and runs until Ctrl-C.
 
 use std::process::ExitCode;
