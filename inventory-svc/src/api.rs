@@ -10,6 +10,7 @@ use platform::{
     validate::Violations,
 };
 use shop_proto::inventory::v1::{self as pb, inventory_service_server::InventoryService};
+use shop_proto::reason;
 use sqlx::PgPool;
 use tracing::Span;
 
@@ -189,7 +190,7 @@ impl InventoryApi {
             Claim::Replay(response) => return Ok(response),
             Claim::Blocked => {
                 return Err(ApiError::precondition(
-                    domain::REASON_RELEASED_BEFORE_RESERVED,
+                    reason::RELEASED_BEFORE_RESERVED,
                     "this reservation was released before it arrived; it does not take effect",
                 ));
             }
@@ -217,7 +218,7 @@ impl InventoryApi {
             .map_err(|e| {
                 platform::error::unique_violation_as(e, || {
                     ApiError::precondition(
-                        domain::REASON_ORDER_ALREADY_RESERVED,
+                        reason::ORDER_ALREADY_RESERVED,
                         format!("order {order_id} already holds a reservation"),
                     )
                 })

@@ -4,12 +4,7 @@
 use std::collections::HashMap;
 
 use platform::ApiError;
-
-/// Reasons in `ErrorInfo` that callers (the saga) branch on.
-pub const REASON_OUT_OF_STOCK: &str = "OUT_OF_STOCK";
-pub const REASON_RELEASED_BEFORE_RESERVED: &str = "RELEASED_BEFORE_RESERVED";
-pub const REASON_ORDER_ALREADY_RESERVED: &str = "ORDER_ALREADY_RESERVED";
-pub const REASON_MIXED_CURRENCIES: &str = "MIXED_CURRENCIES";
+use shop_proto::reason;
 
 /// Most units `SetStock` accepts for one sku.
 pub const MAX_STOCK: i64 = 1_000_000_000;
@@ -61,10 +56,10 @@ impl From<InventoryError> for ApiError {
         match error {
             InventoryError::UnknownSkus(ref skus) => ApiError::not_found("sku", skus.join(", ")),
             InventoryError::OutOfStock(_) => {
-                ApiError::precondition(REASON_OUT_OF_STOCK, error.to_string())
+                ApiError::precondition(reason::OUT_OF_STOCK, error.to_string())
             }
             InventoryError::MixedCurrencies(_) => {
-                ApiError::precondition(REASON_MIXED_CURRENCIES, error.to_string())
+                ApiError::precondition(reason::MIXED_CURRENCIES, error.to_string())
             }
             InventoryError::Overflow => ApiError::invalid("lines", error.to_string()),
         }

@@ -10,6 +10,7 @@ use platform::{
     validate::{Address, Violations},
 };
 use shop_proto::order::v1::{self as pb, order_service_server::OrderService};
+use shop_proto::reason;
 use sqlx::{PgConnection, PgPool};
 use tracing::Span;
 use uuid::Uuid;
@@ -68,7 +69,7 @@ impl OrderApi {
             Claim::Replay(response) => return Ok(response),
             Claim::Blocked => {
                 return Err(ApiError::precondition(
-                    domain::REASON_CANCELLED_BEFORE_CREATED,
+                    reason::CANCELLED_BEFORE_CREATED,
                     "a cancellation for this order arrived first; it is not created",
                 ));
             }

@@ -1,9 +1,7 @@
 //! Order rules, free of I/O: the status state machine and the arithmetic of lines.
 
 use platform::ApiError;
-
-pub const REASON_CANCELLED_BEFORE_CREATED: &str = "CANCELLED_BEFORE_CREATED";
-pub const REASON_ILLEGAL_TRANSITION: &str = "ILLEGAL_TRANSITION";
+use shop_proto::reason;
 
 /// The status of an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +46,7 @@ pub fn transition(from: Status, to: Status) -> Result<Transition, ApiError> {
         (Status::Pending, Status::Confirmed | Status::Cancelled) => Ok(Transition::Apply),
         (from, to) if from == to => Ok(Transition::AlreadyThere),
         (from, to) => Err(ApiError::precondition(
-            REASON_ILLEGAL_TRANSITION,
+            reason::ILLEGAL_TRANSITION,
             format!(
                 "an order that is {} cannot become {}",
                 from.as_str(),

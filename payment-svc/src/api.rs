@@ -9,6 +9,7 @@ use platform::{
     validate::Violations,
 };
 use shop_proto::payment::v1::{self as pb, payment_service_server::PaymentService};
+use shop_proto::reason;
 use sqlx::PgPool;
 use tracing::Span;
 
@@ -76,7 +77,7 @@ impl PaymentApi {
             Claim::Replay(response) => return Ok(response),
             Claim::Blocked => {
                 return Err(ApiError::precondition(
-                    domain::REASON_CANCELLED_BEFORE_CHARGED,
+                    reason::CANCELLED_BEFORE_CHARGED,
                     "a refund for this charge arrived first; the charge does not take effect",
                 ));
             }
@@ -96,7 +97,7 @@ impl PaymentApi {
         let row = store::insert(&mut tx, &new).await.map_err(|e| {
             platform::error::unique_violation_as(e, || {
                 ApiError::precondition(
-                    domain::REASON_ORDER_ALREADY_PAID,
+                    reason::ORDER_ALREADY_PAID,
                     format!("order {order_id} already has a captured payment"),
                 )
             })

@@ -2,10 +2,7 @@
 //! may make.
 
 use platform::ApiError;
-
-pub const REASON_CANCELLED_BEFORE_CHARGED: &str = "CANCELLED_BEFORE_CHARGED";
-pub const REASON_ALREADY_REFUNDED: &str = "ALREADY_REFUNDED";
-pub const REASON_ORDER_ALREADY_PAID: &str = "ORDER_ALREADY_PAID";
+use shop_proto::reason;
 
 /// Test tokens, in the style of well-known card test tokens.
 pub const TOKENS: &[&str] = &[
@@ -75,7 +72,7 @@ pub fn refund_effect(status: Status) -> Result<RefundEffect, ApiError> {
         Status::Captured => Ok(RefundEffect::Refund),
         Status::Declined => Ok(RefundEffect::Nothing),
         Status::Refunded => Err(ApiError::precondition(
-            REASON_ALREADY_REFUNDED,
+            reason::ALREADY_REFUNDED,
             "the payment was already refunded under another idempotency key",
         )),
     }

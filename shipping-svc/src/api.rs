@@ -8,6 +8,7 @@ use platform::{
     time::timestamp,
     validate::{Address, Violations},
 };
+use shop_proto::reason;
 use shop_proto::shipping::v1::{self as pb, shipping_service_server::ShippingService};
 use sqlx::PgPool;
 use tracing::Span;
@@ -70,7 +71,7 @@ impl ShippingApi {
             .record("key", req.idempotency_key.as_str());
         if !domain::serves(to.country) {
             return Err(ApiError::precondition(
-                domain::REASON_UNDELIVERABLE_ADDRESS,
+                reason::UNDELIVERABLE_ADDRESS,
                 format!("no carrier delivers to {}", to.country),
             ));
         }
@@ -80,7 +81,7 @@ impl ShippingApi {
             Claim::Replay(response) => return Ok(response),
             Claim::Blocked => {
                 return Err(ApiError::precondition(
-                    domain::REASON_CANCELLED_BEFORE_CREATED,
+                    reason::CANCELLED_BEFORE_CREATED,
                     "a cancellation for this shipment arrived first; it is not created",
                 ));
             }
@@ -89,7 +90,7 @@ impl ShippingApi {
         let row = store::insert(&mut tx, order_id, &to).await.map_err(|e| {
             platform::error::unique_violation_as(e, || {
                 ApiError::precondition(
-                    domain::REASON_ORDER_ALREADY_SHIPPED,
+                    reason::ORDER_ALREADY_SHIPPED,
                     format!("order {order_id} already has a live shipment"),
                 )
             })

@@ -2,10 +2,6 @@
 
 use uuid::Uuid;
 
-pub const REASON_UNDELIVERABLE_ADDRESS: &str = "UNDELIVERABLE_ADDRESS";
-pub const REASON_CANCELLED_BEFORE_CREATED: &str = "CANCELLED_BEFORE_CREATED";
-pub const REASON_ORDER_ALREADY_SHIPPED: &str = "ORDER_ALREADY_SHIPPED";
-
 /// Countries no carrier serves (ISO 3166-1 alpha-2).
 const NOT_SERVED: &[&str] = &["AQ"];
 
