@@ -6,6 +6,7 @@ use std::{env, fs, path::PathBuf};
 use prost::Message;
 
 const PROTOS: &[&str] = &[
+    "shop/common/v1/common.proto",
     "shop/order/v1/order.proto",
     "shop/payment/v1/payment.proto",
     "shop/inventory/v1/inventory.proto",

@@ -1,5 +1,6 @@
 //! The demo catalog the local runner seeds, so the README's walkthrough works at once.
 
+use shop_proto::common::v1 as common;
 use shop_proto::inventory::v1 as inventory;
 
 use shop_proto::inventory::v1::inventory_service_client::InventoryServiceClient;
@@ -19,7 +20,7 @@ pub async fn seed(inventory: &mut InventoryServiceClient<Channel>) -> Result<(),
             .upsert_product(inventory::UpsertProductRequest {
                 sku: (*sku).into(),
                 name: (*name).into(),
-                unit_price: Some(inventory::Money {
+                unit_price: Some(common::Money {
                     amount_minor: *price,
                     currency: "EUR".into(),
                 }),

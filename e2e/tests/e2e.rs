@@ -12,6 +12,7 @@ use e2e::{
 };
 use futures::future::join_all;
 use platform::testing::bad_fields;
+use shop_proto::common::v1 as common;
 use shop_proto::{checkout::v1 as pb, inventory::v1 as inventory};
 use tonic::{Code, Request};
 
@@ -46,7 +47,7 @@ async fn stack_with(products: &[(&str, i64, i64)]) -> (Stack, Clients) {
             .upsert_product(inventory::UpsertProductRequest {
                 sku: (*sku).into(),
                 name: (*sku).into(),
-                unit_price: Some(inventory::Money {
+                unit_price: Some(common::Money {
                     amount_minor: *price,
                     currency: "EUR".into(),
                 }),
@@ -77,7 +78,7 @@ fn place(key: &str, token: &str, country: &str, items: &[(&str, i32)]) -> pb::Pl
             })
             .collect(),
         payment_token: token.into(),
-        shipping_address: Some(pb::Address {
+        shipping_address: Some(common::Address {
             name: "Ada".into(),
             line1: "1 Road".into(),
             line2: String::new(),

@@ -19,6 +19,7 @@ use opentelemetry_proto::tonic::{
     common::v1::any_value::Value,
 };
 use shop_proto::checkout::v1 as pb;
+use shop_proto::common::v1 as common;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Request;
 
@@ -100,7 +101,7 @@ fn order(key: &str, token: &str) -> pb::PlaceOrderRequest {
             quantity: 1,
         }],
         payment_token: token.into(),
-        shipping_address: Some(pb::Address {
+        shipping_address: Some(common::Address {
             name: "Ada".into(),
             line1: "1 Road".into(),
             line2: String::new(),

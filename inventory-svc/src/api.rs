@@ -9,6 +9,7 @@ use platform::{
     time::timestamp,
     validate::Violations,
 };
+use shop_proto::common::v1 as common;
 use shop_proto::inventory::v1::{self as pb, inventory_service_server::InventoryService};
 use shop_proto::reason;
 use sqlx::PgPool;
@@ -161,7 +162,7 @@ impl InventoryApi {
                 .map(|l| pb::PricedLine {
                     sku: l.line.sku,
                     quantity: l.line.quantity,
-                    line_total: Some(pb::Money {
+                    line_total: Some(common::Money {
                         amount_minor: l.line_total,
                         currency: l.unit_price.currency.clone(),
                     }),
@@ -306,8 +307,8 @@ fn skus(lines: &[Line]) -> Vec<String> {
     lines.iter().map(|l| l.sku.clone()).collect()
 }
 
-fn to_money(price: Price) -> pb::Money {
-    pb::Money {
+fn to_money(price: Price) -> common::Money {
+    common::Money {
         amount_minor: price.amount_minor,
         currency: price.currency,
     }
@@ -317,7 +318,7 @@ fn product(row: ProductRow) -> pb::Product {
     pb::Product {
         sku: row.sku,
         name: row.name,
-        unit_price: Some(pb::Money {
+        unit_price: Some(common::Money {
             amount_minor: row.price_minor,
             currency: row.currency,
         }),

@@ -3,6 +3,7 @@
 
 use futures::future::join_all;
 use platform::testing::{self, Options, TestServer, bad_fields, reason};
+use shop_proto::common::v1 as common;
 use shop_proto::inventory::v1::{self as pb, inventory_service_client::InventoryServiceClient};
 use tonic::{Code, transport::Channel};
 
@@ -14,8 +15,8 @@ async fn spawn(options: Options) -> (TestServer, Client) {
     (server, client)
 }
 
-fn eur(amount_minor: i64) -> Option<pb::Money> {
-    Some(pb::Money {
+fn eur(amount_minor: i64) -> Option<common::Money> {
+    Some(common::Money {
         amount_minor,
         currency: "EUR".into(),
     })
@@ -340,7 +341,7 @@ async fn bad_input_names_every_field_and_changes_nothing() {
         .upsert_product(pb::UpsertProductRequest {
             sku: "bad sku!".into(),
             name: String::new(),
-            unit_price: Some(pb::Money {
+            unit_price: Some(common::Money {
                 amount_minor: -5,
                 currency: "euro".into(),
             }),

@@ -14,6 +14,7 @@ use std::{
 use e2e::clients::Clients;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
+use shop_proto::common::v1 as common;
 use shop_proto::{checkout::v1 as pb, inventory::v1 as inventory};
 use tonic::{Code, Request};
 
@@ -138,7 +139,7 @@ pub async fn setup(clients: &mut Clients, run_id: &str) -> Result<RunState, toni
             .upsert_product(inventory::UpsertProductRequest {
                 sku: sku.clone(),
                 name: format!("Load test item {i}"),
-                unit_price: Some(inventory::Money {
+                unit_price: Some(common::Money {
                     amount_minor: 500 + 250 * i as i64,
                     currency: "EUR".into(),
                 }),
@@ -211,7 +212,7 @@ pub fn request(state: &RunState, mix: &Mix, n: u64) -> (pb::PlaceOrderRequest, O
         customer_id: state.run_id.clone(),
         items,
         payment_token: token.into(),
-        shipping_address: Some(pb::Address {
+        shipping_address: Some(common::Address {
             name: "Load Test".into(),
             line1: "1 Benchmark Way".into(),
             line2: String::new(),

@@ -3,10 +3,7 @@
 //! `google.rpc.BadRequest` naming each field), and hands the handler values it can use
 //! without checking again.
 
-use platform::{
-    ApiError, page,
-    validate::{Address, Violations},
-};
+use platform::{ApiError, page, validate::Violations};
 use shop_proto::{checkout::v1 as pb, inventory::v1 as inventory};
 
 use crate::{
@@ -47,17 +44,7 @@ impl TryFrom<pb::PlaceOrderRequest> for PlaceOrder {
         if !req.payment_token.is_empty() && !token_shape {
             v.add("payment_token", "must be a payment token such as tok_visa");
         }
-        v.address(
-            "shipping_address",
-            req.shipping_address.as_ref().map(|a| Address {
-                name: &a.name,
-                line1: &a.line1,
-                line2: &a.line2,
-                city: &a.city,
-                postal_code: &a.postal_code,
-                country: &a.country,
-            }),
-        );
+        v.address("shipping_address", req.shipping_address.as_ref());
         v.finish(())?;
         Ok(Self {
             idempotency_key: req.idempotency_key.clone(),

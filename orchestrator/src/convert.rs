@@ -2,6 +2,7 @@
 
 use platform::time::timestamp;
 use shop_proto::checkout::v1 as pb;
+use shop_proto::common::v1 as common;
 
 use crate::{
     saga::{FailureReason, SagaStatus, StepStatus},
@@ -68,7 +69,7 @@ pub fn to_checkout(row: SagaRow, steps: Vec<StepRow>) -> pb::Checkout {
             .map(FailureReason::code)
             .unwrap_or_default()
             .to_owned(),
-        total: Some(pb::Money {
+        total: Some(common::Money {
             amount_minor: row.total_minor,
             currency: row.currency,
         }),

@@ -15,6 +15,7 @@ use e2e::{
 use futures::{StreamExt, future::join_all};
 use orchestrator::{config::Settings, engine::Engine};
 use platform::testing::{self, Options, TestServer, bad_fields};
+use shop_proto::common::v1 as common;
 use shop_proto::{
     checkout::v1::{self as pb, checkout_service_client::CheckoutServiceClient},
     inventory::v1::{self as inventory, inventory_service_client::InventoryServiceClient},
@@ -112,7 +113,7 @@ async fn product(stack: &Stack, sku: &str, price: i64, units: i64) {
     inv.upsert_product(inventory::UpsertProductRequest {
         sku: sku.into(),
         name: sku.into(),
-        unit_price: Some(inventory::Money {
+        unit_price: Some(common::Money {
             amount_minor: price,
             currency: "EUR".into(),
         }),
@@ -139,7 +140,7 @@ fn place(key: &str, token: &str, country: &str, items: &[(&str, i32)]) -> pb::Pl
             })
             .collect(),
         payment_token: token.into(),
-        shipping_address: Some(pb::Address {
+        shipping_address: Some(common::Address {
             name: "Ada".into(),
             line1: "1 Road".into(),
             line2: String::new(),

@@ -7,8 +7,9 @@ use platform::{
     idempotency::{self, Claim},
     page,
     time::timestamp,
-    validate::{Address, Violations},
+    validate::Violations,
 };
+use shop_proto::common::v1 as common;
 use shop_proto::order::v1::{self as pb, order_service_server::OrderService};
 use shop_proto::reason;
 use sqlx::{PgConnection, PgPool};
@@ -57,7 +58,7 @@ impl OrderApi {
         v.idempotency_key("idempotency_key", &req.idempotency_key);
         v.text("customer_id", &req.customer_id, 1, 64);
         let (lines, currency, total_minor) = parse_lines(&mut v, &req.lines);
-        let address = req.shipping_address.as_ref().map(address);
+        let address = req.shipping_address.as_ref();
         v.address("shipping_address", address);
         v.finish(())?;
         let address =
@@ -278,21 +279,10 @@ fn parse_lines(v: &mut Violations, lines: &[pb::OrderLine]) -> (Vec<LineRow>, St
     (rows, currency, total)
 }
 
-fn pair(money: &Option<pb::Money>) -> Option<(i64, &str)> {
+fn pair(money: &Option<common::Money>) -> Option<(i64, &str)> {
     money
         .as_ref()
         .map(|m| (m.amount_minor, m.currency.as_str()))
-}
-
-fn address(a: &pb::Address) -> Address<'_> {
-    Address {
-        name: &a.name,
-        line1: &a.line1,
-        line2: &a.line2,
-        city: &a.city,
-        postal_code: &a.postal_code,
-        country: &a.country,
-    }
 }
 
 fn to_status(status: Option<Status>) -> pb::OrderStatus {
@@ -307,7 +297,7 @@ fn to_status(status: Option<Status>) -> pb::OrderStatus {
 fn to_order(order: Order) -> pb::Order {
     let row = order.row;
     let money = |amount_minor| {
-        Some(pb::Money {
+        Some(common::Money {
             amount_minor,
             currency: row.currency.clone(),
         })
@@ -327,7 +317,7 @@ fn to_order(order: Order) -> pb::Order {
             })
             .collect(),
         total: money(row.total_minor),
-        shipping_address: Some(pb::Address {
+        shipping_address: Some(common::Address {
             name: row.ship_name.clone(),
             line1: row.ship_line1.clone(),
             line2: row.ship_line2.clone(),

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use platform::validate::Address;
+use shop_proto::common::v1::Address;
 use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
 
@@ -64,7 +64,7 @@ pub struct NewOrder<'a> {
     pub customer_id: &'a str,
     pub currency: &'a str,
     pub total_minor: i64,
-    pub address: Address<'a>,
+    pub address: &'a Address,
     pub lines: Vec<LineRow>,
 }
 
@@ -81,12 +81,12 @@ pub async fn insert(conn: &mut PgConnection, new: NewOrder<'_>) -> Result<Order,
     .bind(new.customer_id)
     .bind(new.currency)
     .bind(new.total_minor)
-    .bind(a.name)
-    .bind(a.line1)
-    .bind(a.line2)
-    .bind(a.city)
-    .bind(a.postal_code)
-    .bind(a.country)
+    .bind(&a.name)
+    .bind(&a.line1)
+    .bind(&a.line2)
+    .bind(&a.city)
+    .bind(&a.postal_code)
+    .bind(&a.country)
     .fetch_one(&mut *conn)
     .await?;
     let skus: Vec<&str> = new.lines.iter().map(|l| l.sku.as_str()).collect();

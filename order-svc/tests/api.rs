@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 
 use platform::testing::{self, Options, TestServer, bad_fields, reason};
+use shop_proto::common::v1 as common;
 use shop_proto::order::v1::{self as pb, order_service_client::OrderServiceClient};
 use tonic::{Code, transport::Channel};
 
@@ -13,8 +14,8 @@ async fn spawn(options: Options) -> (TestServer, Client) {
     (server, client)
 }
 
-fn eur(amount_minor: i64) -> Option<pb::Money> {
-    Some(pb::Money {
+fn eur(amount_minor: i64) -> Option<common::Money> {
+    Some(common::Money {
         amount_minor,
         currency: "EUR".into(),
     })
@@ -34,7 +35,7 @@ fn create(key: &str, customer: &str) -> pb::CreateOrderRequest {
         idempotency_key: key.into(),
         customer_id: customer.into(),
         lines: vec![line("MUG", 2, 700), line("TEE", 1, 1500)],
-        shipping_address: Some(pb::Address {
+        shipping_address: Some(common::Address {
             name: "Ada".into(),
             line1: "1 Road".into(),
             line2: String::new(),
@@ -280,11 +281,11 @@ async fn bad_input_names_every_field_and_changes_nothing() {
         pb::OrderLine {
             sku: "CAP".into(),
             quantity: 1,
-            unit_price: Some(pb::Money {
+            unit_price: Some(common::Money {
                 amount_minor: 5,
                 currency: "USD".into(),
             }),
-            line_total: Some(pb::Money {
+            line_total: Some(common::Money {
                 amount_minor: 5,
                 currency: "USD".into(),
             }),

@@ -8,6 +8,7 @@ use platform::{
     time::timestamp,
     validate::Violations,
 };
+use shop_proto::common::v1 as common;
 use shop_proto::payment::v1::{self as pb, payment_service_server::PaymentService};
 use shop_proto::reason;
 use sqlx::PgPool;
@@ -181,7 +182,7 @@ fn payment(row: PaymentRow) -> pb::Payment {
     };
     pb::Payment {
         payment_id: row.payment_id.to_string(),
-        amount: Some(pb::Money {
+        amount: Some(common::Money {
             amount_minor: row.amount_minor,
             currency: row.currency,
         }),

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 
 use platform::testing::{self, Options, TestServer, bad_fields, reason};
+use shop_proto::common::v1 as common;
 use shop_proto::payment::v1::{self as pb, payment_service_client::PaymentServiceClient};
 use tonic::{Code, transport::Channel};
 
@@ -21,7 +22,7 @@ fn charge(key: &str, order_id: &str, amount_minor: i64, token: &str) -> pb::Char
     pb::ChargeRequest {
         idempotency_key: key.into(),
         order_id: order_id.into(),
-        amount: Some(pb::Money {
+        amount: Some(common::Money {
             amount_minor,
             currency: "EUR".into(),
         }),
@@ -218,7 +219,7 @@ async fn bad_input_names_every_field_and_changes_nothing() {
         .charge(pb::ChargeRequest {
             idempotency_key: "x".repeat(129),
             order_id: "42".into(),
-            amount: Some(pb::Money {
+            amount: Some(common::Money {
                 amount_minor: 0,
                 currency: "EURO".into(),
             }),

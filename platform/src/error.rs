@@ -6,14 +6,12 @@
 
 use std::collections::HashMap;
 
+use shop_proto::reason;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
 /// The `ErrorInfo.domain` of every error the shop returns.
 pub const ERROR_DOMAIN: &str = "shop.example";
-
-/// Reason given when an idempotency key comes back with a different request.
-pub const REASON_KEY_REUSED: &str = "IDEMPOTENCY_KEY_REUSED";
 
 /// What a tonic handler returns.
 pub type Reply<T> = Result<tonic::Response<T>, Status>;
@@ -148,7 +146,11 @@ impl From<ApiError> for Status {
             ApiError::KeyReused { .. } => Status::with_error_details(
                 Code::AlreadyExists,
                 message,
-                ErrorDetails::with_error_info(REASON_KEY_REUSED, ERROR_DOMAIN, HashMap::new()),
+                ErrorDetails::with_error_info(
+                    reason::IDEMPOTENCY_KEY_REUSED,
+                    ERROR_DOMAIN,
+                    HashMap::new(),
+                ),
             ),
             ApiError::DependencyUnavailable(_) => Status::unavailable(message),
             ApiError::Unavailable(cause) => {

@@ -1,6 +1,7 @@
 //! Field checks that collect every violation of a request before answering, so a caller
 //! fixes all of them in one round trip. Field paths follow the proto (`items[2].quantity`).
 
+use shop_proto::common::v1::Address;
 use tonic_types::FieldViolation;
 use uuid::Uuid;
 
@@ -14,17 +15,6 @@ pub const MAX_LINES: usize = 100;
 pub const MAX_QUANTITY: i32 = 1000;
 /// Largest amount in minor units (one million in a two-decimal currency).
 pub const MAX_AMOUNT_MINOR: i64 = 100_000_000;
-
-/// The fields of a postal address, borrowed from whichever proto carries it.
-#[derive(Debug, Clone, Copy)]
-pub struct Address<'a> {
-    pub name: &'a str,
-    pub line1: &'a str,
-    pub line2: &'a str,
-    pub city: &'a str,
-    pub postal_code: &'a str,
-    pub country: &'a str,
-}
 
 /// Violations found so far in one request.
 #[derive(Debug, Default)]
@@ -142,17 +132,17 @@ impl Violations {
     }
 
     /// A required postal address with the limits stated in the protos.
-    pub fn address(&mut self, field: &str, address: Option<Address<'_>>) {
+    pub fn address(&mut self, field: &str, address: Option<&Address>) {
         let Some(a) = address else {
             self.add(field, "is required");
             return;
         };
-        self.text(&format!("{field}.name"), a.name, 1, 200);
-        self.text(&format!("{field}.line1"), a.line1, 1, 200);
-        self.text(&format!("{field}.line2"), a.line2, 0, 200);
-        self.text(&format!("{field}.city"), a.city, 1, 200);
-        self.text(&format!("{field}.postal_code"), a.postal_code, 1, 20);
-        self.country(&format!("{field}.country"), a.country);
+        self.text(&format!("{field}.name"), &a.name, 1, 200);
+        self.text(&format!("{field}.line1"), &a.line1, 1, 200);
+        self.text(&format!("{field}.line2"), &a.line2, 0, 200);
+        self.text(&format!("{field}.city"), &a.city, 1, 200);
+        self.text(&format!("{field}.postal_code"), &a.postal_code, 1, 20);
+        self.country(&format!("{field}.country"), &a.country);
     }
 
     /// Between 1 and [`MAX_LINES`] entries.

@@ -1,6 +1,7 @@
 //! Generated types, clients and servers of the shop's gRPC APIs.
 //!
-//! Layout: one module per protobuf package (`shop.<service>.v1`), [`reason`] for the
+//! Layout: one module per protobuf package (`shop.<service>.v1`, and `shop.common.v1`
+//! for the messages they share), [`reason`] for the
 //! `ErrorInfo` reasons the services share, and [`FILE_DESCRIPTOR_SET`] for server
 //! reflection.
 
@@ -8,6 +9,14 @@ pub mod reason;
 
 /// The encoded `FileDescriptorSet` of every shop proto, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("shop_descriptor");
+
+/// `Money` and `Address`, shared by every service's API.
+#[allow(clippy::all, missing_docs)]
+pub mod common {
+    pub mod v1 {
+        tonic::include_proto!("shop.common.v1");
+    }
+}
 
 #[allow(clippy::all, missing_docs)]
 pub mod order {

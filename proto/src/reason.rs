@@ -3,6 +3,8 @@
 //! constant, so a reason cannot drift between them. Part of the public contract (each
 //! RPC's comment in the protos says which it returns).
 
+/// Any service (ALREADY_EXISTS): an idempotency key came back with a different request.
+pub const IDEMPOTENCY_KEY_REUSED: &str = "IDEMPOTENCY_KEY_REUSED";
 /// inventory-svc: a line asks for more units than are available.
 pub const OUT_OF_STOCK: &str = "OUT_OF_STOCK";
 /// inventory-svc: the cart's products are priced in more than one currency.

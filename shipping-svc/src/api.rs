@@ -6,8 +6,9 @@ use platform::{
     compensation::Compensation,
     idempotency::{self, Claim},
     time::timestamp,
-    validate::{Address, Violations},
+    validate::Violations,
 };
+use shop_proto::common::v1 as common;
 use shop_proto::reason;
 use shop_proto::shipping::v1::{self as pb, shipping_service_server::ShippingService};
 use sqlx::PgPool;
@@ -42,18 +43,6 @@ platform::grpc_delegate! {
     }
 }
 
-/// Borrows the fields of a proto address for validation and storage.
-pub fn address(a: &pb::Address) -> Address<'_> {
-    Address {
-        name: &a.name,
-        line1: &a.line1,
-        line2: &a.line2,
-        city: &a.city,
-        postal_code: &a.postal_code,
-        country: &a.country,
-    }
-}
-
 impl ShippingApi {
     async fn create_shipment(
         &self,
@@ -62,14 +51,14 @@ impl ShippingApi {
         let mut v = Violations::default();
         v.idempotency_key("idempotency_key", &req.idempotency_key);
         let order_id = v.uuid("order_id", &req.order_id);
-        let to = req.address.as_ref().map(address);
+        let to = req.address.as_ref();
         v.address("address", to);
         v.finish(())?;
         let to = to.ok_or_else(|| ApiError::invalid("address", "is required"))?;
         Span::current()
             .record("order_id", req.order_id.as_str())
             .record("key", req.idempotency_key.as_str());
-        if !domain::serves(to.country) {
+        if !domain::serves(&to.country) {
             return Err(ApiError::precondition(
                 reason::UNDELIVERABLE_ADDRESS,
                 format!("no carrier delivers to {}", to.country),
@@ -87,7 +76,7 @@ impl ShippingApi {
             }
             Claim::New => {}
         }
-        let row = store::insert(&mut tx, order_id, &to).await.map_err(|e| {
+        let row = store::insert(&mut tx, order_id, to).await.map_err(|e| {
             platform::error::unique_violation_as(e, || {
                 ApiError::precondition(
                     reason::ORDER_ALREADY_SHIPPED,
@@ -165,7 +154,7 @@ fn shipment(row: ShipmentRow) -> pb::Shipment {
         order_id: row.order_id.to_string(),
         tracking_number: row.tracking_number,
         status: status.into(),
-        address: Some(pb::Address {
+        address: Some(common::Address {
             name: row.name,
             line1: row.line1,
             line2: row.line2,

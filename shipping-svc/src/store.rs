@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
 
-use platform::validate::Address;
+use shop_proto::common::v1::Address;
 
 use crate::domain;
 
@@ -35,7 +35,7 @@ macro_rules! columns {
 pub async fn insert(
     conn: &mut PgConnection,
     order_id: Uuid,
-    to: &Address<'_>,
+    to: &Address,
 ) -> Result<ShipmentRow, sqlx::Error> {
     let shipment_id = Uuid::now_v7();
     sqlx::query_as(concat!(
@@ -47,12 +47,12 @@ pub async fn insert(
     .bind(shipment_id)
     .bind(order_id)
     .bind(domain::tracking_number(Uuid::new_v4()))
-    .bind(to.name)
-    .bind(to.line1)
-    .bind(to.line2)
-    .bind(to.city)
-    .bind(to.postal_code)
-    .bind(to.country)
+    .bind(&to.name)
+    .bind(&to.line1)
+    .bind(&to.line2)
+    .bind(&to.city)
+    .bind(&to.postal_code)
+    .bind(&to.country)
     .fetch_one(conn)
     .await
 }

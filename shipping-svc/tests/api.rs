@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 
 use platform::testing::{self, Options, TestServer, bad_fields, reason};
+use shop_proto::common::v1 as common;
 use shop_proto::shipping::v1::{self as pb, shipping_service_client::ShippingServiceClient};
 use tonic::{Code, transport::Channel};
 
@@ -17,8 +18,8 @@ fn order_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-fn address(country: &str) -> Option<pb::Address> {
-    Some(pb::Address {
+fn address(country: &str) -> Option<common::Address> {
+    Some(common::Address {
         name: "Ada Lovelace".into(),
         line1: "1 Rue de la Paix".into(),
         line2: String::new(),
@@ -176,7 +177,7 @@ async fn bad_input_names_every_field_and_changes_nothing() {
         .create_shipment(pb::CreateShipmentRequest {
             idempotency_key: "k".into(),
             order_id: order.clone(),
-            address: Some(pb::Address {
+            address: Some(common::Address {
                 name: String::new(),
                 line1: "x".repeat(201),
                 line2: String::new(),

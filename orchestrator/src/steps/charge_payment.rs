@@ -3,6 +3,7 @@
 //! sees (`card_declined`, `insufficient_funds`). Compensation: refund, found by this
 //! call's key.
 
+use shop_proto::common::v1 as common;
 use shop_proto::payment::v1 as payment;
 use tonic::Status;
 
@@ -22,7 +23,7 @@ pub(super) async fn forward(clients: &Clients, ctx: &Context<'_>) -> (i32, Outco
     let message = payment::ChargeRequest {
         idempotency_key: key.to_string(),
         order_id: ctx.order_id(),
-        amount: Some(payment::Money {
+        amount: Some(common::Money {
             amount_minor: ctx.total_minor,
             currency: ctx.currency.to_owned(),
         }),

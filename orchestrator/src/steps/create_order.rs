@@ -22,18 +22,7 @@ pub(super) async fn forward(clients: &Clients, ctx: &Context<'_>) -> (i32, Outco
         idempotency_key: key.to_string(),
         customer_id: ctx.request.customer_id.clone(),
         lines: lines(ctx.priced),
-        shipping_address: ctx
-            .request
-            .shipping_address
-            .clone()
-            .map(|a| order::Address {
-                name: a.name,
-                line1: a.line1,
-                line2: a.line2,
-                city: a.city,
-                postal_code: a.postal_code,
-                country: a.country,
-            }),
+        shipping_address: ctx.request.shipping_address.clone(),
     };
     let (attempts, result) = attempt(&clients.create_order, ctx.call(message, key)).await;
     let outcome = outcome(result, refusal, |reply| {
@@ -69,20 +58,14 @@ fn refusal(_: &Status) -> FailureReason {
 
 /// The order lines of a priced cart.
 fn lines(priced: &inventory::PriceCartResponse) -> Vec<order::OrderLine> {
-    let money = |m: &Option<inventory::Money>| {
-        m.as_ref().map(|m| order::Money {
-            amount_minor: m.amount_minor,
-            currency: m.currency.clone(),
-        })
-    };
     priced
         .lines
         .iter()
         .map(|l| order::OrderLine {
             sku: l.sku.clone(),
             quantity: l.quantity,
-            unit_price: money(&l.unit_price),
-            line_total: money(&l.line_total),
+            unit_price: l.unit_price.clone(),
+            line_total: l.line_total.clone(),
         })
         .collect()
 }

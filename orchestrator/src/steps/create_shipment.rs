@@ -21,18 +21,7 @@ pub(super) async fn forward(clients: &Clients, ctx: &Context<'_>) -> (i32, Outco
     let message = shipping::CreateShipmentRequest {
         idempotency_key: key.to_string(),
         order_id: ctx.order_id(),
-        address: ctx
-            .request
-            .shipping_address
-            .clone()
-            .map(|a| shipping::Address {
-                name: a.name,
-                line1: a.line1,
-                line2: a.line2,
-                city: a.city,
-                postal_code: a.postal_code,
-                country: a.country,
-            }),
+        address: ctx.request.shipping_address.clone(),
     };
     let (attempts, result) = attempt(&clients.create_shipment, ctx.call(message, key)).await;
     let outcome = outcome(result, refusal, |reply| {
