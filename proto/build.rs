@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "shop/inventory/v1/inventory.proto",
     "shop/shipping/v1/shipping.proto",
     "shop/checkout/v1/checkout.proto",
+    "shop/events/v1/events.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

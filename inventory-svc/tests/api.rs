@@ -451,6 +451,7 @@ async fn unknown_things_are_not_found() {
 async fn injected_faults_fail_the_first_calls_per_key_then_let_through() {
     let (_server, mut client) = spawn(Options {
         fault_injection: true,
+        ..Options::default()
     })
     .await;
     product(&mut client, "A", 100, 10).await;

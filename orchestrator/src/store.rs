@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, PgConnection, PgPool, postgres::types::PgInterval};
+use sqlx::{FromRow, PgConnection, PgPool};
 
 use crate::{
     ids::{LeaseToken, OrderId, SagaId},
@@ -84,14 +84,6 @@ pub enum WriteError {
     LeaseLost(#[from] LeaseLost),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
-}
-
-fn interval(d: Duration) -> PgInterval {
-    PgInterval {
-        months: 0,
-        days: 0,
-        microseconds: i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
-    }
 }
 
 /// A new saga, its price_cart step already done.
@@ -174,7 +166,7 @@ pub async fn insert_saga(
     .bind(new.fault)
     .bind(new.traceparent)
     .bind(owner)
-    .bind(interval(lease))
+    .bind(platform::db::interval(lease))
     .bind(steps)
     .bind(&positions)
     .bind(&statuses)
@@ -327,7 +319,7 @@ pub async fn renew(
     )
     .bind(saga_id)
     .bind(owner)
-    .bind(interval(lease))
+    .bind(platform::db::interval(lease))
     .execute(pool)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -362,7 +354,7 @@ pub async fn claim_expired(
                    FOR UPDATE SKIP LOCKED)
           RETURNING saga_id, traceparent, lease_owner",
     )
-    .bind(interval(lease))
+    .bind(platform::db::interval(lease))
     .bind(limit)
     .fetch_all(pool)
     .await

@@ -79,10 +79,11 @@ async fn orchestrator_on(
 async fn stack() -> Stack {
     let faults = Options {
         fault_injection: true,
+        ..Options::default()
     };
-    let order = testing::spawn(order_svc::NAME, faults, order_svc::build).await;
-    let payment = testing::spawn(payment_svc::NAME, faults, payment_svc::build).await;
-    let inventory = testing::spawn(inventory_svc::NAME, faults, inventory_svc::build).await;
+    let order = testing::spawn(order_svc::NAME, faults.clone(), order_svc::build).await;
+    let payment = testing::spawn(payment_svc::NAME, faults.clone(), payment_svc::build).await;
+    let inventory = testing::spawn(inventory_svc::NAME, faults.clone(), inventory_svc::build).await;
     let shipping = testing::spawn(shipping_svc::NAME, faults, shipping_svc::build).await;
     let (orchestrator, engine) =
         orchestrator_on(None, settings_for(&order, &payment, &inventory, &shipping)).await;

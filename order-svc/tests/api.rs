@@ -340,6 +340,7 @@ async fn injected_fault_then_success_and_ignored_when_off() {
     let fault = "svc=order-svc,method=ConfirmOrder,code=aborted";
     let (_on, mut client) = spawn(Options {
         fault_injection: true,
+        ..Options::default()
     })
     .await;
     let id = client

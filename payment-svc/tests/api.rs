@@ -286,6 +286,7 @@ async fn injected_faults_obey_times_and_are_ignored_when_off() {
     let fault = "svc=payment-svc,method=Charge,code=unavailable,times=1";
     let (_on, mut client) = spawn(Options {
         fault_injection: true,
+        ..Options::default()
     })
     .await;
     let order = order_id();

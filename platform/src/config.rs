@@ -32,6 +32,11 @@ pub struct ServiceArgs {
     /// Log line format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// NATS server with JetStream, for the choreographed checkout's events. The service
+    /// serves its API while the broker is away; its events wait in the outbox.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
 }
 
 /// How log lines are written to stdout.
@@ -63,6 +68,9 @@ pub struct ServerConfig {
     pub database_max_connections: u32,
     pub fault_injection: bool,
     pub shutdown_grace: Duration,
+    /// `nats://host:port` of the event broker; `None` runs without events (in-process
+    /// tests of one service's API, which must not share a broker with other tests).
+    pub nats_url: Option<String>,
 }
 
 /// Why a binary cannot start.
@@ -88,6 +96,7 @@ impl ServiceArgs {
             database_max_connections: self.database_max_connections.max(1),
             fault_injection: self.fault_injection,
             shutdown_grace: self.shutdown_grace,
+            nats_url: Some(self.nats_url.clone()),
         })
     }
 }

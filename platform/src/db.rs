@@ -52,6 +52,15 @@ pub fn database_url(admin: &str, name: &str) -> String {
     }
 }
 
+/// A duration as a Postgres `interval`, for `now() + $1` and the like.
+pub fn interval(d: std::time::Duration) -> sqlx::postgres::types::PgInterval {
+    sqlx::postgres::types::PgInterval {
+        months: 0,
+        days: 0,
+        microseconds: i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::database_url;

@@ -15,6 +15,7 @@
 //! - [`validate`]: field checks that collect `google.rpc.BadRequest` violations.
 //! - [`idempotency`]: the idempotency-key table every mutating RPC goes through.
 //! - [`compensation`]: the skeleton every compensating RPC (cancel, refund, release) runs.
+//! - [`events`]: the choreography's outbox, relay, idempotent consumers and dead letters.
 //! - [`fault`]: the fault-injection tower layer (off unless enabled).
 //! - [`page`]: opaque page tokens.
 //! - [`time`]: timestamp conversion.
@@ -25,6 +26,7 @@ pub mod config;
 pub mod db;
 mod delegate;
 pub mod error;
+pub mod events;
 pub mod fault;
 pub mod healthcheck;
 pub mod idempotency;

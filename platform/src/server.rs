@@ -318,25 +318,6 @@ impl AppBuilder {
     }
 }
 
-/// Builds the server of a service that owns one database: a lazy pool handed to `make`
-/// for the gRPC service, readiness once `migrator` has applied the schema.
-pub async fn build_with_database<S: GrpcService>(
-    name: &'static str,
-    config: ServerConfig,
-    migrator: &'static sqlx::migrate::Migrator,
-    make: impl FnOnce(sqlx::PgPool) -> S,
-) -> anyhow::Result<App> {
-    let pool = crate::db::lazy_pool(&config.database_url, config.database_max_connections)?;
-    let ready = pool.clone();
-    let app = App::builder(name, config)
-        .add_service(make(pool.clone()))
-        .ready_when(async move { crate::db::migrate_until_ready(&ready, migrator).await })
-        .background(crate::metrics::watch_pool(name, pool))
-        .bind()
-        .await?;
-    Ok(app)
-}
-
 /// Completes on SIGTERM or Ctrl-C: what binaries pass to [`App::run_until`].
 pub async fn shutdown_signal() {
     let ctrl_c = async {

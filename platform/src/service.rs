@@ -23,10 +23,12 @@
 use std::{ffi::OsString, net::SocketAddr, process::ExitCode};
 
 use clap::{CommandFactory, FromArgMatches, Parser};
+use futures::future::BoxFuture;
 use sqlx::{PgPool, migrate::Migrator};
 
 use crate::{
     config::{Command, ServerConfig, ServiceArgs},
+    events::{EventsConfig, admin::DeadLetters},
     server::{App, GrpcService},
 };
 
@@ -45,6 +47,10 @@ pub struct ServiceSpec<S> {
     pub migrator: &'static Migrator,
     /// The tonic server over the service's pool.
     pub server: fn(PgPool) -> S,
+    /// The service's part in the choreographed checkout, run once it is SERVING: usually
+    /// `platform::events::run` with its consumer and handler. Given the service's pool and
+    /// its broker settings; `None` for a service that neither emits nor consumes events.
+    pub events: Option<fn(PgPool, EventsConfig) -> BoxFuture<'static, ()>>,
 }
 
 /// The command line every domain service takes. Name, about, version and the default
@@ -99,9 +105,41 @@ impl<S: GrpcService> ServiceSpec<S> {
     }
 
     /// Builds the server, bound but not serving: a lazy pool, the gRPC service, readiness
-    /// once the schema is migrated. Tests call it with a config of their own.
+    /// once the schema is migrated, then the events (when the service has a part in the
+    /// choreography and the config names a broker). Tests call it with a config of their
+    /// own.
     pub async fn build(&self, config: ServerConfig) -> anyhow::Result<App> {
-        crate::server::build_with_database(self.name, config, self.migrator, self.server).await
+        let pool = crate::db::lazy_pool(&config.database_url, config.database_max_connections)?;
+        let events = self
+            .events
+            .zip(config.nats_url.clone())
+            .map(|(start, nats_url)| {
+                let events = EventsConfig {
+                    nats_url,
+                    // `order-svc` publishes under `shop.events.order.*`.
+                    producer: self.name.trim_end_matches("-svc"),
+                };
+                start(pool.clone(), events)
+            });
+        let (ready, watched, migrator, name) =
+            (pool.clone(), pool.clone(), self.migrator, self.name);
+        let mut app = App::builder(self.name, config).add_service((self.server)(pool.clone()));
+        if self.events.is_some() {
+            app = app.add_service(DeadLetters::server(pool));
+        }
+        let app = app
+            .ready_when(async move { crate::db::migrate_until_ready(&ready, migrator).await })
+            .background(async move {
+                let events = async move {
+                    if let Some(events) = events {
+                        events.await;
+                    }
+                };
+                tokio::join!(crate::metrics::watch_pool(name, watched), events);
+            })
+            .bind()
+            .await?;
+        Ok(app)
     }
 }
 
@@ -118,6 +156,7 @@ mod tests {
         default_listen: "127.0.0.1:50099",
         migrator: &MIGRATOR,
         server: |_| (),
+        events: None,
     };
 
     #[test]

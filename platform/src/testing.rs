@@ -100,9 +100,11 @@ pub struct TestServer {
 }
 
 /// How to start the server under test.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     pub fault_injection: bool,
+    /// The broker the server's events go to; `None` runs it without events.
+    pub nats_url: Option<String>,
 }
 
 /// Creates a database, builds the app on port 0, serves it and waits for SERVING.
@@ -131,6 +133,7 @@ where
         database_max_connections: 5,
         fault_injection: options.fault_injection,
         shutdown_grace: Duration::from_secs(5),
+        nats_url: options.nats_url,
     };
     let app = build(config).await.expect("build app");
     let addr = app.local_addr();
@@ -216,4 +219,97 @@ pub fn with_fault<T>(message: T, fault: &str, key: &str) -> tonic::Request<T> {
         key.parse().expect("idempotency key is ASCII"),
     );
     request
+}
+
+/// A NATS server with JetStream that exists for one test (or one stack): its own port
+/// and store folder, so tests never share a broker. Found as `nats-server` on `PATH`,
+/// in `/usr/sbin` (Debian's package) or at `NATS_SERVER_BIN`.
+#[derive(Debug)]
+pub struct TestNats {
+    /// `nats://127.0.0.1:PORT`.
+    pub url: String,
+    port: u16,
+    store: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl TestNats {
+    /// Starts a broker and waits until it accepts connections.
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let store = std::env::temp_dir().join(format!("shop-nats-{}-{port}", std::process::id()));
+        let mut nats = Self {
+            url: format!("nats://127.0.0.1:{port}"),
+            port,
+            store,
+            child: None,
+        };
+        nats.restart().await;
+        nats
+    }
+
+    /// The binary to run, or a panic that says how to get one.
+    pub fn binary() -> std::path::PathBuf {
+        let candidates = std::env::var_os("NATS_SERVER_BIN")
+            .map(std::path::PathBuf::from)
+            .into_iter()
+            .chain(std::env::var_os("PATH").into_iter().flat_map(|path| {
+                std::env::split_paths(&path)
+                    .map(|dir| dir.join("nats-server"))
+                    .collect::<Vec<_>>()
+            }))
+            .chain([std::path::PathBuf::from("/usr/sbin/nats-server")]);
+        candidates
+            .into_iter()
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no nats-server found: install it (Debian: apt-get install nats-server), put \
+                     it on PATH, or set NATS_SERVER_BIN"
+                )
+            })
+    }
+
+    /// Kills the broker at once (SIGKILL), as a crash would; its stream stays on disk.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker again on the same port and store (after [`Self::kill`]).
+    pub async fn restart(&mut self) {
+        self.kill();
+        let child = std::process::Command::new(Self::binary())
+            .args(["-js", "-a", "127.0.0.1", "-p"])
+            .arg(self.port.to_string())
+            .arg("-sd")
+            .arg(&self.store)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("nats-server did not listen on {}", self.url);
+    }
+}
+
+impl Drop for TestNats {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
 }

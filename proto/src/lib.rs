@@ -46,6 +46,14 @@ pub mod shipping {
     }
 }
 
+/// The choreographed checkout's events and their envelope.
+#[allow(clippy::all, missing_docs)]
+pub mod events {
+    pub mod v1 {
+        tonic::include_proto!("shop.events.v1");
+    }
+}
+
 #[allow(clippy::all, missing_docs)]
 pub mod checkout {
     pub mod v1 {

@@ -229,6 +229,7 @@ async fn injected_errors_malformed_specs_and_faults_off() {
     let fault = "svc=shipping-svc,method=CreateShipment,code=resource_exhausted";
     let (_on, mut client) = spawn(Options {
         fault_injection: true,
+        ..Options::default()
     })
     .await;
     let order = order_id();

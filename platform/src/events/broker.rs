@@ -1,0 +1,51 @@
+//! The broker: a NATS connection with JetStream, and the one stream every event goes to,
+//! created or brought up to date at start-up (idempotent, so every replica may do it).
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+
+use super::{DUPLICATE_WINDOW, STREAM, SUBJECTS};
+
+/// Connects to `url` and makes sure the stream exists as configured here, retrying until
+/// the broker answers (a service starts, and serves its API, while the broker is down;
+/// its events wait in the outbox).
+pub async fn connect(url: &str, name: &str) -> jetstream::Context {
+    let mut wait = Duration::from_millis(200);
+    loop {
+        match try_connect(url, name).await {
+            Ok(js) => return js,
+            Err(error) => {
+                tracing::warn!(%error, url, "broker unavailable; events wait in the outbox");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn try_connect(url: &str, name: &str) -> anyhow::Result<jetstream::Context> {
+    let client = async_nats::ConnectOptions::new()
+        .name(name)
+        .connection_timeout(Duration::from_secs(2))
+        .connect(url)
+        .await?;
+    let js = jetstream::new(client);
+    ensure_stream(&js).await?;
+    Ok(js)
+}
+
+/// Creates the stream, or updates it to this configuration.
+pub async fn ensure_stream(js: &jetstream::Context) -> anyhow::Result<()> {
+    js.create_or_update_stream(stream::Config {
+        name: STREAM.to_owned(),
+        subjects: vec![SUBJECTS.to_owned()],
+        storage: stream::StorageType::File,
+        duplicate_window: DUPLICATE_WINDOW,
+        // A week of events: enough to replay, bounded so a demo does not fill a disk.
+        max_age: Duration::from_secs(7 * 24 * 3600),
+        ..Default::default()
+    })
+    .await?;
+    Ok(())
+}

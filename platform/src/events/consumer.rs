@@ -1,0 +1,285 @@
+//! Idempotent event consumers. Each service runs one durable pull consumer (explicit
+//! ack) over the subjects it reacts to. Every message is handled in one database
+//! transaction that also writes its event id to the `inbox`: a redelivered event finds
+//! its id there and changes nothing, and an event is never half-handled.
+//!
+//! What a handler's result means:
+//! - `Ok`: committed, acknowledged. A business refusal (out of stock, a declined card)
+//!   is `Ok` too: the handler wrote the failure event that says so.
+//! - [`HandlerError::Transient`] (the database is away, a conflict): rolled back and
+//!   redelivered after a backoff that grows with each delivery.
+//! - [`HandlerError::Poison`] (the event makes no sense here), an unreadable message, or
+//!   a transient error on the [`ConsumerSpec::max_deliveries`]th delivery: parked, that
+//!   is, a `dead_letters` row with the reason, `events_parked_total`, an error log, and
+//!   the message terminated (never redelivered). `EventAdminService.ListDeadLetters`
+//!   lists them.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use async_nats::jetstream::{
+    self,
+    consumer::{AckPolicy, pull},
+    message::AckKind,
+};
+use futures::StreamExt;
+use sqlx::{PgConnection, PgPool};
+use tracing::Instrument;
+
+use super::{Event, STREAM};
+use crate::ApiError;
+
+/// Reacts to one event, in the transaction that records it as handled. Emit follow-up
+/// events with [`super::outbox::enqueue`] on the same connection.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(
+        &self,
+        tx: &mut PgConnection,
+        event: &Event,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+/// Why an event was not handled.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Worth another delivery: nothing was committed.
+    #[error("transient: {0}")]
+    Transient(#[source] anyhow::Error),
+    /// The event cannot be handled, now or later: park it.
+    #[error("poison: {0}")]
+    Poison(String),
+}
+
+impl From<sqlx::Error> for HandlerError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Transient(error.into())
+    }
+}
+
+impl From<ApiError> for HandlerError {
+    /// A refusal of the shared domain code is the event's fault; the rest may pass.
+    fn from(error: ApiError) -> Self {
+        match error {
+            ApiError::InvalidArgument(_)
+            | ApiError::NotFound { .. }
+            | ApiError::FailedPrecondition { .. }
+            | ApiError::KeyReused { .. } => Self::Poison(error.to_string()),
+            ApiError::DependencyUnavailable(_)
+            | ApiError::Unavailable(_)
+            | ApiError::Internal(_) => Self::Transient(error.into()),
+        }
+    }
+}
+
+/// One durable consumer.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    /// Its durable name on the stream (one per service).
+    pub durable: &'static str,
+    /// The subjects it reacts to, such as `shop.events.order.OrderPlaced`.
+    pub subjects: Vec<String>,
+    /// The delivery on which a still-failing message is parked.
+    pub max_deliveries: i64,
+    /// Messages handled at once (each in its own transaction).
+    pub concurrency: usize,
+}
+
+/// How long a message waits before its next delivery after the `n`th failed: 100 ms,
+/// doubling, at most 10 s.
+pub fn backoff(deliveries: i64) -> Duration {
+    let exponent = u32::try_from(deliveries.clamp(1, 8) - 1).unwrap_or(0);
+    Duration::from_millis(100 * 2u64.pow(exponent)).min(Duration::from_secs(10))
+}
+
+/// Consumes until the task is dropped, reconnecting after any broker trouble.
+pub async fn consume<H: Handler>(
+    pool: PgPool,
+    js: jetstream::Context,
+    spec: ConsumerSpec,
+    handler: H,
+) {
+    let handler = Arc::new(handler);
+    loop {
+        if let Err(error) = consume_once(&pool, &js, &spec, &handler).await {
+            tracing::warn!(%error, consumer = spec.durable, "consumer stopped; starting again");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn consume_once<H: Handler>(
+    pool: &PgPool,
+    js: &jetstream::Context,
+    spec: &ConsumerSpec,
+    handler: &Arc<H>,
+) -> anyhow::Result<()> {
+    let stream = js.get_stream(STREAM).await?;
+    let mut consumer: jetstream::consumer::PullConsumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some(spec.durable.to_owned()),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(30),
+            // Unlimited on the server: this side parks, so nothing is dropped unseen.
+            max_deliver: -1,
+            max_ack_pending: 1024,
+            filter_subjects: spec.subjects.clone(),
+            ..Default::default()
+        })
+        .await?;
+    let messages = consumer.messages().await?;
+    let lag = async {
+        loop {
+            if let Ok(info) = consumer.info().await {
+                let pending = info.num_pending as f64;
+                metrics::gauge!("consumer_lag", "consumer" => spec.durable).set(pending);
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    };
+    let handle_all = messages.for_each_concurrent(spec.concurrency, |message| async move {
+        match message {
+            Ok(message) => process(pool, spec, handler.as_ref(), message).await,
+            Err(error) => tracing::warn!(%error, consumer = spec.durable, "pull failed"),
+        }
+    });
+    tokio::select! {
+        () = lag => {}
+        () = handle_all => {}
+    }
+    Ok(())
+}
+
+async fn process<H: Handler>(
+    pool: &PgPool,
+    spec: &ConsumerSpec,
+    handler: &H,
+    message: jetstream::Message,
+) {
+    let deliveries = message.info().map_or(1, |info| info.delivered);
+    if deliveries > 1 {
+        metrics::counter!("events_redelivered_total", "consumer" => spec.durable).increment(1);
+    }
+    let event = match Event::decode(&message.payload) {
+        Ok(event) => event,
+        Err(error) => {
+            park(pool, spec, &message, "", deliveries, &error.to_string()).await;
+            return;
+        }
+    };
+    let span = tracing::info_span!(
+        "event",
+        consumer = spec.durable,
+        kind = event.kind(),
+        event_id = %event.id,
+        checkout_id = %event.correlation_id,
+        deliveries,
+    );
+    crate::telemetry::adopt_traceparent(&span, &event.envelope.traceparent);
+    async {
+        match handle(pool, handler, spec, &event).await {
+            Ok(()) => settle(&message, AckKind::Ack).await,
+            Err(HandlerError::Transient(error)) if deliveries < spec.max_deliveries => {
+                tracing::warn!(error = %format!("{error:#}"), "event handling failed; redelivering");
+                settle(&message, AckKind::Nak(Some(backoff(deliveries)))).await;
+            }
+            Err(error) => {
+                let id = event.id.to_string();
+                park(pool, spec, &message, &id, deliveries, &error.to_string()).await;
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Handles `event` once: its inbox row and its effects commit together, or neither.
+async fn handle<H: Handler>(
+    pool: &PgPool,
+    handler: &H,
+    spec: &ConsumerSpec,
+    event: &Event,
+) -> Result<(), HandlerError> {
+    let mut tx = pool.begin().await?;
+    let fresh = sqlx::query(
+        "INSERT INTO inbox (event_id, consumer) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(event.id)
+    .bind(spec.durable)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !fresh {
+        tracing::debug!("event already handled; acknowledging the duplicate");
+        return Ok(());
+    }
+    handler.handle(&mut tx, event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Parks a message for a person: a dead-letter row, a metric, an error log, and no more
+/// deliveries. If even the row cannot be written, the message is left to be redelivered.
+async fn park(
+    pool: &PgPool,
+    spec: &ConsumerSpec,
+    message: &jetstream::Message,
+    event_id: &str,
+    deliveries: i64,
+    reason: &str,
+) {
+    let stored = sqlx::query(
+        "INSERT INTO dead_letters (event_id, subject, consumer, deliveries, reason, payload)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(event_id)
+    .bind(message.subject.as_str())
+    .bind(spec.durable)
+    .bind(deliveries)
+    .bind(reason)
+    .bind(message.payload.as_ref())
+    .execute(pool)
+    .await;
+    if let Err(error) = stored {
+        tracing::warn!(%error, "cannot park the message; it will be redelivered");
+        settle(message, AckKind::Nak(Some(backoff(deliveries)))).await;
+        return;
+    }
+    tracing::error!(
+        consumer = spec.durable,
+        subject = message.subject.as_str(),
+        event_id,
+        deliveries,
+        reason,
+        "event parked after it kept failing; see ListDeadLetters"
+    );
+    metrics::counter!("events_parked_total", "consumer" => spec.durable).increment(1);
+    settle(message, AckKind::Term).await;
+}
+
+async fn settle(message: &jetstream::Message, kind: AckKind) {
+    if let Err(error) = message.ack_with(kind).await {
+        // The broker redelivers after ack_wait; the inbox absorbs the repeat.
+        tracing::warn!(%error, "could not settle the message");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_100ms_to_a_ceiling() {
+        assert_eq!(backoff(1), Duration::from_millis(100));
+        assert_eq!(backoff(2), Duration::from_millis(200));
+        assert_eq!(backoff(4), Duration::from_millis(800));
+        assert_eq!(backoff(50), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn refusals_of_the_domain_park_and_outages_retry() {
+        let refused = HandlerError::from(ApiError::precondition("OUT_OF_STOCK", "none left"));
+        assert!(matches!(refused, HandlerError::Poison(_)));
+        let away = HandlerError::from(ApiError::Unavailable(sqlx::Error::PoolTimedOut));
+        assert!(matches!(away, HandlerError::Transient(_)));
+    }
+}

@@ -1,0 +1,170 @@
+//! Events as values: [`Event`] is an envelope whose payload is known to be set and to
+//! agree with its type name, so handlers match on the payload without re-checking.
+
+use bytes::Bytes;
+use prost::Message;
+use shop_proto::events::v1::{self as pb, envelope::Payload};
+use uuid::Uuid;
+
+/// The type of an event, as its subject and `Envelope.type` name it.
+pub type EventKind = &'static str;
+
+/// The type name of a payload (also the last token of its subject).
+pub fn kind_of(payload: &Payload) -> EventKind {
+    match payload {
+        Payload::CheckoutRequested(_) => "CheckoutRequested",
+        Payload::OrderPlaced(_) => "OrderPlaced",
+        Payload::PaymentCaptured(_) => "PaymentCaptured",
+        Payload::PaymentDeclined(_) => "PaymentDeclined",
+        Payload::StockReserved(_) => "StockReserved",
+        Payload::StockRejected(_) => "StockRejected",
+        Payload::ShipmentCreated(_) => "ShipmentCreated",
+        Payload::ShipmentRejected(_) => "ShipmentRejected",
+        Payload::StockReleased(_) => "StockReleased",
+        Payload::PaymentRefunded(_) => "PaymentRefunded",
+        Payload::OrderConfirmed(_) => "OrderConfirmed",
+        Payload::OrderCancelled(_) => "OrderCancelled",
+    }
+}
+
+/// The subject an event of `producer` and `kind` is published under.
+pub fn subject(producer: &str, kind: EventKind) -> String {
+    format!("shop.events.{producer}.{kind}")
+}
+
+/// A readable event: an envelope with a payload whose type agrees with `type`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: Uuid,
+    /// The checkout the event belongs to.
+    pub correlation_id: String,
+    pub producer: String,
+    pub payload: Payload,
+    pub envelope: pb::Envelope,
+}
+
+/// Why a message is not a readable event (it is parked, never retried).
+#[derive(Debug, thiserror::Error)]
+pub enum Unreadable {
+    #[error("not an Envelope: {0}")]
+    Decode(#[from] prost::DecodeError),
+    #[error("event_id {0:?} is not a UUID")]
+    EventId(String),
+    #[error("the envelope has no payload")]
+    NoPayload,
+    #[error("type {declared:?} does not match the payload ({actual})")]
+    TypeMismatch { declared: String, actual: EventKind },
+    #[error("correlation_id is empty")]
+    NoCorrelation,
+}
+
+impl Event {
+    /// A new event of `producer`, caused by `cause` (`None` for the first of a checkout),
+    /// carrying the current span's trace context.
+    pub fn new(
+        producer: &str,
+        correlation_id: &str,
+        cause: Option<&Event>,
+        payload: Payload,
+    ) -> Self {
+        let id = Uuid::now_v7();
+        let envelope = pb::Envelope {
+            event_id: id.to_string(),
+            r#type: kind_of(&payload).to_owned(),
+            occurred_at: Some(crate::time::timestamp(chrono::Utc::now())),
+            correlation_id: correlation_id.to_owned(),
+            causation_id: cause.map(|c| c.id.to_string()).unwrap_or_default(),
+            producer: producer.to_owned(),
+            traceparent: crate::telemetry::current_traceparent(),
+            payload: Some(payload.clone()),
+        };
+        Self {
+            id,
+            correlation_id: correlation_id.to_owned(),
+            producer: producer.to_owned(),
+            payload,
+            envelope,
+        }
+    }
+
+    /// The event's type name.
+    pub fn kind(&self) -> EventKind {
+        kind_of(&self.payload)
+    }
+
+    /// The subject it is published under.
+    pub fn subject(&self) -> String {
+        subject(&self.producer, self.kind())
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        self.envelope.encode_to_vec()
+    }
+
+    /// Reads a message's bytes; anything that is not a whole, consistent envelope is
+    /// [`Unreadable`].
+    pub fn decode(bytes: &Bytes) -> Result<Self, Unreadable> {
+        let envelope = pb::Envelope::decode(bytes.as_ref())?;
+        let id = Uuid::try_parse(&envelope.event_id)
+            .map_err(|_| Unreadable::EventId(envelope.event_id.clone()))?;
+        let payload = envelope.payload.clone().ok_or(Unreadable::NoPayload)?;
+        let actual = kind_of(&payload);
+        if envelope.r#type != actual {
+            return Err(Unreadable::TypeMismatch {
+                declared: envelope.r#type.clone(),
+                actual,
+            });
+        }
+        if envelope.correlation_id.is_empty() {
+            return Err(Unreadable::NoCorrelation);
+        }
+        Ok(Self {
+            id,
+            correlation_id: envelope.correlation_id.clone(),
+            producer: envelope.producer.clone(),
+            payload,
+            envelope,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn placed() -> Payload {
+        Payload::OrderPlaced(pb::OrderPlaced::default())
+    }
+
+    #[test]
+    fn an_event_round_trips_and_names_its_subject_and_cause() {
+        let first = Event::new(
+            "checkout",
+            "c-1",
+            None,
+            Payload::CheckoutRequested(Default::default()),
+        );
+        let next = Event::new("order", "c-1", Some(&first), placed());
+        assert_eq!(next.subject(), "shop.events.order.OrderPlaced");
+        assert_eq!(next.envelope.causation_id, first.id.to_string());
+        let read = Event::decode(&Bytes::from(next.encode())).expect("readable");
+        assert_eq!(read, next);
+    }
+
+    #[test]
+    fn inconsistent_envelopes_are_unreadable() {
+        let mut event = Event::new("order", "c-1", None, placed());
+        event.envelope.r#type = "PaymentCaptured".into();
+        assert!(matches!(
+            Event::decode(&Bytes::from(event.encode())),
+            Err(Unreadable::TypeMismatch { .. })
+        ));
+        event.envelope.r#type = "OrderPlaced".into();
+        event.envelope.payload = None;
+        assert!(matches!(
+            Event::decode(&Bytes::from(event.encode())),
+            Err(Unreadable::NoPayload)
+        ));
+        assert!(Event::decode(&Bytes::from_static(b"\xff\xff")).is_err());
+    }
+}

@@ -1,0 +1,61 @@
+//! Events for the choreographed checkout: a transactional outbox, a relay to NATS
+//! JetStream, and idempotent consumers with an inbox and a dead-letter table. Every
+//! service that takes part uses this module; none of them talks to the broker itself.
+//!
+//! # Layout
+//! - `envelope`: building and reading `shop.events.v1.Envelope`, subjects.
+//! - `outbox`: [`outbox::enqueue`] writes an event in the caller's transaction, so the
+//!   state change and its event commit together; [`outbox::relay`] publishes what was
+//!   committed.
+//! - `consumer`: a durable pull consumer that runs a [`Handler`] per event, in a
+//!   transaction with its inbox row; refusals are the handler's own events, transient
+//!   errors are redelivered with backoff, and a message that keeps failing is parked.
+//! - `broker`: connecting, and the stream every event goes to.
+//! - `admin`: `EventAdminService`, which lists parked messages.
+//!
+//! The tables (`outbox`, `inbox`, `dead_letters`) are created by each service's own
+//! migration `*_events.sql`: every service owns its database, these tables included.
+
+pub mod admin;
+pub mod broker;
+pub mod consumer;
+pub mod envelope;
+pub mod outbox;
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+pub use consumer::{ConsumerSpec, Handler, HandlerError};
+pub use envelope::{Event, EventKind};
+
+/// The JetStream stream every event is stored in.
+pub const STREAM: &str = "SHOP_EVENTS";
+
+/// Every subject of the stream: `shop.events.<producer>.<type>`.
+pub const SUBJECTS: &str = "shop.events.>";
+
+/// How long JetStream remembers a `Nats-Msg-Id`: a relay that publishes the same event
+/// twice within this window (it crashed between the publish and marking the row sent)
+/// stores it once. Far longer than a relay takes to restart.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// What a service needs to take part: who it is as a producer and what it consumes.
+#[derive(Debug, Clone)]
+pub struct EventsConfig {
+    /// `nats://host:port` of the broker.
+    pub nats_url: String,
+    /// The producer name in subjects and envelopes (`order`, `payment`, ...).
+    pub producer: &'static str,
+}
+
+/// Runs a service's part in the choreography until dropped: connects to the broker
+/// (waiting for it if need be), then relays the outbox and consumes.
+pub async fn run<H: Handler>(pool: PgPool, config: EventsConfig, spec: ConsumerSpec, handler: H) {
+    let js = broker::connect(&config.nats_url, config.producer).await;
+    tracing::info!(url = %config.nats_url, consumer = spec.durable, "events: connected to the broker");
+    tokio::join!(
+        outbox::relay(pool.clone(), js.clone(), config.producer),
+        consumer::consume(pool, js, spec, handler),
+    );
+}

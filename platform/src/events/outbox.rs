@@ -1,0 +1,148 @@
+//! The transactional outbox. A service writes its events with [`enqueue`] in the same
+//! transaction as the state change they announce, so an event exists exactly when its
+//! change does. The [`relay`] then publishes committed events to JetStream with
+//! `Nats-Msg-Id` = event id, waits for the stream's acknowledgement, and marks them sent.
+//!
+//! The relay wakes on `LISTEN outbox` (every enqueue notifies at commit), so an event
+//! leaves within milliseconds, and also polls now and then in case a notification was
+//! lost with a connection. Rows are claimed with `FOR UPDATE SKIP LOCKED`, so two
+//! replicas of a service relay disjoint batches; a relay that dies between publishing and
+//! marking leaves its rows to be published again, and the stream's duplicate window
+//! stores them once. Sent rows are pruned after [`KEEP_SENT`].
+
+use std::time::Duration;
+
+use async_nats::{HeaderMap, jetstream};
+use sqlx::{PgConnection, PgPool, postgres::PgListener};
+use uuid::Uuid;
+
+use super::Event;
+
+/// The channel the outbox notifies on.
+const CHANNEL: &str = "outbox";
+/// How many events one relay round publishes at most.
+const BATCH: i64 = 256;
+/// The relay polls this often even without a notification.
+const POLL: Duration = Duration::from_secs(1);
+/// How long sent rows stay (for looking into what left, and when).
+pub const KEEP_SENT: Duration = Duration::from_secs(600);
+
+/// Writes `event` in the caller's transaction; it is published once that commits.
+pub async fn enqueue(conn: &mut PgConnection, event: &Event) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "WITH queued AS (
+             INSERT INTO outbox (event_id, subject, envelope) VALUES ($1, $2, $3))
+         SELECT pg_notify('outbox', '')",
+    )
+    .bind(event.id)
+    .bind(event.subject())
+    .bind(event.encode())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Why a relay round failed; the round is retried, nothing is lost.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("outbox database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("publishing to JetStream: {0}")]
+    Publish(#[from] async_nats::jetstream::context::PublishError),
+}
+
+/// Publishes committed events until the task is dropped.
+pub async fn relay(pool: PgPool, js: jetstream::Context, producer: &'static str) {
+    let mut listener = None;
+    let mut failures = 0u32;
+    loop {
+        if listener.is_none() {
+            listener = listen(&pool).await;
+        }
+        match publish_all(&pool, &js).await {
+            Ok(()) => failures = 0,
+            Err(error) => {
+                failures += 1;
+                tracing::warn!(%error, producer, "outbox relay round failed; retrying");
+                let wait = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+        }
+        record_lag(&pool, producer).await;
+        match listener.as_mut() {
+            Some(l) => {
+                if let Ok(Err(error)) = tokio::time::timeout(POLL, l.recv()).await {
+                    tracing::warn!(%error, "outbox notifications lost; listening again");
+                    listener = None;
+                }
+            }
+            None => tokio::time::sleep(POLL).await,
+        }
+    }
+}
+
+async fn listen(pool: &PgPool) -> Option<PgListener> {
+    let mut listener = PgListener::connect_with(pool).await.ok()?;
+    listener.listen(CHANNEL).await.ok()?;
+    Some(listener)
+}
+
+/// Publishes batches until the outbox has nothing unsent, then prunes.
+async fn publish_all(pool: &PgPool, js: &jetstream::Context) -> Result<(), RelayError> {
+    while publish_batch(pool, js).await? == BATCH {}
+    sqlx::query("DELETE FROM outbox WHERE sent_at < now() - $1::interval")
+        .bind(crate::db::interval(KEEP_SENT))
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// One batch: claim, publish every event (acks awaited together), mark sent, commit.
+async fn publish_batch(pool: &PgPool, js: &jetstream::Context) -> Result<i64, RelayError> {
+    let mut tx = pool.begin().await?;
+    let rows: Vec<(Uuid, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT event_id, subject, envelope FROM outbox
+          WHERE sent_at IS NULL ORDER BY created_at, event_id LIMIT $1
+            FOR UPDATE SKIP LOCKED",
+    )
+    .bind(BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut acks = Vec::with_capacity(rows.len());
+    for (event_id, subject, envelope) in &rows {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", event_id.to_string().as_str());
+        acks.push(
+            js.publish_with_headers(subject.clone(), headers, envelope.clone().into())
+                .await?,
+        );
+    }
+    for ack in acks {
+        ack.await?;
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|(id, _, _)| *id).collect();
+    sqlx::query("UPDATE outbox SET sent_at = now() WHERE event_id = ANY($1)")
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    metrics::counter!("outbox_published_total").increment(ids.len() as u64);
+    Ok(i64::try_from(ids.len()).unwrap_or(BATCH))
+}
+
+/// `outbox_lag_seconds`: the age of the oldest event not yet published.
+async fn record_lag(pool: &PgPool, producer: &'static str) {
+    let oldest: Result<Option<f64>, _> = sqlx::query_scalar(
+        "SELECT EXTRACT(EPOCH FROM now() - min(created_at))::float8 FROM outbox
+          WHERE sent_at IS NULL",
+    )
+    .fetch_one(pool)
+    .await;
+    if let Ok(lag) = oldest {
+        metrics::gauge!("outbox_lag_seconds", "producer" => producer).set(lag.unwrap_or(0.0));
+    }
+}
