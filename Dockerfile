@@ -12,7 +12,12 @@
 # only in its entry point, port and health check, which is all a service needs.
 # compose.yaml builds each service from its target.
 
-ARG RUST_VERSION=1.95
+# The workspace's `rust-version` (Cargo.toml), so the image is built with the oldest
+# toolchain the workspace claims to support and proves that claim on every image build;
+# e2e/tests/compose.rs fails if the two differ. Bump both together. The `rust` official
+# image publishes `<major>.<minor>-<debian suite>` tags that follow the latest patch
+# release of that minor version (docker-library/official-images, library/rust).
+ARG RUST_VERSION=1.94
 
 # ---------------------------------------------------------------------------------------
 # Builder: the release binaries.
@@ -27,7 +32,12 @@ ARG RUST_VERSION=1.95
 # and are not exported with image layers, so a CI runner with a fresh builder starts
 # cold. No system protoc is needed (shop-proto compiles its .proto files with protox) and
 # no OpenSSL either (sqlx is built with tls-none).
-FROM rust:${RUST_VERSION}-bookworm AS builder
+#
+# Debian 13 "trixie", the current stable release (released 2025-08-09; Debian's release
+# page). Debian 12 "bookworm", used before, left regular security support in 2026 and
+# is on LTS only. Builder and runtime share the suite so the binaries run against the
+# glibc they were linked with; e2e/tests/compose.rs checks that they match.
+FROM rust:${RUST_VERSION}-trixie AS builder
 WORKDIR /app
 # Sources, proto files and migrations; .dockerignore keeps target/ and .git out.
 COPY . .
@@ -52,8 +62,9 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
        /out/
 
 # ---------------------------------------------------------------------------------------
-# Runtime: Debian slim (same glibc as the builder), CA roots, an unprivileged user.
-FROM debian:bookworm-slim AS runtime
+# Runtime: Debian slim (same suite, so the same glibc, as the builder), CA roots, an
+# unprivileged user.
+FROM debian:trixie-slim AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/*

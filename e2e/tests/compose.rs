@@ -1,7 +1,8 @@
-//! Static checks of the container path, no Docker needed: compose.yaml against the
-//! Dockerfile, the settings each binary really reads (taken from its source),
-//! deploy/prometheus.yml and deploy/postgres/init.sql. A drift between the compose file
-//! and the code fails here rather than at `docker compose up`.
+//! Static checks of the container path, no Docker needed: compose.yaml (and any override
+//! file) against the Compose Specification's JSON schema, the Dockerfile, the settings
+//! each binary really reads (taken from its source), deploy/prometheus.yml and
+//! deploy/postgres/init.sql. A drift between the compose file and the code fails here
+//! rather than at `docker compose up`.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 
 use std::{
@@ -117,6 +118,55 @@ fn listen_port(name: &str, service: &Value) -> u16 {
         .get("LISTEN_ADDR")
         .unwrap_or_else(|| panic!("{name}: no LISTEN_ADDR"));
     host_port(addr).1
+}
+
+// ---- the Compose Specification ----------------------------------------------------------
+
+/// The vendored schema: see tests/compose-spec/README.md for where it comes from.
+const COMPOSE_SPEC: &str = "e2e/tests/compose-spec/compose-spec.json";
+
+/// The Compose files at the repository root, which `docker compose` reads by default or
+/// with `-f`: compose.yaml, and any compose.override.yaml, compose.*.yaml or
+/// docker-compose*.yml that someone adds later. Listed rather than named so that an
+/// override file is validated the day it appears.
+fn compose_files() -> Vec<String> {
+    let mut files: Vec<String> = fs::read_dir(root())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| {
+            (name.starts_with("compose") || name.starts_with("docker-compose"))
+                && (name.ends_with(".yaml") || name.ends_with(".yml"))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn compose_spec() -> jsonschema::Validator {
+    let schema: serde_json::Value = serde_json::from_str(&read(COMPOSE_SPEC))
+        .unwrap_or_else(|e| panic!("{COMPOSE_SPEC} is not JSON: {e}"));
+    jsonschema::validator_for(&schema)
+        .unwrap_or_else(|e| panic!("{COMPOSE_SPEC} is not a usable schema: {e}"))
+}
+
+/// Every way `yaml` breaks the Compose Specification, one line each (where, then what);
+/// empty when it conforms. `<<` merge keys are applied first, as compose does, since the
+/// schema describes the merged document.
+fn spec_violations(spec: &jsonschema::Validator, yaml: &str) -> Vec<String> {
+    let mut doc: Value = match serde_yaml_ng::from_str(yaml) {
+        Ok(doc) => doc,
+        Err(e) => return vec![format!("not YAML: {e}")],
+    };
+    if let Err(e) = doc.apply_merge() {
+        return vec![format!("merge keys: {e}")];
+    }
+    let json = match serde_json::to_value(&doc) {
+        Ok(json) => json,
+        Err(e) => return vec![format!("not representable as JSON: {e}")],
+    };
+    spec.iter_errors(&json)
+        .map(|error| format!("at `{}`: {error}", error.instance_path()))
+        .collect()
 }
 
 // ---- Dockerfile -----------------------------------------------------------------------
@@ -343,6 +393,95 @@ fn env_names_read_by(binary: &str) -> BTreeSet<String> {
 }
 
 // ---- the checks -----------------------------------------------------------------------
+
+#[test]
+fn every_compose_file_follows_the_compose_specification() {
+    let spec = compose_spec();
+    let files = compose_files();
+    assert!(
+        files.iter().any(|file| file == "compose.yaml"),
+        "compose.yaml is among the files checked: {files:?}"
+    );
+    let mut failures = Vec::new();
+    for file in &files {
+        for violation in spec_violations(&spec, &read(file)) {
+            failures.push(format!("{file} {violation}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "not valid under the Compose Specification ({COMPOSE_SPEC}):\n{}",
+        failures.join("\n")
+    );
+}
+
+/// The validation above is only worth something if it rejects what `docker compose`
+/// rejects: each broken copy of the real compose.yaml must fail, and at the right place.
+#[test]
+fn the_specification_check_rejects_misspelt_keys_and_wrong_types() {
+    let spec = compose_spec();
+    let original = read("compose.yaml");
+    let broken = |from: &str, to: &str| {
+        assert_eq!(
+            original.matches(from).count(),
+            1,
+            "the test edits exactly one `{from}` of compose.yaml; update it to the file"
+        );
+        original.replacen(from, to, 1)
+    };
+    let orchestrator_ports = "    ports:\n      - \"127.0.0.1:50050:50050\"\n";
+    let cases = [
+        // A misspelt top-level key (reported at the root, the empty path).
+        ("servics", broken("\nservices:\n", "\nservics:\n"), ""),
+        // A misspelt service key.
+        (
+            "healthchek",
+            broken(
+                "      target: seed\n",
+                "      target: seed\n    healthchek:\n      test: [\"CMD\", \"true\"]\n",
+            ),
+            "/services/seed",
+        ),
+        // A scalar where a list belongs.
+        (
+            "ports: 5",
+            broken(orchestrator_ports, "    ports: 5\n"),
+            "/services/orchestrator/ports",
+        ),
+        // A value outside an enumeration.
+        (
+            "service_complete",
+            broken(
+                "condition: service_completed_successfully",
+                "condition: service_complete",
+            ),
+            "/services/orchestrator/depends_on",
+        ),
+        // A misspelt key inside a merged `<<` block: only caught after the merge.
+        (
+            "start_periode",
+            broken("  start_period: 30s\n", "  start_periode: 30s\n"),
+            "/services/postgres/healthcheck",
+        ),
+    ];
+    assert!(
+        spec_violations(&spec, &original).is_empty(),
+        "the unbroken compose.yaml must pass for the cases below to mean anything"
+    );
+    for (what, yaml, path) in cases {
+        let violations = spec_violations(&spec, &yaml);
+        assert!(
+            !violations.is_empty(),
+            "`{what}` got through the Compose Specification check"
+        );
+        assert!(
+            violations
+                .iter()
+                .any(|v| v.starts_with(&format!("at `{path}`:"))),
+            "`{what}` was rejected, but not at `{path}`: {violations:?}"
+        );
+    }
+}
 
 #[test]
 fn every_build_names_a_target_of_the_dockerfile() {
@@ -746,5 +885,148 @@ fn each_service_has_its_own_database_and_role() {
             .iter()
             .any(|v| v.starts_with("./deploy/postgres/init.sql:/docker-entrypoint-initdb.d/")),
         "Postgres runs deploy/postgres/init.sql on its first start"
+    );
+}
+
+// ---- images ---------------------------------------------------------------------------
+
+/// `rust-version` of the workspace's `[workspace.package]`.
+fn workspace_rust_version() -> String {
+    let manifest = read("Cargo.toml");
+    let section = manifest
+        .split("[workspace.package]")
+        .nth(1)
+        .expect("Cargo.toml has [workspace.package]");
+    let section = section.split("\n[").next().unwrap();
+    section
+        .lines()
+        .find_map(|line| {
+            let (key, value) = line.split_once('=')?;
+            (key.trim() == "rust-version").then(|| value.trim().trim_matches('"').to_owned())
+        })
+        .expect("[workspace.package] sets rust-version")
+}
+
+/// The default of `ARG NAME=...` in the Dockerfile.
+fn dockerfile_arg(df: &Dockerfile, name: &str) -> Option<String> {
+    instructions(&df.text).iter().find_map(|instruction| {
+        let rest = instruction.strip_prefix("ARG ")?.trim();
+        let (key, value) = rest.split_once('=')?;
+        (key == name).then(|| value.trim_matches('"').to_owned())
+    })
+}
+
+#[test]
+fn the_builder_runs_the_workspace_rust_version_on_the_runtime_debian() {
+    let df = dockerfile();
+    let rust_version = workspace_rust_version();
+    assert_eq!(
+        dockerfile_arg(&df, "RUST_VERSION").as_deref(),
+        Some(rust_version.as_str()),
+        "the Dockerfile's ARG RUST_VERSION is the workspace's rust-version (Cargo.toml), \
+         so images are built with the toolchain the workspace says it supports"
+    );
+    let builder = &df.stages["builder"].base;
+    let suite = builder
+        .strip_prefix("rust:${RUST_VERSION}-")
+        .unwrap_or_else(|| panic!("builder: `rust:${{RUST_VERSION}}-SUITE`, not {builder}"));
+    assert_eq!(
+        df.stages["runtime"].base,
+        format!("debian:{suite}-slim"),
+        "the runtime is the builder's Debian release, so the binaries find the glibc they \
+         were linked against"
+    );
+}
+
+/// The tag of an image reference (`name:tag`, a registry port being no tag).
+fn tag_of(image: &str) -> Option<&str> {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    last.split_once(':').map(|(_, tag)| tag)
+}
+
+#[test]
+fn every_image_is_pinned_to_a_release() {
+    let df = dockerfile();
+    let mut images: Vec<(String, String)> = services()
+        .into_iter()
+        .filter_map(|(name, service)| Some((name, service["image"].as_str()?.to_owned())))
+        .collect();
+    // Dockerfile stages built FROM an image rather than another stage.
+    images.extend(
+        df.stages
+            .iter()
+            .filter(|(_, stage)| !df.stages.contains_key(&stage.base))
+            .map(|(name, stage)| (format!("Dockerfile stage {name}"), stage.base.clone())),
+    );
+    assert!(images.len() >= 5, "images found: {images:?}");
+    // Tags that move from one release line to the next on their own: an image on one of
+    // them can leave a supported release (or change major version) without a diff here.
+    const MOVING: &[&str] = &[
+        "latest", "stable", "edge", "main", "master", "nightly", "testing", "unstable", "sid",
+    ];
+    for (user, image) in &images {
+        let tag = tag_of(image)
+            .unwrap_or_else(|| panic!("{user}: {image} has no tag, so it means `latest`"));
+        let line = tag.split('-').next().unwrap_or(tag);
+        assert!(
+            !line.is_empty() && !MOVING.contains(&line),
+            "{user}: {image} names no release (a version or a Debian release name)"
+        );
+    }
+}
+
+#[test]
+fn health_checks_need_no_shell() {
+    // The exec form runs the program directly: it works in images without /bin/sh
+    // (distroless, scratch) and cannot be broken by shell quoting.
+    for (name, service) in services() {
+        let test = &service["healthcheck"]["test"];
+        assert!(
+            !test.is_string(),
+            "{name}: a health check written as a string runs under /bin/sh (CMD-SHELL)"
+        );
+        let test = strings(test);
+        if let Some(form) = test.first() {
+            assert_eq!(
+                form, "CMD",
+                "{name}: health check in exec form ([\"CMD\", ...]), not {test:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn jaeger_is_v2_and_checks_its_own_health_endpoint() {
+    let services = services();
+    let (name, jaeger) = services
+        .iter()
+        .find(|(_, s)| {
+            s["image"]
+                .as_str()
+                .is_some_and(|i| i.starts_with("jaegertracing/"))
+        })
+        .expect("a Jaeger service");
+    let image = jaeger["image"].as_str().unwrap();
+    let (repository, tag) = image.split_once(':').expect("Jaeger's image has a tag");
+    assert_eq!(
+        repository, "jaegertracing/jaeger",
+        "{name}: Jaeger v2's image; v1 (all-in-one and friends) reached end of life on 2025-12-31"
+    );
+    assert!(tag.starts_with("2."), "{name}: a 2.x release, not {tag}");
+    let env = env_of(jaeger);
+    assert!(
+        !env.keys().any(|k| k.starts_with("COLLECTOR_")),
+        "{name}: COLLECTOR_* are Jaeger v1 settings, which v2 ignores: {env:?}"
+    );
+    assert_eq!(
+        env.get("JAEGER_LISTEN_HOST").map(String::as_str),
+        Some("0.0.0.0"),
+        "{name}: the other containers reach its OTLP receivers only if it listens on all interfaces"
+    );
+    let test = strings(&jaeger["healthcheck"]["test"]);
+    assert!(
+        test.iter()
+            .any(|arg| arg == "http://127.0.0.1:13133/status"),
+        "{name}: the health check asks the healthcheckv2 extension (13133, /status): {test:?}"
     );
 }
