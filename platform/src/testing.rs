@@ -313,3 +313,65 @@ impl Drop for TestNats {
         let _ = std::fs::remove_dir_all(&self.store);
     }
 }
+
+impl TestNats {
+    /// A JetStream context on this broker, with the shop's stream in place.
+    pub async fn jetstream(&self) -> async_nats::jetstream::Context {
+        crate::events::broker::connect(&self.url, "test").await
+    }
+}
+
+/// Publishes `event` the way a producer's relay does (with its id as `Nats-Msg-Id`).
+pub async fn publish(js: &async_nats::jetstream::Context, event: &crate::events::Event) {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", event.id.to_string().as_str());
+    js.publish_with_headers(event.subject(), headers, event.encode().into())
+        .await
+        .expect("publish")
+        .await
+        .expect("publish acknowledged");
+}
+
+/// Every event of checkout `correlation_id` on subjects matching `filter` (such as
+/// `shop.events.order.>`), in stream order, once `count` of them have arrived; panics
+/// after `timeout` with what did arrive.
+pub async fn events_of(
+    js: &async_nats::jetstream::Context,
+    filter: &str,
+    correlation_id: &str,
+    count: usize,
+    timeout: Duration,
+) -> Vec<crate::events::Event> {
+    use async_nats::jetstream::consumer::{DeliverPolicy, pull};
+    use futures::StreamExt;
+
+    let stream = js
+        .get_stream(crate::events::STREAM)
+        .await
+        .expect("the stream");
+    let consumer = stream
+        .create_consumer(pull::Config {
+            filter_subject: filter.to_owned(),
+            deliver_policy: DeliverPolicy::All,
+            ack_policy: async_nats::jetstream::consumer::AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .expect("an ephemeral consumer");
+    let mut messages = consumer.messages().await.expect("messages");
+    let mut found = Vec::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while found.len() < count {
+        let next = tokio::time::timeout_at(deadline, messages.next()).await;
+        let Ok(Some(Ok(message))) = next else {
+            let kinds: Vec<_> = found.iter().map(crate::events::Event::kind).collect();
+            panic!("{count} events of {correlation_id} on {filter} expected, got {kinds:?}");
+        };
+        if let Ok(event) = crate::events::Event::decode(&message.payload)
+            && event.correlation_id == correlation_id
+        {
+            found.push(event);
+        }
+    }
+    found
+}
