@@ -1,5 +1,5 @@
-//! Idempotent event consumers. Each service runs one durable pull consumer (explicit
-//! ack) over the subjects it reacts to. Every message is handled in one database
+//! Idempotent event consumers. Each service runs durable pull consumers (explicit ack),
+//! one per subject it reacts to. Every message is handled in one database
 //! transaction that also writes its event id to the `inbox`: a redelivered event finds
 //! its id there and changes nothing, and an event is never half-handled.
 //!
@@ -73,7 +73,8 @@ impl From<ApiError> for HandlerError {
 /// One durable consumer.
 #[derive(Debug, Clone)]
 pub struct ConsumerSpec {
-    /// Its durable name on the stream (one per service).
+    /// The service's consumer name (each subject's durable consumer is named after it),
+    /// also the `consumer` of its inbox and dead-letter rows.
     pub durable: &'static str,
     /// The subjects it reacts to, such as `shop.events.order.OrderPlaced`.
     pub subjects: Vec<String>,
@@ -90,7 +91,10 @@ pub fn backoff(deliveries: i64) -> Duration {
     Duration::from_millis(100 * 2u64.pow(exponent)).min(Duration::from_secs(10))
 }
 
-/// Consumes until the task is dropped, reconnecting after any broker trouble.
+/// Consumes until the task is dropped, reconnecting after any broker trouble. Each
+/// subject gets a durable consumer of its own (`<durable>-<producer>-<type>`): NATS
+/// before 2.10 filters a consumer on one subject only, and per-subject consumers let the
+/// broker filter on every version.
 pub async fn consume<H: Handler>(
     pool: PgPool,
     js: jetstream::Context,
@@ -98,30 +102,50 @@ pub async fn consume<H: Handler>(
     handler: H,
 ) {
     let handler = Arc::new(handler);
-    loop {
-        if let Err(error) = consume_once(&pool, &js, &spec, &handler).await {
-            tracing::warn!(%error, consumer = spec.durable, "consumer stopped; starting again");
+    let loops = spec.subjects.iter().map(|subject| {
+        let (pool, js, spec, handler) = (&pool, &js, &spec, &handler);
+        async move {
+            loop {
+                if let Err(error) = consume_once(pool, js, spec, subject, handler).await {
+                    tracing::warn!(%error, consumer = spec.durable, subject, "consumer stopped; starting again");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    });
+    futures::future::join_all(loops).await;
+}
+
+/// The durable name of `spec`'s consumer of `subject`: `order-svc-payment-PaymentDeclined`
+/// for `shop.events.payment.PaymentDeclined` (durable names allow no `.`, `*` or `>`).
+pub fn durable_name(spec: &ConsumerSpec, subject: &str) -> String {
+    let tail = subject
+        .strip_prefix("shop.events.")
+        .unwrap_or(subject)
+        .replace('.', "-")
+        .replace('>', "all")
+        .replace('*', "any");
+    format!("{}-{tail}", spec.durable)
 }
 
 async fn consume_once<H: Handler>(
     pool: &PgPool,
     js: &jetstream::Context,
     spec: &ConsumerSpec,
+    subject: &str,
     handler: &Arc<H>,
 ) -> anyhow::Result<()> {
     let stream = js.get_stream(STREAM).await?;
+    let durable = durable_name(spec, subject);
     let mut consumer: jetstream::consumer::PullConsumer = stream
         .create_consumer(pull::Config {
-            durable_name: Some(spec.durable.to_owned()),
+            durable_name: Some(durable.clone()),
             ack_policy: AckPolicy::Explicit,
             ack_wait: Duration::from_secs(30),
             // Unlimited on the server: this side parks, so nothing is dropped unseen.
             max_deliver: -1,
             max_ack_pending: 1024,
-            filter_subjects: spec.subjects.clone(),
+            filter_subject: subject.to_owned(),
             ..Default::default()
         })
         .await?;
@@ -130,7 +154,7 @@ async fn consume_once<H: Handler>(
         loop {
             if let Ok(info) = consumer.info().await {
                 let pending = info.num_pending as f64;
-                metrics::gauge!("consumer_lag", "consumer" => spec.durable).set(pending);
+                metrics::gauge!("consumer_lag", "consumer" => durable.clone()).set(pending);
             }
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
@@ -266,6 +290,24 @@ async fn settle(message: &jetstream::Message, kind: AckKind) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_subject_gets_a_durable_name_the_broker_accepts() {
+        let spec = ConsumerSpec {
+            durable: "order-svc",
+            subjects: vec![],
+            max_deliveries: 5,
+            concurrency: 1,
+        };
+        assert_eq!(
+            durable_name(&spec, "shop.events.payment.PaymentDeclined"),
+            "order-svc-payment-PaymentDeclined"
+        );
+        assert_eq!(
+            durable_name(&spec, "shop.events.order.>"),
+            "order-svc-order-all"
+        );
+    }
 
     #[test]
     fn backoff_doubles_from_100ms_to_a_ceiling() {
