@@ -68,6 +68,7 @@ async fn stack_with(products: &[(&str, i64, i64)]) -> (Stack, Clients) {
 
 fn place(key: &str, token: &str, country: &str, items: &[(&str, i32)]) -> pb::PlaceOrderRequest {
     pb::PlaceOrderRequest {
+        mode: pb::CoordinationMode::Unspecified.into(),
         idempotency_key: key.into(),
         customer_id: "e2e".into(),
         items: items
@@ -137,6 +138,7 @@ async fn all_terminal(clients: &mut Clients) -> Vec<pb::Checkout> {
         let list = clients
             .checkout
             .list_checkouts(pb::ListCheckoutsRequest {
+                mode: pb::CoordinationMode::Unspecified.into(),
                 page_size: 500,
                 page_token: String::new(),
                 status: 0,
@@ -454,6 +456,7 @@ async fn bad_input_through_the_public_api_gets_the_right_codes_and_changes_nothi
     let status = clients
         .checkout
         .list_checkouts(pb::ListCheckoutsRequest {
+            mode: pb::CoordinationMode::Unspecified.into(),
             page_size: 1000,
             page_token: String::new(),
             status: 99,

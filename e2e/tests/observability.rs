@@ -94,6 +94,7 @@ fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
 
 fn order(key: &str, token: &str) -> pb::PlaceOrderRequest {
     pb::PlaceOrderRequest {
+        mode: pb::CoordinationMode::Unspecified.into(),
         idempotency_key: key.into(),
         customer_id: "observer".into(),
         items: vec![pb::LineItem {

@@ -186,6 +186,7 @@ async fn step_breakdown(
     let page = clients
         .checkout
         .list_checkouts(pb::ListCheckoutsRequest {
+            mode: pb::CoordinationMode::Unspecified.into(),
             page_size: 500,
             page_token: String::new(),
             status: pb::CheckoutStatus::Completed.into(),

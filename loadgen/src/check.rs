@@ -49,6 +49,7 @@ async fn checkouts_of(
         let page = clients
             .checkout
             .list_checkouts(pb::ListCheckoutsRequest {
+                mode: pb::CoordinationMode::Unspecified.into(),
                 page_size: 500,
                 page_token: token,
                 status: 0,

@@ -208,6 +208,7 @@ pub fn request(state: &RunState, mix: &Mix, n: u64) -> (pb::PlaceOrderRequest, O
         ));
     }
     let message = pb::PlaceOrderRequest {
+        mode: pb::CoordinationMode::Unspecified.into(),
         idempotency_key: format!("{}-{n}", state.run_id),
         customer_id: state.run_id.clone(),
         items,

@@ -42,6 +42,7 @@ async fn the_checker_passes_a_clean_run_and_catches_tampering() {
     let completed = clients
         .checkout
         .list_checkouts(pb::ListCheckoutsRequest {
+            mode: pb::CoordinationMode::Unspecified.into(),
             page_size: 1,
             page_token: String::new(),
             status: pb::CheckoutStatus::Completed.into(),

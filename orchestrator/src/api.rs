@@ -31,6 +31,7 @@ use crate::{
     ids::{LeaseToken, SagaId},
     metadata::{header, wait_budget},
     resilience::{Call, send},
+    saga::CoordinationMode,
     store::{self, NewSaga, SagaRow},
 };
 
@@ -144,9 +145,29 @@ impl CheckoutApi {
             traceparent: &traceparent,
             price_attempts: i32::try_from(call.attempts()).unwrap_or(i32::MAX),
             price_started: priced_at,
+            mode: order.mode,
         };
         let lease = LeaseToken::generate();
-        if !store::insert_saga(&self.pool, &new, lease, self.engine.lease()).await? {
+        let inserted = match order.mode {
+            // One statement, one commit: the saga, its steps and the first intent.
+            CoordinationMode::Orchestrated => {
+                let mut conn = self.pool.acquire().await?;
+                store::insert_saga(&mut conn, &new, lease, self.engine.lease()).await?
+            }
+            // The saga and the event that starts the choreography commit together.
+            CoordinationMode::Choreographed => {
+                let mut tx = self.pool.begin().await?;
+                let inserted =
+                    store::insert_saga(&mut tx, &new, lease, self.engine.lease()).await?;
+                if inserted {
+                    let requested = checkout_requested(saga_id, &order, &priced);
+                    platform::events::outbox::enqueue(&mut tx, &requested).await?;
+                    tx.commit().await?;
+                }
+                inserted
+            }
+        };
+        if !inserted {
             // A concurrent PlaceOrder with the same key won the insert.
             let existing = store::find_by_key(&self.pool, &order.idempotency_key)
                 .await?
@@ -155,11 +176,14 @@ impl CheckoutApi {
                 })?;
             return self.replay(existing, &hash, until).await;
         }
-        tracing::info!(%saga_id, "checkout started");
-        let driver = self.engine.spawn(saga_id, lease, None);
-        let _ = tokio::time::timeout_at(until, driver).await;
-        // Usually over by now; if the driver stopped early (lost its lease, database
-        // trouble), wait for whoever resumes the saga, up to the caller's deadline.
+        tracing::info!(%saga_id, mode = %order.mode, "checkout started");
+        if order.mode == CoordinationMode::Orchestrated {
+            let driver = self.engine.spawn(saga_id, lease, None);
+            let _ = tokio::time::timeout_at(until, driver).await;
+        }
+        // Orchestrated: usually over by now; if the driver stopped early (lost its lease,
+        // database trouble), wait for whoever resumes the saga. Choreographed: the tracker
+        // announces each event. Either way, up to the caller's deadline.
         self.wait(saga_id, until).await
     }
 
@@ -228,14 +252,7 @@ impl CheckoutApi {
         req: pb::ListCheckoutsRequest,
     ) -> Result<pb::ListCheckoutsResponse, ApiError> {
         let query = ListQuery::try_from(&req)?;
-        let sagas = store::list(
-            &self.pool,
-            query.status,
-            query.customer_id.as_deref(),
-            query.before,
-            query.page_size + 1,
-        )
-        .await?;
+        let sagas = store::list(&self.pool, &query.filter, query.page_size + 1).await?;
         let (sagas, next_page_token) =
             page::split(sagas, query.page_size, |(row, _)| row.saga_id.to_string());
         Ok(pb::ListCheckoutsResponse {
@@ -321,6 +338,42 @@ async fn next_change(changes: &mut tokio::sync::broadcast::Receiver<SagaId>, sag
             }
         }
     }
+}
+
+/// The event that starts a choreographed checkout: everything the services need, priced
+/// by inventory (never the caller's prices).
+fn checkout_requested(
+    saga_id: SagaId,
+    order: &PlaceOrder,
+    priced: &inventory::PriceCartResponse,
+) -> platform::events::Event {
+    use shop_proto::events::v1::{self as events, envelope::Payload};
+    let checkout = events::Checkout {
+        checkout_id: saga_id.to_string(),
+        order_id: String::new(),
+        customer_id: order.customer_id.clone(),
+        lines: priced
+            .lines
+            .iter()
+            .map(|l| events::Line {
+                sku: l.sku.clone(),
+                quantity: l.quantity,
+                unit_price: l.unit_price.clone(),
+                line_total: l.line_total.clone(),
+            })
+            .collect(),
+        total: priced.total.clone(),
+        payment_token: order.request.payment_token.clone(),
+        shipping_address: order.request.shipping_address.clone(),
+    };
+    platform::events::Event::new(
+        "checkout",
+        &saga_id.to_string(),
+        None,
+        Payload::CheckoutRequested(events::CheckoutRequested {
+            checkout: Some(checkout),
+        }),
+    )
 }
 
 /// The caller learns why the cart cannot be priced; nothing was recorded.

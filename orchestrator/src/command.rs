@@ -9,7 +9,8 @@ use shop_proto::{checkout::v1 as pb, inventory::v1 as inventory};
 use crate::{
     convert,
     ids::{OrderId, SagaId},
-    saga::SagaStatus,
+    saga::CoordinationMode,
+    store,
 };
 
 /// A valid PlaceOrder.
@@ -19,6 +20,7 @@ pub struct PlaceOrder {
     pub customer_id: String,
     /// The cart as inventory prices it.
     pub lines: Vec<inventory::CartLine>,
+    pub mode: CoordinationMode,
     /// The request as received: its fingerprint tells a repeat from a reused key, and it
     /// is stored with the saga so any replica can resume it.
     pub request: pb::PlaceOrderRequest,
@@ -45,6 +47,7 @@ impl TryFrom<pb::PlaceOrderRequest> for PlaceOrder {
             v.add("payment_token", "must be a payment token such as tok_visa");
         }
         v.address("shipping_address", req.shipping_address.as_ref());
+        let mode = mode(&mut v, req.mode);
         v.finish(())?;
         Ok(Self {
             idempotency_key: req.idempotency_key.clone(),
@@ -57,6 +60,7 @@ impl TryFrom<pb::PlaceOrderRequest> for PlaceOrder {
                     quantity: i.quantity,
                 })
                 .collect(),
+            mode,
             request: req,
         })
     }
@@ -90,13 +94,21 @@ impl TryFrom<&pb::GetCheckoutRequest> for CheckoutRef {
     }
 }
 
+/// The coordination mode a request names: UNSPECIFIED is orchestrated.
+fn mode(v: &mut Violations, mode: i32) -> CoordinationMode {
+    match pb::CoordinationMode::try_from(mode) {
+        Ok(mode) => convert::mode(mode).unwrap_or(CoordinationMode::Orchestrated),
+        Err(_) => {
+            v.add("mode", "is not a CoordinationMode");
+            CoordinationMode::Orchestrated
+        }
+    }
+}
+
 /// One page of ListCheckouts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListQuery {
-    pub status: Option<SagaStatus>,
-    pub customer_id: Option<String>,
-    /// Sagas older than this one (the page token's cursor).
-    pub before: Option<SagaId>,
+    pub filter: store::Filter,
     pub page_size: i64,
 }
 
@@ -122,10 +134,20 @@ impl TryFrom<&pb::ListCheckoutsRequest> for ListQuery {
         if customer_id.is_some() {
             v.text("customer_id", &req.customer_id, 1, 64);
         }
+        let mode = match pb::CoordinationMode::try_from(req.mode) {
+            Ok(mode) => convert::mode(mode),
+            Err(_) => {
+                v.add("mode", "is not a CoordinationMode");
+                None
+            }
+        };
         v.finish(Self {
-            status,
-            customer_id,
-            before: before.map(SagaId::from),
+            filter: store::Filter {
+                status,
+                customer_id,
+                mode,
+                before: before.map(SagaId::from),
+            },
             page_size,
         })
     }

@@ -5,7 +5,7 @@ use shop_proto::checkout::v1 as pb;
 use shop_proto::common::v1 as common;
 
 use crate::{
-    saga::{FailureReason, SagaStatus, StepStatus},
+    saga::{CoordinationMode, FailureReason, SagaStatus, StepStatus},
     store::{EventRow, SagaRow, StepRow},
 };
 
@@ -31,6 +31,24 @@ impl From<StepStatus> for pb::StepStatus {
             StepStatus::Compensated => Self::Compensated,
             StepStatus::Skipped => Self::Skipped,
         }
+    }
+}
+
+impl From<CoordinationMode> for pb::CoordinationMode {
+    fn from(mode: CoordinationMode) -> Self {
+        match mode {
+            CoordinationMode::Orchestrated => Self::Orchestrated,
+            CoordinationMode::Choreographed => Self::Choreographed,
+        }
+    }
+}
+
+/// The mode a request names; `None` for UNSPECIFIED (the caller decides what that means).
+pub fn mode(mode: pb::CoordinationMode) -> Option<CoordinationMode> {
+    match mode {
+        pb::CoordinationMode::Unspecified => None,
+        pb::CoordinationMode::Orchestrated => Some(CoordinationMode::Orchestrated),
+        pb::CoordinationMode::Choreographed => Some(CoordinationMode::Choreographed),
     }
 }
 
@@ -79,6 +97,7 @@ pub fn to_checkout(row: SagaRow, steps: Vec<StepRow>) -> pb::Checkout {
         payment_id: row.payment_id,
         create_time: Some(timestamp(row.created_at)),
         update_time: Some(timestamp(row.updated_at)),
+        mode: pb::CoordinationMode::from(row.mode).into(),
     }
 }
 

@@ -68,6 +68,12 @@ impl Engine {
         self.changed.subscribe()
     }
 
+    /// Tells this replica's waiters and watchers that `saga_id` changed elsewhere (the
+    /// tracker of a choreographed checkout).
+    pub fn announce(&self, saga_id: SagaId) {
+        let _ = self.changed.send(saga_id);
+    }
+
     /// Stops every driver and the recovery loop of this replica, as a crash would: their
     /// sagas stay as they are on disk and resume when the leases expire.
     pub fn stop(&self) {
@@ -263,6 +269,7 @@ fn record_end(saga: &Saga) {
     let took = (chrono::Utc::now() - saga.created_at)
         .to_std()
         .unwrap_or_default();
-    metrics::counter!("saga_outcomes_total", "status" => status, "reason" => reason).increment(1);
+    metrics::counter!("saga_outcomes_total", "status" => status, "reason" => reason, "mode" => "orchestrated")
+        .increment(1);
     metrics::histogram!("saga_duration_seconds", "status" => status).record(took.as_secs_f64());
 }

@@ -17,6 +17,8 @@
 //! - `resilience`: the tower stack every downstream call goes through, in one place.
 //! - `downstream`: the four services' RPCs, each wrapped in that stack.
 //! - `store`: sagas, steps, events and leases in the orchestrator's own database.
+//! - `tracker`: follows choreographed checkouts' events into the same saga rows
+//!   (`saga::choreography` says what each event means).
 //! - `command`, `convert`, `metadata`, `api`: the tonic service: requests parsed into
 //!   typed commands, the one mapping to protobuf, what is read from call metadata, and
 //!   the handlers.
@@ -39,13 +41,18 @@ pub mod retry;
 pub mod saga;
 pub mod steps;
 pub mod store;
+pub mod tracker;
 
 use std::sync::Arc;
 
-use platform::{config::ServerConfig, server::App};
+use platform::{
+    config::ServerConfig,
+    events::{EventsConfig, admin::DeadLetters},
+    server::App,
+};
 use shop_proto::checkout::v1::checkout_service_server::CheckoutServiceServer;
 
-use crate::{config::Settings, downstream::Clients, engine::Engine};
+use crate::{config::Settings, downstream::Clients, engine::Engine, tracker::Tracker};
 
 /// Binary name, used in logs and fault specs.
 pub const NAME: &str = "orchestrator";
@@ -72,14 +79,38 @@ pub async fn build_with_engine(
     let service = CheckoutServiceServer::new(api)
         .max_decoding_message_size(platform::server::MAX_MESSAGE_BYTES);
     let (engine_for_recovery, stopping) = (engine.clone(), engine.clone());
+    // Choreographed checkouts: CheckoutRequested leaves through the outbox, the tracker
+    // follows the services' events, and its changes wake this replica's waiters.
+    let events = config.nats_url.clone().map(|nats_url| {
+        let config = EventsConfig {
+            nats_url,
+            producer: "checkout",
+        };
+        let (pool, engine) = (pool.clone(), engine.clone());
+        async move {
+            tokio::join!(
+                platform::events::run(pool.clone(), config, tracker::consumer(), Tracker),
+                tracker::forward_changes(pool, engine),
+            );
+        }
+    });
     let watched = pool.clone();
-    let app = App::builder(NAME, config)
-        .add_service(service)
+    let mut app = App::builder(NAME, config).add_service(service);
+    if events.is_some() {
+        app = app.add_service(DeadLetters::server(pool.clone()));
+    }
+    let app = app
         .ready_when(async move { platform::db::migrate_until_ready(&pool, &MIGRATOR).await })
         .background(async move {
+            let events = async move {
+                if let Some(events) = events {
+                    events.await;
+                }
+            };
             tokio::join!(
                 recovery::recover_forever(engine_for_recovery, settings.recovery_interval),
                 platform::metrics::watch_pool(NAME, watched),
+                events,
             );
         })
         .on_shutdown(async move {

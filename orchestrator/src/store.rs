@@ -14,7 +14,10 @@ use sqlx::{FromRow, PgConnection, PgPool};
 
 use crate::{
     ids::{LeaseToken, OrderId, SagaId},
-    saga::{FailureReason, GrpcCode, SagaChange, SagaStatus, Step, StepChange, StepStatus},
+    saga::{
+        CoordinationMode, FailureReason, GrpcCode, SagaChange, SagaStatus, Step, StepChange,
+        StepStatus,
+    },
 };
 
 #[derive(Debug, Clone, FromRow)]
@@ -36,6 +39,7 @@ pub struct SagaRow {
     pub traceparent: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub mode: CoordinationMode,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -68,7 +72,7 @@ macro_rules! saga_columns {
     () => {
         "saga_id, idempotency_key, request_hash, request, priced_cart, customer_id, status,
          failure_reason, total_minor, currency, order_id, payment_id, tracking_number, fault,
-         traceparent, created_at, updated_at"
+         traceparent, created_at, updated_at, mode"
     };
 }
 
@@ -101,13 +105,14 @@ pub struct NewSaga<'a> {
     pub traceparent: &'a str,
     pub price_attempts: i32,
     pub price_started: DateTime<Utc>,
+    pub mode: CoordinationMode,
 }
 
 /// Inserts a saga leased under the token `owner`, with every step's row and the first intent
 /// (create_order RUNNING), in one statement (so one round trip and one commit). `false`
 /// when the key already exists.
 pub async fn insert_saga(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     new: &NewSaga<'_>,
     owner: LeaseToken,
     lease: Duration,
@@ -136,8 +141,8 @@ pub async fn insert_saga(
         "WITH saga AS (
              INSERT INTO sagas (saga_id, idempotency_key, request_hash, request, priced_cart,
                                 customer_id, status, total_minor, currency, fault, traceparent,
-                                lease_owner, lease_until)
-             VALUES ($1, $2, $3, $4, $5, $6, $18, $7, $8, $9, $10, $11, now() + $12)
+                                lease_owner, lease_until, mode)
+             VALUES ($1, $2, $3, $4, $5, $6, $18, $7, $8, $9, $10, $11, now() + $12, $23)
              ON CONFLICT (idempotency_key) DO NOTHING
              RETURNING saga_id),
          steps AS (
@@ -177,7 +182,8 @@ pub async fn insert_saga(
     .bind(Step::CreateOrder)
     .bind(StepStatus::Succeeded)
     .bind(StepStatus::Running)
-    .fetch_one(pool)
+    .bind(new.mode)
+    .fetch_one(conn)
     .await?;
     Ok(inserted == 1)
 }
@@ -222,6 +228,25 @@ pub async fn load(
     Ok(Some((saga, steps)))
 }
 
+/// A saga and its steps, its row locked until the transaction ends (the tracker's
+/// read-modify-write of a choreographed saga).
+pub async fn lock(
+    conn: &mut PgConnection,
+    saga_id: SagaId,
+) -> Result<Option<(SagaRow, Vec<StepRow>)>, sqlx::Error> {
+    let saga: Option<SagaRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        saga_columns!(),
+        " FROM sagas WHERE saga_id = $1 FOR UPDATE"
+    ))
+    .bind(saga_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(saga) = saga else { return Ok(None) };
+    let steps = steps_of(conn, saga_id).await?;
+    Ok(Some((saga, steps)))
+}
+
 async fn steps_of(conn: &mut PgConnection, saga_id: SagaId) -> Result<Vec<StepRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT step, status, uncertain, attempts, started_at, ended_at, last_error,
@@ -233,13 +258,20 @@ async fn steps_of(conn: &mut PgConnection, saga_id: SagaId) -> Result<Vec<StepRo
     .await
 }
 
-/// Up to `limit` sagas, newest first, optionally of one status and one customer, before a
-/// cursor.
+/// Which sagas [`list`] returns; `None` fields do not filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub status: Option<SagaStatus>,
+    pub customer_id: Option<String>,
+    pub mode: Option<CoordinationMode>,
+    /// Only sagas older than this one (a page's cursor).
+    pub before: Option<SagaId>,
+}
+
+/// Up to `limit` sagas, newest first, as `filter` says.
 pub async fn list(
     pool: &PgPool,
-    status: Option<SagaStatus>,
-    customer: Option<&str>,
-    before: Option<SagaId>,
+    filter: &Filter,
     limit: i64,
 ) -> Result<Vec<(SagaRow, Vec<StepRow>)>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
@@ -249,12 +281,14 @@ pub async fn list(
         " FROM sagas WHERE ($1::text IS NULL OR status = $1)
             AND ($2::uuid IS NULL OR saga_id < $2)
             AND ($4::text IS NULL OR customer_id = $4)
+            AND ($5::text IS NULL OR mode = $5)
           ORDER BY saga_id DESC LIMIT $3"
     ))
-    .bind(status)
-    .bind(before)
+    .bind(filter.status)
+    .bind(filter.before)
     .bind(limit)
-    .bind(customer)
+    .bind(filter.customer_id.as_deref())
+    .bind(filter.mode)
     .fetch_all(&mut *conn)
     .await?;
     // Every page's steps in one query, not one per saga.
@@ -350,6 +384,7 @@ pub async fn claim_expired(
           WHERE saga_id IN (
                 SELECT saga_id FROM sagas
                  WHERE status IN ('RUNNING', 'COMPENSATING') AND lease_until < now()
+                   AND mode = 'orchestrated'
                  ORDER BY lease_until LIMIT $2
                    FOR UPDATE SKIP LOCKED)
           RETURNING saga_id, traceparent, lease_owner",
@@ -374,12 +409,24 @@ pub async fn release(pool: &PgPool, held: &[LeaseToken]) -> Result<u64, sqlx::Er
 
 /// Applies a saga change and step changes in one statement (one round trip, one
 /// commit), fenced by the lease: the steps change only if the saga row is still this
-/// owner's. Appends one event per step change (for WatchCheckout), or one saga-level
+/// owner's. See [`apply`]. Appends one event per step change (for WatchCheckout), or one saga-level
 /// event (empty step) when only the saga's status changes. Returns the saga's status.
 pub async fn write(
     pool: &PgPool,
     saga_id: SagaId,
     owner: LeaseToken,
+    saga: &SagaChange,
+    steps: &[StepChange],
+) -> Result<SagaStatus, WriteError> {
+    apply(pool, saga_id, Some(owner), saga, steps).await
+}
+
+/// [`write`] on any connection; `fence: None` for a writer that holds no lease (the
+/// tracker of choreographed sagas, which locks the row instead).
+pub async fn apply<'c>(
+    conn: impl sqlx::PgExecutor<'c>,
+    saga_id: SagaId,
+    fence: Option<LeaseToken>,
     saga: &SagaChange,
     steps: &[StepChange],
 ) -> Result<SagaStatus, WriteError> {
@@ -413,7 +460,7 @@ pub async fn write(
                               payment_id = COALESCE($6, payment_id),
                               tracking_number = COALESCE($7, tracking_number),
                               updated_at = now()
-              WHERE saga_id = $1 AND lease_owner = $2
+              WHERE saga_id = $1 AND ($2::uuid IS NULL OR lease_owner = $2)
               RETURNING status),
          changes AS (
              SELECT * FROM unnest($8::text[], $9::text[], $10::bool[], $11::int[], $12::bool[],
@@ -447,7 +494,7 @@ pub async fn write(
          SELECT status FROM saga",
     )
     .bind(saga_id)
-    .bind(owner)
+    .bind(fence)
     .bind(saga.status)
     .bind(saga.failure_reason)
     .bind(saga.order_id)
@@ -464,7 +511,7 @@ pub async fn write(
     .bind(&compensations)
     .bind(&compensated)
     .bind(&events)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await?;
     Ok(status.ok_or(LeaseLost(saga_id))?)
 }

@@ -8,7 +8,7 @@ use std::{collections::HashSet, time::Duration};
 
 use orchestrator::{
     ids::{LeaseToken, SagaId},
-    saga::SagaChange,
+    saga::{CoordinationMode, SagaChange},
     store::{self, NewSaga, WriteError},
 };
 use platform::testing::TestDb;
@@ -36,8 +36,14 @@ async fn pool_with_sagas(count: usize) -> (TestDb, sqlx::PgPool, Vec<(SagaId, Le
             traceparent: "",
             price_attempts: 1,
             price_started: chrono::Utc::now(),
+            mode: CoordinationMode::Orchestrated,
         };
-        assert!(store::insert_saga(&pool, &new, lease, LEASE).await.unwrap());
+        let mut conn = pool.acquire().await.unwrap();
+        assert!(
+            store::insert_saga(&mut conn, &new, lease, LEASE)
+                .await
+                .unwrap()
+        );
         sagas.push((saga_id, lease));
     }
     // As if every replica that held them had died a minute ago.

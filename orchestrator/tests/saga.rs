@@ -131,6 +131,7 @@ async fn product(stack: &Stack, sku: &str, price: i64, units: i64) {
 
 fn place(key: &str, token: &str, country: &str, items: &[(&str, i32)]) -> pb::PlaceOrderRequest {
     pb::PlaceOrderRequest {
+        mode: pb::CoordinationMode::Orchestrated.into(),
         idempotency_key: key.into(),
         customer_id: "cust-1".into(),
         items: items
@@ -567,6 +568,7 @@ async fn list_filters_by_status_and_watch_streams_to_the_end() {
         async move {
             client
                 .list_checkouts(pb::ListCheckoutsRequest {
+                    mode: pb::CoordinationMode::Unspecified.into(),
                     page_size: 10,
                     page_token: String::new(),
                     status: status.into(),

@@ -10,6 +10,7 @@
 //! that took effect or may have, in reverse order.
 
 pub mod change;
+pub mod choreography;
 pub mod code;
 pub mod rules;
 
@@ -66,6 +67,16 @@ stored_code! {
         OutOfStock = "out_of_stock",
         UndeliverableAddress = "undeliverable_address",
         DependencyUnavailable = "dependency_unavailable",
+    }
+}
+
+stored_code! {
+    /// How a checkout is coordinated (see `CoordinationMode` in checkout.proto).
+    pub enum CoordinationMode {
+        /// Driven by this service's engine, step by step.
+        Orchestrated = "orchestrated",
+        /// Run by the services' events; this service only follows them.
+        Choreographed = "choreographed",
     }
 }
 
