@@ -10,12 +10,14 @@
 //! - [`clients`]: gRPC clients of every service of a running stack.
 //! - [`invariants`]: the invariants of docs/CONTRACT.md, checked through the read RPCs.
 //! - [`demo`]: the demo catalog the runner seeds.
+//! - [`scenario`]: what the end-to-end suites share (requests, waits, the invariant check).
 
 pub mod clients;
 pub mod demo;
 pub mod invariants;
 pub mod net;
 pub mod postgres;
+pub mod scenario;
 pub mod stack;
 
 pub use stack::{Stack, StackOptions, Svc};
