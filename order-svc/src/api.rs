@@ -12,13 +12,14 @@ use platform::{
 use shop_proto::common::v1 as common;
 use shop_proto::order::v1::{self as pb, order_service_server::OrderService};
 use shop_proto::reason;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use tracing::Span;
 use uuid::Uuid;
 
 use crate::{
-    domain::{self, Status, Transition},
-    store::{self, LineRow, NewOrder, Order},
+    domain::Status,
+    ops,
+    store::{self, Order},
 };
 
 /// Idempotency operations (scopes of keys).
@@ -56,13 +57,14 @@ impl OrderApi {
     ) -> Result<pb::CreateOrderResponse, ApiError> {
         let mut v = Violations::default();
         v.idempotency_key("idempotency_key", &req.idempotency_key);
-        v.text("customer_id", &req.customer_id, 1, 64);
-        let (lines, currency, total_minor) = parse_lines(&mut v, &req.lines);
-        let address = req.shipping_address.as_ref();
-        v.address("shipping_address", address);
-        v.finish(())?;
-        let address =
-            address.ok_or_else(|| ApiError::invalid("shipping_address", "is required"))?;
+        let draft = ops::draft(
+            &mut v,
+            "",
+            &req.customer_id,
+            &req.lines,
+            req.shipping_address.as_ref(),
+        );
+        let draft = v.finish(draft)?;
         Span::current().record("key", req.idempotency_key.as_str());
 
         let mut tx = self.pool.begin().await?;
@@ -76,14 +78,7 @@ impl OrderApi {
             }
             Claim::New => {}
         }
-        let new = NewOrder {
-            customer_id: &req.customer_id,
-            currency: &currency,
-            total_minor,
-            address,
-            lines,
-        };
-        let order = store::insert(&mut tx, new).await?;
+        let order = ops::place(&mut tx, draft).await?;
         Span::current().record("order_id", order.row.order_id.to_string());
         let response = pb::CreateOrderResponse {
             order: Some(to_order(order)),
@@ -110,7 +105,7 @@ impl OrderApi {
         {
             return Ok(response);
         }
-        let order = move_to(&mut tx, order_id, Status::Confirmed, "confirmed").await?;
+        let order = ops::confirm(&mut tx, order_id).await?.order;
         let response = pb::ConfirmOrderResponse {
             order: Some(to_order(order)),
         };
@@ -130,12 +125,12 @@ impl OrderApi {
             forward_operation: OP_CREATE,
             forward_key: ("create_idempotency_key", &req.create_idempotency_key),
             target_of: |created: pb::CreateOrderResponse| created.order?.order_id.parse().ok(),
-            check: |req, v| v.text("reason", &req.reason, 1, 200),
+            check: |req, v| ops::check_reason(v, "reason", &req.reason),
         };
         cancel
             .run(&self.pool, async |tx, order_id| {
                 Span::current().record("order_id", order_id.to_string());
-                let order = move_to(tx, order_id, Status::Cancelled, &req.reason).await?;
+                let order = ops::cancel(tx, order_id, &req.reason).await?.order;
                 Ok(pb::CancelOrderResponse {
                     order: Some(to_order(order)),
                 })
@@ -208,81 +203,6 @@ impl OrderApi {
                 .collect(),
         })
     }
-}
-
-/// Applies the state machine to a locked order and records the change.
-async fn move_to(
-    tx: &mut PgConnection,
-    order_id: Uuid,
-    to: Status,
-    reason: &str,
-) -> Result<Order, ApiError> {
-    let row = store::lock(tx, order_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("order", order_id.to_string()))?;
-    let from = Status::parse(&row.status)
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("order has status {}", row.status)))?;
-    if domain::transition(from, to)? == Transition::Apply {
-        store::set_status(tx, &row, from, to, reason).await?;
-    }
-    store::get(tx, order_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("order", order_id.to_string()))
-}
-
-/// Checks the lines of a new order; returns them with their currency and total.
-fn parse_lines(v: &mut Violations, lines: &[pb::OrderLine]) -> (Vec<LineRow>, String, i64) {
-    v.line_count("lines", lines.len());
-    v.unique_skus("lines", lines.iter().map(|l| l.sku.as_str()));
-    let currency = lines
-        .first()
-        .and_then(|l| l.unit_price.as_ref())
-        .map(|m| m.currency.clone())
-        .unwrap_or_default();
-    let mut total: i64 = 0;
-    let mut rows = Vec::with_capacity(lines.len());
-    for (i, line) in lines.iter().enumerate() {
-        let field = |name: &str| format!("lines[{i}].{name}");
-        v.sku(&field("sku"), &line.sku);
-        v.quantity(&field("quantity"), line.quantity);
-        let (unit, unit_currency) = v.money(&field("unit_price"), pair(&line.unit_price), 0);
-        let (line_total, total_currency) = v.money(&field("line_total"), pair(&line.line_total), 0);
-        if !unit_currency.is_empty() && unit_currency != currency {
-            v.add(
-                field("unit_price.currency"),
-                format!("must be {currency} like the first line"),
-            );
-        }
-        if !total_currency.is_empty() && total_currency != unit_currency {
-            v.add(
-                field("line_total.currency"),
-                "must match unit_price.currency",
-            );
-        }
-        if line.unit_price.is_some()
-            && line.line_total.is_some()
-            && domain::line_total(unit, line.quantity) != Some(line_total)
-        {
-            v.add(
-                field("line_total.amount_minor"),
-                "must equal quantity × unit_price",
-            );
-        }
-        total = total.saturating_add(line_total);
-        rows.push(LineRow {
-            sku: line.sku.clone(),
-            quantity: line.quantity,
-            unit_price_minor: unit,
-            line_total_minor: line_total,
-        });
-    }
-    (rows, currency, total)
-}
-
-fn pair(money: &Option<common::Money>) -> Option<(i64, &str)> {
-    money
-        .as_ref()
-        .map(|m| (m.amount_minor, m.currency.as_str()))
 }
 
 fn to_status(status: Option<Status>) -> pb::OrderStatus {

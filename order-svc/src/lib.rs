@@ -4,10 +4,14 @@
 //! # Layout
 //! - `domain`: the order state machine and line arithmetic (pure).
 //! - `store`: SQL.
+//! - `ops`: the operations on orders that both faces below run, checks included.
 //! - `api`: the tonic service: validate, run a transaction, map errors.
+//! - `events`: the choreographed checkout: the events order-svc reacts to and emits.
 
 pub mod api;
 pub mod domain;
+pub mod events;
+pub mod ops;
 pub mod store;
 
 use platform::{config::ServerConfig, server::App, service::ServiceSpec};
@@ -30,7 +34,7 @@ pub const SERVICE: ServiceSpec<OrderServiceServer<api::OrderApi>> = ServiceSpec 
         OrderServiceServer::new(api::OrderApi::new(pool))
             .max_decoding_message_size(platform::server::MAX_MESSAGE_BYTES)
     },
-    events: None,
+    events: Some(events::run),
 };
 
 /// Builds the server: lazy pool, the API, readiness after migrations.

@@ -15,8 +15,9 @@ use sqlx::PgPool;
 use tracing::Span;
 
 use crate::{
-    domain::{self, Decision, RefundEffect, Status},
-    store::{self, NewPayment, PaymentRow},
+    domain::Status,
+    ops::{self, Charge},
+    store::{self, PaymentRow},
 };
 
 /// Idempotency operations (scopes of keys).
@@ -48,27 +49,13 @@ impl PaymentApi {
     async fn charge(&self, req: pb::ChargeRequest) -> Result<pb::ChargeResponse, ApiError> {
         let mut v = Violations::default();
         v.idempotency_key("idempotency_key", &req.idempotency_key);
-        let order_id = v.uuid("order_id", &req.order_id);
-        let (amount_minor, currency) = v.money(
-            "amount",
-            req.amount
-                .as_ref()
-                .map(|m| (m.amount_minor, m.currency.as_str())),
-            1,
+        let charge = Charge::check(
+            &mut v,
+            ("order_id", &req.order_id),
+            ("amount", req.amount.as_ref()),
+            ("payment_token", &req.payment_token),
         );
-        let decision = domain::decide(&req.payment_token);
-        if decision.is_none() {
-            v.add(
-                "payment_token",
-                format!(
-                    "must be one of the test tokens {}",
-                    domain::TOKENS.join(", ")
-                ),
-            );
-        }
-        let decision = v
-            .finish(decision)?
-            .unwrap_or(Decision::Decline("card_declined"));
+        let charge = v.finish(charge)?;
         Span::current()
             .record("order_id", req.order_id.as_str())
             .record("key", req.idempotency_key.as_str());
@@ -84,26 +71,7 @@ impl PaymentApi {
             }
             Claim::New => {}
         }
-        let (status, decline_reason) = match decision {
-            Decision::Approve => (Status::Captured, ""),
-            Decision::Decline(reason) => (Status::Declined, reason),
-        };
-        let new = NewPayment {
-            order_id,
-            amount_minor,
-            currency: &currency,
-            status: status.as_str(),
-            decline_reason,
-        };
-        let row = store::insert(&mut tx, &new).await.map_err(|e| {
-            platform::error::unique_violation_as(e, || {
-                ApiError::precondition(
-                    reason::ORDER_ALREADY_PAID,
-                    format!("order {order_id} already has a captured payment"),
-                )
-            })
-        })?;
-        tracing::info!(payment_id = %row.payment_id, status = status.as_str(), "charge decided");
+        let row = ops::charge(&mut tx, &charge).await?;
         let response = pb::ChargeResponse {
             payment: Some(payment(row)),
         };
@@ -120,7 +88,7 @@ impl PaymentApi {
             forward_operation: OP_CHARGE,
             forward_key: ("charge_idempotency_key", &req.charge_idempotency_key),
             target_of: |charged: pb::ChargeResponse| charged.payment?.payment_id.parse().ok(),
-            check: |req, v| v.text("reason", &req.reason, 0, 200),
+            check: |req, v| ops::check_reason(v, "reason", &req.reason),
         };
         refund
             .run(&self.pool, async |tx, payment_id| {
@@ -128,13 +96,7 @@ impl PaymentApi {
                     .await?
                     .ok_or_else(|| ApiError::not_found("payment", payment_id.to_string()))?;
                 Span::current().record("order_id", row.order_id.to_string());
-                let status = Status::parse(&row.status).ok_or_else(|| {
-                    ApiError::Internal(anyhow::anyhow!("payment has status {}", row.status))
-                })?;
-                let row = match domain::refund_effect(status)? {
-                    RefundEffect::Refund => store::refund(tx, &row, &req.reason).await?,
-                    RefundEffect::Nothing => row,
-                };
+                let row = ops::refund(tx, row, &req.reason).await?.payment;
                 Ok(pb::RefundResponse {
                     payment: Some(payment(row)),
                 })

@@ -4,10 +4,14 @@
 //! # Layout
 //! - `domain`: test-token decisions and payment status rules (pure).
 //! - `store`: SQL.
+//! - `ops`: charging and refunding, checks included, which both faces below run.
 //! - `api`: the tonic service: validate, run a transaction, map errors.
+//! - `events`: the choreographed checkout: the events payment-svc reacts to and emits.
 
 pub mod api;
 pub mod domain;
+pub mod events;
+pub mod ops;
 pub mod store;
 
 use platform::{config::ServerConfig, server::App, service::ServiceSpec};
@@ -30,7 +34,7 @@ pub const SERVICE: ServiceSpec<PaymentServiceServer<api::PaymentApi>> = ServiceS
         PaymentServiceServer::new(api::PaymentApi::new(pool))
             .max_decoding_message_size(platform::server::MAX_MESSAGE_BYTES)
     },
-    events: None,
+    events: Some(events::run),
 };
 
 /// Builds the server: lazy pool, the API, readiness after migrations.

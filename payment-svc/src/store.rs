@@ -78,6 +78,22 @@ pub async fn lock(
     .await
 }
 
+/// The order's CAPTURED payment (there is at most one), locked for the rest of the
+/// transaction.
+pub async fn lock_captured(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> Result<Option<PaymentRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM payments WHERE order_id = $1 AND status = 'CAPTURED' FOR UPDATE"
+    ))
+    .bind(order_id)
+    .fetch_optional(conn)
+    .await
+}
+
 pub async fn of_order(
     conn: &mut PgConnection,
     order_id: Uuid,

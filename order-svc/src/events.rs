@@ -1,0 +1,207 @@
+//! order-svc's part in the choreographed checkout (the flow is in `events.proto`):
+//!
+//! - `CheckoutRequested` -> the order is created PENDING -> `OrderPlaced`;
+//! - `ShipmentCreated` -> CONFIRMED -> `OrderConfirmed`;
+//! - `PaymentDeclined`, `PaymentRefunded` -> CANCELLED with the event's failure_reason ->
+//!   `OrderCancelled`.
+//!
+//! Each reaction runs the same operations as the gRPC API ([`crate::ops`]) in the
+//! consumer's transaction, and writes its follow-up event to the outbox in that same
+//! transaction. An event that cannot make sense here (no checkout, a bad order_id, lines
+//! the API would refuse) is poison: the consumer parks it, naming the field.
+
+use std::{future::Future, pin::Pin};
+
+use platform::{
+    events::{self, ConsumerSpec, Event, EventsConfig, HandlerError, envelope, outbox},
+    validate::Violations,
+};
+use shop_proto::events::v1::{self as ev, envelope::Payload};
+use shop_proto::order::v1 as pb;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::ops::{self, Moved};
+
+/// The durable consumer of order-svc and the subjects it reacts to.
+pub fn consumer() -> ConsumerSpec {
+    let subjects = [
+        ("checkout", "CheckoutRequested"),
+        ("shipping", "ShipmentCreated"),
+        ("payment", "PaymentDeclined"),
+        ("payment", "PaymentRefunded"),
+    ];
+    ConsumerSpec {
+        durable: crate::NAME,
+        subjects: subjects
+            .iter()
+            .map(|(producer, kind)| envelope::subject(producer, kind))
+            .collect(),
+        max_deliveries: 5,
+        concurrency: 32,
+    }
+}
+
+/// The service's events task (`ServiceSpec::events`): relays the outbox and consumes.
+pub fn run(pool: PgPool, config: EventsConfig) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    let handler = Handler::new(config.producer);
+    Box::pin(events::run(pool, config, consumer(), handler))
+}
+
+/// Reacts to the events order-svc consumes.
+#[derive(Debug, Clone)]
+pub struct Handler {
+    /// The producer name of the events it emits (`order`).
+    producer: &'static str,
+}
+
+impl Handler {
+    pub fn new(producer: &'static str) -> Self {
+        Self { producer }
+    }
+}
+
+impl events::Handler for Handler {
+    async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandlerError> {
+        let follow_up = match &event.payload {
+            Payload::CheckoutRequested(e) => {
+                Some(place(tx, checkout(event, e.checkout.as_ref())?).await?)
+            }
+            Payload::ShipmentCreated(e) => {
+                let checkout = checkout(event, e.checkout.as_ref())?;
+                confirm(tx, checkout, &e.tracking_number).await?
+            }
+            Payload::PaymentDeclined(e) => {
+                cancel(tx, checkout(event, e.checkout.as_ref())?, &e.failure_reason).await?
+            }
+            Payload::PaymentRefunded(e) => {
+                cancel(tx, checkout(event, e.checkout.as_ref())?, &e.failure_reason).await?
+            }
+            _ => {
+                return Err(HandlerError::Poison(format!(
+                    "{} does not react to {}",
+                    crate::NAME,
+                    event.kind()
+                )));
+            }
+        };
+        if let Some(payload) = follow_up {
+            let next = Event::new(self.producer, &event.correlation_id, Some(event), payload);
+            outbox::enqueue(tx, &next).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The checkout every event carries; without it there is nothing to act on.
+fn checkout<'e>(
+    event: &Event,
+    checkout: Option<&'e ev::Checkout>,
+) -> Result<&'e ev::Checkout, HandlerError> {
+    checkout.ok_or_else(|| HandlerError::Poison(format!("{}.checkout is required", event.kind())))
+}
+
+/// Creates the checkout's order, checked as CreateOrder checks it, and announces it with
+/// the checkout's order_id set.
+async fn place(tx: &mut PgConnection, checkout: &ev::Checkout) -> Result<Payload, HandlerError> {
+    let lines: Vec<pb::OrderLine> = checkout.lines.iter().map(order_line).collect();
+    let mut v = Violations::default();
+    let draft = ops::draft(
+        &mut v,
+        "checkout.",
+        &checkout.customer_id,
+        &lines,
+        checkout.shipping_address.as_ref(),
+    );
+    // Payment charges checkout.total: it must be the total the order records.
+    match &checkout.total {
+        None => v.add("checkout.total", "is required"),
+        Some(total)
+            if v.is_empty()
+                && (total.amount_minor, total.currency.as_str())
+                    != (draft.total_minor, draft.currency.as_str()) =>
+        {
+            v.add(
+                "checkout.total",
+                format!(
+                    "must be the sum of the line totals, {} {}",
+                    draft.total_minor, draft.currency
+                ),
+            );
+        }
+        Some(_) => {}
+    }
+    let draft = v.finish(draft)?;
+    let order = ops::place(tx, draft).await?;
+    let order_id = order.row.order_id.to_string();
+    tracing::info!(order_id, "order placed for the checkout");
+    Ok(Payload::OrderPlaced(ev::OrderPlaced {
+        checkout: Some(ev::Checkout {
+            order_id,
+            ..checkout.clone()
+        }),
+    }))
+}
+
+/// Confirms the shipped order; announces it unless it was confirmed already.
+async fn confirm(
+    tx: &mut PgConnection,
+    checkout: &ev::Checkout,
+    tracking_number: &str,
+) -> Result<Option<Payload>, HandlerError> {
+    let moved = ops::confirm(tx, order_id(checkout)?).await?;
+    Ok(announce(moved).then(|| {
+        Payload::OrderConfirmed(ev::OrderConfirmed {
+            checkout: Some(checkout.clone()),
+            tracking_number: tracking_number.to_owned(),
+        })
+    }))
+}
+
+/// Cancels the order for `failure_reason`; announces it unless it was cancelled already.
+async fn cancel(
+    tx: &mut PgConnection,
+    checkout: &ev::Checkout,
+    failure_reason: &str,
+) -> Result<Option<Payload>, HandlerError> {
+    let mut v = Violations::default();
+    ops::check_reason(&mut v, "failure_reason", failure_reason);
+    v.finish(())?;
+    let moved = ops::cancel(tx, order_id(checkout)?, failure_reason).await?;
+    Ok(announce(moved).then(|| {
+        Payload::OrderCancelled(ev::OrderCancelled {
+            checkout: Some(checkout.clone()),
+            failure_reason: failure_reason.to_owned(),
+        })
+    }))
+}
+
+/// Whether a move is news. An order already in the state (the same outcome reached by
+/// another event) was announced when it got there: announcing it twice would tell the
+/// rest of the shop the checkout ended twice.
+fn announce(moved: Moved) -> bool {
+    if !moved.changed {
+        tracing::info!(
+            order_id = %moved.order.row.order_id,
+            status = moved.order.row.status,
+            "order already in that state; nothing new to announce"
+        );
+    }
+    moved.changed
+}
+
+fn order_id(checkout: &ev::Checkout) -> Result<Uuid, HandlerError> {
+    let mut v = Violations::default();
+    let id = v.uuid("checkout.order_id", &checkout.order_id);
+    Ok(v.finish(id)?)
+}
+
+/// An event's line as the order API takes it, so both are checked by the same code.
+fn order_line(line: &ev::Line) -> pb::OrderLine {
+    pb::OrderLine {
+        sku: line.sku.clone(),
+        quantity: line.quantity,
+        unit_price: line.unit_price.clone(),
+        line_total: line.line_total.clone(),
+    }
+}

@@ -1,0 +1,160 @@
+//! payment-svc's part in the choreographed checkout (the flow is in `events.proto`):
+//!
+//! - `OrderPlaced` -> checkout.total is charged with checkout.payment_token ->
+//!   `PaymentCaptured`, or `PaymentDeclined` with the decline reason (a declined card is
+//!   the checkout's outcome, not an error);
+//! - `StockRejected`, `StockReleased` -> the order's capture is refunded ->
+//!   `PaymentRefunded` with the triggering event's failure_reason.
+//!
+//! Each reaction runs the same operations as the gRPC API ([`crate::ops`]) in the
+//! consumer's transaction, and writes its follow-up event to the outbox in that same
+//! transaction. An event that cannot make sense here (no checkout, a bad order_id or
+//! amount, an unknown token, nothing captured to refund) is poison: the consumer parks
+//! it for a person, since money must never move on a guess.
+
+use std::{future::Future, pin::Pin};
+
+use platform::{
+    events::{self, ConsumerSpec, Event, EventsConfig, HandlerError, envelope, outbox},
+    validate::Violations,
+};
+use shop_proto::events::v1::{self as ev, envelope::Payload};
+use sqlx::{PgConnection, PgPool};
+
+use crate::{
+    domain::Decision,
+    ops::{self, Charge},
+    store,
+};
+
+/// The durable consumer of payment-svc and the subjects it reacts to.
+pub fn consumer() -> ConsumerSpec {
+    let subjects = [
+        ("order", "OrderPlaced"),
+        ("inventory", "StockRejected"),
+        ("inventory", "StockReleased"),
+    ];
+    ConsumerSpec {
+        durable: crate::NAME,
+        subjects: subjects
+            .iter()
+            .map(|(producer, kind)| envelope::subject(producer, kind))
+            .collect(),
+        max_deliveries: 5,
+        concurrency: 32,
+    }
+}
+
+/// The service's events task (`ServiceSpec::events`): relays the outbox and consumes.
+pub fn run(pool: PgPool, config: EventsConfig) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    let handler = Handler::new(config.producer);
+    Box::pin(events::run(pool, config, consumer(), handler))
+}
+
+/// Reacts to the events payment-svc consumes.
+#[derive(Debug, Clone)]
+pub struct Handler {
+    /// The producer name of the events it emits (`payment`).
+    producer: &'static str,
+}
+
+impl Handler {
+    pub fn new(producer: &'static str) -> Self {
+        Self { producer }
+    }
+}
+
+impl events::Handler for Handler {
+    async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandlerError> {
+        let follow_up = match &event.payload {
+            Payload::OrderPlaced(e) => {
+                Some(charge(tx, checkout(event, e.checkout.as_ref())?).await?)
+            }
+            Payload::StockRejected(e) => {
+                refund(tx, checkout(event, e.checkout.as_ref())?, &e.failure_reason).await?
+            }
+            Payload::StockReleased(e) => {
+                refund(tx, checkout(event, e.checkout.as_ref())?, &e.failure_reason).await?
+            }
+            _ => {
+                return Err(HandlerError::Poison(format!(
+                    "{} does not react to {}",
+                    crate::NAME,
+                    event.kind()
+                )));
+            }
+        };
+        if let Some(payload) = follow_up {
+            let next = Event::new(self.producer, &event.correlation_id, Some(event), payload);
+            outbox::enqueue(tx, &next).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The checkout every event carries; without it there is nothing to act on.
+fn checkout<'e>(
+    event: &Event,
+    checkout: Option<&'e ev::Checkout>,
+) -> Result<&'e ev::Checkout, HandlerError> {
+    checkout.ok_or_else(|| HandlerError::Poison(format!("{}.checkout is required", event.kind())))
+}
+
+/// Charges the placed order's total, checked and decided as Charge decides it.
+async fn charge(tx: &mut PgConnection, checkout: &ev::Checkout) -> Result<Payload, HandlerError> {
+    let mut v = Violations::default();
+    let charge = Charge::check(
+        &mut v,
+        ("checkout.order_id", &checkout.order_id),
+        ("checkout.total", checkout.total.as_ref()),
+        ("checkout.payment_token", &checkout.payment_token),
+    );
+    let charge = v.finish(charge)?;
+    let row = ops::charge(tx, &charge).await?;
+    let (checkout, payment_id) = (Some(checkout.clone()), row.payment_id.to_string());
+    Ok(match charge.decision {
+        Decision::Approve => Payload::PaymentCaptured(ev::PaymentCaptured {
+            checkout,
+            payment_id,
+        }),
+        Decision::Decline(_) => Payload::PaymentDeclined(ev::PaymentDeclined {
+            checkout,
+            payment_id,
+            // What the payment row records, so the event and GetPayment agree.
+            failure_reason: row.decline_reason,
+        }),
+    })
+}
+
+/// Refunds the order's capture, a compensation for a checkout that cannot complete;
+/// announces it when money went back.
+async fn refund(
+    tx: &mut PgConnection,
+    checkout: &ev::Checkout,
+    failure_reason: &str,
+) -> Result<Option<Payload>, HandlerError> {
+    let mut v = Violations::default();
+    let order_id = v.uuid("checkout.order_id", &checkout.order_id);
+    ops::check_reason(&mut v, "failure_reason", failure_reason);
+    if failure_reason.is_empty() {
+        // A refund by RPC may go without a reason; this one is carried on, and ends up as
+        // the order's cancel reason.
+        v.add("failure_reason", "must not be empty");
+    }
+    v.finish(())?;
+    // Only a capture precedes these events: without one (never paid, or refunded
+    // already) the event does not belong to this order's story, and a person decides.
+    let captured = store::lock_captured(tx, order_id).await?.ok_or_else(|| {
+        HandlerError::Poison(format!(
+            "order {order_id} has no captured payment to refund"
+        ))
+    })?;
+    let refunded = ops::refund(tx, captured, failure_reason).await?;
+    Ok(refunded.refunded.then(|| {
+        Payload::PaymentRefunded(ev::PaymentRefunded {
+            checkout: Some(checkout.clone()),
+            payment_id: refunded.payment.payment_id.to_string(),
+            failure_reason: failure_reason.to_owned(),
+        })
+    }))
+}
