@@ -16,7 +16,8 @@ use sqlx::PgPool;
 use tracing::Span;
 
 use crate::{
-    domain::{self, InventoryError, Line, MAX_STOCK, Price},
+    domain::{self, Line, MAX_STOCK, Price},
+    reservations::{self, skus},
     store::{self, ProductRow, Reservation},
 };
 
@@ -197,33 +198,7 @@ impl InventoryApi {
             }
             Claim::New => {}
         }
-        let lines = domain::lock_order(&lines);
-        let available = store::lock_available(&mut tx, &skus(&lines)).await?;
-        let unknown = domain::unknown_skus(&lines, &available);
-        if !unknown.is_empty() {
-            return Err(InventoryError::UnknownSkus(unknown).into());
-        }
-        let short = domain::shortages(&lines, &available);
-        if !short.is_empty() {
-            return Err(InventoryError::OutOfStock(short).into());
-        }
-        let taken = store::take_stock(&mut tx, &lines).await?;
-        if taken != lines.len() as u64 {
-            return Err(ApiError::Internal(anyhow::anyhow!(
-                "stock changed under a row lock"
-            )));
-        }
-        // One live reservation per order: the unique index says so, even under races.
-        let reservation = store::insert_reservation(&mut tx, order_id, &lines)
-            .await
-            .map_err(|e| {
-                platform::error::unique_violation_as(e, || {
-                    ApiError::precondition(
-                        reason::ORDER_ALREADY_RESERVED,
-                        format!("order {order_id} already holds a reservation"),
-                    )
-                })
-            })?;
+        let reservation = reservations::reserve(&mut tx, order_id, &lines).await?;
         let response = pb::ReserveStockResponse {
             reservation: Some(to_reservation(reservation)),
         };
@@ -249,19 +224,8 @@ impl InventoryApi {
         };
         release
             .run(&self.pool, async |tx, reservation_id| {
-                let mut reservation = store::lock_reservation(tx, reservation_id)
-                    .await?
-                    .ok_or_else(|| {
-                        ApiError::not_found("reservation", reservation_id.to_string())
-                    })?;
+                let reservation = reservations::release(tx, reservation_id).await?;
                 Span::current().record("order_id", reservation.row.order_id.to_string());
-                if reservation.row.status == "RESERVED" {
-                    // Same lock order as reserve_stock (by sku), so the two cannot deadlock.
-                    store::lock_available(tx, &skus(&reservation.lines)).await?;
-                    store::return_stock(tx, &reservation.lines).await?;
-                    store::mark_released(tx, reservation_id).await?;
-                    reservation.row.status = "RELEASED".into();
-                }
                 Ok(pb::ReleaseStockResponse {
                     reservation: Some(to_reservation(reservation)),
                 })
@@ -286,25 +250,17 @@ impl InventoryApi {
     }
 }
 
-/// Checks cart lines: count, skus, quantities, each sku once.
+/// Reads cart lines, checked as [`domain::check_lines`] says.
 fn parse_lines(v: &mut Violations, field: &str, lines: &[pb::CartLine]) -> Vec<Line> {
-    v.line_count(field, lines.len());
-    for (i, line) in lines.iter().enumerate() {
-        v.sku(&format!("{field}[{i}].sku"), &line.sku);
-        v.quantity(&format!("{field}[{i}].quantity"), line.quantity);
-    }
-    v.unique_skus(field, lines.iter().map(|l| l.sku.as_str()));
-    lines
+    let lines: Vec<Line> = lines
         .iter()
         .map(|l| Line {
             sku: l.sku.clone(),
             quantity: l.quantity,
         })
-        .collect()
-}
-
-fn skus(lines: &[Line]) -> Vec<String> {
-    lines.iter().map(|l| l.sku.clone()).collect()
+        .collect();
+    domain::check_lines(v, field, &lines);
+    lines
 }
 
 fn to_money(price: Price) -> common::Money {

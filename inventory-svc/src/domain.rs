@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use platform::ApiError;
+use platform::{ApiError, validate::Violations};
 use shop_proto::reason;
 
 /// Most units `SetStock` accepts for one sku.
@@ -127,6 +127,18 @@ pub fn shortages(lines: &[Line], available: &HashMap<String, i64>) -> Vec<String
         .filter(|l| available.get(&l.sku).copied().unwrap_or(0) < i64::from(l.quantity))
         .map(|l| l.sku.clone())
         .collect()
+}
+
+/// Checks the lines of a cart or reservation, wherever they come from (a request, an
+/// event): their count, each sku and quantity, each sku once. Violations are named
+/// `field[i].sku` and `field[i].quantity`.
+pub fn check_lines(v: &mut Violations, field: &str, lines: &[Line]) {
+    v.line_count(field, lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        v.sku(&format!("{field}[{i}].sku"), &line.sku);
+        v.quantity(&format!("{field}[{i}].quantity"), line.quantity);
+    }
+    v.unique_skus(field, lines.iter().map(|l| l.sku.as_str()));
 }
 
 /// Lines sorted by sku: rows are always locked in this order, so two reservations over

@@ -15,7 +15,7 @@ use sqlx::PgPool;
 use tracing::Span;
 
 use crate::{
-    domain,
+    shipments,
     store::{self, ShipmentRow},
 };
 
@@ -58,12 +58,7 @@ impl ShippingApi {
         Span::current()
             .record("order_id", req.order_id.as_str())
             .record("key", req.idempotency_key.as_str());
-        if !domain::serves(&to.country) {
-            return Err(ApiError::precondition(
-                reason::UNDELIVERABLE_ADDRESS,
-                format!("no carrier delivers to {}", to.country),
-            ));
-        }
+        shipments::deliverable(to)?;
 
         let mut tx = self.pool.begin().await?;
         match idempotency::claim(&mut tx, OP_CREATE, &req.idempotency_key, &req).await? {
@@ -76,14 +71,7 @@ impl ShippingApi {
             }
             Claim::New => {}
         }
-        let row = store::insert(&mut tx, order_id, to).await.map_err(|e| {
-            platform::error::unique_violation_as(e, || {
-                ApiError::precondition(
-                    reason::ORDER_ALREADY_SHIPPED,
-                    format!("order {order_id} already has a live shipment"),
-                )
-            })
-        })?;
+        let row = shipments::create(&mut tx, order_id, to).await?;
         let response = pb::CreateShipmentResponse {
             shipment: Some(shipment(row)),
         };
@@ -109,16 +97,8 @@ impl ShippingApi {
         };
         cancel
             .run(&self.pool, async |tx, shipment_id| {
-                let row = store::lock(tx, shipment_id)
-                    .await?
-                    .ok_or_else(|| ApiError::not_found("shipment", shipment_id.to_string()))?;
+                let row = shipments::cancel(tx, shipment_id).await?;
                 Span::current().record("order_id", row.order_id.to_string());
-                // Cancelling a cancelled shipment changes nothing.
-                let row = if row.status == "CREATED" {
-                    store::cancel(tx, shipment_id).await?
-                } else {
-                    row
-                };
                 Ok(pb::CancelShipmentResponse {
                     shipment: Some(shipment(row)),
                 })

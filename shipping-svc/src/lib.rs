@@ -4,10 +4,16 @@
 //! # Layout
 //! - `domain`: which countries are served, tracking numbers (pure).
 //! - `store`: SQL.
+//! - `shipments`: creating and cancelling inside a transaction, shared by the RPCs and
+//!   the event handler.
 //! - `api`: the tonic service: validate, run a transaction, map errors.
+//! - `events`: the choreographed checkout: StockReserved in, ShipmentCreated and
+//!   ShipmentRejected out.
 
 pub mod api;
 pub mod domain;
+pub mod events;
+pub mod shipments;
 pub mod store;
 
 use platform::{config::ServerConfig, server::App, service::ServiceSpec};
@@ -30,10 +36,11 @@ pub const SERVICE: ServiceSpec<ShippingServiceServer<api::ShippingApi>> = Servic
         ShippingServiceServer::new(api::ShippingApi::new(pool))
             .max_decoding_message_size(platform::server::MAX_MESSAGE_BYTES)
     },
-    events: None,
+    events: Some(events::start),
 };
 
-/// Builds the server: lazy pool, the API, readiness after migrations.
+/// Builds the server: lazy pool, the API, readiness after migrations, and its part in
+/// the choreographed checkout when the config names a broker.
 pub async fn build(config: ServerConfig) -> anyhow::Result<App> {
     SERVICE.build(config).await
 }

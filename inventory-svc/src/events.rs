@@ -1,0 +1,179 @@
+//! inventory-svc's part in the choreographed checkout (see `shop/events/v1/events.proto`):
+//!
+//! - `PaymentCaptured` -> reserve every line of the checkout -> `StockReserved`, or
+//!   `StockRejected` (`out_of_stock`) with nothing held;
+//! - `ShipmentRejected` -> release the order's reservation -> `StockReleased`, passing
+//!   the shipment's failure reason on (a compensation).
+//!
+//! The work is [`crate::reservations`], the same code the ReserveStock and ReleaseStock
+//! RPCs run. Each event is handled in the consumer's transaction and its follow-up is
+//! written to the outbox in that same transaction, so the change and its announcement
+//! commit together; the inbox makes a redelivery change nothing.
+
+use std::{future::Future, pin::Pin};
+
+use platform::{
+    ApiError,
+    events::{
+        ConsumerSpec, Event, EventsConfig, Handler, HandlerError,
+        envelope::{kind_of, subject},
+        outbox,
+    },
+    validate::Violations,
+};
+use shop_proto::events::v1::{self as pb, envelope::Payload};
+use shop_proto::reason;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::{
+    domain::{self, Line},
+    reservations,
+};
+
+/// The producer name of inventory-svc's events (`shop.events.inventory.*`).
+pub const PRODUCER: &str = "inventory";
+
+/// `StockRejected.failure_reason` when a line cannot be filled.
+pub const OUT_OF_STOCK: &str = "out_of_stock";
+
+/// The durable consumer: the two events inventory-svc reacts to.
+pub fn consumer() -> ConsumerSpec {
+    ConsumerSpec {
+        durable: crate::NAME,
+        subjects: vec![
+            subject("payment", "PaymentCaptured"),
+            subject("shipping", "ShipmentRejected"),
+        ],
+        max_deliveries: 5,
+        concurrency: 32,
+    }
+}
+
+/// What `ServiceSpec::events` runs: the outbox relay and the consumer, until dropped.
+pub fn start(pool: PgPool, config: EventsConfig) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(platform::events::run(
+        pool,
+        config,
+        consumer(),
+        InventoryHandler,
+    ))
+}
+
+/// Reacts to the checkout's events; all state is in the transaction it is handed.
+/// Events of other types are acknowledged and otherwise ignored.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InventoryHandler;
+
+impl Handler for InventoryHandler {
+    async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandlerError> {
+        match &event.payload {
+            Payload::PaymentCaptured(captured) => payment_captured(tx, event, captured).await,
+            Payload::ShipmentRejected(rejected) => shipment_rejected(tx, event, rejected).await,
+            // Not a contract break: a broker that ignores `filter_subjects` (NATS before
+            // 2.10) hands the durable every event of the stream. Acknowledged, unchanged.
+            other => {
+                tracing::debug!(
+                    kind = kind_of(other),
+                    "not an event inventory-svc reacts to"
+                );
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Reserves the checkout's lines for its order. Out of stock is the checkout's outcome,
+/// not an error: `reserve` refuses before it writes anything, so committing the
+/// `StockRejected` commits no stock change.
+async fn payment_captured(
+    tx: &mut PgConnection,
+    event: &Event,
+    captured: &pb::PaymentCaptured,
+) -> Result<(), HandlerError> {
+    let checkout = required_checkout(event, captured.checkout.as_ref())?;
+    let (order_id, lines) = reservation_of(checkout).map_err(|e| failure(event, e))?;
+    let follow_up = match reservations::reserve(tx, order_id, &lines).await {
+        Ok(reservation) => Payload::StockReserved(pb::StockReserved {
+            checkout: Some(checkout.clone()),
+            reservation_id: reservation.row.reservation_id.to_string(),
+        }),
+        Err(ApiError::FailedPrecondition {
+            reason: reason::OUT_OF_STOCK,
+            message,
+        }) => {
+            tracing::info!(%order_id, %message, "checkout refused: out of stock");
+            Payload::StockRejected(pb::StockRejected {
+                checkout: Some(checkout.clone()),
+                failure_reason: OUT_OF_STOCK.to_owned(),
+            })
+        }
+        Err(error) => return Err(failure(event, error)),
+    };
+    emit(tx, event, follow_up).await
+}
+
+/// Undoes the reservation of a checkout that cannot be shipped. A reservation released
+/// already (by ReleaseStock, say) is released again as a no-op, and the compensation
+/// still moves on.
+async fn shipment_rejected(
+    tx: &mut PgConnection,
+    event: &Event,
+    rejected: &pb::ShipmentRejected,
+) -> Result<(), HandlerError> {
+    let checkout = required_checkout(event, rejected.checkout.as_ref())?;
+    let mut v = Violations::default();
+    let order_id = v.uuid("checkout.order_id", &checkout.order_id);
+    v.text("failure_reason", &rejected.failure_reason, 1, 200);
+    v.finish(()).map_err(|e| failure(event, e))?;
+    reservations::release_of_order(tx, order_id)
+        .await
+        .map_err(|e| failure(event, e))?;
+    let released = Payload::StockReleased(pb::StockReleased {
+        checkout: Some(checkout.clone()),
+        failure_reason: rejected.failure_reason.clone(),
+    });
+    emit(tx, event, released).await
+}
+
+/// The order and the lines a `PaymentCaptured` asks to reserve, checked as the
+/// ReserveStock request's are (field names prefixed `checkout.`).
+fn reservation_of(checkout: &pb::Checkout) -> Result<(Uuid, Vec<Line>), ApiError> {
+    let mut v = Violations::default();
+    let order_id = v.uuid("checkout.order_id", &checkout.order_id);
+    let lines: Vec<Line> = checkout
+        .lines
+        .iter()
+        .map(|l| Line {
+            sku: l.sku.clone(),
+            quantity: l.quantity,
+        })
+        .collect();
+    domain::check_lines(&mut v, "checkout.lines", &lines);
+    v.finish((order_id, lines))
+}
+
+/// The checkout every event carries; an event without one cannot be handled.
+fn required_checkout<'a>(
+    event: &Event,
+    checkout: Option<&'a pb::Checkout>,
+) -> Result<&'a pb::Checkout, HandlerError> {
+    checkout.ok_or_else(|| HandlerError::Poison(format!("{}: checkout is missing", event.kind())))
+}
+
+/// Why `event` was not handled: a contract break or a refusal other than the checkout's
+/// own outcome (an unknown sku, an order reserved twice) is parked with the event's type
+/// and the fields named; an outage stays transient and is redelivered.
+fn failure(event: &Event, error: ApiError) -> HandlerError {
+    match HandlerError::from(error) {
+        HandlerError::Poison(reason) => HandlerError::Poison(format!("{}: {reason}", event.kind())),
+        transient => transient,
+    }
+}
+
+/// Writes the follow-up of `cause` to the outbox, in the handler's transaction.
+async fn emit(tx: &mut PgConnection, cause: &Event, payload: Payload) -> Result<(), HandlerError> {
+    let event = Event::new(PRODUCER, &cause.correlation_id, Some(cause), payload);
+    outbox::enqueue(tx, &event).await?;
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! shipping-svc's part in the choreographed checkout (see `shop/events/v1/events.proto`):
+//! `StockReserved` -> create the shipment to the checkout's address -> `ShipmentCreated`,
+//! or `ShipmentRejected` (`undeliverable_address`) with nothing created.
+//!
+//! The work is [`crate::shipments::create`], the same code the CreateShipment RPC runs.
+//! The event is handled in the consumer's transaction and its follow-up is written to
+//! the outbox in that same transaction, so the shipment and its announcement commit
+//! together; the inbox makes a redelivery change nothing.
+
+use std::{future::Future, pin::Pin};
+
+use platform::{
+    ApiError,
+    events::{
+        ConsumerSpec, Event, EventsConfig, Handler, HandlerError,
+        envelope::{kind_of, subject},
+        outbox,
+    },
+    validate::Violations,
+};
+use shop_proto::common::v1::Address;
+use shop_proto::events::v1::{self as pb, envelope::Payload};
+use shop_proto::reason;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::shipments;
+
+/// The producer name of shipping-svc's events (`shop.events.shipping.*`).
+pub const PRODUCER: &str = "shipping";
+
+/// `ShipmentRejected.failure_reason` when no carrier serves the address.
+pub const UNDELIVERABLE_ADDRESS: &str = "undeliverable_address";
+
+/// The durable consumer: shipping-svc reacts to reserved stock only.
+pub fn consumer() -> ConsumerSpec {
+    ConsumerSpec {
+        durable: crate::NAME,
+        subjects: vec![subject("inventory", "StockReserved")],
+        max_deliveries: 5,
+        concurrency: 32,
+    }
+}
+
+/// What `ServiceSpec::events` runs: the outbox relay and the consumer, until dropped.
+pub fn start(pool: PgPool, config: EventsConfig) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(platform::events::run(
+        pool,
+        config,
+        consumer(),
+        ShippingHandler,
+    ))
+}
+
+/// Reacts to the checkout's events; all state is in the transaction it is handed.
+/// Events of other types are acknowledged and otherwise ignored.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ShippingHandler;
+
+impl Handler for ShippingHandler {
+    async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandlerError> {
+        match &event.payload {
+            Payload::StockReserved(reserved) => stock_reserved(tx, event, reserved).await,
+            // Not a contract break: a broker that ignores `filter_subjects` (NATS before
+            // 2.10) hands the durable every event of the stream. Acknowledged, unchanged.
+            other => {
+                tracing::debug!(kind = kind_of(other), "not an event shipping-svc reacts to");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Ships the checkout to its address. An address no carrier serves is the checkout's
+/// outcome, not an error: `create` refuses before it writes anything, so committing the
+/// `ShipmentRejected` commits no shipment.
+async fn stock_reserved(
+    tx: &mut PgConnection,
+    event: &Event,
+    reserved: &pb::StockReserved,
+) -> Result<(), HandlerError> {
+    let checkout = reserved
+        .checkout
+        .as_ref()
+        .ok_or_else(|| HandlerError::Poison(format!("{}: checkout is missing", event.kind())))?;
+    let (order_id, to) = shipment_of(checkout).map_err(|e| failure(event, e))?;
+    let follow_up = match shipments::create(tx, order_id, to).await {
+        Ok(row) => Payload::ShipmentCreated(pb::ShipmentCreated {
+            checkout: Some(checkout.clone()),
+            tracking_number: row.tracking_number,
+        }),
+        Err(ApiError::FailedPrecondition {
+            reason: reason::UNDELIVERABLE_ADDRESS,
+            message,
+        }) => {
+            tracing::info!(%order_id, %message, "checkout refused: undeliverable address");
+            Payload::ShipmentRejected(pb::ShipmentRejected {
+                checkout: Some(checkout.clone()),
+                failure_reason: UNDELIVERABLE_ADDRESS.to_owned(),
+            })
+        }
+        Err(error) => return Err(failure(event, error)),
+    };
+    let follow_up = Event::new(PRODUCER, &event.correlation_id, Some(event), follow_up);
+    outbox::enqueue(tx, &follow_up).await?;
+    Ok(())
+}
+
+/// The order and the address a `StockReserved` asks to ship to, checked as the
+/// CreateShipment request's are (field names prefixed `checkout.`).
+fn shipment_of(checkout: &pb::Checkout) -> Result<(Uuid, &Address), ApiError> {
+    let mut v = Violations::default();
+    let order_id = v.uuid("checkout.order_id", &checkout.order_id);
+    let to = checkout.shipping_address.as_ref();
+    v.address("checkout.shipping_address", to);
+    v.finish(())?;
+    let to = to.ok_or_else(|| ApiError::invalid("checkout.shipping_address", "is required"))?;
+    Ok((order_id, to))
+}
+
+/// Why `event` was not handled: a contract break or a refusal other than the checkout's
+/// own outcome (an order shipped twice) is parked with the event's type and the fields
+/// named; an outage stays transient and is redelivered.
+fn failure(event: &Event, error: ApiError) -> HandlerError {
+    match HandlerError::from(error) {
+        HandlerError::Poison(reason) => HandlerError::Poison(format!("{}: {reason}", event.kind())),
+        transient => transient,
+    }
+}

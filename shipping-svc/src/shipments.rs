@@ -1,0 +1,59 @@
+//! Creating and cancelling shipments inside a caller's transaction. The CreateShipment
+//! and CancelShipment RPCs and the event handler all call these, so which countries are
+//! served and the one-live-shipment-per-order rule are enforced in one place.
+
+use platform::ApiError;
+use shop_proto::common::v1::Address;
+use shop_proto::reason;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::{
+    domain,
+    store::{self, ShipmentRow},
+};
+
+/// UNDELIVERABLE_ADDRESS unless a carrier serves `to`. Needs no database, so the RPC
+/// asks before it claims its idempotency key, and [`create`] asks again before writing.
+pub fn deliverable(to: &Address) -> Result<(), ApiError> {
+    if domain::serves(&to.country) {
+        Ok(())
+    } else {
+        Err(ApiError::precondition(
+            reason::UNDELIVERABLE_ADDRESS,
+            format!("no carrier delivers to {}", to.country),
+        ))
+    }
+}
+
+/// Creates the shipment of `order_id` to `to`, with a new tracking number. Refusals,
+/// decided before anything is written: UNDELIVERABLE_ADDRESS, and ORDER_ALREADY_SHIPPED
+/// when the order has a live shipment (the unique index decides, even under races).
+pub async fn create(
+    tx: &mut PgConnection,
+    order_id: Uuid,
+    to: &Address,
+) -> Result<ShipmentRow, ApiError> {
+    deliverable(to)?;
+    store::insert(tx, order_id, to).await.map_err(|e| {
+        platform::error::unique_violation_as(e, || {
+            ApiError::precondition(
+                reason::ORDER_ALREADY_SHIPPED,
+                format!("order {order_id} already has a live shipment"),
+            )
+        })
+    })
+}
+
+/// Cancels shipment `shipment_id`; cancelling a cancelled shipment changes nothing and
+/// returns it as it is.
+pub async fn cancel(tx: &mut PgConnection, shipment_id: Uuid) -> Result<ShipmentRow, ApiError> {
+    let row = store::lock(tx, shipment_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("shipment", shipment_id.to_string()))?;
+    if row.status == "CREATED" {
+        Ok(store::cancel(tx, shipment_id).await?)
+    } else {
+        Ok(row)
+    }
+}
