@@ -34,9 +34,6 @@ use crate::{
 /// The producer name of inventory-svc's events (`shop.events.inventory.*`).
 pub const PRODUCER: &str = "inventory";
 
-/// `StockRejected.failure_reason` when a line cannot be filled.
-pub const OUT_OF_STOCK: &str = "out_of_stock";
-
 /// The durable consumer: the two events inventory-svc reacts to.
 pub fn consumer() -> ConsumerSpec {
     ConsumerSpec {
@@ -105,7 +102,7 @@ async fn payment_captured(
             tracing::info!(%order_id, %message, "checkout refused: out of stock");
             Payload::StockRejected(pb::StockRejected {
                 checkout: Some(checkout.clone()),
-                failure_reason: OUT_OF_STOCK.to_owned(),
+                failure_reason: reason::failure::OUT_OF_STOCK.to_owned(),
             })
         }
         Err(error) => return Err(failure(event, error)),

@@ -2,7 +2,7 @@
 //! may make.
 
 use platform::ApiError;
-use shop_proto::reason;
+use shop_proto::reason::{self, failure};
 
 /// Test tokens, in the style of well-known card test tokens.
 pub const TOKENS: &[&str] = &[
@@ -50,8 +50,8 @@ pub enum Decision {
 pub fn decide(token: &str) -> Option<Decision> {
     match token {
         "tok_visa" | "tok_mastercard" => Some(Decision::Approve),
-        "tok_chargeDeclined" => Some(Decision::Decline("card_declined")),
-        "tok_insufficientFunds" => Some(Decision::Decline("insufficient_funds")),
+        "tok_chargeDeclined" => Some(Decision::Decline(failure::CARD_DECLINED)),
+        "tok_insufficientFunds" => Some(Decision::Decline(failure::INSUFFICIENT_FUNDS)),
         _ => None,
     }
 }

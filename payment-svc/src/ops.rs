@@ -5,7 +5,7 @@
 
 use platform::{ApiError, validate::Violations};
 use shop_proto::common::v1::Money;
-use shop_proto::reason;
+use shop_proto::reason::{self, failure};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -54,7 +54,7 @@ impl Charge {
                     domain::TOKENS.join(", ")
                 ),
             );
-            Decision::Decline("card_declined")
+            Decision::Decline(failure::CARD_DECLINED)
         });
         Self {
             order_id: id,

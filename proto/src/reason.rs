@@ -27,3 +27,19 @@ pub const ORDER_ALREADY_PAID: &str = "ORDER_ALREADY_PAID";
 pub const UNDELIVERABLE_ADDRESS: &str = "UNDELIVERABLE_ADDRESS";
 /// shipping-svc: the order already has a shipment.
 pub const ORDER_ALREADY_SHIPPED: &str = "ORDER_ALREADY_SHIPPED";
+
+/// A checkout's `failure_reason`: why it ended CANCELLED, as `Checkout.failure_reason`
+/// and the choreography's failure events (`PaymentDeclined`, `StockRejected`, ...) name
+/// it. The same values in both coordination modes.
+pub mod failure {
+    /// The card was declined, or the payment token refused.
+    pub const CARD_DECLINED: &str = "card_declined";
+    /// The card has insufficient funds.
+    pub const INSUFFICIENT_FUNDS: &str = "insufficient_funds";
+    /// A line asks for more units than are available.
+    pub const OUT_OF_STOCK: &str = "out_of_stock";
+    /// The shipping address is in a country that is not served.
+    pub const UNDELIVERABLE_ADDRESS: &str = "undeliverable_address";
+    /// A service stayed unavailable through every retry (orchestrated mode).
+    pub const DEPENDENCY_UNAVAILABLE: &str = "dependency_unavailable";
+}

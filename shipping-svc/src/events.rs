@@ -29,9 +29,6 @@ use crate::shipments;
 /// The producer name of shipping-svc's events (`shop.events.shipping.*`).
 pub const PRODUCER: &str = "shipping";
 
-/// `ShipmentRejected.failure_reason` when no carrier serves the address.
-pub const UNDELIVERABLE_ADDRESS: &str = "undeliverable_address";
-
 /// The durable consumer: shipping-svc reacts to reserved stock only.
 pub fn consumer() -> ConsumerSpec {
     ConsumerSpec {
@@ -96,7 +93,7 @@ async fn stock_reserved(
             tracing::info!(%order_id, %message, "checkout refused: undeliverable address");
             Payload::ShipmentRejected(pb::ShipmentRejected {
                 checkout: Some(checkout.clone()),
-                failure_reason: UNDELIVERABLE_ADDRESS.to_owned(),
+                failure_reason: reason::failure::UNDELIVERABLE_ADDRESS.to_owned(),
             })
         }
         Err(error) => return Err(failure(event, error)),

@@ -147,6 +147,22 @@ mod tests {
     }
 
     #[test]
+    fn failure_reasons_are_the_shared_contract_values() {
+        use shop_proto::reason::failure;
+        let codes: Vec<&str> = FailureReason::ALL.iter().map(|r| r.code()).collect();
+        assert_eq!(
+            codes,
+            [
+                failure::CARD_DECLINED,
+                failure::INSUFFICIENT_FUNDS,
+                failure::OUT_OF_STOCK,
+                failure::UNDELIVERABLE_ADDRESS,
+                failure::DEPENDENCY_UNAVAILABLE
+            ]
+        );
+    }
+
+    #[test]
     fn keys_derive_from_saga_and_the_steps_frozen_code() {
         let id = SagaId::from(uuid::Uuid::nil());
         // These exact strings are what sagas in flight have already sent: they must not
