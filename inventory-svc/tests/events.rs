@@ -11,7 +11,9 @@ use async_nats::jetstream::{
 };
 use futures::future::join_all;
 use platform::events::{Event, STREAM};
-use platform::testing::{self, Options, TestNats, TestServer, events_of, publish};
+use platform::testing::{
+    self, Options, TestNats, TestServer, events_of, publish, publish_again, wait_settled,
+};
 use shop_proto::common::v1 as common;
 use shop_proto::events::v1::{
     self as ev, envelope::Payload, event_admin_service_client::EventAdminServiceClient,
@@ -179,39 +181,6 @@ fn reserved(event: &Event) -> &ev::StockReserved {
     }
 }
 
-/// Publishes `event` again, byte for byte, under another `Nats-Msg-Id`: a redelivery
-/// the stream's duplicate window does not catch. Returns its stream sequence.
-async fn publish_again(js: &jetstream::Context, event: &Event) -> u64 {
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", Uuid::new_v4().to_string().as_str());
-    let ack = js
-        .publish_with_headers(event.subject(), headers, event.encode().into())
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    assert!(!ack.duplicate, "the stream must store the copy");
-    ack.sequence
-}
-
-/// Waits until inventory-svc's consumer has settled every message up to `sequence`.
-async fn wait_settled(js: &jetstream::Context, sequence: u64) {
-    let stream = js.get_stream(STREAM).await.unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let consumer: PullConsumer = stream.get_consumer(inventory_svc::NAME).await.unwrap();
-        let floor = consumer.cached_info().ack_floor.stream_sequence;
-        if floor >= sequence {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "message {sequence} never settled (ack floor {floor})"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// How many messages on `filter` the stream holds.
 async fn stored(js: &jetstream::Context, filter: &str) -> u64 {
     let stream = js.get_stream(STREAM).await.unwrap();
@@ -315,7 +284,7 @@ async fn the_same_event_delivered_twice_reserves_once() {
     let first = shop.follow_up(&cause).await;
 
     let again = publish_again(&shop.js, &cause).await;
-    wait_settled(&shop.js, again).await;
+    wait_settled(&shop.js, inventory_svc::NAME, &cause.subject(), again).await;
 
     assert_eq!(shop.stock("MUG").await, (7, 3));
     assert_eq!(stored(&shop.js, EMITTED).await, 1, "one StockReserved");

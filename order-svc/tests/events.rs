@@ -7,8 +7,10 @@
 use std::{future::Future, time::Duration};
 
 use async_nats::jetstream;
-use platform::events::{Event, STREAM};
-use platform::testing::{self, Options, TestNats, TestServer, events_of, publish};
+use platform::events::Event;
+use platform::testing::{
+    self, Options, TestNats, TestServer, events_of, publish, publish_again, wait_settled,
+};
 use shop_proto::common::v1 as common;
 use shop_proto::events::v1::{
     self as ev, ListDeadLettersRequest, envelope::Payload,
@@ -258,17 +260,8 @@ async fn a_checkout_delivered_again_places_one_order() {
 
     // The same event stored again under another Nats-Msg-Id, so the stream's duplicate
     // window lets it through: only the consumer's inbox stands between it and an order.
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", uuid::Uuid::now_v7().to_string().as_str());
-    let again = shop
-        .js
-        .publish_with_headers(request.subject(), headers, request.encode().into())
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    assert!(!again.duplicate);
-    handled(&shop.js, again.sequence).await;
+    let again = publish_again(&shop.js, &request).await;
+    wait_settled(&shop.js, order_svc::NAME, &request.subject(), again).await;
 
     // Anything the repeat emitted would be relayed before what the next event emits.
     let declined = Payload::PaymentDeclined(ev::PaymentDeclined {
@@ -294,19 +287,6 @@ async fn place_with(shop: &Shop, request: &Event) -> ev::Checkout {
         }) => placed.clone(),
         other => panic!("OrderPlaced expected, got {other:?}"),
     }
-}
-
-/// Waits until order-svc's consumer has settled every message up to stream `sequence`.
-async fn handled(js: &jetstream::Context, sequence: u64) {
-    let stream = js.get_stream(STREAM).await.unwrap();
-    eventually("order-svc to settle the repeat", || {
-        let stream = stream.clone();
-        async move {
-            let info = stream.consumer_info(order_svc::NAME).await.ok()?;
-            (info.ack_floor.stream_sequence >= sequence).then_some(())
-        }
-    })
-    .await;
 }
 
 #[tokio::test]

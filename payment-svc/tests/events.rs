@@ -7,8 +7,10 @@
 use std::{future::Future, time::Duration};
 
 use async_nats::jetstream;
-use platform::events::{Event, STREAM};
-use platform::testing::{self, Options, TestNats, TestServer, events_of, publish};
+use platform::events::Event;
+use platform::testing::{
+    self, Options, TestNats, TestServer, events_of, publish, publish_again, wait_settled,
+};
 use shop_proto::common::v1 as common;
 use shop_proto::events::v1::{
     self as ev, DeadLetter, ListDeadLettersRequest, envelope::Payload,
@@ -246,40 +248,14 @@ async fn an_order_placed_delivered_again_is_charged_once() {
 
     // The same event stored again under another Nats-Msg-Id, so the stream's duplicate
     // window lets it through: only the consumer's inbox stands between it and a charge.
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", uuid::Uuid::now_v7().to_string().as_str());
-    let again = shop
-        .js
-        .publish_with_headers(
-            order_placed.subject(),
-            headers,
-            order_placed.encode().into(),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    assert!(!again.duplicate);
-    handled(&shop.js, again.sequence).await;
+    let again = publish_again(&shop.js, &order_placed).await;
+    wait_settled(&shop.js, payment_svc::NAME, &order_placed.subject(), again).await;
 
     // Anything the repeat emitted would be relayed before what the next event emits.
     publish(&shop.js, &stock_rejected(&checkout)).await;
     let emitted = events_of(&shop.js, PAYMENT_EVENTS, &checkout.checkout_id, 2, WAIT).await;
     assert_eq!(kinds(&emitted), ["PaymentCaptured", "PaymentRefunded"]);
     assert_eq!(payments(&shop, &checkout.order_id).await.len(), 1);
-}
-
-/// Waits until payment-svc's consumer has settled every message up to stream `sequence`.
-async fn handled(js: &jetstream::Context, sequence: u64) {
-    let stream = js.get_stream(STREAM).await.unwrap();
-    eventually("payment-svc to settle the repeat", || {
-        let stream = stream.clone();
-        async move {
-            let info = stream.consumer_info(payment_svc::NAME).await.ok()?;
-            (info.ack_floor.stream_sequence >= sequence).then_some(())
-        }
-    })
-    .await;
 }
 
 #[tokio::test]

@@ -375,3 +375,46 @@ pub async fn events_of(
     }
     found
 }
+
+/// Stores `event` again under a new `Nats-Msg-Id`: a copy the stream's duplicate window
+/// does not catch, so only the consumers' inbox stands between it and a second effect.
+/// Returns its stream sequence.
+pub async fn publish_again(
+    js: &async_nats::jetstream::Context,
+    event: &crate::events::Event,
+) -> u64 {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", uuid::Uuid::now_v7().to_string().as_str());
+    let ack = js
+        .publish_with_headers(event.subject(), headers, event.encode().into())
+        .await
+        .expect("publish")
+        .await
+        .expect("publish acknowledged");
+    assert!(!ack.duplicate, "the stream must store the copy");
+    ack.sequence
+}
+
+/// Waits until `service`'s consumer of `subject` has settled (acknowledged or parked)
+/// every message up to stream `sequence`.
+pub async fn wait_settled(
+    js: &async_nats::jetstream::Context,
+    service: &str,
+    subject: &str,
+    sequence: u64,
+) {
+    let stream = js
+        .get_stream(crate::events::STREAM)
+        .await
+        .expect("the stream");
+    let durable = crate::events::consumer::durable_name(service, subject);
+    for _ in 0..600 {
+        if let Ok(info) = stream.consumer_info(&durable).await
+            && info.ack_floor.stream_sequence >= sequence
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{durable} never settled message {sequence}");
+}

@@ -118,14 +118,14 @@ pub async fn consume<H: Handler>(
 
 /// The durable name of `spec`'s consumer of `subject`: `order-svc-payment-PaymentDeclined`
 /// for `shop.events.payment.PaymentDeclined` (durable names allow no `.`, `*` or `>`).
-pub fn durable_name(spec: &ConsumerSpec, subject: &str) -> String {
+pub fn durable_name(service: &str, subject: &str) -> String {
     let tail = subject
         .strip_prefix("shop.events.")
         .unwrap_or(subject)
         .replace('.', "-")
         .replace('>', "all")
         .replace('*', "any");
-    format!("{}-{tail}", spec.durable)
+    format!("{service}-{tail}")
 }
 
 async fn consume_once<H: Handler>(
@@ -136,7 +136,7 @@ async fn consume_once<H: Handler>(
     handler: &Arc<H>,
 ) -> anyhow::Result<()> {
     let stream = js.get_stream(STREAM).await?;
-    let durable = durable_name(spec, subject);
+    let durable = durable_name(spec.durable, subject);
     let mut consumer: jetstream::consumer::PullConsumer = stream
         .create_consumer(pull::Config {
             durable_name: Some(durable.clone()),
@@ -293,18 +293,12 @@ mod tests {
 
     #[test]
     fn each_subject_gets_a_durable_name_the_broker_accepts() {
-        let spec = ConsumerSpec {
-            durable: "order-svc",
-            subjects: vec![],
-            max_deliveries: 5,
-            concurrency: 1,
-        };
         assert_eq!(
-            durable_name(&spec, "shop.events.payment.PaymentDeclined"),
+            durable_name("order-svc", "shop.events.payment.PaymentDeclined"),
             "order-svc-payment-PaymentDeclined"
         );
         assert_eq!(
-            durable_name(&spec, "shop.events.order.>"),
+            durable_name("order-svc", "shop.events.order.>"),
             "order-svc-order-all"
         );
     }
