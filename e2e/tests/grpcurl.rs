@@ -112,6 +112,27 @@ async fn the_documented_walkthrough_works_as_written() {
         declined.contains("\"failureReason\": \"card_declined\""),
         "{declined}"
     );
+    let choreographed = part("walkthrough-4");
+    for needle in [
+        "CHECKOUT_STATUS_COMPLETED",
+        "COORDINATION_MODE_CHOREOGRAPHED",
+        "trackingNumber",
+    ] {
+        assert!(choreographed.contains(needle), "{needle}: {choreographed}");
+    }
+    let unwound = part("walkthrough-5");
+    for needle in [
+        "CHECKOUT_STATUS_CANCELLED",
+        "\"failureReason\": \"undeliverable_address\"",
+        "STEP_STATUS_COMPENSATED",
+    ] {
+        assert!(unwound.contains(needle), "{needle}: {unwound}");
+    }
+    let parked = part("ListDeadLetters");
+    assert!(
+        !parked.contains("### exit non-zero") && !parked.contains("deadLetters"),
+        "{parked}"
+    );
     let bad = part("walkthrough-3");
     assert!(bad.contains("Code: InvalidArgument"), "{bad}");
     for field in [
