@@ -1,11 +1,13 @@
 //! The stack harness: finds or starts Postgres, creates one fresh database per service,
-//! starts the five real binaries on free ports with the settings of docs/CONTRACT.md, waits
+//! starts a NATS server (JetStream) of its own, starts the five real binaries on free ports with the settings of docs/CONTRACT.md, waits
 //! for SERVING, and tears it all down (no orphan process, even when a test panics). It
 //! backs the local runner (`shop-local`), the end-to-end suite and the load generator.
 //!
 //! # Layout
 //! - [`net`]: free loopback ports.
 //! - [`postgres`]: find or start a Postgres server, create and drop databases.
+//! - [`nats`]: find the nats-server binary, start a broker (kill -9 and restart it), or
+//!   find the one on 127.0.0.1:4222 for the local runner.
 //! - [`stack`]: the five processes: start, kill -9, SIGSTOP/SIGCONT, restart.
 //! - [`clients`]: gRPC clients of every service of a running stack.
 //! - [`invariants`]: the invariants of docs/CONTRACT.md, checked through the read RPCs.
@@ -15,6 +17,7 @@
 pub mod clients;
 pub mod demo;
 pub mod invariants;
+pub mod nats;
 pub mod net;
 pub mod postgres;
 pub mod scenario;

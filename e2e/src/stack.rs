@@ -1,5 +1,6 @@
 //! The five binaries as real processes on real sockets, each with its own fresh
-//! database, wired by the settings of docs/CONTRACT.md.
+//! database, all on one NATS server (JetStream) of the stack's own, wired by the settings
+//! of docs/CONTRACT.md.
 
 use std::{
     collections::BTreeMap,
@@ -20,7 +21,7 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::{net::free_port, postgres::Postgres};
+use crate::{nats::Nats, net::free_port, postgres::Postgres};
 
 /// One of the five services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -70,7 +71,9 @@ impl Svc {
 pub struct StackOptions {
     /// Start every service with `FAULT_INJECTION=true`.
     pub fault_injection: bool,
-    /// Use the docs/CONTRACT.md default ports instead of free ones (the local runner).
+    /// Use the docs/CONTRACT.md default ports instead of free ones (the local runner);
+    /// for NATS, the broker already on 127.0.0.1:4222 if one answers, else one started
+    /// there (see [`crate::nats`]).
     pub default_ports: bool,
     /// Extra environment for the orchestrator (resilience knobs).
     pub orchestrator_env: Vec<(String, String)>,
@@ -90,10 +93,14 @@ struct Process {
     paused: bool,
 }
 
-/// A running stack. Dropping it kills every process and drops its databases.
+/// A running stack. Dropping it kills every process, drops its databases, then stops its
+/// NATS server and removes the broker's store (unless the broker was already running).
 #[derive(Debug)]
 pub struct Stack {
     postgres: Arc<Postgres>,
+    /// Dropped after the services (fields drop after `Drop::drop`), so none of them sees
+    /// the broker go before it dies itself.
+    nats: Nats,
     processes: BTreeMap<Svc, Process>,
     options: StackOptions,
     bin_dir: PathBuf,
@@ -119,13 +126,14 @@ pub fn bin_dir() -> anyhow::Result<PathBuf> {
 }
 
 impl Stack {
-    /// Starts Postgres (or finds it) and the five services, and waits until all serve.
+    /// Starts Postgres (or finds it), a NATS server and the five services, and waits until
+    /// all serve.
     pub async fn start(options: StackOptions) -> anyhow::Result<Self> {
         let postgres = Arc::new(Postgres::find_or_start().await?);
         Self::start_on(postgres, options).await
     }
 
-    /// Starts the five services on an already found Postgres.
+    /// Starts a NATS server and the five services on an already found Postgres.
     pub async fn start_on(postgres: Arc<Postgres>, options: StackOptions) -> anyhow::Result<Self> {
         let bin_dir = bin_dir()?;
         for svc in Svc::ALL {
@@ -140,8 +148,25 @@ impl Stack {
         let run = uuid::Uuid::new_v4().simple().to_string();
         let log_dir = std::env::temp_dir().join(format!("shop-stack-{}", &run[..12]));
         std::fs::create_dir_all(&log_dir)?;
+        let nats_log = log_dir.join("nats-server.log");
+        let nats = if options.default_ports {
+            Nats::find_or_start_default(&nats_log).await
+        } else {
+            Nats::start(&nats_log).await
+        };
+        let nats = match nats {
+            Ok(nats) => nats,
+            Err(error) => {
+                // Keep the broker's log when it is what failed, to read it.
+                if !nats_log.exists() {
+                    let _ = std::fs::remove_dir_all(&log_dir);
+                }
+                return Err(error.context("the stack's NATS server"));
+            }
+        };
         let mut stack = Self {
             postgres,
+            nats,
             processes: BTreeMap::new(),
             options,
             bin_dir,
@@ -211,6 +236,31 @@ impl Stack {
         format!("http://{}", self.addr(svc))
     }
 
+    /// `nats://127.0.0.1:PORT`: the broker every service of the stack was given as
+    /// `NATS_URL`.
+    pub fn nats_url(&self) -> String {
+        self.nats.url()
+    }
+
+    /// The stack's NATS server: its port, version, store, and whether the stack owns it.
+    pub fn nats(&self) -> &Nats {
+        &self.nats
+    }
+
+    /// kill -9 the NATS server, as in a broker crash; the services keep running and its
+    /// store stays for [`Stack::restart_nats`]. Fails when the broker is one the stack
+    /// found running (the local runner's) rather than started.
+    pub fn kill_nats(&mut self) -> anyhow::Result<()> {
+        self.nats.kill()
+    }
+
+    /// Starts the NATS server again on the same port and store (killing it first if it
+    /// still runs) and waits until it accepts clients with JetStream on; the services
+    /// reconnect by themselves.
+    pub async fn restart_nats(&mut self) -> anyhow::Result<()> {
+        self.nats.restart().await
+    }
+
     /// The database URL a service uses.
     pub fn database_url(&self, svc: Svc) -> &str {
         &self.process(svc).database_url
@@ -236,6 +286,7 @@ impl Stack {
         command
             .env("LISTEN_ADDR", self.addr(svc).to_string())
             .env("DATABASE_URL", self.database_url(svc))
+            .env("NATS_URL", self.nats.url())
             .env("FAULT_INJECTION", self.options.fault_injection.to_string())
             .env(
                 "RUST_LOG",

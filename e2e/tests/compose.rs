@@ -1,7 +1,7 @@
 //! Static checks of the container path, no Docker needed: compose.yaml (and any override
 //! file) against the Compose Specification's JSON schema, the Dockerfile, the settings
-//! each binary really reads (taken from its source), deploy/prometheus.yml and
-//! deploy/postgres/init.sql. A drift between the compose file and the code fails here
+//! each binary really reads (taken from its source), deploy/prometheus.yml,
+//! deploy/postgres/init.sql and the NATS broker's service. A drift between the compose file and the code fails here
 //! rather than at `docker compose up`.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 
@@ -42,12 +42,17 @@ fn read(relative: &str) -> String {
 
 // ---- compose.yaml ---------------------------------------------------------------------
 
-/// The services of compose.yaml, with `<<` merge keys applied as compose does.
-fn services() -> BTreeMap<String, Value> {
+/// compose.yaml, with `<<` merge keys applied as compose does.
+fn compose() -> Value {
     let mut doc: Value = serde_yaml_ng::from_str(&read("compose.yaml"))
         .unwrap_or_else(|e| panic!("compose.yaml does not parse: {e}"));
     doc.apply_merge().unwrap();
-    doc["services"]
+    doc
+}
+
+/// The services of compose.yaml, with `<<` merge keys applied as compose does.
+fn services() -> BTreeMap<String, Value> {
+    compose()["services"]
         .as_mapping()
         .expect("compose.yaml has a services mapping")
         .iter()
@@ -698,10 +703,10 @@ fn health_checks_and_dependencies_let_up_wait_return() {
                 );
             }
         }
-        // Whatever a service connects to (its database, the services it calls) is
-        // healthy before it starts.
+        // Whatever a service connects to (its database, the event broker, the services
+        // it calls) is healthy before it starts.
         for (var, value) in env_of(service) {
-            if var != "DATABASE_URL" && !var.ends_with("_SVC_URL") {
+            if var != "DATABASE_URL" && var != "NATS_URL" && !var.ends_with("_SVC_URL") {
                 continue;
             }
             let host = host_port(&value).0;
@@ -1028,5 +1033,105 @@ fn jaeger_is_v2_and_checks_its_own_health_endpoint() {
         test.iter()
             .any(|arg| arg == "http://127.0.0.1:13133/status"),
         "{name}: the health check asks the healthcheckv2 extension (13133, /status): {test:?}"
+    );
+}
+
+// ---- NATS -------------------------------------------------------------------------------
+
+/// The value after the first of `names` in a command line.
+fn flag_value<'a>(command: &'a [String], names: &[&str]) -> Option<&'a str> {
+    command
+        .windows(2)
+        .find(|pair| names.contains(&pair[0].as_str()))
+        .map(|pair| pair[1].as_str())
+}
+
+#[test]
+fn nats_keeps_its_stream_on_a_volume_and_every_server_waits_for_it() {
+    let df = dockerfile();
+    let doc = compose();
+    let services = services();
+    let (name, nats) = services
+        .iter()
+        .find(|(_, s)| s["image"].as_str().is_some_and(|i| i.starts_with("nats:")))
+        .expect("a NATS service (the official `nats:` image) for the events");
+    let image = nats["image"].as_str().unwrap();
+    let tag = tag_of(image).unwrap_or_default();
+    assert!(
+        tag.starts_with("2."),
+        "{name}: a NATS 2.x release, not {image}"
+    );
+
+    // nats-server flags, in list form so no shell splits them.
+    let command = strings(&nats["command"]);
+    assert!(
+        command.iter().any(|a| a == "-js" || a == "--jetstream"),
+        "{name}: JetStream on (-js): {command:?}"
+    );
+    let store = flag_value(&command, &["-sd", "--store_dir"])
+        .unwrap_or_else(|| panic!("{name}: a JetStream store folder (-sd): {command:?}"));
+    let volume = strings(&nats["volumes"])
+        .into_iter()
+        .find_map(|mount| {
+            let (source, rest) = mount.split_once(':')?;
+            (rest.split(':').next() == Some(store)).then(|| source.to_owned())
+        })
+        .unwrap_or_else(|| panic!("{name}: the store {store} is on no volume"));
+    assert!(
+        !volume.starts_with(['.', '/', '~']) && doc["volumes"].get(volume.as_str()).is_some(),
+        "{name}: the store is on a named volume declared under `volumes:`, not {volume}"
+    );
+    let client_port: u16 =
+        flag_value(&command, &["-p", "--port"]).map_or(4222, |p| p.parse().unwrap());
+    let monitor_port: u16 = flag_value(&command, &["-m", "--http_port"])
+        .unwrap_or_else(|| panic!("{name}: the monitoring port (-m), for the health check"))
+        .parse()
+        .unwrap();
+
+    // The health check asks the server's own /healthz, with a program the image has.
+    let test = strings(&nats["healthcheck"]["test"]);
+    let healthz = format!("http://127.0.0.1:{monitor_port}/healthz");
+    assert!(
+        test.iter().any(|arg| arg.starts_with(&healthz)),
+        "{name}: the health check asks {healthz}: {test:?}"
+    );
+    if test.get(1).is_some_and(|program| program == "wget") {
+        assert!(
+            tag.contains("-alpine"),
+            "{name}: {image} has no wget: the default (scratch) image holds only \
+             /nats-server; the -alpine variants have busybox's"
+        );
+    }
+    assert!(
+        strings(&nats["ports"]).is_empty(),
+        "{name}: the broker is reachable inside the compose network only"
+    );
+
+    // Every long-running server is told where the broker is and waits for it.
+    let url = format!("nats://{name}:{client_port}");
+    let mut told = 0;
+    for (service_name, (service, binary)) in built_services(&df) {
+        if is_one_shot(&service) {
+            continue;
+        }
+        assert!(
+            env_names_read_by(&binary).contains("NATS_URL"),
+            "{service_name}: {binary} reads no NATS_URL"
+        );
+        assert_eq!(
+            env_of(&service).get("NATS_URL"),
+            Some(&url),
+            "{service_name}: NATS_URL is {url}"
+        );
+        assert_eq!(
+            service["depends_on"][name.as_str()]["condition"].as_str(),
+            Some("service_healthy"),
+            "{service_name}: waits for {name} to be healthy"
+        );
+        told += 1;
+    }
+    assert_eq!(
+        told, 5,
+        "the four services and the orchestrator use the broker"
     );
 }

