@@ -26,6 +26,8 @@ use crate::load::{self, LoadConfig, Mix, Report, RunState};
 pub struct BenchConfig {
     pub levels: Vec<usize>,
     pub seconds: u64,
+    /// The coordination mode of every checkout of the sweep.
+    pub modes: load::Modes,
 }
 
 /// Everything the benchmark found.
@@ -44,6 +46,7 @@ pub struct Results {
 
 fn config(
     run_id: &str,
+    modes: load::Modes,
     concurrency: usize,
     duration: Option<Duration>,
     count: Option<u64>,
@@ -54,7 +57,10 @@ fn config(
         rate: None,
         duration,
         count,
-        mix: Mix::default(),
+        mix: Mix {
+            modes,
+            ..Mix::default()
+        },
         deadline: Duration::from_secs(10),
         retry_unavailable: false,
         progress: true,
@@ -71,14 +77,14 @@ pub async fn run(bench: &BenchConfig) -> anyhow::Result<Results> {
     eprintln!("warming up...");
     load::run(
         &clients,
-        &config("bench", 8, Some(Duration::from_secs(3)), None),
+        &config("bench", bench.modes, 8, Some(Duration::from_secs(3)), None),
         &mut state,
     )
     .await?;
 
     eprintln!("counting commits per checkout...");
     let commits_per_checkout =
-        commits_per_checkout(&postgres, &stack, &clients, &mut state).await?;
+        commits_per_checkout(&postgres, &stack, &clients, &mut state, bench.modes).await?;
     eprintln!("  {commits_per_checkout:.1} commits per checkout");
 
     let mut runs = Vec::new();
@@ -94,6 +100,7 @@ pub async fn run(bench: &BenchConfig) -> anyhow::Result<Results> {
             &clients,
             &config(
                 &run_id,
+                bench.modes,
                 level,
                 Some(Duration::from_secs(bench.seconds)),
                 None,
@@ -156,6 +163,7 @@ async fn commits_per_checkout(
     stack: &Stack,
     clients: &Clients,
     state: &mut RunState,
+    modes: load::Modes,
 ) -> anyhow::Result<f64> {
     const CHECKOUTS: u64 = 200;
     tokio::time::sleep(Duration::from_secs(11)).await;
@@ -166,7 +174,7 @@ async fn commits_per_checkout(
     };
     let report = load::run(
         clients,
-        &config("bench-commits", 8, None, Some(CHECKOUTS)),
+        &config("bench-commits", modes, 8, None, Some(CHECKOUTS)),
         &mut counted,
     )
     .await?;

@@ -23,6 +23,7 @@ pub struct ChaosConfig {
     pub late: f64,
     /// Kill the orchestrator this many times during the run.
     pub kills: u32,
+    pub modes: load::Modes,
 }
 
 /// The orchestrator's knobs for chaos: short timeouts and lease so it all fits in seconds.
@@ -81,6 +82,7 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<(Report, Verdict)> {
             transient: config.transient,
             late: config.late,
             late_ms: 400,
+            modes: config.modes,
         },
         deadline: Duration::from_secs(5),
         retry_unavailable: true,

@@ -30,6 +30,33 @@ pub struct Mix {
     pub late: f64,
     /// The `after_ms` of late successes (above the orchestrator's attempt timeout).
     pub late_ms: u64,
+    /// How the checkouts are coordinated.
+    pub modes: Modes,
+}
+
+/// Which coordination mode the requests of a run use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Modes {
+    /// Every checkout orchestrated (the front door's default).
+    #[default]
+    Orchestrated,
+    /// Every checkout choreographed (events only).
+    Choreographed,
+    /// Alternate: even requests orchestrated, odd ones choreographed.
+    Both,
+}
+
+impl Modes {
+    /// The mode of the `n`th request.
+    pub fn of(self, n: u64) -> pb::CoordinationMode {
+        match self {
+            Modes::Orchestrated => pb::CoordinationMode::Orchestrated,
+            Modes::Choreographed => pb::CoordinationMode::Choreographed,
+            Modes::Both if n.is_multiple_of(2) => pb::CoordinationMode::Orchestrated,
+            Modes::Both => pb::CoordinationMode::Choreographed,
+        }
+    }
 }
 
 /// How to drive the load.
@@ -208,7 +235,7 @@ pub fn request(state: &RunState, mix: &Mix, n: u64) -> (pb::PlaceOrderRequest, O
         ));
     }
     let message = pb::PlaceOrderRequest {
-        mode: pb::CoordinationMode::Unspecified.into(),
+        mode: mix.modes.of(n).into(),
         idempotency_key: format!("{}-{n}", state.run_id),
         customer_id: state.run_id.clone(),
         items,
@@ -437,8 +464,10 @@ mod tests {
             transient: 0.2,
             late: 0.0,
             late_ms: 0,
+            modes: Modes::Both,
         };
         let (mut declined, mut oos, mut aq, mut faults) = (0, 0, 0, 0);
+        let mut choreographed = 0;
         for n in 0..10_000 {
             let (req, fault) = request(&state(), &mix, n);
             declined += usize::from(req.payment_token == "tok_chargeDeclined");
@@ -449,9 +478,16 @@ mod tests {
                     .is_some_and(|a| a.country == "AQ"),
             );
             faults += usize::from(fault.is_some());
+            choreographed += usize::from(req.mode() == pb::CoordinationMode::Choreographed);
             assert_eq!(req.idempotency_key, format!("r-{n}"));
         }
-        for (count, share) in [(declined, 0.1), (oos, 0.1), (aq, 0.1), (faults, 0.2)] {
+        for (count, share) in [
+            (declined, 0.1),
+            (oos, 0.1),
+            (aq, 0.1),
+            (faults, 0.2),
+            (choreographed, 0.5),
+        ] {
             let got = count as f64 / 10_000.0;
             assert!((got - share).abs() < 0.02, "{got} vs {share}");
         }

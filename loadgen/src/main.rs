@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use e2e::clients::{Clients, Urls};
 use loadgen::{
     bench, chaos, check,
-    load::{self, LoadConfig, Mix, RunState},
+    load::{self, LoadConfig, Mix, Modes, RunState},
 };
 use platform::config::parse_duration;
 
@@ -91,6 +91,9 @@ struct RunArgs {
     /// PlaceOrder deadline.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     deadline: Duration,
+    /// How the checkouts are coordinated.
+    #[arg(long, value_enum, default_value_t = Modes::Orchestrated)]
+    mode: Modes,
     /// Name of this run: the customer id of its orders and the prefix of its keys.
     #[arg(long)]
     run_id: Option<String>,
@@ -130,6 +133,9 @@ struct ChaosArgs {
     /// Orchestrator kills during the run.
     #[arg(long, default_value_t = 2)]
     kills: u32,
+    /// How the checkouts are coordinated (faults apply to orchestrated calls only).
+    #[arg(long, value_enum, default_value_t = Modes::Both)]
+    mode: Modes,
     #[arg(long)]
     json: bool,
 }
@@ -145,6 +151,9 @@ struct BenchArgs {
     /// Folder for results.json, table.md and throughput.svg.
     #[arg(long, default_value = "docs/bench")]
     out: PathBuf,
+    /// How the checkouts are coordinated.
+    #[arg(long, value_enum, default_value_t = Modes::Orchestrated)]
+    mode: Modes,
 }
 
 impl Targets {
@@ -190,6 +199,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     declined: args.declined,
                     out_of_stock: args.out_of_stock,
                     undeliverable: args.undeliverable,
+                    modes: args.mode,
                     ..Mix::default()
                 },
                 deadline: args.deadline,
@@ -228,6 +238,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 transient: args.transient,
                 late: args.late,
                 kills: args.kills,
+                modes: args.mode,
             };
             let (report, verdict) = chaos::run(&config).await?;
             if args.json {
@@ -246,6 +257,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let results = bench::run(&bench::BenchConfig {
                 levels: args.levels,
                 seconds: args.seconds,
+                modes: args.mode,
             })
             .await?;
             std::fs::create_dir_all(&args.out)?;

@@ -1,9 +1,13 @@
 //! A short chaos run as a correctness test: faults on, the orchestrator killed mid-run,
-//! and the checker must find every invariant holding. It asserts nothing about speed.
+//! checkouts of both coordination modes interleaved, and the checker must find every
+//! invariant holding. It asserts nothing about speed.
 
 use std::time::Duration;
 
-use loadgen::chaos::{ChaosConfig, run};
+use loadgen::{
+    chaos::{ChaosConfig, run},
+    load::Modes,
+};
 
 #[tokio::test]
 async fn a_short_chaos_run_leaves_no_violation() {
@@ -13,6 +17,7 @@ async fn a_short_chaos_run_leaves_no_violation() {
         transient: 0.2,
         late: 0.1,
         kills: 1,
+        modes: Modes::Both,
     };
     let (report, verdict) = run(&config).await.expect("chaos run");
     assert!(verdict.violations.is_empty(), "{:#?}", verdict.violations);
