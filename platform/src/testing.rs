@@ -96,6 +96,8 @@ pub struct TestServer {
     pub db: Option<TestDb>,
     /// The URL of the database it uses.
     pub database_url: String,
+    /// What the server accepted (each connection should have TCP_NODELAY).
+    pub connections: std::sync::Arc<crate::server::Connections>,
     task: JoinHandle<()>,
 }
 
@@ -137,6 +139,7 @@ where
     };
     let app = build(config).await.expect("build app");
     let addr = app.local_addr();
+    let connections = app.connections();
     // Serves until the TestServer is dropped (or killed), which aborts the task.
     let task = tokio::spawn(async move {
         let _ = app.run_until(std::future::pending()).await;
@@ -150,6 +153,7 @@ where
         channel,
         db: None,
         database_url: database_url.to_owned(),
+        connections,
         task,
     }
 }

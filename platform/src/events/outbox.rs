@@ -26,6 +26,9 @@ const BATCH: i64 = 256;
 const POLL: Duration = Duration::from_secs(1);
 /// How long sent rows stay (for looking into what left, and when).
 pub const KEEP_SENT: Duration = Duration::from_secs(600);
+/// How often the relay prunes sent rows and measures its lag: housekeeping, kept off the
+/// path of every event (each is a statement of its own).
+const HOUSEKEEPING: Duration = Duration::from_secs(5);
 
 /// Writes `event` in the caller's transaction; it is published once that commits.
 pub async fn enqueue(conn: &mut PgConnection, event: &Event) -> Result<(), sqlx::Error> {
@@ -55,6 +58,7 @@ pub enum RelayError {
 pub async fn relay(pool: PgPool, js: jetstream::Context, producer: &'static str) {
     let mut listener = None;
     let mut failures = 0u32;
+    let mut housekeeping = tokio::time::Instant::now();
     loop {
         if listener.is_none() {
             listener = listen(&pool).await;
@@ -69,7 +73,11 @@ pub async fn relay(pool: PgPool, js: jetstream::Context, producer: &'static str)
                 continue;
             }
         }
-        record_lag(&pool, producer).await;
+        if housekeeping.elapsed() >= HOUSEKEEPING {
+            housekeeping = tokio::time::Instant::now();
+            prune(&pool).await;
+            record_lag(&pool, producer).await;
+        }
         match listener.as_mut() {
             Some(l) => {
                 if let Ok(Err(error)) = tokio::time::timeout(POLL, l.recv()).await {
@@ -88,14 +96,21 @@ async fn listen(pool: &PgPool) -> Option<PgListener> {
     Some(listener)
 }
 
-/// Publishes batches until the outbox has nothing unsent, then prunes.
+/// Publishes batches until the outbox has nothing unsent.
 async fn publish_all(pool: &PgPool, js: &jetstream::Context) -> Result<(), RelayError> {
     while publish_batch(pool, js).await? == BATCH {}
-    sqlx::query("DELETE FROM outbox WHERE sent_at < now() - $1::interval")
+    Ok(())
+}
+
+/// Deletes rows sent more than [`KEEP_SENT`] ago.
+async fn prune(pool: &PgPool) {
+    let pruned = sqlx::query("DELETE FROM outbox WHERE sent_at < now() - $1::interval")
         .bind(crate::db::interval(KEEP_SENT))
         .execute(pool)
-        .await?;
-    Ok(())
+        .await;
+    if let Err(error) = pruned {
+        tracing::warn!(%error, "cannot prune the outbox; will try again");
+    }
 }
 
 /// One batch: claim, publish every event (acks awaited together), mark sent, commit.
