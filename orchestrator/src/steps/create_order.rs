@@ -25,16 +25,26 @@ pub(super) async fn forward(clients: &Clients, ctx: &Context<'_>) -> (i32, Outco
         shipping_address: ctx.request.shipping_address.clone(),
     };
     let (attempts, result) = attempt(&clients.create_order, ctx.call(message, key)).await;
-    let outcome = outcome(result, refusal, |reply| {
-        Outcome::Done(Effects {
-            order_id: reply
-                .order
-                .and_then(|o| o.order_id.parse::<uuid::Uuid>().ok())
-                .map(Into::into),
+    (attempts, outcome(result, refusal, placed))
+}
+
+/// The order the reply names. A reply without a readable order id breaks order-svc's
+/// contract: the order may exist, so the step counts as unavailable (compensated by its
+/// key) rather than succeeded with no id for the later steps to send.
+fn placed(reply: order::CreateOrderResponse) -> Outcome {
+    let id = reply.order.map(|o| o.order_id).unwrap_or_default();
+    match uuid::Uuid::try_parse(&id) {
+        Ok(order_id) => Outcome::Done(Effects {
+            order_id: Some(order_id.into()),
             ..Effects::default()
-        })
-    });
-    (attempts, outcome)
+        }),
+        Err(_) => Outcome::Unavailable {
+            error: StepError::new(
+                format!("CreateOrder answered without a readable order id ({id:?})"),
+                Some(tonic::Code::Internal),
+            ),
+        },
+    }
 }
 
 pub(super) async fn compensate(
@@ -68,4 +78,29 @@ fn lines(priced: &inventory::PriceCartResponse) -> Vec<order::OrderLine> {
             line_total: l.line_total.clone(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_without_an_order_id_is_not_a_success() {
+        let reply = |id: &str| order::CreateOrderResponse {
+            order: Some(order::Order {
+                order_id: id.into(),
+                ..Default::default()
+            }),
+        };
+        let id = uuid::Uuid::now_v7();
+        assert!(matches!(
+            placed(reply(&id.to_string())),
+            Outcome::Done(Effects { order_id: Some(o), .. }) if o.as_uuid() == id
+        ));
+        assert!(matches!(placed(reply("")), Outcome::Unavailable { .. }));
+        assert!(matches!(
+            placed(order::CreateOrderResponse { order: None }),
+            Outcome::Unavailable { .. }
+        ));
+    }
 }
