@@ -296,3 +296,45 @@ async fn a_poison_message_is_parked_and_listed() {
     }
     panic!("the poison message was never parked");
 }
+
+#[tokio::test]
+async fn a_checkout_that_stops_moving_is_flagged_stalled_until_it_moves_again() {
+    let options = StackOptions {
+        orchestrator_env: vec![("STALL_AFTER".into(), "1s".into())],
+        ..StackOptions::default()
+    };
+    let (mut stack, mut clients) = stack_with_options(options, &[("MUG", 700, 10)]).await;
+    stack.kill(Svc::Payment);
+    let message = choreographed("stuck", "tok_visa", "FR", &[("MUG", 1)]);
+    let placed = clients
+        .checkout
+        .place_order(request(message, None, Duration::from_millis(500)))
+        .await
+        .unwrap()
+        .into_inner()
+        .checkout
+        .unwrap();
+    assert_eq!(placed.status(), pb::CheckoutStatus::Running);
+    assert!(!placed.stalled, "just started");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let get = pb::GetCheckoutRequest {
+        checkout_id: placed.checkout_id.clone(),
+        order_id: String::new(),
+    };
+    let stuck = clients
+        .checkout
+        .get_checkout(get.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .checkout
+        .unwrap();
+    assert!(stuck.stalled, "no event for over a second: {stuck:?}");
+    assert_eq!(step(&stuck, "charge_payment").status(), pb::StepStatus::Running);
+
+    stack.restart(Svc::Payment).await.unwrap();
+    let checkouts = all_terminal(&mut clients).await;
+    assert_eq!(checkouts[0].status(), pb::CheckoutStatus::Completed);
+    assert!(!checkouts[0].stalled);
+    assert_invariants(&mut clients, &checkouts, &[("MUG", 10)]).await;
+}

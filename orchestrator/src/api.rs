@@ -43,6 +43,8 @@ pub struct CheckoutApi {
     price_cart:
         crate::resilience::StepService<inventory::PriceCartRequest, inventory::PriceCartResponse>,
     max_wait: Duration,
+    /// How long without progress flags a checkout that has not ended as stalled.
+    stall_after: Duration,
 }
 
 impl CheckoutApi {
@@ -50,13 +52,14 @@ impl CheckoutApi {
         pool: PgPool,
         engine: Arc<Engine>,
         clients: &crate::downstream::Clients,
-        max_wait: Duration,
+        settings: &crate::config::Settings,
     ) -> Self {
         Self {
             pool,
             engine,
             price_cart: clients.price_cart.clone(),
-            max_wait,
+            max_wait: settings.max_wait,
+            stall_after: settings.stall_after,
         }
     }
 }
@@ -213,7 +216,7 @@ impl CheckoutApi {
             let (row, steps) = self.load(saga_id).await?;
             if row.status.is_terminal() || Instant::now() >= until {
                 return Ok(pb::PlaceOrderResponse {
-                    checkout: Some(to_checkout(row, steps)),
+                    checkout: Some(to_checkout(row, steps, self.stall_after)),
                 });
             }
             // Woken by this replica's driver, or by polling when another replica drives.
@@ -243,7 +246,7 @@ impl CheckoutApi {
         };
         let (row, steps) = self.load(saga_id).await?;
         Ok(pb::GetCheckoutResponse {
-            checkout: Some(to_checkout(row, steps)),
+            checkout: Some(to_checkout(row, steps, self.stall_after)),
         })
     }
 
@@ -258,7 +261,7 @@ impl CheckoutApi {
         Ok(pb::ListCheckoutsResponse {
             checkouts: sagas
                 .into_iter()
-                .map(|(row, steps)| to_checkout(row, steps))
+                .map(|(row, steps)| to_checkout(row, steps, self.stall_after))
                 .collect(),
             next_page_token,
         })

@@ -61,6 +61,12 @@ pub struct SagaArgs {
     #[arg(long, env = "RECOVERY_INTERVAL", default_value = "2s", value_parser = parse_duration)]
     pub recovery_interval: Duration,
 
+    /// A checkout not yet ended that records no progress for this long is flagged stalled
+    /// (in its view and in the `checkouts_stalled` metric): the visibility a choreographed
+    /// checkout otherwise lacks when a service stops reacting.
+    #[arg(long, env = "STALL_AFTER", default_value = "30s", value_parser = parse_duration)]
+    pub stall_after: Duration,
+
     /// Longest PlaceOrder waits for the end when the caller sets no deadline.
     #[arg(long, env = "PLACE_ORDER_MAX_WAIT", default_value = "30s", value_parser = parse_duration)]
     pub place_order_max_wait: Duration,
@@ -116,6 +122,7 @@ pub struct Settings {
     pub lease: Duration,
     pub recovery_interval: Duration,
     pub max_wait: Duration,
+    pub stall_after: Duration,
     pub resilience: Resilience,
 }
 
@@ -129,6 +136,7 @@ impl SagaArgs {
             lease: self.saga_lease.max(Duration::from_secs(1)),
             recovery_interval: self.recovery_interval.max(Duration::from_millis(100)),
             max_wait: self.place_order_max_wait,
+            stall_after: self.stall_after.max(Duration::from_millis(100)),
             resilience: Resilience {
                 attempt_timeout: self.attempt_timeout,
                 step_deadline: self.step_deadline,

@@ -1,5 +1,7 @@
 //! The one mapping between the saga's typed state and `shop.checkout.v1` messages.
 
+use std::time::Duration;
+
 use platform::time::timestamp;
 use shop_proto::checkout::v1 as pb;
 use shop_proto::common::v1 as common;
@@ -77,7 +79,13 @@ pub fn to_step(row: StepRow) -> pb::Step {
     }
 }
 
-pub fn to_checkout(row: SagaRow, steps: Vec<StepRow>) -> pb::Checkout {
+/// A checkout as users see it. `stall_after`: how long without progress flags one that
+/// has not ended as stalled.
+pub fn to_checkout(row: SagaRow, steps: Vec<StepRow>, stall_after: Duration) -> pb::Checkout {
+    let quiet = (chrono::Utc::now() - row.updated_at)
+        .to_std()
+        .unwrap_or_default();
+    let stalled = !row.status.is_terminal() && quiet >= stall_after;
     pb::Checkout {
         checkout_id: row.saga_id.to_string(),
         order_id: row.order_id.map(|id| id.to_string()).unwrap_or_default(),
@@ -98,6 +106,7 @@ pub fn to_checkout(row: SagaRow, steps: Vec<StepRow>) -> pb::Checkout {
         create_time: Some(timestamp(row.created_at)),
         update_time: Some(timestamp(row.updated_at)),
         mode: pb::CoordinationMode::from(row.mode).into(),
+        stalled,
     }
 }
 

@@ -17,6 +17,7 @@
 //! - `resilience`: the tower stack every downstream call goes through, in one place.
 //! - `downstream`: the four services' RPCs, each wrapped in that stack.
 //! - `store`: sagas, steps, events and leases in the orchestrator's own database.
+//! - `stalls`: counts and logs checkouts that stopped making progress.
 //! - `tracker`: follows choreographed checkouts' events into the same saga rows
 //!   (`saga::choreography` says what each event means).
 //! - `command`, `convert`, `metadata`, `api`: the tonic service: requests parsed into
@@ -39,6 +40,7 @@ pub mod recovery;
 pub mod resilience;
 pub mod retry;
 pub mod saga;
+pub mod stalls;
 pub mod steps;
 pub mod store;
 pub mod tracker;
@@ -75,7 +77,7 @@ pub async fn build_with_engine(
     let pool = platform::db::lazy_pool(&config.database_url, config.database_max_connections)?;
     let clients = Clients::new(&settings)?;
     let engine = Arc::new(Engine::new(pool.clone(), clients.clone(), &settings));
-    let api = api::CheckoutApi::new(pool.clone(), engine.clone(), &clients, settings.max_wait);
+    let api = api::CheckoutApi::new(pool.clone(), engine.clone(), &clients, &settings);
     let service = CheckoutServiceServer::new(api)
         .max_decoding_message_size(platform::server::MAX_MESSAGE_BYTES);
     let (engine_for_recovery, stopping) = (engine.clone(), engine.clone());
@@ -109,7 +111,8 @@ pub async fn build_with_engine(
             };
             tokio::join!(
                 recovery::recover_forever(engine_for_recovery, settings.recovery_interval),
-                platform::metrics::watch_pool(NAME, watched),
+                platform::metrics::watch_pool(NAME, watched.clone()),
+                stalls::watch(watched, settings.stall_after),
                 events,
             );
         })
