@@ -330,7 +330,10 @@ async fn a_checkout_that_stops_moving_is_flagged_stalled_until_it_moves_again() 
         .checkout
         .unwrap();
     assert!(stuck.stalled, "no event for over a second: {stuck:?}");
-    assert_eq!(step(&stuck, "charge_payment").status(), pb::StepStatus::Running);
+    assert_eq!(
+        step(&stuck, "charge_payment").status(),
+        pb::StepStatus::Running
+    );
 
     stack.restart(Svc::Payment).await.unwrap();
     let checkouts = all_terminal(&mut clients).await;
