@@ -42,8 +42,8 @@ pub fn consumer() -> ConsumerSpec {
             subject("payment", "PaymentCaptured"),
             subject("shipping", "ShipmentRejected"),
         ],
-        max_deliveries: 5,
-        concurrency: 32,
+        max_deliveries: platform::events::consumer::MAX_DELIVERIES,
+        concurrency: 8,
     }
 }
 
@@ -67,15 +67,12 @@ impl Handler for InventoryHandler {
         match &event.payload {
             Payload::PaymentCaptured(captured) => payment_captured(tx, event, captured).await,
             Payload::ShipmentRejected(rejected) => shipment_rejected(tx, event, rejected).await,
-            // Not a contract break: a broker that ignores `filter_subjects` (NATS before
-            // 2.10) hands the durable every event of the stream. Acknowledged, unchanged.
-            other => {
-                tracing::debug!(
-                    kind = kind_of(other),
-                    "not an event inventory-svc reacts to"
-                );
-                Ok(())
-            }
+            // Each subject has a consumer of its own, so anything else was misrouted:
+            // a person should see it.
+            other => Err(HandlerError::Poison(format!(
+                "{} is not an event inventory-svc reacts to",
+                kind_of(other)
+            ))),
         }
     }
 }

@@ -142,7 +142,12 @@ pub async fn insert_saga(
              INSERT INTO sagas (saga_id, idempotency_key, request_hash, request, priced_cart,
                                 customer_id, status, total_minor, currency, fault, traceparent,
                                 lease_owner, lease_until, mode)
-             VALUES ($1, $2, $3, $4, $5, $6, $18, $7, $8, $9, $10, $11, now() + $12, $23)
+             VALUES ($1, $2, $3, $4, $5, $6, $18, $7, $8, $9, $10, $11,
+                     -- A choreographed saga has no driver: its lease never expires, so
+                     -- recovery scans never step over it.
+                     CASE WHEN $23 = 'choreographed' THEN 'infinity'::timestamptz
+                          ELSE now() + $12 END,
+                     $23)
              ON CONFLICT (idempotency_key) DO NOTHING
              RETURNING saga_id),
          steps AS (

@@ -26,8 +26,8 @@ pub fn consumer() -> ConsumerSpec {
             .iter()
             .map(|producer| format!("shop.events.{producer}.>"))
             .collect(),
-        max_deliveries: 5,
-        concurrency: 64,
+        max_deliveries: platform::events::consumer::MAX_DELIVERIES,
+        concurrency: 8,
     }
 }
 

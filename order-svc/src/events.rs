@@ -37,8 +37,8 @@ pub fn consumer() -> ConsumerSpec {
             .iter()
             .map(|(producer, kind)| envelope::subject(producer, kind))
             .collect(),
-        max_deliveries: 5,
-        concurrency: 32,
+        max_deliveries: platform::events::consumer::MAX_DELIVERIES,
+        concurrency: 8,
     }
 }
 
@@ -143,22 +143,21 @@ async fn place(tx: &mut PgConnection, checkout: &ev::Checkout) -> Result<Payload
     }))
 }
 
-/// Confirms the shipped order; announces it unless it was confirmed already.
+/// Confirms the shipped order and announces it.
 async fn confirm(
     tx: &mut PgConnection,
     checkout: &ev::Checkout,
     tracking_number: &str,
 ) -> Result<Option<Payload>, HandlerError> {
     let moved = ops::confirm(tx, order_id(checkout)?).await?;
-    Ok(announce(moved).then(|| {
-        Payload::OrderConfirmed(ev::OrderConfirmed {
-            checkout: Some(checkout.clone()),
-            tracking_number: tracking_number.to_owned(),
-        })
-    }))
+    note_unchanged(&moved);
+    Ok(Some(Payload::OrderConfirmed(ev::OrderConfirmed {
+        checkout: Some(checkout.clone()),
+        tracking_number: tracking_number.to_owned(),
+    })))
 }
 
-/// Cancels the order for `failure_reason`; announces it unless it was cancelled already.
+/// Cancels the order for `failure_reason` and announces it.
 async fn cancel(
     tx: &mut PgConnection,
     checkout: &ev::Checkout,
@@ -168,26 +167,24 @@ async fn cancel(
     ops::check_reason(&mut v, "failure_reason", failure_reason);
     v.finish(())?;
     let moved = ops::cancel(tx, order_id(checkout)?, failure_reason).await?;
-    Ok(announce(moved).then(|| {
-        Payload::OrderCancelled(ev::OrderCancelled {
-            checkout: Some(checkout.clone()),
-            failure_reason: failure_reason.to_owned(),
-        })
-    }))
+    note_unchanged(&moved);
+    Ok(Some(Payload::OrderCancelled(ev::OrderCancelled {
+        checkout: Some(checkout.clone()),
+        failure_reason: failure_reason.to_owned(),
+    })))
 }
 
-/// Whether a move is news. An order already in the state (the same outcome reached by
-/// another event) was announced when it got there: announcing it twice would tell the
-/// rest of the shop the checkout ended twice.
-fn announce(moved: Moved) -> bool {
+/// Notes an order that was already in the state the event asks for. It is announced all
+/// the same: it got there some other way (an operator's CancelOrder, say), and the
+/// checkout still has to hear that it ended; its followers merge a repeat harmlessly.
+fn note_unchanged(moved: &Moved) {
     if !moved.changed {
         tracing::info!(
             order_id = %moved.order.row.order_id,
             status = moved.order.row.status,
-            "order already in that state; nothing new to announce"
+            "order already in that state; announcing it for this checkout"
         );
     }
-    moved.changed
 }
 
 fn order_id(checkout: &ev::Checkout) -> Result<Uuid, HandlerError> {

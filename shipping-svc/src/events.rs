@@ -34,8 +34,8 @@ pub fn consumer() -> ConsumerSpec {
     ConsumerSpec {
         durable: crate::NAME,
         subjects: vec![subject("inventory", "StockReserved")],
-        max_deliveries: 5,
-        concurrency: 32,
+        max_deliveries: platform::events::consumer::MAX_DELIVERIES,
+        concurrency: 8,
     }
 }
 
@@ -58,12 +58,12 @@ impl Handler for ShippingHandler {
     async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandlerError> {
         match &event.payload {
             Payload::StockReserved(reserved) => stock_reserved(tx, event, reserved).await,
-            // Not a contract break: a broker that ignores `filter_subjects` (NATS before
-            // 2.10) hands the durable every event of the stream. Acknowledged, unchanged.
-            other => {
-                tracing::debug!(kind = kind_of(other), "not an event shipping-svc reacts to");
-                Ok(())
-            }
+            // Each subject has a consumer of its own, so anything else was misrouted:
+            // a person should see it.
+            other => Err(HandlerError::Poison(format!(
+                "{} is not an event shipping-svc reacts to",
+                kind_of(other)
+            ))),
         }
     }
 }

@@ -101,16 +101,30 @@ pub fn on_event(payload: &Payload) -> Result<Option<Transition>, BadEvent> {
             saga: SagaChange::default(),
             steps: vec![compensated(ChargePayment), compensating(CreateOrder)],
         },
-        Payload::OrderConfirmed(_) => Transition {
-            saga: SagaChange::status(SagaStatus::Completed),
+        // The ends carry what the events before them said (the tracking number, the
+        // reason), so an end handled before those events still reads whole.
+        Payload::OrderConfirmed(e) => Transition {
+            saga: SagaChange {
+                status: Some(SagaStatus::Completed),
+                tracking_number: Some(e.tracking_number.clone()),
+                ..SagaChange::default()
+            },
             steps: vec![succeeded(ConfirmOrder)],
         },
-        Payload::OrderCancelled(_) => Transition {
-            saga: SagaChange::status(SagaStatus::Cancelled),
+        Payload::OrderCancelled(e) => Transition {
+            saga: SagaChange {
+                status: Some(SagaStatus::Cancelled),
+                failure_reason: Some(reason(&e.failure_reason)?),
+                ..SagaChange::default()
+            },
             steps: vec![compensated(CreateOrder)],
         },
     };
     Ok(Some(t))
+}
+
+fn reason(reason: &str) -> Result<FailureReason, BadEvent> {
+    FailureReason::parse(reason).map_err(|_| BadEvent::Reason(reason.to_owned()))
 }
 
 fn succeeded(step: Step) -> StepChange {
@@ -146,7 +160,7 @@ fn failed(
     message: String,
     undo_next: Option<Step>,
 ) -> Result<Transition, BadEvent> {
-    let reason = FailureReason::parse(reason).map_err(|_| BadEvent::Reason(reason.to_owned()))?;
+    let reason = self::reason(reason)?;
     let mut steps = vec![StepChange {
         status: Some(StepStatus::Failed),
         uncertain: Some(false),
@@ -187,8 +201,9 @@ fn saga_rank(status: SagaStatus) -> u8 {
 }
 
 /// `transition` as it may apply to `state`: status changes that would move a step or the
-/// saga back are dropped (their counts and errors still count), and a checkout that ends
-/// cancelled marks the steps that never ran SKIPPED.
+/// saga back are dropped with their timestamps (a late event's count and error still
+/// count), the first failure reason stays, and a checkout that ends cancelled marks the
+/// steps that never ran SKIPPED.
 pub fn merge(state: &SagaState, mut transition: Transition) -> Transition {
     if transition
         .saga
@@ -196,6 +211,8 @@ pub fn merge(state: &SagaState, mut transition: Transition) -> Transition {
         .is_some_and(|to| saga_rank(to) <= saga_rank(state.status))
     {
         transition.saga.status = None;
+    }
+    if state.failure_reason.is_some() {
         transition.saga.failure_reason = None;
     }
     for change in &mut transition.steps {
@@ -206,6 +223,8 @@ pub fn merge(state: &SagaState, mut transition: Transition) -> Transition {
         {
             change.status = None;
             change.start = false;
+            change.end = false;
+            change.compensation_end = false;
         }
     }
     if transition.saga.status == Some(SagaStatus::Cancelled) {
@@ -306,7 +325,13 @@ mod tests {
         assert_eq!(s.status_of(Step::ReserveStock), StepStatus::Compensating);
         apply(&mut s, Payload::StockReleased(Default::default()));
         apply(&mut s, Payload::PaymentRefunded(Default::default()));
-        apply(&mut s, Payload::OrderCancelled(Default::default()));
+        apply(
+            &mut s,
+            Payload::OrderCancelled(pb::OrderCancelled {
+                checkout: None,
+                failure_reason: "undeliverable_address".into(),
+            }),
+        );
         assert_eq!(s.status, SagaStatus::Cancelled);
         assert_eq!(s.status_of(Step::CreateShipment), StepStatus::Failed);
         assert_eq!(s.status_of(Step::ConfirmOrder), StepStatus::Skipped);
@@ -332,7 +357,13 @@ mod tests {
                 failure_reason: "card_declined".into(),
             }),
         );
-        apply(&mut s, Payload::OrderCancelled(Default::default()));
+        apply(
+            &mut s,
+            Payload::OrderCancelled(pb::OrderCancelled {
+                checkout: None,
+                failure_reason: "card_declined".into(),
+            }),
+        );
         assert_eq!(s.status, SagaStatus::Cancelled);
         // OrderPlaced handled again after the end (another consumer was slow).
         apply(
@@ -343,6 +374,40 @@ mod tests {
         );
         assert_eq!(s.status, SagaStatus::Cancelled);
         assert_eq!(s.status_of(Step::CreateOrder), StepStatus::Compensated);
+        assert_eq!(s.status_of(Step::ChargePayment), StepStatus::Failed);
+    }
+
+    #[test]
+    fn an_end_handled_before_the_failure_that_caused_it_still_has_its_reason() {
+        let mut s = running();
+        apply(
+            &mut s,
+            Payload::OrderPlaced(pb::OrderPlaced {
+                checkout: checkout(),
+            }),
+        );
+        apply(
+            &mut s,
+            Payload::OrderCancelled(pb::OrderCancelled {
+                checkout: None,
+                failure_reason: "card_declined".into(),
+            }),
+        );
+        assert_eq!(s.status, SagaStatus::Cancelled);
+        assert_eq!(s.failure_reason, Some(FailureReason::CardDeclined));
+        apply(
+            &mut s,
+            Payload::PaymentDeclined(pb::PaymentDeclined {
+                checkout: None,
+                payment_id: String::new(),
+                failure_reason: "card_declined".into(),
+            }),
+        );
+        assert_eq!(
+            s.status,
+            SagaStatus::Cancelled,
+            "never back to compensating"
+        );
         assert_eq!(s.status_of(Step::ChargePayment), StepStatus::Failed);
     }
 

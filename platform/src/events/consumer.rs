@@ -7,7 +7,9 @@
 //! - `Ok`: committed, acknowledged. A business refusal (out of stock, a declined card)
 //!   is `Ok` too: the handler wrote the failure event that says so.
 //! - [`HandlerError::Transient`] (the database is away, a conflict): rolled back and
-//!   redelivered after a backoff that grows with each delivery.
+//!   redelivered after a backoff that grows with each delivery (100 ms doubling to 30 s,
+//!   so the default 20 deliveries span about six minutes: a database restart or a
+//!   failover delays events, it does not park them).
 //! - [`HandlerError::Poison`] (the event makes no sense here), an unreadable message, or
 //!   a transient error on the [`ConsumerSpec::max_deliveries`]th delivery: parked, that
 //!   is, a `dead_letters` row with the reason, `events_parked_total`, an error log, and
@@ -23,6 +25,7 @@ use async_nats::jetstream::{
 };
 use futures::StreamExt;
 use sqlx::{PgConnection, PgPool};
+use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use super::{Event, STREAM};
@@ -80,16 +83,21 @@ pub struct ConsumerSpec {
     pub subjects: Vec<String>,
     /// The delivery on which a still-failing message is parked.
     pub max_deliveries: i64,
-    /// Messages handled at once (each in its own transaction).
+    /// Messages handled at once across all its subjects, each in its own transaction:
+    /// keep it below the database pool's size, or handlers wait on connections.
     pub concurrency: usize,
 }
 
 /// How long a message waits before its next delivery after the `n`th failed: 100 ms,
-/// doubling, at most 10 s.
+/// doubling, at most 30 s.
 pub fn backoff(deliveries: i64) -> Duration {
-    let exponent = u32::try_from(deliveries.clamp(1, 8) - 1).unwrap_or(0);
-    Duration::from_millis(100 * 2u64.pow(exponent)).min(Duration::from_secs(10))
+    let exponent = u32::try_from(deliveries.clamp(1, 10) - 1).unwrap_or(0);
+    Duration::from_millis(100 * 2u64.pow(exponent)).min(Duration::from_secs(30))
 }
+
+/// The delivery on which a message that still fails transiently is parked by default:
+/// with [`backoff`], about six minutes after its first delivery.
+pub const MAX_DELIVERIES: i64 = 20;
 
 /// Consumes until the task is dropped, reconnecting after any broker trouble. Each
 /// subject gets a durable consumer of its own (`<durable>-<producer>-<type>`): NATS
@@ -102,11 +110,14 @@ pub async fn consume<H: Handler>(
     handler: H,
 ) {
     let handler = Arc::new(handler);
+    // One budget for every subject, so the service never runs more handlers (and holds
+    // more connections) than `concurrency`.
+    let permits = Arc::new(Semaphore::new(spec.concurrency.max(1)));
     let loops = spec.subjects.iter().map(|subject| {
-        let (pool, js, spec, handler) = (&pool, &js, &spec, &handler);
+        let (pool, js, spec, handler, permits) = (&pool, &js, &spec, &handler, &permits);
         async move {
             loop {
-                if let Err(error) = consume_once(pool, js, spec, subject, handler).await {
+                if let Err(error) = consume_once(pool, js, spec, subject, handler, permits).await {
                     tracing::warn!(%error, consumer = spec.durable, subject, "consumer stopped; starting again");
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -134,6 +145,7 @@ async fn consume_once<H: Handler>(
     spec: &ConsumerSpec,
     subject: &str,
     handler: &Arc<H>,
+    permits: &Arc<Semaphore>,
 ) -> anyhow::Result<()> {
     let stream = js.get_stream(STREAM).await?;
     let durable = durable_name(spec.durable, subject);
@@ -161,7 +173,12 @@ async fn consume_once<H: Handler>(
     };
     let handle_all = messages.for_each_concurrent(spec.concurrency, |message| async move {
         match message {
-            Ok(message) => process(pool, spec, handler.as_ref(), message).await,
+            Ok(message) => {
+                let Ok(_permit) = permits.acquire().await else {
+                    return;
+                };
+                process(pool, spec, handler.as_ref(), message).await;
+            }
             Err(error) => tracing::warn!(%error, consumer = spec.durable, "pull failed"),
         }
     });
@@ -308,7 +325,12 @@ mod tests {
         assert_eq!(backoff(1), Duration::from_millis(100));
         assert_eq!(backoff(2), Duration::from_millis(200));
         assert_eq!(backoff(4), Duration::from_millis(800));
-        assert_eq!(backoff(50), Duration::from_secs(10));
+        assert_eq!(backoff(50), Duration::from_secs(30));
+        let before_parking: Duration = (1..MAX_DELIVERIES).map(backoff).sum();
+        assert!(
+            before_parking > Duration::from_secs(300),
+            "a short outage must not park events: {before_parking:?}"
+        );
     }
 
     #[test]

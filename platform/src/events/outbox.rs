@@ -63,7 +63,14 @@ pub async fn relay(pool: PgPool, js: jetstream::Context, producer: &'static str)
         if listener.is_none() {
             listener = listen(&pool).await;
         }
-        match publish_all(&pool, &js).await {
+        let round = publish_all(&pool, &js).await;
+        // Measured whatever the round did: the lag matters most while rounds fail.
+        if housekeeping.elapsed() >= HOUSEKEEPING {
+            housekeeping = tokio::time::Instant::now();
+            prune(&pool).await;
+            record_lag(&pool, producer).await;
+        }
+        match round {
             Ok(()) => failures = 0,
             Err(error) => {
                 failures += 1;
@@ -72,11 +79,6 @@ pub async fn relay(pool: PgPool, js: jetstream::Context, producer: &'static str)
                 tokio::time::sleep(wait).await;
                 continue;
             }
-        }
-        if housekeeping.elapsed() >= HOUSEKEEPING {
-            housekeeping = tokio::time::Instant::now();
-            prune(&pool).await;
-            record_lag(&pool, producer).await;
         }
         match listener.as_mut() {
             Some(l) => {
