@@ -33,6 +33,11 @@ pub struct ServiceArgs {
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Serve gRPC server reflection (v1 and v1alpha), so grpcurl needs no proto files. On
+    /// by default; a production profile may turn it off (`--reflection false`).
+    #[arg(long, env = "REFLECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub reflection: bool,
+
     /// NATS server with JetStream, for the choreographed checkout's events. The service
     /// serves its API while the broker is away; its events wait in the outbox.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
@@ -68,6 +73,8 @@ pub struct ServerConfig {
     pub database_max_connections: u32,
     pub fault_injection: bool,
     pub shutdown_grace: Duration,
+    /// Serve server reflection.
+    pub reflection: bool,
     /// `nats://host:port` of the event broker; `None` runs without events (in-process
     /// tests of one service's API, which must not share a broker with other tests).
     pub nats_url: Option<String>,
@@ -96,6 +103,7 @@ impl ServiceArgs {
             database_max_connections: self.database_max_connections.max(1),
             fault_injection: self.fault_injection,
             shutdown_grace: self.shutdown_grace,
+            reflection: self.reflection,
             nats_url: Some(self.nats_url.clone()),
         })
     }

@@ -100,6 +100,7 @@ pub struct App {
     on_shutdown: Option<BoxFuture<'static, ()>>,
     fault_injection: bool,
     shutdown_grace: Duration,
+    reflection: bool,
     connections: Arc<Connections>,
 }
 
@@ -205,11 +206,14 @@ impl App {
             }
             builder
         };
-        let routes = self
-            .routes
-            .add_service(health_service)
-            .add_service(reflection().build_v1()?)
-            .add_service(reflection().build_v1alpha()?);
+        let mut routes = self.routes.add_service(health_service);
+        if self.reflection {
+            routes = routes
+                .add_service(reflection().build_v1()?)
+                .add_service(reflection().build_v1alpha()?);
+        } else {
+            tracing::info!(service = self.name, "server reflection off");
+        }
 
         let name = self.name;
         // Aborted with this future too, so a server dropped mid-run (a test's "crash")
@@ -367,6 +371,7 @@ impl AppBuilder {
             on_shutdown: self.on_shutdown,
             fault_injection: self.config.fault_injection,
             shutdown_grace: self.config.shutdown_grace,
+            reflection: self.config.reflection,
             connections: Arc::default(),
         })
     }

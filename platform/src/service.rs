@@ -179,6 +179,10 @@ mod tests {
             "--fault-injection",
             "--shutdown-grace",
             "--log-format",
+            "--reflection",
+            "REFLECTION",
+            "--nats-url",
+            "NATS_URL",
             "healthcheck",
         ] {
             assert!(help.contains(flag), "{flag} missing from\n{help}");

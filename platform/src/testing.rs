@@ -135,6 +135,7 @@ where
         database_max_connections: 5,
         fault_injection: options.fault_injection,
         shutdown_grace: Duration::from_secs(5),
+        reflection: true,
         nats_url: options.nats_url,
     };
     let app = build(config).await.expect("build app");
