@@ -14,11 +14,7 @@ use std::{future::Future, pin::Pin};
 
 use platform::{
     ApiError,
-    events::{
-        ConsumerSpec, Event, EventsConfig, Handler, HandlerError,
-        envelope::{kind_of, subject},
-        outbox,
-    },
+    events::{ConsumerSpec, Event, EventsConfig, Handler, HandlerError, envelope::kind_of, outbox},
     validate::Violations,
 };
 use shop_proto::events::v1::{self as pb, envelope::Payload};
@@ -36,15 +32,13 @@ pub const PRODUCER: &str = "inventory";
 
 /// The durable consumer: the two events inventory-svc reacts to.
 pub fn consumer() -> ConsumerSpec {
-    ConsumerSpec {
-        durable: crate::NAME,
-        subjects: vec![
-            subject("payment", "PaymentCaptured"),
-            subject("shipping", "ShipmentRejected"),
+    ConsumerSpec::of(
+        crate::NAME,
+        &[
+            ("payment", "PaymentCaptured"),
+            ("shipping", "ShipmentRejected"),
         ],
-        max_deliveries: platform::events::consumer::MAX_DELIVERIES,
-        concurrency: 8,
-    }
+    )
 }
 
 /// What `ServiceSpec::events` runs: the outbox relay and the consumer, until dropped.
@@ -58,7 +52,6 @@ pub fn start(pool: PgPool, config: EventsConfig) -> Pin<Box<dyn Future<Output = 
 }
 
 /// Reacts to the checkout's events; all state is in the transaction it is handed.
-/// Events of other types are acknowledged and otherwise ignored.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct InventoryHandler;
 

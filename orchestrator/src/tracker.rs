@@ -20,15 +20,15 @@ use crate::{
 
 /// The subjects the tracker follows: every service's events.
 pub fn consumer() -> ConsumerSpec {
-    ConsumerSpec {
-        durable: crate::NAME,
-        subjects: ["order", "payment", "inventory", "shipping"]
-            .iter()
-            .map(|producer| format!("shop.events.{producer}.>"))
-            .collect(),
-        max_deliveries: platform::events::consumer::MAX_DELIVERIES,
-        concurrency: 8,
-    }
+    ConsumerSpec::of(
+        crate::NAME,
+        &[
+            ("order", ">"),
+            ("payment", ">"),
+            ("inventory", ">"),
+            ("shipping", ">"),
+        ],
+    )
 }
 
 /// The channel saga changes are announced on (payload: the saga id).

@@ -13,7 +13,7 @@
 use std::{future::Future, pin::Pin};
 
 use platform::{
-    events::{self, ConsumerSpec, Event, EventsConfig, HandlerError, envelope, outbox},
+    events::{self, ConsumerSpec, Event, EventsConfig, HandlerError, outbox},
     validate::Violations,
 };
 use shop_proto::events::v1::{self as ev, envelope::Payload};
@@ -25,21 +25,15 @@ use crate::ops::{self, Moved};
 
 /// The durable consumer of order-svc and the subjects it reacts to.
 pub fn consumer() -> ConsumerSpec {
-    let subjects = [
-        ("checkout", "CheckoutRequested"),
-        ("shipping", "ShipmentCreated"),
-        ("payment", "PaymentDeclined"),
-        ("payment", "PaymentRefunded"),
-    ];
-    ConsumerSpec {
-        durable: crate::NAME,
-        subjects: subjects
-            .iter()
-            .map(|(producer, kind)| envelope::subject(producer, kind))
-            .collect(),
-        max_deliveries: platform::events::consumer::MAX_DELIVERIES,
-        concurrency: 8,
-    }
+    ConsumerSpec::of(
+        crate::NAME,
+        &[
+            ("checkout", "CheckoutRequested"),
+            ("shipping", "ShipmentCreated"),
+            ("payment", "PaymentDeclined"),
+            ("payment", "PaymentRefunded"),
+        ],
+    )
 }
 
 /// The service's events task (`ServiceSpec::events`): relays the outbox and consumes.

@@ -15,7 +15,7 @@
 use std::{future::Future, pin::Pin};
 
 use platform::{
-    events::{self, ConsumerSpec, Event, EventsConfig, HandlerError, envelope, outbox},
+    events::{self, ConsumerSpec, Event, EventsConfig, HandlerError, outbox},
     validate::Violations,
 };
 use shop_proto::events::v1::{self as ev, envelope::Payload};
@@ -29,20 +29,14 @@ use crate::{
 
 /// The durable consumer of payment-svc and the subjects it reacts to.
 pub fn consumer() -> ConsumerSpec {
-    let subjects = [
-        ("order", "OrderPlaced"),
-        ("inventory", "StockRejected"),
-        ("inventory", "StockReleased"),
-    ];
-    ConsumerSpec {
-        durable: crate::NAME,
-        subjects: subjects
-            .iter()
-            .map(|(producer, kind)| envelope::subject(producer, kind))
-            .collect(),
-        max_deliveries: platform::events::consumer::MAX_DELIVERIES,
-        concurrency: 8,
-    }
+    ConsumerSpec::of(
+        crate::NAME,
+        &[
+            ("order", "OrderPlaced"),
+            ("inventory", "StockRejected"),
+            ("inventory", "StockReleased"),
+        ],
+    )
 }
 
 /// The service's events task (`ServiceSpec::events`): relays the outbox and consumes.

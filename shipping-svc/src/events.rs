@@ -11,11 +11,7 @@ use std::{future::Future, pin::Pin};
 
 use platform::{
     ApiError,
-    events::{
-        ConsumerSpec, Event, EventsConfig, Handler, HandlerError,
-        envelope::{kind_of, subject},
-        outbox,
-    },
+    events::{ConsumerSpec, Event, EventsConfig, Handler, HandlerError, envelope::kind_of, outbox},
     validate::Violations,
 };
 use shop_proto::common::v1::Address;
@@ -31,12 +27,7 @@ pub const PRODUCER: &str = "shipping";
 
 /// The durable consumer: shipping-svc reacts to reserved stock only.
 pub fn consumer() -> ConsumerSpec {
-    ConsumerSpec {
-        durable: crate::NAME,
-        subjects: vec![subject("inventory", "StockReserved")],
-        max_deliveries: platform::events::consumer::MAX_DELIVERIES,
-        concurrency: 8,
-    }
+    ConsumerSpec::of(crate::NAME, &[("inventory", "StockReserved")])
 }
 
 /// What `ServiceSpec::events` runs: the outbox relay and the consumer, until dropped.
@@ -50,7 +41,6 @@ pub fn start(pool: PgPool, config: EventsConfig) -> Pin<Box<dyn Future<Output = 
 }
 
 /// Reacts to the checkout's events; all state is in the transaction it is handed.
-/// Events of other types are acknowledged and otherwise ignored.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ShippingHandler;
 

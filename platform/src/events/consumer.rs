@@ -28,7 +28,7 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-use super::{Event, STREAM};
+use super::{Event, EventKind, STREAM};
 use crate::ApiError;
 
 /// Reacts to one event, in the transaction that records it as handled. Emit follow-up
@@ -86,6 +86,23 @@ pub struct ConsumerSpec {
     /// Messages handled at once across all its subjects, each in its own transaction:
     /// keep it below the database pool's size, or handlers wait on connections.
     pub concurrency: usize,
+}
+
+impl ConsumerSpec {
+    /// The consumer of service `durable` over the events `(producer, type)` it reacts to
+    /// (`type` may be `>` for all of a producer's), with the default delivery limit and a
+    /// handler budget of 8, below the default database pool of 10.
+    pub fn of(durable: &'static str, events: &[(&str, EventKind)]) -> Self {
+        Self {
+            durable,
+            subjects: events
+                .iter()
+                .map(|(producer, kind)| super::envelope::subject(producer, kind))
+                .collect(),
+            max_deliveries: MAX_DELIVERIES,
+            concurrency: 8,
+        }
+    }
 }
 
 /// How long a message waits before its next delivery after the `n`th failed: 100 ms,
