@@ -58,7 +58,7 @@ pub struct InventoryHandler;
 impl Handler for InventoryHandler {
     async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandlerError> {
         match &event.payload {
-            Payload::PaymentCaptured(captured) => payment_captured(tx, event, captured).await,
+            Payload::PaymentCaptured(_) => payment_captured(tx, event).await,
             Payload::ShipmentRejected(rejected) => shipment_rejected(tx, event, rejected).await,
             // Each subject has a consumer of its own, so anything else was misrouted:
             // a person should see it.
@@ -73,13 +73,9 @@ impl Handler for InventoryHandler {
 /// Reserves the checkout's lines for its order. Out of stock is the checkout's outcome,
 /// not an error: `reserve` refuses before it writes anything, so committing the
 /// `StockRejected` commits no stock change.
-async fn payment_captured(
-    tx: &mut PgConnection,
-    event: &Event,
-    captured: &pb::PaymentCaptured,
-) -> Result<(), HandlerError> {
-    let checkout = required_checkout(event, captured.checkout.as_ref())?;
-    let (order_id, lines) = reservation_of(checkout).map_err(|e| failure(event, e))?;
+async fn payment_captured(tx: &mut PgConnection, event: &Event) -> Result<(), HandlerError> {
+    let checkout = event.checkout()?;
+    let (order_id, lines) = reservation_of(checkout).map_err(|e| HandlerError::of(event, e))?;
     let follow_up = match reservations::reserve(tx, order_id, &lines).await {
         Ok(reservation) => Payload::StockReserved(pb::StockReserved {
             checkout: Some(checkout.clone()),
@@ -95,9 +91,10 @@ async fn payment_captured(
                 failure_reason: reason::failure::OUT_OF_STOCK.to_owned(),
             })
         }
-        Err(error) => return Err(failure(event, error)),
+        Err(error) => return Err(HandlerError::of(event, error)),
     };
-    emit(tx, event, follow_up).await
+    outbox::emit(tx, PRODUCER, event, follow_up).await?;
+    Ok(())
 }
 
 /// Undoes the reservation of a checkout that cannot be shipped. A reservation released
@@ -108,19 +105,20 @@ async fn shipment_rejected(
     event: &Event,
     rejected: &pb::ShipmentRejected,
 ) -> Result<(), HandlerError> {
-    let checkout = required_checkout(event, rejected.checkout.as_ref())?;
+    let checkout = event.checkout()?;
     let mut v = Violations::default();
     let order_id = v.uuid("checkout.order_id", &checkout.order_id);
     v.text("failure_reason", &rejected.failure_reason, 1, 200);
-    v.finish(()).map_err(|e| failure(event, e))?;
+    v.finish(()).map_err(|e| HandlerError::of(event, e))?;
     reservations::release_of_order(tx, order_id)
         .await
-        .map_err(|e| failure(event, e))?;
+        .map_err(|e| HandlerError::of(event, e))?;
     let released = Payload::StockReleased(pb::StockReleased {
         checkout: Some(checkout.clone()),
         failure_reason: rejected.failure_reason.clone(),
     });
-    emit(tx, event, released).await
+    outbox::emit(tx, PRODUCER, event, released).await?;
+    Ok(())
 }
 
 /// The order and the lines a `PaymentCaptured` asks to reserve, checked as the
@@ -138,29 +136,4 @@ fn reservation_of(checkout: &pb::Checkout) -> Result<(Uuid, Vec<Line>), ApiError
         .collect();
     domain::check_lines(&mut v, "checkout.lines", &lines);
     v.finish((order_id, lines))
-}
-
-/// The checkout every event carries; an event without one cannot be handled.
-fn required_checkout<'a>(
-    event: &Event,
-    checkout: Option<&'a pb::Checkout>,
-) -> Result<&'a pb::Checkout, HandlerError> {
-    checkout.ok_or_else(|| HandlerError::Poison(format!("{}: checkout is missing", event.kind())))
-}
-
-/// Why `event` was not handled: a contract break or a refusal other than the checkout's
-/// own outcome (an unknown sku, an order reserved twice) is parked with the event's type
-/// and the fields named; an outage stays transient and is redelivered.
-fn failure(event: &Event, error: ApiError) -> HandlerError {
-    match HandlerError::from(error) {
-        HandlerError::Poison(reason) => HandlerError::Poison(format!("{}: {reason}", event.kind())),
-        transient => transient,
-    }
-}
-
-/// Writes the follow-up of `cause` to the outbox, in the handler's transaction.
-async fn emit(tx: &mut PgConnection, cause: &Event, payload: Payload) -> Result<(), HandlerError> {
-    let event = Event::new(PRODUCER, &cause.correlation_id, Some(cause), payload);
-    outbox::enqueue(tx, &event).await?;
-    Ok(())
 }

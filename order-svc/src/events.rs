@@ -58,19 +58,13 @@ impl Handler {
 impl events::Handler for Handler {
     async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandlerError> {
         let follow_up = match &event.payload {
-            Payload::CheckoutRequested(e) => {
-                Some(place(tx, checkout(event, e.checkout.as_ref())?).await?)
-            }
+            Payload::CheckoutRequested(_) => Some(place(tx, event.checkout()?).await?),
             Payload::ShipmentCreated(e) => {
-                let checkout = checkout(event, e.checkout.as_ref())?;
+                let checkout = event.checkout()?;
                 confirm(tx, checkout, &e.tracking_number).await?
             }
-            Payload::PaymentDeclined(e) => {
-                cancel(tx, checkout(event, e.checkout.as_ref())?, &e.failure_reason).await?
-            }
-            Payload::PaymentRefunded(e) => {
-                cancel(tx, checkout(event, e.checkout.as_ref())?, &e.failure_reason).await?
-            }
+            Payload::PaymentDeclined(e) => cancel(tx, event.checkout()?, &e.failure_reason).await?,
+            Payload::PaymentRefunded(e) => cancel(tx, event.checkout()?, &e.failure_reason).await?,
             _ => {
                 return Err(HandlerError::Poison(format!(
                     "{} does not react to {}",
@@ -80,19 +74,10 @@ impl events::Handler for Handler {
             }
         };
         if let Some(payload) = follow_up {
-            let next = Event::new(self.producer, &event.correlation_id, Some(event), payload);
-            outbox::enqueue(tx, &next).await?;
+            outbox::emit(tx, self.producer, event, payload).await?;
         }
         Ok(())
     }
-}
-
-/// The checkout every event carries; without it there is nothing to act on.
-fn checkout<'e>(
-    event: &Event,
-    checkout: Option<&'e ev::Checkout>,
-) -> Result<&'e ev::Checkout, HandlerError> {
-    checkout.ok_or_else(|| HandlerError::Poison(format!("{}.checkout is required", event.kind())))
 }
 
 /// Creates the checkout's order, checked as CreateOrder checks it, and announces it with

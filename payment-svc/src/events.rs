@@ -61,15 +61,9 @@ impl Handler {
 impl events::Handler for Handler {
     async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandlerError> {
         let follow_up = match &event.payload {
-            Payload::OrderPlaced(e) => {
-                Some(charge(tx, checkout(event, e.checkout.as_ref())?).await?)
-            }
-            Payload::StockRejected(e) => {
-                refund(tx, checkout(event, e.checkout.as_ref())?, &e.failure_reason).await?
-            }
-            Payload::StockReleased(e) => {
-                refund(tx, checkout(event, e.checkout.as_ref())?, &e.failure_reason).await?
-            }
+            Payload::OrderPlaced(_) => Some(charge(tx, event.checkout()?).await?),
+            Payload::StockRejected(e) => refund(tx, event.checkout()?, &e.failure_reason).await?,
+            Payload::StockReleased(e) => refund(tx, event.checkout()?, &e.failure_reason).await?,
             _ => {
                 return Err(HandlerError::Poison(format!(
                     "{} does not react to {}",
@@ -79,19 +73,10 @@ impl events::Handler for Handler {
             }
         };
         if let Some(payload) = follow_up {
-            let next = Event::new(self.producer, &event.correlation_id, Some(event), payload);
-            outbox::enqueue(tx, &next).await?;
+            outbox::emit(tx, self.producer, event, payload).await?;
         }
         Ok(())
     }
-}
-
-/// The checkout every event carries; without it there is nothing to act on.
-fn checkout<'e>(
-    event: &Event,
-    checkout: Option<&'e ev::Checkout>,
-) -> Result<&'e ev::Checkout, HandlerError> {
-    checkout.ok_or_else(|| HandlerError::Poison(format!("{}.checkout is required", event.kind())))
 }
 
 /// Charges the placed order's total, checked and decided as Charge decides it.

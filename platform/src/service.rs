@@ -12,6 +12,7 @@
 //!     default_listen: "127.0.0.1:50051",
 //!     migrator: &MIGRATOR,
 //!     server: |pool| OrderServiceServer::new(OrderApi::new(pool)),
+//!     events: Some(events::run),
 //! };
 //!
 //! #[tokio::main]

@@ -236,4 +236,14 @@ fn every_service_creates_the_same_event_tables() {
         let theirs = std::fs::read_to_string(&path).unwrap();
         assert_eq!(theirs, SCHEMA, "{path} differs from order-svc's");
     }
+    // The orchestrator's migration adds its saga mode, then the same tables.
+    let path = format!(
+        "{}/../orchestrator/migrations/0005_choreography.sql",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let orchestrator = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        orchestrator.ends_with(SCHEMA),
+        "{path} differs from order-svc's"
+    );
 }

@@ -47,7 +47,7 @@ pub struct ShippingHandler;
 impl Handler for ShippingHandler {
     async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandlerError> {
         match &event.payload {
-            Payload::StockReserved(reserved) => stock_reserved(tx, event, reserved).await,
+            Payload::StockReserved(_) => stock_reserved(tx, event).await,
             // Each subject has a consumer of its own, so anything else was misrouted:
             // a person should see it.
             other => Err(HandlerError::Poison(format!(
@@ -61,16 +61,9 @@ impl Handler for ShippingHandler {
 /// Ships the checkout to its address. An address no carrier serves is the checkout's
 /// outcome, not an error: `create` refuses before it writes anything, so committing the
 /// `ShipmentRejected` commits no shipment.
-async fn stock_reserved(
-    tx: &mut PgConnection,
-    event: &Event,
-    reserved: &pb::StockReserved,
-) -> Result<(), HandlerError> {
-    let checkout = reserved
-        .checkout
-        .as_ref()
-        .ok_or_else(|| HandlerError::Poison(format!("{}: checkout is missing", event.kind())))?;
-    let (order_id, to) = shipment_of(checkout).map_err(|e| failure(event, e))?;
+async fn stock_reserved(tx: &mut PgConnection, event: &Event) -> Result<(), HandlerError> {
+    let checkout = event.checkout()?;
+    let (order_id, to) = shipment_of(checkout).map_err(|e| HandlerError::of(event, e))?;
     let follow_up = match shipments::create(tx, order_id, to).await {
         Ok(row) => Payload::ShipmentCreated(pb::ShipmentCreated {
             checkout: Some(checkout.clone()),
@@ -86,10 +79,9 @@ async fn stock_reserved(
                 failure_reason: reason::failure::UNDELIVERABLE_ADDRESS.to_owned(),
             })
         }
-        Err(error) => return Err(failure(event, error)),
+        Err(error) => return Err(HandlerError::of(event, error)),
     };
-    let follow_up = Event::new(PRODUCER, &event.correlation_id, Some(event), follow_up);
-    outbox::enqueue(tx, &follow_up).await?;
+    outbox::emit(tx, PRODUCER, event, follow_up).await?;
     Ok(())
 }
 
@@ -103,14 +95,4 @@ fn shipment_of(checkout: &pb::Checkout) -> Result<(Uuid, &Address), ApiError> {
     v.finish(())?;
     let to = to.ok_or_else(|| ApiError::invalid("checkout.shipping_address", "is required"))?;
     Ok((order_id, to))
-}
-
-/// Why `event` was not handled: a contract break or a refusal other than the checkout's
-/// own outcome (an order shipped twice) is parked with the event's type and the fields
-/// named; an outage stays transient and is redelivered.
-fn failure(event: &Event, error: ApiError) -> HandlerError {
-    match HandlerError::from(error) {
-        HandlerError::Poison(reason) => HandlerError::Poison(format!("{}: {reason}", event.kind())),
-        transient => transient,
-    }
 }

@@ -73,6 +73,17 @@ impl From<ApiError> for HandlerError {
     }
 }
 
+impl HandlerError {
+    /// What a refusal of the shared domain code means for `event`: poison, named with the
+    /// event's type (the field paths are the checkout's), or an outage to redeliver.
+    pub fn of(event: &Event, error: ApiError) -> Self {
+        match Self::from(error) {
+            Self::Poison(reason) => Self::Poison(format!("{}: {reason}", event.kind())),
+            transient => transient,
+        }
+    }
+}
+
 /// One durable consumer.
 #[derive(Debug, Clone)]
 pub struct ConsumerSpec {

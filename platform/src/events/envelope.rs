@@ -92,6 +92,36 @@ impl Event {
         kind_of(&self.payload)
     }
 
+    /// The checkout every event carries forward; an event without one cannot be handled
+    /// (poison: it is parked).
+    pub fn checkout(&self) -> Result<&pb::Checkout, super::HandlerError> {
+        let checkout = match &self.payload {
+            Payload::CheckoutRequested(e) => e.checkout.as_ref(),
+            Payload::OrderPlaced(e) => e.checkout.as_ref(),
+            Payload::PaymentCaptured(e) => e.checkout.as_ref(),
+            Payload::PaymentDeclined(e) => e.checkout.as_ref(),
+            Payload::StockReserved(e) => e.checkout.as_ref(),
+            Payload::StockRejected(e) => e.checkout.as_ref(),
+            Payload::ShipmentCreated(e) => e.checkout.as_ref(),
+            Payload::ShipmentRejected(e) => e.checkout.as_ref(),
+            Payload::StockReleased(e) => e.checkout.as_ref(),
+            Payload::PaymentRefunded(e) => e.checkout.as_ref(),
+            Payload::OrderConfirmed(e) => e.checkout.as_ref(),
+            Payload::OrderCancelled(e) => e.checkout.as_ref(),
+        };
+        checkout.ok_or_else(|| {
+            super::HandlerError::Poison(format!(
+                "{}.checkout is required: the checkout is missing from the event",
+                self.kind()
+            ))
+        })
+    }
+
+    /// The event `producer` writes in reaction to this one: same checkout, caused by it.
+    pub fn follow_up(&self, producer: &str, payload: Payload) -> Self {
+        Self::new(producer, &self.correlation_id, Some(self), payload)
+    }
+
     /// The subject it is published under.
     pub fn subject(&self) -> String {
         subject(&self.producer, self.kind())

@@ -45,6 +45,16 @@ pub async fn enqueue(conn: &mut PgConnection, event: &Event) -> Result<(), sqlx:
     Ok(())
 }
 
+/// Writes `producer`'s follow-up of `cause` in the handler's transaction.
+pub async fn emit(
+    conn: &mut PgConnection,
+    producer: &str,
+    cause: &Event,
+    payload: shop_proto::events::v1::envelope::Payload,
+) -> Result<(), sqlx::Error> {
+    enqueue(conn, &cause.follow_up(producer, payload)).await
+}
+
 /// Why a relay round failed; the round is retried, nothing is lost.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
