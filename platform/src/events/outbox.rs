@@ -95,6 +95,10 @@ pub async fn relay(pool: PgPool, js: jetstream::Context, producer: &'static str)
                 if let Ok(Err(error)) = tokio::time::timeout(POLL, l.recv()).await {
                     tracing::warn!(%error, "outbox notifications lost; listening again");
                     listener = None;
+                } else {
+                    // One round publishes everything committed so far: the notifications
+                    // already waiting would only wake empty rounds.
+                    while l.next_buffered().is_some() {}
                 }
             }
             None => tokio::time::sleep(POLL).await,
