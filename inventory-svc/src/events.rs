@@ -27,9 +27,6 @@ use crate::{
     reservations,
 };
 
-/// The producer name of inventory-svc's events (`shop.events.inventory.*`).
-pub const PRODUCER: &str = "inventory";
-
 /// The durable consumer: the two events inventory-svc reacts to.
 pub fn consumer() -> ConsumerSpec {
     ConsumerSpec::of(
@@ -43,23 +40,29 @@ pub fn consumer() -> ConsumerSpec {
 
 /// What `ServiceSpec::events` runs: the outbox relay and the consumer, until dropped.
 pub fn start(pool: PgPool, config: EventsConfig) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    let producer = config.producer;
     Box::pin(platform::events::run(
         pool,
         config,
         consumer(),
-        InventoryHandler,
+        InventoryHandler { producer },
     ))
 }
 
 /// Reacts to the checkout's events; all state is in the transaction it is handed.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct InventoryHandler;
+#[derive(Debug, Clone, Copy)]
+pub struct InventoryHandler {
+    /// The producer name of the events it emits (`inventory`, from the service's name).
+    pub producer: &'static str,
+}
 
 impl Handler for InventoryHandler {
     async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandlerError> {
         match &event.payload {
-            Payload::PaymentCaptured(_) => payment_captured(tx, event).await,
-            Payload::ShipmentRejected(rejected) => shipment_rejected(tx, event, rejected).await,
+            Payload::PaymentCaptured(_) => payment_captured(tx, self.producer, event).await,
+            Payload::ShipmentRejected(rejected) => {
+                shipment_rejected(tx, self.producer, event, rejected).await
+            }
             // Each subject has a consumer of its own, so anything else was misrouted:
             // a person should see it.
             other => Err(HandlerError::Poison(format!(
@@ -73,7 +76,11 @@ impl Handler for InventoryHandler {
 /// Reserves the checkout's lines for its order. Out of stock is the checkout's outcome,
 /// not an error: `reserve` refuses before it writes anything, so committing the
 /// `StockRejected` commits no stock change.
-async fn payment_captured(tx: &mut PgConnection, event: &Event) -> Result<(), HandlerError> {
+async fn payment_captured(
+    tx: &mut PgConnection,
+    producer: &str,
+    event: &Event,
+) -> Result<(), HandlerError> {
     let checkout = event.checkout()?;
     let (order_id, lines) = reservation_of(checkout).map_err(|e| HandlerError::of(event, e))?;
     let follow_up = match reservations::reserve(tx, order_id, &lines).await {
@@ -93,7 +100,7 @@ async fn payment_captured(tx: &mut PgConnection, event: &Event) -> Result<(), Ha
         }
         Err(error) => return Err(HandlerError::of(event, error)),
     };
-    outbox::emit(tx, PRODUCER, event, follow_up).await?;
+    outbox::emit(tx, producer, event, follow_up).await?;
     Ok(())
 }
 
@@ -102,6 +109,7 @@ async fn payment_captured(tx: &mut PgConnection, event: &Event) -> Result<(), Ha
 /// still moves on.
 async fn shipment_rejected(
     tx: &mut PgConnection,
+    producer: &str,
     event: &Event,
     rejected: &pb::ShipmentRejected,
 ) -> Result<(), HandlerError> {
@@ -117,7 +125,7 @@ async fn shipment_rejected(
         checkout: Some(checkout.clone()),
         failure_reason: rejected.failure_reason.clone(),
     });
-    outbox::emit(tx, PRODUCER, event, released).await?;
+    outbox::emit(tx, producer, event, released).await?;
     Ok(())
 }
 

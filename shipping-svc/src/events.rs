@@ -22,9 +22,6 @@ use uuid::Uuid;
 
 use crate::shipments;
 
-/// The producer name of shipping-svc's events (`shop.events.shipping.*`).
-pub const PRODUCER: &str = "shipping";
-
 /// The durable consumer: shipping-svc reacts to reserved stock only.
 pub fn consumer() -> ConsumerSpec {
     ConsumerSpec::of(crate::NAME, &[("inventory", "StockReserved")])
@@ -32,22 +29,26 @@ pub fn consumer() -> ConsumerSpec {
 
 /// What `ServiceSpec::events` runs: the outbox relay and the consumer, until dropped.
 pub fn start(pool: PgPool, config: EventsConfig) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    let producer = config.producer;
     Box::pin(platform::events::run(
         pool,
         config,
         consumer(),
-        ShippingHandler,
+        ShippingHandler { producer },
     ))
 }
 
 /// Reacts to the checkout's events; all state is in the transaction it is handed.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ShippingHandler;
+#[derive(Debug, Clone, Copy)]
+pub struct ShippingHandler {
+    /// The producer name of the events it emits (`shipping`, from the service's name).
+    pub producer: &'static str,
+}
 
 impl Handler for ShippingHandler {
     async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandlerError> {
         match &event.payload {
-            Payload::StockReserved(_) => stock_reserved(tx, event).await,
+            Payload::StockReserved(_) => stock_reserved(tx, self.producer, event).await,
             // Each subject has a consumer of its own, so anything else was misrouted:
             // a person should see it.
             other => Err(HandlerError::Poison(format!(
@@ -61,7 +62,11 @@ impl Handler for ShippingHandler {
 /// Ships the checkout to its address. An address no carrier serves is the checkout's
 /// outcome, not an error: `create` refuses before it writes anything, so committing the
 /// `ShipmentRejected` commits no shipment.
-async fn stock_reserved(tx: &mut PgConnection, event: &Event) -> Result<(), HandlerError> {
+async fn stock_reserved(
+    tx: &mut PgConnection,
+    producer: &str,
+    event: &Event,
+) -> Result<(), HandlerError> {
     let checkout = event.checkout()?;
     let (order_id, to) = shipment_of(checkout).map_err(|e| HandlerError::of(event, e))?;
     let follow_up = match shipments::create(tx, order_id, to).await {
@@ -81,7 +86,7 @@ async fn stock_reserved(tx: &mut PgConnection, event: &Event) -> Result<(), Hand
         }
         Err(error) => return Err(HandlerError::of(event, error)),
     };
-    outbox::emit(tx, PRODUCER, event, follow_up).await?;
+    outbox::emit(tx, producer, event, follow_up).await?;
     Ok(())
 }
 
