@@ -17,6 +17,7 @@
 //! consumer), so [`merge`] only ever moves a step or the saga forward: a late event never
 //! undoes what a later one recorded.
 
+use platform::events::envelope::checkout_of;
 use shop_proto::events::v1::envelope::Payload;
 
 use super::{
@@ -120,7 +121,19 @@ pub fn on_event(payload: &Payload) -> Result<Option<Transition>, BadEvent> {
             steps: vec![compensated(CreateOrder)],
         },
     };
-    Ok(Some(t))
+    Ok(Some(with_order_id(t, payload)))
+}
+
+/// Every event after OrderPlaced carries the order id: taken from whichever arrives
+/// first, since a consumer that died holding OrderPlaced redelivers it only after its
+/// ack wait, while later events (other consumers) go on.
+fn with_order_id(mut t: Transition, payload: &Payload) -> Transition {
+    if t.saga.order_id.is_none() {
+        t.saga.order_id = checkout_of(payload)
+            .and_then(|c| uuid::Uuid::try_parse(&c.order_id).ok())
+            .map(OrderId::from);
+    }
+    t
 }
 
 fn reason(reason: &str) -> Result<FailureReason, BadEvent> {
@@ -409,6 +422,22 @@ mod tests {
             "never back to compensating"
         );
         assert_eq!(s.status_of(Step::ChargePayment), StepStatus::Failed);
+    }
+
+    #[test]
+    fn the_order_id_comes_from_any_event_when_order_placed_is_late() {
+        let mut s = running();
+        let placed = checkout();
+        apply(
+            &mut s,
+            Payload::OrderConfirmed(pb::OrderConfirmed {
+                checkout: placed.clone(),
+                tracking_number: "T1".into(),
+            }),
+        );
+        assert_eq!(s.status, SagaStatus::Completed);
+        let expected = placed.map(|c| c.order_id).unwrap_or_default();
+        assert_eq!(s.order_id.map(|o| o.to_string()), Some(expected));
     }
 
     #[test]

@@ -27,6 +27,24 @@ pub fn kind_of(payload: &Payload) -> EventKind {
     }
 }
 
+/// The checkout a payload carries forward (every event type has one).
+pub fn checkout_of(payload: &Payload) -> Option<&pb::Checkout> {
+    match payload {
+        Payload::CheckoutRequested(e) => e.checkout.as_ref(),
+        Payload::OrderPlaced(e) => e.checkout.as_ref(),
+        Payload::PaymentCaptured(e) => e.checkout.as_ref(),
+        Payload::PaymentDeclined(e) => e.checkout.as_ref(),
+        Payload::StockReserved(e) => e.checkout.as_ref(),
+        Payload::StockRejected(e) => e.checkout.as_ref(),
+        Payload::ShipmentCreated(e) => e.checkout.as_ref(),
+        Payload::ShipmentRejected(e) => e.checkout.as_ref(),
+        Payload::StockReleased(e) => e.checkout.as_ref(),
+        Payload::PaymentRefunded(e) => e.checkout.as_ref(),
+        Payload::OrderConfirmed(e) => e.checkout.as_ref(),
+        Payload::OrderCancelled(e) => e.checkout.as_ref(),
+    }
+}
+
 /// The subject an event of `producer` and `kind` is published under.
 pub fn subject(producer: &str, kind: EventKind) -> String {
     format!("shop.events.{producer}.{kind}")
@@ -95,21 +113,7 @@ impl Event {
     /// The checkout every event carries forward; an event without one cannot be handled
     /// (poison: it is parked).
     pub fn checkout(&self) -> Result<&pb::Checkout, super::HandlerError> {
-        let checkout = match &self.payload {
-            Payload::CheckoutRequested(e) => e.checkout.as_ref(),
-            Payload::OrderPlaced(e) => e.checkout.as_ref(),
-            Payload::PaymentCaptured(e) => e.checkout.as_ref(),
-            Payload::PaymentDeclined(e) => e.checkout.as_ref(),
-            Payload::StockReserved(e) => e.checkout.as_ref(),
-            Payload::StockRejected(e) => e.checkout.as_ref(),
-            Payload::ShipmentCreated(e) => e.checkout.as_ref(),
-            Payload::ShipmentRejected(e) => e.checkout.as_ref(),
-            Payload::StockReleased(e) => e.checkout.as_ref(),
-            Payload::PaymentRefunded(e) => e.checkout.as_ref(),
-            Payload::OrderConfirmed(e) => e.checkout.as_ref(),
-            Payload::OrderCancelled(e) => e.checkout.as_ref(),
-        };
-        checkout.ok_or_else(|| {
+        checkout_of(&self.payload).ok_or_else(|| {
             super::HandlerError::Poison(format!(
                 "{}.checkout is required: the checkout is missing from the event",
                 self.kind()
