@@ -8,7 +8,8 @@
 //! - [`postgres`]: find or start a Postgres server, create and drop databases.
 //! - [`nats`]: find the nats-server binary, start a broker (kill -9 and restart it), or
 //!   find the one on 127.0.0.1:4222 for the local runner.
-//! - [`stack`]: the five processes: start, kill -9, SIGSTOP/SIGCONT, restart.
+//! - [`stack`]: the five processes: start, kill -9, SIGSTOP/SIGCONT, restart; extra
+//!   orchestrator replicas.
 //! - [`clients`]: gRPC clients of every service of a running stack.
 //! - [`invariants`]: the invariants of docs/CONTRACT.md, checked through the read RPCs.
 //! - [`demo`]: the demo catalog the runner seeds.
@@ -23,4 +24,4 @@ pub mod postgres;
 pub mod scenario;
 pub mod stack;
 
-pub use stack::{Stack, StackOptions, Svc};
+pub use stack::{Replica, Stack, StackOptions, Svc};

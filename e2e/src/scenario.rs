@@ -31,6 +31,9 @@ pub fn options() -> StackOptions {
             ("SAGA_LEASE", "2s"),
             ("RECOVERY_INTERVAL", "300ms"),
         ]),
+        // Small pools: a test's stack needs few connections, and several stacks (tests
+        // run in parallel) share one Postgres and its max_connections (100 by default).
+        env: env(&[("DATABASE_MAX_CONNECTIONS", "4")]),
         ..StackOptions::default()
     }
 }

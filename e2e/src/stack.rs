@@ -5,7 +5,7 @@
 use std::{
     collections::BTreeMap,
     net::{SocketAddr, TcpListener},
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::Arc,
     time::Duration,
@@ -278,13 +278,28 @@ impl Stack {
     }
 
     fn spawn(&mut self, svc: Svc) -> anyhow::Result<()> {
+        let mut command = self.command(svc, self.addr(svc), &self.log_file(svc))?;
+        if let Some(port) = self.process(svc).metrics_port {
+            command.env("METRICS_LISTEN_ADDR", format!("127.0.0.1:{port}"));
+        }
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {}", svc.binary()))?;
+        let process = self.process_mut(svc);
+        process.child = Some(child);
+        process.paused = false;
+        Ok(())
+    }
+
+    /// The command that runs `svc` on `addr` with the stack's settings, logging to `log`.
+    fn command(&self, svc: Svc, addr: SocketAddr, log: &Path) -> anyhow::Result<Command> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.log_file(svc))?;
+            .open(log)?;
         let mut command = Command::new(self.bin_dir.join(svc.binary()));
         command
-            .env("LISTEN_ADDR", self.addr(svc).to_string())
+            .env("LISTEN_ADDR", addr.to_string())
             .env("DATABASE_URL", self.database_url(svc))
             .env("NATS_URL", self.nats.url())
             .env("FAULT_INJECTION", self.options.fault_injection.to_string())
@@ -299,9 +314,6 @@ impl Stack {
         for (name, value) in &self.options.env {
             command.env(name, value);
         }
-        if let Some(port) = self.process(svc).metrics_port {
-            command.env("METRICS_LISTEN_ADDR", format!("127.0.0.1:{port}"));
-        }
         if svc == Svc::Orchestrator {
             command
                 .env("ORDER_SVC_URL", self.url(Svc::Order))
@@ -312,41 +324,41 @@ impl Stack {
                 command.env(name, value);
             }
         }
-        let child = command
-            .spawn()
-            .with_context(|| format!("starting {}", svc.binary()))?;
-        let process = self.process_mut(svc);
-        process.child = Some(child);
-        process.paused = false;
-        Ok(())
+        Ok(command)
     }
 
     /// Waits (up to 30 s) until the service reports SERVING.
     pub async fn wait_serving(&mut self, svc: Svc) -> anyhow::Result<()> {
-        let mut health = HealthClient::new(self.channel(svc));
-        for _ in 0..300 {
-            if let Some(child) = self.process_mut(svc).child.as_mut()
-                && let Some(status) = child.try_wait()?
-            {
-                bail!(
-                    "{} exited with {status}; see {}",
-                    svc.binary(),
-                    self.log_file(svc).display()
-                );
-            }
-            let check = health.check(HealthCheckRequest::default());
-            if let Ok(Ok(reply)) = tokio::time::timeout(Duration::from_millis(500), check).await
-                && reply.into_inner().status() == ServingStatus::Serving
-            {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        bail!(
-            "{} never reported SERVING; see {}",
-            svc.binary(),
-            self.log_file(svc).display()
+        let channel = self.channel(svc);
+        let log = self.log_file(svc);
+        let process = self.process_mut(svc);
+        wait_serving(channel, process.child.as_mut(), svc.binary(), &log).await
+    }
+
+    /// Starts another orchestrator process on the stack's database and downstreams, with
+    /// the same settings: a second replica sharing the sagas, which takes over the ones
+    /// the stack's own orchestrator held if that one dies.
+    pub async fn start_replica(&self) -> anyhow::Result<Replica> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let log = self
+            .log_dir
+            .join(format!("orchestrator-replica-{}.log", addr.port()));
+        let child = self
+            .command(Svc::Orchestrator, addr, &log)?
+            .spawn()
+            .context("starting an orchestrator replica")?;
+        let mut replica = Replica {
+            child: Some(child),
+            addr,
+        };
+        wait_serving(
+            replica.channel(),
+            replica.child.as_mut(),
+            "orchestrator replica",
+            &log,
         )
+        .await?;
+        Ok(replica)
     }
 
     /// kill -9: the process dies at once, mid-call, leases and all.
@@ -391,6 +403,68 @@ impl Stack {
         self.kill(svc);
         self.spawn(svc)?;
         self.wait_serving(svc).await
+    }
+}
+
+/// Waits (up to 30 s) until the server on `channel` reports SERVING, failing early if
+/// its process exits.
+async fn wait_serving(
+    channel: Channel,
+    mut child: Option<&mut Child>,
+    name: &str,
+    log: &Path,
+) -> anyhow::Result<()> {
+    let mut health = HealthClient::new(channel);
+    for _ in 0..300 {
+        if let Some(child) = child.as_mut()
+            && let Some(status) = child.try_wait()?
+        {
+            bail!("{name} exited with {status}; see {}", log.display());
+        }
+        let check = health.check(HealthCheckRequest::default());
+        if let Ok(Ok(reply)) = tokio::time::timeout(Duration::from_millis(500), check).await
+            && reply.into_inner().status() == ServingStatus::Serving
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("{name} never reported SERVING; see {}", log.display())
+}
+
+/// An extra orchestrator process of a stack ([`Stack::start_replica`]); killed when
+/// dropped.
+#[derive(Debug)]
+pub struct Replica {
+    child: Option<Child>,
+    addr: SocketAddr,
+}
+
+impl Replica {
+    /// `http://127.0.0.1:PORT` of the replica's CheckoutService.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A lazily connected channel to the replica.
+    pub fn channel(&self) -> Channel {
+        Endpoint::from_shared(self.url())
+            .unwrap_or_else(|_| unreachable!("http://127.0.0.1:PORT is a valid URI"))
+            .connect_lazy()
+    }
+
+    /// kill -9, as [`Stack::kill`].
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 

@@ -7,7 +7,7 @@ use platform::{
     idempotency::{self, Claim},
     page,
     time::timestamp,
-    validate::Violations,
+    validate::{MIN_PRICE_MINOR, Violations},
 };
 use shop_proto::common::v1 as common;
 use shop_proto::inventory::v1::{self as pb, inventory_service_server::InventoryService};
@@ -64,7 +64,7 @@ impl InventoryApi {
             req.unit_price
                 .as_ref()
                 .map(|m| (m.amount_minor, m.currency.as_str())),
-            0,
+            MIN_PRICE_MINOR,
         );
         let price = Price {
             amount_minor,

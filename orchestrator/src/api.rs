@@ -23,12 +23,14 @@ use tonic::{Request, Status, metadata::MetadataMap};
 
 use tonic_types::StatusExt;
 use tower::BoxError;
+use tracing::Instrument;
 
 use crate::{
     command::{self, CheckoutRef, ListQuery, PlaceOrder},
     convert::{self, to_checkout},
     engine::Engine,
     ids::{LeaseToken, SagaId},
+    loaded::DriveError,
     metadata::{header, wait_budget},
     resilience::{Call, send},
     saga::CoordinationMode,
@@ -73,7 +75,20 @@ impl CheckoutService for CheckoutApi {
         request: Request<pb::PlaceOrderRequest>,
     ) -> Reply<pb::PlaceOrderResponse> {
         let (metadata, _, message) = request.into_parts();
-        reply(self.place_order(&metadata, message).await)
+        let until = Instant::now() + wait_budget(&metadata, self.max_wait);
+        // Started in a task of its own: a caller that gives up (a deadline of a few
+        // milliseconds, a closed connection) drops this handler, and that must not leave
+        // a recorded saga without its driver until its lease expires.
+        let api = self.clone();
+        let started = tokio::spawn(
+            async move { api.start(&metadata, message).await }.instrument(tracing::Span::current()),
+        );
+        let result = match started.await {
+            Ok(Ok(started)) => self.wait_for(started, until).await,
+            Ok(Err(error)) => Err(error),
+            Err(panicked) => Err(ApiError::Internal(panicked.into())),
+        };
+        reply(result)
     }
 
     async fn get_checkout(
@@ -90,6 +105,13 @@ impl CheckoutService for CheckoutApi {
         reply(self.list_checkouts(request.into_inner()).await)
     }
 
+    async fn resume_checkout(
+        &self,
+        request: Request<pb::ResumeCheckoutRequest>,
+    ) -> Reply<pb::ResumeCheckoutResponse> {
+        reply(self.resume_checkout(request.into_inner()).await)
+    }
+
     type WatchCheckoutStream = EventStream;
 
     async fn watch_checkout(
@@ -101,18 +123,19 @@ impl CheckoutService for CheckoutApi {
 }
 
 impl CheckoutApi {
-    async fn place_order(
+    /// Validates, prices and records a new checkout and starts it, or finds the one a
+    /// repeat of the key names.
+    async fn start(
         &self,
         metadata: &MetadataMap,
         req: pb::PlaceOrderRequest,
-    ) -> Result<pb::PlaceOrderResponse, ApiError> {
-        let until = Instant::now() + wait_budget(metadata, self.max_wait);
+    ) -> Result<Started, ApiError> {
         let order = PlaceOrder::try_from(req)?;
         tracing::Span::current().record("key", order.idempotency_key.as_str());
         let hash = fingerprint(&order.request);
 
         if let Some(existing) = store::find_by_key(&self.pool, &order.idempotency_key).await? {
-            return self.replay(existing, &hash, until).await;
+            return replay(existing, &hash);
         }
         let fault = header(metadata, platform::fault::FAULT_HEADER);
         // This call's own context (a child of the caller's), stored so a resumed saga
@@ -132,6 +155,7 @@ impl CheckoutApi {
         let priced = send(&self.price_cart, call.clone())
             .await
             .map_err(pricing_error)?;
+        order.check_priced(&priced)?;
         let total = priced.total.clone().unwrap_or_default();
 
         let saga_id = SagaId::generate();
@@ -177,32 +201,27 @@ impl CheckoutApi {
                 .ok_or_else(|| {
                     ApiError::Internal(anyhow::anyhow!("saga vanished after a key conflict"))
                 })?;
-            return self.replay(existing, &hash, until).await;
+            return replay(existing, &hash);
         }
         tracing::info!(%saga_id, mode = %order.mode, "checkout started");
-        if order.mode == CoordinationMode::Orchestrated {
-            let driver = self.engine.spawn(saga_id, lease, None);
+        let driver = (order.mode == CoordinationMode::Orchestrated)
+            .then(|| self.engine.spawn(saga_id, lease, None));
+        Ok(Started { saga_id, driver })
+    }
+
+    /// Waits for a started checkout to end, up to `until`.
+    async fn wait_for(
+        &self,
+        started: Started,
+        until: Instant,
+    ) -> Result<pb::PlaceOrderResponse, ApiError> {
+        if let Some(driver) = started.driver {
             let _ = tokio::time::timeout_at(until, driver).await;
         }
         // Orchestrated: usually over by now; if the driver stopped early (lost its lease,
         // database trouble), wait for whoever resumes the saga. Choreographed: the tracker
         // announces each event. Either way, up to the caller's deadline.
-        self.wait(saga_id, until).await
-    }
-
-    /// A repeat of a known key: the same checkout, waited for like the first call.
-    async fn replay(
-        &self,
-        existing: SagaRow,
-        hash: &[u8],
-        until: Instant,
-    ) -> Result<pb::PlaceOrderResponse, ApiError> {
-        if existing.request_hash != hash {
-            return Err(ApiError::KeyReused {
-                key: existing.idempotency_key,
-            });
-        }
-        self.wait(existing.saga_id, until).await
+        self.wait(started.saga_id, until).await
     }
 
     /// The checkout once it ends, or as it stands at `until`.
@@ -214,7 +233,8 @@ impl CheckoutApi {
         let mut changes = self.engine.subscribe();
         loop {
             let (row, steps) = self.load(saga_id).await?;
-            if row.status.is_terminal() || Instant::now() >= until {
+            // A parked checkout will not move before a person resumes it.
+            if !row.status.is_moving() || Instant::now() >= until {
                 return Ok(pb::PlaceOrderResponse {
                     checkout: Some(to_checkout(row, steps, self.stall_after)),
                 });
@@ -267,6 +287,32 @@ impl CheckoutApi {
         })
     }
 
+    async fn resume_checkout(
+        &self,
+        req: pb::ResumeCheckoutRequest,
+    ) -> Result<pb::ResumeCheckoutResponse, ApiError> {
+        let saga_id = command::resumed(&req)?;
+        let Some(claim) = store::claim_parked(&self.pool, saga_id, self.engine.lease()).await?
+        else {
+            let (row, _) = self.load(saga_id).await?;
+            return Err(ApiError::precondition(
+                reason::CHECKOUT_NOT_PARKED,
+                format!("checkout {saga_id} is {}, not NEEDS_ATTENTION", row.status),
+            ));
+        };
+        self.engine
+            .resume_parked(claim)
+            .await
+            .map_err(|error| match error {
+                DriveError::Db(db) => ApiError::from(db),
+                other => ApiError::Internal(other.into()),
+            })?;
+        let (row, steps) = self.load(saga_id).await?;
+        Ok(pb::ResumeCheckoutResponse {
+            checkout: Some(to_checkout(row, steps, self.stall_after)),
+        })
+    }
+
     async fn watch_checkout(&self, req: pb::WatchCheckoutRequest) -> Result<EventStream, ApiError> {
         let saga_id = command::watched(&req)?;
         if store::load(&self.pool, saga_id).await?.is_none() {
@@ -296,6 +342,27 @@ impl CheckoutApi {
         });
         Ok(Box::pin(ReceiverStream::new(rx)))
     }
+}
+
+/// A checkout PlaceOrder started (with its driver, when this call started it
+/// orchestrated) or found under the key.
+#[derive(Debug)]
+struct Started {
+    saga_id: SagaId,
+    driver: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// A repeat of a known key: the same checkout, waited for like the first call.
+fn replay(existing: SagaRow, hash: &[u8]) -> Result<Started, ApiError> {
+    if existing.request_hash != hash {
+        return Err(ApiError::KeyReused {
+            key: existing.idempotency_key,
+        });
+    }
+    Ok(Started {
+        saga_id: existing.saga_id,
+        driver: None,
+    })
 }
 
 /// Sends the events after `last`; `Ok(true)` once the saga is over and all were sent.

@@ -1,9 +1,22 @@
 //! A small circuit breaker as a tower layer. Hand-written rather than taken from a crate:
-//! it is forty lines of state machine, its clock is a parameter so tests are exact, and
-//! it counts only transient failures (a refused card says the payment service is fine).
+//! its state machine is a few dozen lines, its clock is a parameter so tests are exact,
+//! and it counts only transient failures (a refused card says the payment service is
+//! fine).
 //!
 //! Closed → (N consecutive transient failures) → Open → (after `open_for`) → HalfOpen,
-//! which lets one probe through: success closes, failure opens again.
+//! which admits one probe: its success closes the breaker, its failure opens it again.
+//!
+//! Two rules keep the machine honest, as in linkerd2-proxy's breaker:
+//!
+//! - **Only answers to calls admitted in the current state count.** Every admission gets
+//!   a [`Ticket`] stamped with the state's epoch; a response to a call admitted before the
+//!   breaker last changed state says nothing about the downstream now and is ignored. So
+//!   calls still in flight when it opened cannot push the reopen time out, and in
+//!   HalfOpen only the probe's answer closes or reopens it.
+//! - **The breaker gates admission, before a concurrency permit is taken.** A call that
+//!   the breaker would refuse waits for it (the open time, or the probe's answer) when
+//!   that fits in what is left of its step's deadline, and fails fast at once otherwise;
+//!   it never holds one of the downstream's permits meanwhile.
 
 use std::{
     sync::{Arc, Mutex},
@@ -12,15 +25,42 @@ use std::{
 };
 
 use futures::future::BoxFuture;
-use tower::{BoxError, Layer, Service};
+use tokio::sync::Notify;
+use tower::{BoxError, Layer, Service, ServiceExt};
 
-use crate::classify::{BreakerOpen, retryable};
+use crate::{
+    classify::{BreakerOpen, retryable},
+    resilience::{Call, Lane},
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    Closed { failures: u32 },
-    Open { until: Instant },
-    HalfOpen { probe_since: Instant },
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
+    /// One probe is out; if it never answers (its caller gave up), another is admitted
+    /// at `probe_until` so a lost probe cannot wedge the breaker.
+    HalfOpen {
+        probe_until: Instant,
+    },
+}
+
+/// Proof that a call was admitted, and in which state: only answers to calls admitted in
+/// the current state are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    epoch: u64,
+}
+
+/// What the breaker says to a call that wants to go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Admitted(Ticket),
+    /// Not now; ask again at this instant (or when the state changes).
+    WaitUntil(Instant),
 }
 
 /// The breaker's state machine.
@@ -29,6 +69,8 @@ pub struct Breaker {
     threshold: u32,
     open_for: Duration,
     state: State,
+    /// Bumped on every change of state; tickets carry it.
+    epoch: u64,
 }
 
 impl Breaker {
@@ -37,44 +79,51 @@ impl Breaker {
             threshold: threshold.max(1),
             open_for,
             state: State::Closed { failures: 0 },
+            epoch: 0,
         }
     }
 
-    /// Whether a call may go through now.
-    pub fn allow(&mut self, now: Instant) -> bool {
+    fn enter(&mut self, state: State) {
+        self.state = state;
+        self.epoch += 1;
+    }
+
+    /// Whether a call may go now.
+    pub fn admit(&mut self, now: Instant) -> Admission {
         match self.state {
-            State::Closed { .. } => true,
-            State::Open { until } if now >= until => {
-                self.state = State::HalfOpen { probe_since: now };
-                true
+            State::Closed { .. } => {}
+            State::Open { until } if now < until => return Admission::WaitUntil(until),
+            State::HalfOpen { probe_until } if now < probe_until => {
+                return Admission::WaitUntil(probe_until);
             }
-            State::Open { .. } => false,
-            // A probe that never reported back (its caller gave up) must not wedge it.
-            State::HalfOpen { probe_since } if now >= probe_since + self.open_for => {
-                self.state = State::HalfOpen { probe_since: now };
-                true
-            }
-            State::HalfOpen { .. } => false,
+            State::Open { .. } | State::HalfOpen { .. } => self.enter(State::HalfOpen {
+                probe_until: now + self.open_for,
+            }),
         }
+        Admission::Admitted(Ticket { epoch: self.epoch })
     }
 
-    pub fn on_success(&mut self) {
-        // While open, a success can only come from a call that started before the breaker
-        // opened: it says nothing about now, so only the probe may close it.
-        if !matches!(self.state, State::Open { .. }) {
-            self.state = State::Closed { failures: 0 };
+    /// Counts the answer to an admitted call: `transient` failures count against the
+    /// downstream, anything else (a success, a refusal) for it. Answers to calls admitted
+    /// in an earlier state are ignored.
+    pub fn report(&mut self, ticket: Ticket, transient: bool, now: Instant) {
+        if ticket.epoch != self.epoch {
+            return;
         }
-    }
-
-    pub fn on_failure(&mut self, now: Instant) {
-        self.state = match self.state {
-            State::Closed { failures } if failures + 1 < self.threshold => State::Closed {
-                failures: failures + 1,
-            },
-            _ => State::Open {
+        match (self.state, transient) {
+            (State::Closed { failures }, true) if failures + 1 < self.threshold => {
+                self.state = State::Closed {
+                    failures: failures + 1,
+                };
+            }
+            (State::Closed { .. } | State::HalfOpen { .. }, true) => self.enter(State::Open {
                 until: now + self.open_for,
-            },
-        };
+            }),
+            (State::Closed { .. }, false) => self.state = State::Closed { failures: 0 },
+            (State::HalfOpen { .. }, false) => self.enter(State::Closed { failures: 0 }),
+            // No call is admitted while open, so no current ticket answers here.
+            (State::Open { .. }, _) => {}
+        }
     }
 
     pub fn is_open(&self) -> bool {
@@ -82,18 +131,83 @@ impl Breaker {
     }
 }
 
-/// Shares one [`Breaker`] among every stack of a downstream.
+/// One [`Breaker`] shared by every stack that counts against it, with a wake-up for the
+/// calls waiting on it.
+#[derive(Debug)]
+pub struct SharedBreaker {
+    downstream: &'static str,
+    lane: Lane,
+    breaker: Mutex<Breaker>,
+    changed: Notify,
+}
+
+impl SharedBreaker {
+    /// `downstream` and `lane` label its logs and the `circuit_breaker_open` gauge.
+    pub fn new(downstream: &'static str, lane: Lane, breaker: Breaker) -> Arc<Self> {
+        Arc::new(Self {
+            downstream,
+            lane,
+            breaker: Mutex::new(breaker),
+            changed: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Breaker> {
+        self.breaker
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits until the breaker admits a call, unless that would be later than `deadline`:
+    /// then fails fast.
+    async fn admission(&self, deadline: Instant) -> Result<Ticket, BreakerOpen> {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            // Registered before reading the state, so a change in between still wakes us.
+            changed.as_mut().enable();
+            let retry_at = match self.lock().admit(Instant::now()) {
+                Admission::Admitted(ticket) => return Ok(ticket),
+                Admission::WaitUntil(at) if at > deadline => return Err(BreakerOpen),
+                Admission::WaitUntil(at) => at,
+            };
+            tokio::select! {
+                () = changed => {}
+                () = tokio::time::sleep_until(retry_at.into()) => {}
+            }
+        }
+    }
+
+    fn report(&self, ticket: Ticket, transient: bool) {
+        let mut breaker = self.lock();
+        let was_open = breaker.is_open();
+        breaker.report(ticket, transient, Instant::now());
+        let open = breaker.is_open();
+        drop(breaker);
+        if open != was_open {
+            let (downstream, lane) = (self.downstream, self.lane.code());
+            tracing::warn!(downstream, lane, open, "circuit breaker changed state");
+            metrics::gauge!("circuit_breaker_open", "downstream" => downstream, "lane" => lane)
+                .set(if open { 1.0 } else { 0.0 });
+        }
+        // Waiters re-ask: a probe's answer (either way) is news to them.
+        self.changed.notify_waiters();
+    }
+}
+
+/// Puts a [`SharedBreaker`] in front of a stack.
 #[derive(Debug, Clone)]
 pub struct BreakerLayer {
-    downstream: &'static str,
-    breaker: Arc<Mutex<Breaker>>,
+    breaker: Arc<SharedBreaker>,
+    /// A call waits for the breaker no later than its step's start plus this.
+    step_deadline: Duration,
 }
 
 impl BreakerLayer {
-    pub fn new(downstream: &'static str, breaker: Arc<Mutex<Breaker>>) -> Self {
+    pub fn new(breaker: Arc<SharedBreaker>, step_deadline: Duration) -> Self {
         Self {
-            downstream,
             breaker,
+            step_deadline,
         }
     }
 }
@@ -104,8 +218,8 @@ impl<S> Layer<S> for BreakerLayer {
     fn layer(&self, inner: S) -> Self::Service {
         BreakerService {
             inner,
-            downstream: self.downstream,
             breaker: self.breaker.clone(),
+            step_deadline: self.step_deadline,
         }
     }
 }
@@ -113,57 +227,35 @@ impl<S> Layer<S> for BreakerLayer {
 #[derive(Debug, Clone)]
 pub struct BreakerService<S> {
     inner: S,
-    downstream: &'static str,
-    breaker: Arc<Mutex<Breaker>>,
+    breaker: Arc<SharedBreaker>,
+    step_deadline: Duration,
 }
 
-fn lock(breaker: &Mutex<Breaker>) -> std::sync::MutexGuard<'_, Breaker> {
-    breaker
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-impl<S, Req> Service<Req> for BreakerService<S>
+impl<S, M> Service<Call<M>> for BreakerService<S>
 where
-    S: Service<Req, Error = BoxError> + Clone + Send + 'static,
+    S: Service<Call<M>, Error = BoxError> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Response: Send + 'static,
-    Req: Send + 'static,
+    M: Send + 'static,
 {
     type Response = S::Response;
     type Error = BoxError;
     type Future = BoxFuture<'static, Result<S::Response, BoxError>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx)
+    /// Always ready: readiness of the inner stack (a concurrency permit) is awaited only
+    /// after the breaker admitted the call, in [`Service::call`].
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Req) -> Self::Future {
-        if !lock(&self.breaker).allow(Instant::now()) {
-            return Box::pin(async { Err(BreakerOpen.into()) });
-        }
-        let future = self.inner.call(req);
+    fn call(&mut self, call: Call<M>) -> Self::Future {
+        let inner = self.inner.clone();
         let breaker = self.breaker.clone();
-        let downstream = self.downstream;
+        let deadline = call.meta.started + self.step_deadline;
         Box::pin(async move {
-            let result = future.await;
-            let transient = result.as_ref().err().is_some_and(retryable);
-            let mut breaker = lock(&breaker);
-            let was_open = breaker.is_open();
-            if transient {
-                breaker.on_failure(Instant::now());
-            } else {
-                breaker.on_success();
-            }
-            if breaker.is_open() != was_open {
-                tracing::warn!(
-                    downstream,
-                    open = breaker.is_open(),
-                    "circuit breaker changed state"
-                );
-                metrics::gauge!("circuit_breaker_open", "downstream" => downstream)
-                    .set(if breaker.is_open() { 1.0 } else { 0.0 });
-            }
+            let ticket = breaker.admission(deadline).await?;
+            let result = inner.oneshot(call).await;
+            breaker.report(ticket, result.as_ref().err().is_some_and(retryable));
             result
         })
     }
@@ -172,65 +264,179 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn admitted(admission: Admission) -> Ticket {
+        match admission {
+            Admission::Admitted(ticket) => ticket,
+            Admission::WaitUntil(at) => panic!("expected admission, told to wait until {at:?}"),
+        }
+    }
 
     #[test]
     fn opens_after_consecutive_failures_and_recovers_through_one_probe() {
         let start = Instant::now();
         let mut b = Breaker::new(3, Duration::from_secs(5));
         for _ in 0..2 {
-            assert!(b.allow(start));
-            b.on_failure(start);
+            let t = admitted(b.admit(start));
+            b.report(t, true, start);
         }
         assert!(!b.is_open(), "two failures are below the threshold");
-        b.on_failure(start);
+        let t = admitted(b.admit(start));
+        b.report(t, true, start);
         assert!(b.is_open());
-        assert!(
-            !b.allow(start + Duration::from_secs(1)),
-            "fails fast while open"
+        let reopen = start + Duration::from_secs(5);
+        assert_eq!(
+            b.admit(start + Duration::from_secs(1)),
+            Admission::WaitUntil(reopen),
+            "fails fast while open, and says until when"
         );
-
-        let later = start + Duration::from_secs(5);
-        assert!(b.allow(later), "one probe after open_for");
-        assert!(!b.allow(later), "only one probe at a time");
-        b.on_success();
+        let probe = admitted(b.admit(reopen));
+        assert!(
+            matches!(b.admit(reopen), Admission::WaitUntil(_)),
+            "only one probe at a time"
+        );
+        b.report(probe, false, reopen);
         assert!(!b.is_open());
-        assert!(b.allow(later));
+        admitted(b.admit(reopen));
     }
 
     #[test]
-    fn a_failed_probe_opens_again_and_success_resets_the_count() {
+    fn a_late_failure_does_not_push_the_reopen_time_out() {
         let start = Instant::now();
-        let mut b = Breaker::new(2, Duration::from_secs(1));
-        b.on_failure(start);
-        b.on_success();
-        b.on_failure(start);
-        assert!(!b.is_open(), "the success in between reset the count");
-        b.on_failure(start);
-        assert!(b.is_open());
-        let probe = start + Duration::from_secs(1);
-        assert!(b.allow(probe));
-        b.on_failure(probe);
-        assert!(!b.allow(probe + Duration::from_millis(500)));
-        assert!(b.allow(probe + Duration::from_secs(1)));
+        let mut b = Breaker::new(1, Duration::from_secs(2));
+        let first = admitted(b.admit(start));
+        let in_flight = admitted(b.admit(start));
+        b.report(first, true, start);
+        b.report(in_flight, true, start + Duration::from_secs(1));
+        admitted(b.admit(start + Duration::from_secs(2)));
     }
 
     #[test]
-    fn a_late_success_does_not_close_an_open_breaker() {
+    fn only_the_probe_answer_closes_or_reopens_a_half_open_breaker() {
         let start = Instant::now();
-        let mut b = Breaker::new(1, Duration::from_secs(5));
-        b.on_failure(start);
-        b.on_success();
-        assert!(b.is_open());
-        assert!(!b.allow(start + Duration::from_secs(1)));
+        let mut b = Breaker::new(1, Duration::from_secs(1));
+        let old = admitted(b.admit(start));
+        let older = admitted(b.admit(start));
+        b.report(old, true, start);
+        let at = start + Duration::from_secs(1);
+        let probe = admitted(b.admit(at));
+        b.report(older, false, at);
+        assert!(b.is_open(), "a late success is not the probe's");
+        b.report(probe, true, at);
+        assert!(matches!(b.admit(at), Admission::WaitUntil(_)));
     }
 
     #[test]
     fn a_lost_probe_does_not_wedge_the_breaker() {
         let start = Instant::now();
         let mut b = Breaker::new(1, Duration::from_secs(1));
-        b.on_failure(start);
-        assert!(b.allow(start + Duration::from_secs(1)));
+        let t = admitted(b.admit(start));
+        b.report(t, true, start);
+        admitted(b.admit(start + Duration::from_secs(1)));
         // The probe's caller went away without reporting.
-        assert!(b.allow(start + Duration::from_secs(2)));
+        admitted(b.admit(start + Duration::from_secs(2)));
+    }
+
+    #[derive(Debug, Clone)]
+    enum Event {
+        /// Time passes, in milliseconds.
+        Wait(u64),
+        /// A call asks to go.
+        Admit,
+        /// The answer to the n-th admitted call still out (modulo how many are out).
+        Answer { which: usize, transient: bool },
+    }
+
+    fn event() -> impl Strategy<Value = Event> {
+        prop_oneof![
+            (0u64..1500).prop_map(Event::Wait),
+            Just(Event::Admit),
+            (any::<usize>(), any::<bool>())
+                .prop_map(|(which, transient)| Event::Answer { which, transient }),
+        ]
+    }
+
+    proptest! {
+        /// Over any sequence of admissions, answers (late, early, lost) and waits:
+        /// open means no admission before its time and a reopen time that never moves;
+        /// half-open admits one probe per window; only answers to calls admitted in the
+        /// current state change anything; the breaker opens only on the threshold-th
+        /// consecutive current failure or a failed probe, and closes only on the probe's
+        /// success.
+        #[test]
+        fn the_state_machine_holds_its_rules(
+            threshold in 1u32..4,
+            events in proptest::collection::vec(event(), 1..200),
+        ) {
+            let open_for = Duration::from_secs(1);
+            let start = Instant::now();
+            let mut now = start;
+            let mut b = Breaker::new(threshold, open_for);
+            let mut out: Vec<Ticket> = Vec::new();
+            let mut admitted_in_window = 0;
+            for event in events {
+                let before = (b.state, b.epoch);
+                match event {
+                    Event::Wait(ms) => now += Duration::from_millis(ms),
+                    Event::Admit => match b.admit(now) {
+                        Admission::Admitted(ticket) => {
+                            if let State::Open { until } = before.0 {
+                                prop_assert!(now >= until, "admitted while open");
+                            }
+                            if let State::HalfOpen { probe_until } = before.0 {
+                                prop_assert!(now >= probe_until, "a second probe in one window");
+                            }
+                            if matches!(b.state, State::HalfOpen { .. }) {
+                                if before.1 != b.epoch {
+                                    admitted_in_window = 0;
+                                }
+                                admitted_in_window += 1;
+                                prop_assert_eq!(admitted_in_window, 1);
+                            }
+                            out.push(ticket);
+                        }
+                        Admission::WaitUntil(at) => {
+                            prop_assert!(at > now);
+                            prop_assert!(b.is_open());
+                            prop_assert_eq!((b.state, b.epoch), before, "waiting changes nothing");
+                        }
+                    },
+                    Event::Answer { which, transient } => {
+                        if out.is_empty() {
+                            continue;
+                        }
+                        let ticket = out.remove(which % out.len());
+                        b.report(ticket, transient, now);
+                        if ticket.epoch != before.1 {
+                            prop_assert_eq!((b.state, b.epoch), before, "a stale answer counted");
+                            continue;
+                        }
+                        match (before.0, transient, b.state) {
+                            (State::Closed { failures }, true, State::Closed { failures: after }) => {
+                                prop_assert_eq!(after, failures + 1);
+                                prop_assert!(after < threshold);
+                            }
+                            (State::Closed { failures }, true, State::Open { until }) => {
+                                prop_assert_eq!(failures + 1, threshold);
+                                prop_assert_eq!(until, now + open_for);
+                            }
+                            (State::HalfOpen { .. }, true, State::Open { until }) => {
+                                prop_assert_eq!(until, now + open_for);
+                            }
+                            (State::Closed { .. } | State::HalfOpen { .. }, false, State::Closed { failures }) => {
+                                prop_assert_eq!(failures, 0);
+                            }
+                            (from, transient, to) => {
+                                prop_assert!(false, "{from:?} --{transient}--> {to:?}");
+                            }
+                        }
+                    }
+                }
+                if let (State::Open { until: was }, State::Open { until: is }) = (before.0, b.state) {
+                    prop_assert!(before.1 != b.epoch || was == is, "the reopen time moved");
+                }
+            }
+        }
     }
 }

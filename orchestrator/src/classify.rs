@@ -12,7 +12,9 @@ use tower::BoxError;
 
 /// The error of a call refused because the breaker is open.
 #[derive(Debug, thiserror::Error)]
-#[error("circuit breaker open: the downstream failed repeatedly, failing fast")]
+#[error(
+    "circuit breaker open until past the step's deadline: the downstream failed repeatedly, failing fast"
+)]
 pub struct BreakerOpen;
 
 /// Codes that say "try again": the call did not take effect, or may have but is

@@ -3,7 +3,10 @@
 //! `google.rpc.BadRequest` naming each field), and hands the handler values it can use
 //! without checking again.
 
-use platform::{ApiError, page, validate::Violations};
+use platform::{
+    ApiError, page,
+    validate::{MAX_AMOUNT_MINOR, Violations},
+};
 use shop_proto::{checkout::v1 as pb, inventory::v1 as inventory};
 
 use crate::{
@@ -39,13 +42,7 @@ impl TryFrom<pb::PlaceOrderRequest> for PlaceOrder {
             v.quantity(&format!("items[{i}].quantity"), item.quantity);
         }
         v.unique_skus("items", req.items.iter().map(|i| i.sku.as_str()));
-        v.text("payment_token", &req.payment_token, 1, 64);
-        let token_shape = req.payment_token.strip_prefix("tok_").is_some_and(|rest| {
-            !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        });
-        if !req.payment_token.is_empty() && !token_shape {
-            v.add("payment_token", "must be a payment token such as tok_visa");
-        }
+        v.payment_token("payment_token", &req.payment_token);
         v.address("shipping_address", req.shipping_address.as_ref());
         let mode = mode(&mut v, req.mode);
         v.finish(())?;
@@ -63,6 +60,41 @@ impl TryFrom<pb::PlaceOrderRequest> for PlaceOrder {
             mode,
             request: req,
         })
+    }
+}
+
+impl PlaceOrder {
+    /// Checks the cart as inventory priced it against the amounts the order and payment
+    /// services accept, so a cart they would refuse is refused here, naming the line,
+    /// before anything is recorded.
+    pub fn check_priced(&self, priced: &inventory::PriceCartResponse) -> Result<(), ApiError> {
+        let amount = |money: &Option<shop_proto::common::v1::Money>| {
+            money.as_ref().map_or(0, |m| m.amount_minor)
+        };
+        let mut v = Violations::default();
+        for line in &priced.lines {
+            let line_total = amount(&line.line_total);
+            let index = self.lines.iter().position(|l| l.sku == line.sku);
+            if line_total > MAX_AMOUNT_MINOR
+                && let Some(i) = index
+            {
+                v.add(
+                    format!("items[{i}].quantity"),
+                    format!(
+                        "brings the line's total to {line_total}, over the largest amount \
+                         {MAX_AMOUNT_MINOR}"
+                    ),
+                );
+            }
+        }
+        let total = amount(&priced.total);
+        if v.is_empty() && total > MAX_AMOUNT_MINOR {
+            v.add(
+                "items",
+                format!("the cart's total {total} is over the largest amount {MAX_AMOUNT_MINOR}"),
+            );
+        }
+        v.finish(())
     }
 }
 
@@ -155,8 +187,17 @@ impl TryFrom<&pb::ListCheckoutsRequest> for ListQuery {
 
 /// The checkout WatchCheckout follows.
 pub fn watched(req: &pb::WatchCheckoutRequest) -> Result<SagaId, ApiError> {
+    checkout_id(&req.checkout_id)
+}
+
+/// The checkout ResumeCheckout names.
+pub fn resumed(req: &pb::ResumeCheckoutRequest) -> Result<SagaId, ApiError> {
+    checkout_id(&req.checkout_id)
+}
+
+fn checkout_id(value: &str) -> Result<SagaId, ApiError> {
     let mut v = Violations::default();
-    let id = v.uuid("checkout_id", &req.checkout_id);
+    let id = v.uuid("checkout_id", value);
     v.finish(id.into())
 }
 

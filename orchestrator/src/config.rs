@@ -52,13 +52,16 @@ pub struct SagaArgs {
     )]
     pub shipping_svc_url: String,
 
-    /// How long a replica owns a saga without renewing; a crashed replica's sagas are
-    /// resumed by others after this.
-    #[arg(long, env = "SAGA_LEASE", default_value = "10s", value_parser = parse_duration)]
+    /// How long a replica owns a saga without renewing (it renews every third of this).
+    /// A crashed replica's sagas are taken over by another within this plus
+    /// `RECOVERY_INTERVAL` of its last renewal: the takeover time after a crash. Shorter
+    /// takes over sooner but renews more often and loses a lease to a shorter stall
+    /// (fencing keeps that safe; it costs a resume).
+    #[arg(long, env = "SAGA_LEASE", default_value = "3s", value_parser = parse_duration)]
     pub saga_lease: Duration,
 
     /// How often to look for sagas whose owner stopped renewing.
-    #[arg(long, env = "RECOVERY_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, env = "RECOVERY_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub recovery_interval: Duration,
 
     /// A checkout not yet ended that records no progress for this long is flagged stalled

@@ -18,6 +18,7 @@ impl From<SagaStatus> for pb::CheckoutStatus {
             SagaStatus::Compensating => Self::Compensating,
             SagaStatus::Completed => Self::Completed,
             SagaStatus::Cancelled => Self::Cancelled,
+            SagaStatus::NeedsAttention => Self::NeedsAttention,
         }
     }
 }
@@ -62,6 +63,7 @@ pub fn status_filter(status: pb::CheckoutStatus) -> Option<SagaStatus> {
         pb::CheckoutStatus::Compensating => Some(SagaStatus::Compensating),
         pb::CheckoutStatus::Completed => Some(SagaStatus::Completed),
         pb::CheckoutStatus::Cancelled => Some(SagaStatus::Cancelled),
+        pb::CheckoutStatus::NeedsAttention => Some(SagaStatus::NeedsAttention),
     }
 }
 
@@ -85,7 +87,7 @@ pub fn to_checkout(row: SagaRow, steps: Vec<StepRow>, stall_after: Duration) -> 
     let quiet = (chrono::Utc::now() - row.updated_at)
         .to_std()
         .unwrap_or_default();
-    let stalled = !row.status.is_terminal() && quiet >= stall_after;
+    let stalled = row.status.is_moving() && quiet >= stall_after;
     pb::Checkout {
         checkout_id: row.saga_id.to_string(),
         order_id: row.order_id.map(|id| id.to_string()).unwrap_or_default(),

@@ -12,7 +12,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::{
     config::Settings,
-    resilience::{Downstream, StepService},
+    resilience::{Downstream, Lane, StepService},
 };
 
 /// Every downstream RPC of the saga, ready to call.
@@ -32,11 +32,11 @@ pub struct Clients {
         StepService<shipping::CancelShipmentRequest, shipping::CancelShipmentResponse>,
 }
 
-/// Wraps `client.method(request)` as the stack of `downstream`.
+/// Wraps `client.method(request)` as a stack of `downstream` in `lane`.
 macro_rules! rpc {
-    ($downstream:expr, $client:expr, $method:ident) => {{
+    ($downstream:expr, $lane:expr, $client:expr, $method:ident) => {{
         let client = $client.clone();
-        $downstream.stack(move |request| {
+        $downstream.stack($lane, move |request| {
             let mut client = client.clone();
             async move {
                 client
@@ -64,16 +64,26 @@ impl Clients {
         let inventory_client = InventoryServiceClient::new(channel(&settings.inventory_url)?);
         let shipping_client = ShippingServiceClient::new(channel(&settings.shipping_url)?);
         Ok(Self {
-            price_cart: rpc!(inventory, inventory_client, price_cart),
-            reserve_stock: rpc!(inventory, inventory_client, reserve_stock),
-            release_stock: rpc!(inventory, inventory_client, release_stock),
-            create_order: rpc!(orders, order_client, create_order),
-            confirm_order: rpc!(orders, order_client, confirm_order),
-            cancel_order: rpc!(orders, order_client, cancel_order),
-            charge: rpc!(payments, payment_client, charge),
-            refund: rpc!(payments, payment_client, refund),
-            create_shipment: rpc!(shipping, shipping_client, create_shipment),
-            cancel_shipment: rpc!(shipping, shipping_client, cancel_shipment),
+            price_cart: rpc!(inventory, Lane::Forward, inventory_client, price_cart),
+            reserve_stock: rpc!(inventory, Lane::Forward, inventory_client, reserve_stock),
+            release_stock: rpc!(
+                inventory,
+                Lane::Compensation,
+                inventory_client,
+                release_stock
+            ),
+            create_order: rpc!(orders, Lane::Forward, order_client, create_order),
+            confirm_order: rpc!(orders, Lane::Forward, order_client, confirm_order),
+            cancel_order: rpc!(orders, Lane::Compensation, order_client, cancel_order),
+            charge: rpc!(payments, Lane::Forward, payment_client, charge),
+            refund: rpc!(payments, Lane::Compensation, payment_client, refund),
+            create_shipment: rpc!(shipping, Lane::Forward, shipping_client, create_shipment),
+            cancel_shipment: rpc!(
+                shipping,
+                Lane::Compensation,
+                shipping_client,
+                cancel_shipment
+            ),
         })
     }
 }

@@ -85,11 +85,22 @@ impl Engine {
         let _ = stop.wait_for(|stopped| *stopped).await;
     }
 
-    /// Stops this replica's drivers and hands their leases back, so another replica
-    /// resumes those sagas without waiting for the leases to expire.
-    pub async fn shut_down(&self) {
+    /// Stops this replica's drivers, waits (up to `grace`) until they have, and hands
+    /// their leases back, so another replica resumes those sagas without waiting for the
+    /// leases to expire. A driver still writing when the lease goes is fenced out anyway;
+    /// waiting makes the hand-over clean rather than merely safe.
+    pub async fn shut_down(&self, grace: Duration) {
         let held = self.leases.tokens();
         self.stop();
+        if tokio::time::timeout(grace, self.leases.drained())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                ?grace,
+                "drivers still running at shutdown; releasing anyway"
+            );
+        }
         Leases::release(&self.pool, &held).await;
     }
 
@@ -120,6 +131,21 @@ impl Engine {
             }
             .instrument(span),
         )
+    }
+
+    /// Resumes a parked saga this replica just claimed: records it back at what it was
+    /// doing (`rules::resume`), then drives it.
+    pub async fn resume_parked(self: &Arc<Self>, claim: store::Claim) -> Result<(), DriveError> {
+        let (row, steps) = store::load(&self.pool, claim.saga_id)
+            .await?
+            .ok_or(DriveError::NotFound(claim.saga_id))?;
+        let mut saga = Saga::from_rows(row, steps, claim.lease)?;
+        if let Some(resumed) = rules::resume(&saga.state) {
+            self.commit(&mut saga, resumed).await?;
+        }
+        tracing::warn!(saga_id = %saga.id, status = %saga.state.status, "parked saga resumed by an operator");
+        self.spawn(claim.saga_id, claim.lease, Some(&claim.traceparent));
+        Ok(())
     }
 
     /// Drives a saga until it ends, renewing the lease `lease` meanwhile.
@@ -154,6 +180,7 @@ impl Engine {
                     record_end(saga);
                     return Ok(());
                 }
+                Action::Parked => return Ok(()),
             }
         }
     }
@@ -189,15 +216,15 @@ impl Engine {
             match rules::after_forward(&saga.state, step, attempts, outcome) {
                 Decision::Record(transition) => {
                     log_failure(step, &transition);
+                    log_parked(step, &transition);
                     self.commit(saga, transition).await?;
                     return Ok(());
                 }
                 Decision::RetryLater(transition) => {
-                    // Past the pivot the saga only goes forward: loud, since a refusal
-                    // here needs a person.
+                    // Past the pivot the saga only goes forward.
                     round += 1;
                     let error = transition.steps.first().and_then(|c| c.error.as_ref());
-                    tracing::error!(%step, ?error, round, "step after the pivot failed; retrying");
+                    tracing::warn!(%step, ?error, round, "step after the pivot failed; retrying");
                     self.commit(saga, transition).await?;
                     tokio::time::sleep(self.backoff(round)).await;
                 }
@@ -223,11 +250,12 @@ impl Engine {
             metrics::counter!("saga_compensations_total", "step" => step.code(), "result" => result_label)
                 .increment(1);
             match rules::after_compensation(step, attempts, result) {
-                Ok(done) => {
-                    self.commit(saga, done).await?;
+                Decision::Record(transition) => {
+                    log_parked(step, &transition);
+                    self.commit(saga, transition).await?;
                     return Ok(());
                 }
-                Err(failed) => {
+                Decision::RetryLater(failed) => {
                     round += 1;
                     let error = failed.steps.first().and_then(|c| c.error.as_ref());
                     tracing::warn!(%step, ?error, round, "compensation failed; retrying");
@@ -259,6 +287,22 @@ fn log_failure(step: Step, transition: &Transition) {
     } else {
         tracing::info!(%step, %reason, %error, "step refused: compensating");
     }
+}
+
+/// Says so, loudly, when a transition parks the saga: nothing moves it until a person
+/// does.
+fn log_parked(step: Step, transition: &Transition) {
+    if transition.saga.status != Some(SagaStatus::NeedsAttention) {
+        return;
+    }
+    let error = transition.steps.first().and_then(|c| c.error.as_ref());
+    tracing::error!(
+        %step,
+        ?error,
+        "saga needs attention: a service refused a call the saga cannot do without; \
+         fix the cause, then ResumeCheckout"
+    );
+    metrics::counter!("saga_parked_total", "step" => step.code()).increment(1);
 }
 
 /// The saga's outcome in the log and the metrics.

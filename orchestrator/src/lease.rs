@@ -9,6 +9,7 @@
 use std::{collections::HashSet, sync::Mutex, time::Duration};
 
 use sqlx::PgPool;
+use tokio::sync::Notify;
 
 use crate::{
     ids::{LeaseToken, SagaId},
@@ -21,6 +22,8 @@ pub struct Leases {
     /// How long a lease lasts without renewal.
     duration: Duration,
     held: Mutex<HashSet<LeaseToken>>,
+    /// Woken whenever a driver lets its token go.
+    let_go: Notify,
 }
 
 /// A held token; dropping it (the driver ended, however) forgets it.
@@ -33,6 +36,7 @@ pub struct Held<'a> {
 impl Drop for Held<'_> {
     fn drop(&mut self) {
         self.leases.lock().remove(&self.token);
+        self.leases.let_go.notify_waiters();
     }
 }
 
@@ -41,6 +45,7 @@ impl Leases {
         Self {
             duration,
             held: Mutex::default(),
+            let_go: Notify::new(),
         }
     }
 
@@ -78,6 +83,19 @@ impl Leases {
     /// exit).
     pub fn tokens(&self) -> Vec<LeaseToken> {
         self.lock().iter().copied().collect()
+    }
+
+    /// Waits until every driver of this replica let its token go (they were told to stop).
+    pub async fn drained(&self) {
+        loop {
+            let let_go = self.let_go.notified();
+            tokio::pin!(let_go);
+            let_go.as_mut().enable();
+            if self.lock().is_empty() {
+                return;
+            }
+            let_go.await;
+        }
     }
 
     /// Hands `tokens` back (on shutdown), so other replicas resume those sagas at once

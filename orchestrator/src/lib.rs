@@ -45,7 +45,7 @@ pub mod steps;
 pub mod store;
 pub mod tracker;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use platform::{
     config::ServerConfig,
@@ -117,7 +117,8 @@ pub async fn build_with_engine(
             );
         })
         .on_shutdown(async move {
-            stopping.shut_down().await;
+            // Drivers stop at their next await; a few seconds is plenty.
+            stopping.shut_down(Duration::from_secs(5)).await;
         })
         .bind()
         .await?;

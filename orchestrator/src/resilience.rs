@@ -7,15 +7,20 @@
 //! 1. `Timeout(step_deadline)`: the step's overall deadline, across attempts and backoff.
 //! 2. `Retry(RetryPolicy)`: transient failures again, with full-jitter backoff, within
 //!    the downstream's retry budget.
-//! 3. `Breaker`: fail fast while the downstream keeps failing.
+//! 3. `Breaker`: while the downstream keeps failing, wait it out within the step's
+//!    deadline or fail fast; admits a call before it takes a concurrency permit.
 //! 4. `GlobalConcurrencyLimit`: at most N calls in flight to the downstream.
 //! 5. `Timeout(attempt_timeout)`: one attempt; also sent downstream as `grpc-timeout`.
 //!
-//! The breaker, budget and concurrency permits are shared by every RPC of a downstream.
+//! The concurrency permits are shared by every RPC of a downstream. The breaker and the
+//! retry budget are per [`Lane`]: forward steps and compensations each have their own,
+//! so one saga whose compensation keeps failing (retried until it succeeds, by the
+//! rules) cannot open the breaker or drain the budget that healthy checkouts' forward
+//! steps need.
 
 use std::{
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicU32, Ordering},
     },
     time::{Duration, Instant},
@@ -28,7 +33,7 @@ use tower::{
 };
 
 use crate::{
-    breaker::{Breaker, BreakerLayer},
+    breaker::{Breaker, BreakerLayer, SharedBreaker},
     ids::IdempotencyKey,
     retry::RetryPolicy,
 };
@@ -103,13 +108,56 @@ impl<M> Call<M> {
 /// A downstream RPC with its whole middleware stack.
 pub type StepService<M, R> = BoxCloneSyncService<Call<M>, R, BoxError>;
 
+/// Which kind of call a stack makes: each kind counts against its own breaker and retry
+/// budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// The saga's forward steps (and the pricing read).
+    Forward,
+    /// Compensations: retried until they succeed, so kept apart from forward traffic.
+    Compensation,
+}
+
+impl Lane {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lane::Forward => "forward",
+            Lane::Compensation => "compensation",
+        }
+    }
+}
+
+/// A lane's breaker and retry budget.
+#[derive(Debug, Clone)]
+struct LaneState {
+    breaker: Arc<SharedBreaker>,
+    budget: Arc<TpsBudget>,
+}
+
+impl LaneState {
+    fn new(downstream: &'static str, lane: Lane, settings: &Resilience) -> Self {
+        Self {
+            breaker: SharedBreaker::new(
+                downstream,
+                lane,
+                Breaker::new(settings.breaker_failures, settings.breaker_open_for),
+            ),
+            budget: Arc::new(TpsBudget::new(
+                Duration::from_secs(10),
+                settings.budget_min_per_sec,
+                settings.budget_percent / 100.0,
+            )),
+        }
+    }
+}
+
 /// The shared state of one downstream service's stacks.
 #[derive(Debug, Clone)]
 pub struct Downstream {
     name: &'static str,
     settings: Resilience,
-    breaker: Arc<Mutex<Breaker>>,
-    budget: Arc<TpsBudget>,
+    forward: LaneState,
+    compensation: LaneState,
     permits: Arc<Semaphore>,
 }
 
@@ -118,22 +166,15 @@ impl Downstream {
         Self {
             name,
             settings: settings.clone(),
-            breaker: Arc::new(Mutex::new(Breaker::new(
-                settings.breaker_failures,
-                settings.breaker_open_for,
-            ))),
-            budget: Arc::new(TpsBudget::new(
-                Duration::from_secs(10),
-                settings.budget_min_per_sec,
-                settings.budget_percent / 100.0,
-            )),
+            forward: LaneState::new(name, Lane::Forward, settings),
+            compensation: LaneState::new(name, Lane::Compensation, settings),
             permits: Arc::new(Semaphore::new(settings.concurrency)),
         }
     }
 
     /// Wraps one RPC (`rpc` turns a prepared `tonic::Request` into its reply) in the
-    /// stack described at the top of this module.
-    pub fn stack<M, R, F, Fut>(&self, rpc: F) -> StepService<M, R>
+    /// stack described at the top of this module, counting against `lane`.
+    pub fn stack<M, R, F, Fut>(&self, lane: Lane, rpc: F) -> StepService<M, R>
     where
         M: Clone + Send + Sync + 'static,
         R: Send + 'static,
@@ -147,6 +188,10 @@ impl Downstream {
             let request = prepare(&call, attempt_timeout, step_deadline);
             rpc(request)
         });
+        let lane = match lane {
+            Lane::Forward => &self.forward,
+            Lane::Compensation => &self.compensation,
+        };
         let stack = ServiceBuilder::new()
             .timeout(step_deadline)
             .retry(RetryPolicy::new(
@@ -154,9 +199,9 @@ impl Downstream {
                 s.max_retries,
                 s.backoff_base,
                 s.backoff_max,
-                self.budget.clone(),
+                lane.budget.clone(),
             ))
-            .layer(BreakerLayer::new(self.name, self.breaker.clone()))
+            .layer(BreakerLayer::new(lane.breaker.clone(), step_deadline))
             .layer(GlobalConcurrencyLimitLayer::with_semaphore(
                 self.permits.clone(),
             ))

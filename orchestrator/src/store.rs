@@ -364,7 +364,7 @@ pub async fn renew(
     Ok(done.rows_affected() == 1)
 }
 
-/// A saga taken over by [`claim_expired`].
+/// A saga taken over by [`claim_expired`] or [`claim_parked`].
 #[derive(Debug, Clone, FromRow)]
 pub struct Claim {
     pub saga_id: SagaId,
@@ -397,6 +397,24 @@ pub async fn claim_expired(
     .bind(platform::db::interval(lease))
     .bind(limit)
     .fetch_all(pool)
+    .await
+}
+
+/// Takes a parked (NEEDS_ATTENTION) saga for a driver under a fresh lease token, as
+/// recovery takes an expired one; `None` unless it is parked.
+pub async fn claim_parked(
+    pool: &PgPool,
+    saga_id: SagaId,
+    lease: Duration,
+) -> Result<Option<Claim>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE sagas SET lease_owner = gen_random_uuid(), lease_until = now() + $2
+          WHERE saga_id = $1 AND status = 'NEEDS_ATTENTION'
+          RETURNING saga_id, traceparent, lease_owner",
+    )
+    .bind(saga_id)
+    .bind(platform::db::interval(lease))
+    .fetch_optional(pool)
     .await
 }
 

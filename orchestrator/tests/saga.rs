@@ -403,6 +403,91 @@ async fn compensation_keeps_retrying_while_inventory_is_unavailable() {
     assert_eq!(stock(&stack, "MUG").await, (10, 0));
 }
 
+/// Polls until the checkout is parked for a person.
+async fn parked(stack: &Stack, checkout_id: &str) -> pb::Checkout {
+    for _ in 0..300 {
+        let c = get(stack, checkout_id).await;
+        if c.status() == pb::CheckoutStatus::NeedsAttention {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("checkout {checkout_id} never parked");
+}
+
+async fn resume(stack: &Stack, checkout_id: &str) -> Result<pb::Checkout, tonic::Status> {
+    stack
+        .checkout()
+        .resume_checkout(pb::ResumeCheckoutRequest {
+            checkout_id: checkout_id.into(),
+        })
+        .await
+        .map(|r| r.into_inner().checkout.unwrap())
+}
+
+#[tokio::test]
+async fn a_refused_compensation_parks_the_saga_until_an_operator_resumes_it() {
+    let stack = stack().await;
+    // Shipping refuses AQ; the refund is then refused (once) as if already refunded: no
+    // retry changes a refusal, so the saga waits for a person instead of looping.
+    let fault = "svc=payment-svc,method=Refund,code=failed_precondition,times=1";
+    let c = place_order(
+        &stack,
+        with_fault(place("k", "tok_visa", "AQ", &[("MUG", 2)]), fault),
+    )
+    .await;
+    let c = parked(&stack, &c.checkout_id).await;
+    assert_eq!(c.failure_reason, "undeliverable_address");
+    let charge = step(&c, "charge_payment");
+    assert_eq!(charge.compensation_attempts, 1, "not retried: {charge:?}");
+    assert_eq!(charge.last_error_code, "FAILED_PRECONDITION");
+    let listed = stack
+        .checkout()
+        .list_checkouts(pb::ListCheckoutsRequest {
+            status: pb::CheckoutStatus::NeedsAttention.into(),
+            ..pb::ListCheckoutsRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .checkouts;
+    assert_eq!(listed.len(), 1, "operators find it by status");
+
+    // The cause is gone (the fault fired once): resume, and it unwinds to the end.
+    let resumed = resume(&stack, &c.checkout_id).await.unwrap();
+    assert_ne!(resumed.status(), pb::CheckoutStatus::NeedsAttention);
+    let c = terminal(&stack, &c.checkout_id).await;
+    assert_eq!(c.status(), pb::CheckoutStatus::Cancelled, "{c:?}");
+    assert_eq!(
+        step(&c, "charge_payment").status(),
+        pb::StepStatus::Compensated
+    );
+    assert_invariants(&stack, &c).await;
+    assert_eq!(stock(&stack, "MUG").await, (10, 0));
+
+    let again = resume(&stack, &c.checkout_id).await.unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
+}
+
+#[tokio::test]
+async fn a_refused_confirmation_past_the_pivot_parks_and_resumes_forward() {
+    let stack = stack().await;
+    let fault = "svc=order-svc,method=ConfirmOrder,code=failed_precondition,times=1";
+    let c = place_order(
+        &stack,
+        with_fault(place("k", "tok_visa", "FR", &[("MUG", 1)]), fault),
+    )
+    .await;
+    let c = parked(&stack, &c.checkout_id).await;
+    assert_eq!(c.failure_reason, "", "past the pivot: never compensated");
+    assert!(!c.tracking_number.is_empty(), "the shipment stays");
+    let resumed = resume(&stack, &c.checkout_id).await.unwrap();
+    assert_ne!(resumed.status(), pb::CheckoutStatus::NeedsAttention);
+    let c = terminal(&stack, &c.checkout_id).await;
+    assert_eq!(c.status(), pb::CheckoutStatus::Completed, "{c:?}");
+    assert_invariants(&stack, &c).await;
+}
+
 #[tokio::test]
 async fn a_crashed_orchestrator_is_replaced_and_the_saga_finishes_exactly_once() {
     let stack = stack().await;
@@ -471,10 +556,20 @@ async fn a_repeated_place_order_returns_the_same_checkout() {
 async fn two_replicas_on_one_database_each_drive_their_sagas_once() {
     let stack = stack().await;
     product(&stack, "BULK", 100, 1000).await;
-    let (second, _engine) =
-        orchestrator_on(Some(&stack.orchestrator.database_url), settings(&stack)).await;
+    // Two more replicas on the stack's database, with patient attempt timeouts: the point
+    // is that no saga is driven twice (one attempt per step), not how the stack copes
+    // with a machine too slow for 400 ms attempts.
+    let patient = || {
+        let mut s = settings(&stack);
+        s.resilience.attempt_timeout = Duration::from_secs(2);
+        s.resilience.step_deadline = Duration::from_secs(6);
+        s
+    };
+    let database = Some(stack.orchestrator.database_url.as_str());
+    let (first, _first_engine) = orchestrator_on(database, patient()).await;
+    let (second, _second_engine) = orchestrator_on(database, patient()).await;
     let replicas = [
-        CheckoutServiceClient::new(stack.orchestrator.channel.clone()),
+        CheckoutServiceClient::new(first.channel.clone()),
         CheckoutServiceClient::new(second.channel.clone()),
     ];
     // Slow shipments keep sagas in flight while both replicas run recovery scans.
@@ -528,6 +623,33 @@ async fn bad_input_is_refused_and_starts_nothing() {
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     assert!(status.message().contains("NOPE"), "{status:?}");
+
+    // What a downstream would refuse is refused here, before anything is recorded: a
+    // token the gateway does not know (not a declined card), a country that does not
+    // exist, and a cart whose line or total is over the largest amount order-svc and
+    // payment-svc accept (a valid price times a valid quantity can be).
+    let status = stack
+        .checkout()
+        .place_order(place("k", "tok_amex_typo", "XX", &[("MUG", 1)]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        bad_fields(&status),
+        ["payment_token", "shipping_address.country"]
+    );
+    product(&stack, "GOLD", 100_000_000, 10).await;
+    let status = stack
+        .checkout()
+        .place_order(place("k", "tok_visa", "FR", &[("MUG", 1), ("GOLD", 2)]))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&status), ["items[1].quantity"]);
+    let status = stack
+        .checkout()
+        .place_order(place("k", "tok_visa", "FR", &[("MUG", 1), ("GOLD", 1)]))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&status), ["items"]);
     let list = stack
         .checkout()
         .list_checkouts(pb::ListCheckoutsRequest::default())

@@ -4,7 +4,10 @@
 //! rules however it was asked for; the callers add only what is theirs (idempotency keys,
 //! events).
 
-use platform::{ApiError, validate::Violations};
+use platform::{
+    ApiError,
+    validate::{MIN_PRICE_MINOR, Violations},
+};
 use shop_proto::common::v1::{Address, Money};
 use shop_proto::order::v1 as pb;
 use sqlx::PgConnection;
@@ -137,8 +140,16 @@ fn parse_lines(
         let field = |name: &str| format!("{field}[{i}].{name}");
         v.sku(&field("sku"), &line.sku);
         v.quantity(&field("quantity"), line.quantity);
-        let (unit, unit_currency) = v.money(&field("unit_price"), pair(&line.unit_price), 0);
-        let (line_total, total_currency) = v.money(&field("line_total"), pair(&line.line_total), 0);
+        let (unit, unit_currency) = v.money(
+            &field("unit_price"),
+            pair(&line.unit_price),
+            MIN_PRICE_MINOR,
+        );
+        let (line_total, total_currency) = v.money(
+            &field("line_total"),
+            pair(&line.line_total),
+            MIN_PRICE_MINOR,
+        );
         if !unit_currency.is_empty() && unit_currency != currency {
             v.add(
                 field("unit_price.currency"),

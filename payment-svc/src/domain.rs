@@ -4,14 +4,6 @@
 use platform::ApiError;
 use shop_proto::reason::{self, failure};
 
-/// Test tokens, in the style of well-known card test tokens.
-pub const TOKENS: &[&str] = &[
-    "tok_visa",
-    "tok_mastercard",
-    "tok_chargeDeclined",
-    "tok_insufficientFunds",
-];
-
 /// The state of a payment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -46,7 +38,8 @@ pub enum Decision {
     Decline(&'static str),
 }
 
-/// The decision for a test token; `None` for a token this test gateway does not know.
+/// The decision for a test token (`platform::validate::PAYMENT_TOKENS`); `None` for a
+/// token this test gateway does not know.
 pub fn decide(token: &str) -> Option<Decision> {
     match token {
         "tok_visa" | "tok_mastercard" => Some(Decision::Approve),
@@ -95,7 +88,11 @@ mod tests {
             Some(Decision::Decline("insufficient_funds"))
         );
         assert_eq!(decide("tok_amex_typo"), None);
-        assert!(TOKENS.iter().all(|t| decide(t).is_some()));
+        assert!(
+            platform::validate::PAYMENT_TOKENS
+                .iter()
+                .all(|t| decide(t).is_some())
+        );
     }
 
     #[test]

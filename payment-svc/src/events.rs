@@ -22,7 +22,7 @@ use shop_proto::events::v1::{self as ev, envelope::Payload};
 use sqlx::{PgConnection, PgPool};
 
 use crate::{
-    domain::{self, Decision},
+    domain::Decision,
     ops::{self, Charge},
     store,
 };
@@ -81,16 +81,6 @@ impl events::Handler for Handler {
 
 /// Charges the placed order's total, checked and decided as Charge decides it.
 async fn charge(tx: &mut PgConnection, checkout: &ev::Checkout) -> Result<Payload, HandlerError> {
-    if domain::decide(&checkout.payment_token).is_none() {
-        // A token the gateway does not know: the Charge RPC refuses it and the
-        // orchestrated saga ends card_declined; the choreography ends the same way,
-        // with nothing recorded (no payment was attempted).
-        return Ok(Payload::PaymentDeclined(ev::PaymentDeclined {
-            checkout: Some(checkout.clone()),
-            payment_id: String::new(),
-            failure_reason: shop_proto::reason::failure::CARD_DECLINED.to_owned(),
-        }));
-    }
     let mut v = Violations::default();
     let charge = Charge::check(
         &mut v,

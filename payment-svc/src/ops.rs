@@ -3,7 +3,10 @@
 //! the same rules however it was asked for; the callers add only what is theirs
 //! (idempotency keys, events).
 
-use platform::{ApiError, validate::Violations};
+use platform::{
+    ApiError,
+    validate::{MIN_PRICE_MINOR, Violations},
+};
 use shop_proto::common::v1::Money;
 use shop_proto::reason::{self, failure};
 use sqlx::PgConnection;
@@ -44,18 +47,11 @@ impl Charge {
         let (amount_minor, currency) = v.money(
             amount.0,
             amount.1.map(|m| (m.amount_minor, m.currency.as_str())),
-            1,
+            MIN_PRICE_MINOR,
         );
-        let decision = domain::decide(payment_token.1).unwrap_or_else(|| {
-            v.add(
-                payment_token.0,
-                format!(
-                    "must be one of the test tokens {}",
-                    domain::TOKENS.join(", ")
-                ),
-            );
-            Decision::Decline(failure::CARD_DECLINED)
-        });
+        v.payment_token(payment_token.0, payment_token.1);
+        let decision =
+            domain::decide(payment_token.1).unwrap_or(Decision::Decline(failure::CARD_DECLINED));
         Self {
             order_id: id,
             amount_minor,

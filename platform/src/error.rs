@@ -56,12 +56,23 @@ pub enum ApiError {
     Internal(#[source] anyhow::Error),
 }
 
+/// Most field violations one error names: a request with a hundred bad lines is told about
+/// the first ones and how many more there are, in a few kilobytes of trailers rather than
+/// a hundred (some clients refuse headers that large).
+pub const MAX_VIOLATIONS: usize = 20;
+
 fn describe(violations: &[FieldViolation]) -> String {
-    violations
+    let mut text = violations
         .iter()
+        .take(MAX_VIOLATIONS)
         .map(|v| format!("{} {}", v.field, v.description))
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; ");
+    let more = violations.len().saturating_sub(MAX_VIOLATIONS);
+    if more > 0 {
+        text.push_str(&format!("; and {more} more"));
+    }
+    text
 }
 
 impl ApiError {
@@ -128,11 +139,14 @@ impl From<ApiError> for Status {
     fn from(error: ApiError) -> Self {
         let message = error.to_string();
         match error {
-            ApiError::InvalidArgument(violations) => Status::with_error_details(
-                Code::InvalidArgument,
-                message,
-                ErrorDetails::with_bad_request(violations),
-            ),
+            ApiError::InvalidArgument(mut violations) => {
+                violations.truncate(MAX_VIOLATIONS);
+                Status::with_error_details(
+                    Code::InvalidArgument,
+                    message,
+                    ErrorDetails::with_bad_request(violations),
+                )
+            }
             ApiError::NotFound { kind, id } => Status::with_error_details(
                 Code::NotFound,
                 message,
@@ -181,6 +195,28 @@ mod tests {
             .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
             .unwrap_or_default();
         assert_eq!(fields, ["sku", "items[1].quantity"]);
+    }
+
+    #[test]
+    fn a_hundred_violations_answer_the_first_twenty_and_a_count() {
+        let violations = (0..100)
+            .map(|i| FieldViolation::new(format!("items[{i}].sku"), "must not be empty"))
+            .collect();
+        let status = Status::from(ApiError::InvalidArgument(violations));
+        let named = status
+            .get_details_bad_request()
+            .map_or(0, |b| b.field_violations.len());
+        assert_eq!(named, MAX_VIOLATIONS);
+        assert!(
+            status.message().ends_with("; and 80 more"),
+            "{}",
+            status.message()
+        );
+        assert!(
+            status.details().len() < 2048,
+            "{} bytes",
+            status.details().len()
+        );
     }
 
     #[test]

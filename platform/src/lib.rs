@@ -12,17 +12,20 @@
 //! - [`db`]: the Postgres pool and start-up migrations.
 //! - [`error`]: the API error type and its mapping to `tonic::Status` with rich details.
 //! - [`grpc_delegate!`]: a service's tonic trait, each RPC handed to its handler.
-//! - [`validate`]: field checks that collect `google.rpc.BadRequest` violations.
+//! - [`validate`]: field checks that collect `google.rpc.BadRequest` violations, and the
+//!   limits every service shares ([`countries`]: the assigned country codes).
 //! - [`idempotency`]: the idempotency-key table every mutating RPC goes through.
 //! - [`compensation`]: the skeleton every compensating RPC (cancel, refund, release) runs.
 //! - [`events`]: the choreography's outbox, relay, idempotent consumers and dead letters.
 //! - [`fault`]: the fault-injection tower layer (off unless enabled).
+//! - [`wire_errors`]: the right codes for requests that fail to decode or are too large.
 //! - [`page`]: opaque page tokens.
 //! - [`time`]: timestamp conversion.
 //! - `testing` (feature `testing`): throwaway databases and in-process servers for tests.
 
 pub mod compensation;
 pub mod config;
+pub mod countries;
 pub mod db;
 mod delegate;
 pub mod error;
@@ -37,6 +40,7 @@ pub mod service;
 pub mod telemetry;
 pub mod time;
 pub mod validate;
+pub mod wire_errors;
 
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -40,6 +40,7 @@ use crate::{
     config::{Command, ServerConfig, ServiceArgs},
     fault::FaultLayer,
     metrics::RpcMetricsLayer,
+    wire_errors::WireErrorsLayer,
 };
 
 /// Largest request message a service accepts (the default of 4 MiB is far above what a
@@ -258,6 +259,7 @@ impl App {
             })
             // Outermost first: metrics see injected faults too.
             .layer(RpcMetricsLayer::new(name))
+            .layer(WireErrorsLayer)
             .layer(FaultLayer::new(name, self.fault_injection))
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming(self.listener, self.connections), async {

@@ -1,5 +1,10 @@
 //! Field checks that collect every violation of a request before answering, so a caller
 //! fixes all of them in one round trip. Field paths follow the proto (`items[2].quantity`).
+//!
+//! The limits live here, once, and every service and the front door check with them, so
+//! a checkout the front door accepts is never refused downstream for a limit (the
+//! front door checks what it will send: the priced cart's totals and the payment token
+//! too). docs/CONTRACT.md and the proto comments state them.
 
 use shop_proto::common::v1::Address;
 use tonic_types::FieldViolation;
@@ -13,8 +18,21 @@ pub const MAX_KEY_LEN: usize = 128;
 pub const MAX_LINES: usize = 100;
 /// Units of one sku in one line.
 pub const MAX_QUANTITY: i32 = 1000;
-/// Largest amount in minor units (one million in a two-decimal currency).
+/// Largest amount in minor units (one million in a two-decimal currency): a price, a line
+/// total or an order's total.
 pub const MAX_AMOUNT_MINOR: i64 = 100_000_000;
+/// Smallest price in minor units: nothing is free, so every total can be charged (a
+/// charge takes at least one minor unit).
+pub const MIN_PRICE_MINOR: i64 = 1;
+/// The payment tokens the shop's test gateway knows, in the style of well-known card test
+/// tokens. The front door refuses any other, as payment-svc does, so a typo is a bad
+/// request rather than a declined card.
+pub const PAYMENT_TOKENS: &[&str] = &[
+    "tok_visa",
+    "tok_mastercard",
+    "tok_chargeDeclined",
+    "tok_insufficientFunds",
+];
 
 /// Violations found so far in one request.
 #[derive(Debug, Default)]
@@ -89,6 +107,21 @@ impl Violations {
         }
     }
 
+    /// One of [`PAYMENT_TOKENS`].
+    pub fn payment_token(&mut self, field: &str, value: &str) {
+        if value.is_empty() {
+            self.add(field, "must not be empty");
+        } else if !PAYMENT_TOKENS.contains(&value) {
+            self.add(
+                field,
+                format!(
+                    "must be one of the test tokens {}",
+                    PAYMENT_TOKENS.join(", ")
+                ),
+            );
+        }
+    }
+
     /// A quantity of one line.
     pub fn quantity(&mut self, field: &str, value: i32) {
         if !(1..=MAX_QUANTITY).contains(&value) {
@@ -103,10 +136,13 @@ impl Violations {
         }
     }
 
-    /// An ISO 3166-1 alpha-2 code: two upper-case letters.
+    /// An officially assigned ISO 3166-1 alpha-2 code.
     pub fn country(&mut self, field: &str, value: &str) {
-        if value.len() != 2 || !value.chars().all(|c| c.is_ascii_uppercase()) {
-            self.add(field, "must be an ISO 3166-1 alpha-2 code such as FR");
+        if !crate::countries::is_assigned(value) {
+            self.add(
+                field,
+                "must be an ISO 3166-1 alpha-2 country code such as FR",
+            );
         }
     }
 
@@ -203,6 +239,7 @@ mod tests {
         v.quantity("quantity", 0);
         v.currency("currency", "eur");
         v.country("country", "FRA");
+        v.country("country", "XX");
         v.amount("amount_minor", -1, 0);
         v.idempotency_key("idempotency_key", "");
         v.uuid("order_id", "nope");
@@ -212,6 +249,7 @@ mod tests {
                 "sku",
                 "quantity",
                 "currency",
+                "country",
                 "country",
                 "amount_minor",
                 "idempotency_key",

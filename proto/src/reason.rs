@@ -27,6 +27,8 @@ pub const ORDER_ALREADY_PAID: &str = "ORDER_ALREADY_PAID";
 pub const UNDELIVERABLE_ADDRESS: &str = "UNDELIVERABLE_ADDRESS";
 /// shipping-svc: the order already has a shipment.
 pub const ORDER_ALREADY_SHIPPED: &str = "ORDER_ALREADY_SHIPPED";
+/// orchestrator: ResumeCheckout on a checkout that is not NEEDS_ATTENTION.
+pub const CHECKOUT_NOT_PARKED: &str = "CHECKOUT_NOT_PARKED";
 
 /// A checkout's `failure_reason`: why it ended CANCELLED, as `Checkout.failure_reason`
 /// and the choreography's failure events (`PaymentDeclined`, `StockRejected`, ...) name

@@ -209,7 +209,8 @@ fn saga_rank(status: SagaStatus) -> u8 {
     match status {
         SagaStatus::Running => 0,
         SagaStatus::Compensating => 1,
-        SagaStatus::Completed | SagaStatus::Cancelled => 2,
+        // The tracker never parks a checkout; ranked as an end so no event moves it.
+        SagaStatus::Completed | SagaStatus::Cancelled | SagaStatus::NeedsAttention => 2,
     }
 }
 

@@ -42,6 +42,7 @@ stored_code! {
         Compensating = "COMPENSATING",
         Completed = "COMPLETED",
         Cancelled = "CANCELLED",
+        NeedsAttention = "NEEDS_ATTENTION",
     }
 }
 
@@ -116,6 +117,11 @@ impl Step {
 impl SagaStatus {
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Completed | Self::Cancelled)
+    }
+
+    /// Whether the saga moves by itself: not ended, and not parked for a person.
+    pub fn is_moving(self) -> bool {
+        matches!(self, Self::Running | Self::Compensating)
     }
 }
 

@@ -6,7 +6,7 @@
 use super::{
     FailureReason, SagaChange, SagaStatus, Step, StepChange, StepError, StepState, StepStatus,
 };
-use crate::ids::OrderId;
+use crate::{classify::is_refusal, ids::OrderId};
 
 /// A saga's state as the rules see it: what the driver holds in memory, kept equal to the
 /// rows by applying every [`Transition`] to both.
@@ -39,6 +39,8 @@ pub enum Action {
     Cancel,
     /// The saga is over.
     Ended,
+    /// The saga waits for a person (NEEDS_ATTENTION): the driver stops.
+    Parked,
 }
 
 /// What a forward step's effects were, for the saga row.
@@ -69,7 +71,8 @@ pub enum Outcome {
 pub enum Decision {
     /// Write this and go on with [`next_action`].
     Record(Transition),
-    /// Past the pivot the saga only goes forward: write this, wait, and call again.
+    /// The step must succeed (past the pivot, or a compensation) and this failure may
+    /// pass: write this, wait, and call again.
     RetryLater(Transition),
 }
 
@@ -115,6 +118,7 @@ pub fn next_action(state: &SagaState) -> Action {
             .first()
             .map_or(Action::Cancel, |step| Action::Compensate(*step)),
         SagaStatus::Completed | SagaStatus::Cancelled => Action::Ended,
+        SagaStatus::NeedsAttention => Action::Parked,
     }
 }
 
@@ -181,16 +185,22 @@ pub fn after_forward(state: &SagaState, step: Step, attempts: i32, outcome: Outc
             }
             Decision::Record(Transition { saga, steps })
         }
-        Outcome::Refused { error, .. } | Outcome::Unavailable { error } if step.after_pivot() => {
-            Decision::RetryLater(Transition {
-                saga: SagaChange::default(),
-                steps: vec![StepChange {
-                    add_attempts: attempts,
-                    error: Some(error),
-                    ..StepChange::of(step)
-                }],
-            })
+        // Past the pivot the saga only goes forward; a refusal will not pass by itself.
+        Outcome::Refused { error, .. } if step.after_pivot() => {
+            Decision::Record(park(StepChange {
+                add_attempts: attempts,
+                error: Some(error),
+                ..StepChange::of(step)
+            }))
         }
+        Outcome::Unavailable { error } if step.after_pivot() => Decision::RetryLater(Transition {
+            saga: SagaChange::default(),
+            steps: vec![StepChange {
+                add_attempts: attempts,
+                error: Some(error),
+                ..StepChange::of(step)
+            }],
+        }),
         Outcome::Refused { reason, error } => {
             // An earlier attempt that timed out may still land under this key, and
             // ALREADY_EXISTS says the key did take effect: undo it to be sure (by key,
@@ -246,18 +256,16 @@ pub fn start_compensation(state: &SagaState, step: Step) -> Option<Transition> {
     })
 }
 
-/// What a compensation call's result writes; `Err` ones are retried until they succeed.
-pub fn after_compensation(
-    step: Step,
-    attempts: i32,
-    result: Result<(), StepError>,
-) -> Result<Transition, Transition> {
+/// What a compensation's result writes: done; a transient failure to try again after a
+/// wait; or a refusal (the service says no, and asking again will not change it, say
+/// ALREADY_REFUNDED) that parks the saga for a person instead of retrying forever.
+pub fn after_compensation(step: Step, attempts: i32, result: Result<(), StepError>) -> Decision {
     let change = StepChange {
         add_compensation_attempts: attempts,
         ..StepChange::of(step)
     };
     match result {
-        Ok(()) => Ok(Transition {
+        Ok(()) => Decision::Record(Transition {
             saga: SagaChange::default(),
             steps: vec![StepChange {
                 status: Some(StepStatus::Compensated),
@@ -265,7 +273,13 @@ pub fn after_compensation(
                 ..change
             }],
         }),
-        Err(error) => Err(Transition {
+        Err(error) if error.code.is_some_and(|c| is_refusal(c.0)) => {
+            Decision::Record(park(StepChange {
+                error: Some(error),
+                ..change
+            }))
+        }
+        Err(error) => Decision::RetryLater(Transition {
             saga: SagaChange::default(),
             steps: vec![StepChange {
                 error: Some(error),
@@ -273,6 +287,30 @@ pub fn after_compensation(
             }],
         }),
     }
+}
+
+/// Parks the saga as NEEDS_ATTENTION with the step change that says why.
+fn park(change: StepChange) -> Transition {
+    Transition {
+        saga: SagaChange::status(SagaStatus::NeedsAttention),
+        steps: vec![change],
+    }
+}
+
+/// An operator resumes a parked saga: back to what it was doing (compensating once it
+/// has a failure reason, else forward past the pivot). `None` unless it is parked.
+pub fn resume(state: &SagaState) -> Option<Transition> {
+    (state.status == SagaStatus::NeedsAttention).then(|| {
+        let status = if state.failure_reason.is_some() {
+            SagaStatus::Compensating
+        } else {
+            SagaStatus::Running
+        };
+        Transition {
+            saga: SagaChange::status(status),
+            steps: Vec::new(),
+        }
+    })
 }
 
 /// The end of a saga: COMPLETED, or CANCELLED with the steps that never ran SKIPPED.
@@ -426,24 +464,34 @@ mod tests {
     }
 
     #[test]
-    fn past_the_pivot_failures_are_retried_not_compensated() {
-        let s = saga(&[
+    fn past_the_pivot_failures_are_retried_or_parked_never_compensated() {
+        let mut s = saga(&[
             Succeeded, Succeeded, Succeeded, Succeeded, Succeeded, Running,
         ]);
-        let decision = after_forward(
-            &s,
-            Step::ConfirmOrder,
-            1,
-            Outcome::Refused {
-                reason: FailureReason::DependencyUnavailable,
-                error: StepError::new("illegal", Some(tonic::Code::FailedPrecondition)),
-            },
-        );
-        let Decision::RetryLater(t) = decision else {
-            panic!("retried");
+        let down = Outcome::Unavailable {
+            error: StepError::new("down", Some(tonic::Code::Unavailable)),
+        };
+        let Decision::RetryLater(t) = after_forward(&s, Step::ConfirmOrder, 1, down) else {
+            panic!("a transient failure is retried");
         };
         assert_eq!(t.saga, SagaChange::default());
         assert_eq!(t.steps[0].status, None);
+
+        let refused = Outcome::Refused {
+            reason: FailureReason::DependencyUnavailable,
+            error: StepError::new("illegal", Some(tonic::Code::FailedPrecondition)),
+        };
+        let Decision::Record(t) = after_forward(&s, Step::ConfirmOrder, 1, refused) else {
+            panic!("a refusal parks");
+        };
+        assert_eq!(t.saga, SagaChange::status(SagaStatus::NeedsAttention));
+        assert_eq!(t.saga.failure_reason, None, "not compensating");
+        s.apply(&t);
+        assert_eq!(next_action(&s), Action::Parked);
+        let resumed = resume(&s).expect("a parked saga resumes");
+        s.apply(&resumed);
+        assert_eq!(next_action(&s), Action::Forward(Step::ConfirmOrder));
+        assert_eq!(resume(&s), None, "only a parked saga resumes");
     }
 
     #[test]
@@ -483,14 +531,37 @@ mod tests {
             3,
             Err(StepError::new("down", Some(tonic::Code::Unavailable))),
         );
-        let Err(t) = failed else {
-            panic!("a failure is retried");
+        let Decision::RetryLater(t) = failed else {
+            panic!("a transient failure is retried");
         };
+        assert_eq!(t.saga, SagaChange::default());
         assert_eq!(t.steps[0].status, None);
         assert_eq!(t.steps[0].add_compensation_attempts, 3);
-        let Ok(t) = after_compensation(Step::ChargePayment, 1, Ok(())) else {
+        let Decision::Record(t) = after_compensation(Step::ChargePayment, 1, Ok(())) else {
             panic!("a success finishes it");
         };
         assert_eq!(t.steps[0].status, Some(Compensated));
+    }
+
+    #[test]
+    fn a_refused_compensation_parks_the_saga_and_resumes_compensating() {
+        let mut s = saga(&[Succeeded, Succeeded, Succeeded, Failed]);
+        s.status = SagaStatus::Compensating;
+        s.failure_reason = Some(FailureReason::OutOfStock);
+        let refused = Err(StepError::new(
+            "already refunded",
+            Some(tonic::Code::FailedPrecondition),
+        ));
+        let Decision::Record(t) = after_compensation(Step::ChargePayment, 1, refused) else {
+            panic!("a refusal is recorded, not retried");
+        };
+        assert_eq!(t.saga.status, Some(SagaStatus::NeedsAttention));
+        assert!(t.steps[0].error.is_some(), "the step says why");
+        s.apply(&t);
+        assert_eq!(next_action(&s), Action::Parked);
+        let resumed = resume(&s).expect("a parked saga resumes");
+        assert_eq!(resumed.saga.status, Some(SagaStatus::Compensating));
+        s.apply(&resumed);
+        assert_eq!(next_action(&s), Action::Compensate(Step::ChargePayment));
     }
 }

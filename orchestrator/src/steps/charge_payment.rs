@@ -73,7 +73,9 @@ fn captured(reply: payment::ChargeResponse) -> Outcome {
     }
 }
 
-/// payment-svc refused the token or the amount: to the customer, the card was declined.
+/// payment-svc refused the request itself (the front door checked token and amount with
+/// the same limits, so this is a disagreement between services, or a refund that raced
+/// ahead): not a decline, and not the customer's card; the step's error tells which.
 fn refusal(_: &Status) -> FailureReason {
-    FailureReason::CardDeclined
+    FailureReason::DependencyUnavailable
 }

@@ -1,0 +1,263 @@
+//! Failure semantics across real processes: a second orchestrator taking over a dead
+//! one's sagas, a compensation that keeps failing beside healthy checkouts, callers that
+//! give up after a few milliseconds, and requests that are not what they claim to be.
+
+use std::time::{Duration, Instant};
+
+use e2e::{
+    Svc,
+    clients::Clients,
+    scenario::{
+        all_terminal, assert_invariants, options, place, place_until_accepted, request, stack_with,
+        stack_with_options,
+    },
+};
+use futures::future::join_all;
+use shop_proto::checkout::v1::{self as pb, checkout_service_client::CheckoutServiceClient};
+use tonic::Code;
+
+/// The article's "single point of failure", answered: two orchestrators on one database
+/// share the checkouts; one is SIGKILLed with checkouts in flight, and the other finishes
+/// every one of them (its recovery claims them once their leases expire), exactly once.
+#[tokio::test]
+async fn a_second_orchestrator_finishes_every_saga_a_killed_one_held() {
+    let (mut stack, clients) = stack_with(&[("MUG", 700, 100)]).await;
+    let replica = stack.start_replica().await.expect("the replica starts");
+    let mut survivor = Clients {
+        checkout: CheckoutServiceClient::new(replica.channel()),
+        ..clients.clone()
+    };
+    // Slow shipments (within one attempt's timeout) hold the checkouts in flight when
+    // the first orchestrator dies.
+    let fault = "svc=shipping-svc,method=CreateShipment,before_ms=300";
+    let calls: Vec<_> = (0..30)
+        .map(|i| {
+            let (first, survivor) = (clients.clone(), survivor.clone());
+            tokio::spawn(async move {
+                let message = place(&format!("failover-{i}"), "tok_visa", "FR", &[("MUG", 1)]);
+                if i % 2 == 1 {
+                    return (
+                        false,
+                        place_until_accepted(&survivor, message, Some(fault)).await,
+                    );
+                }
+                // Through the orchestrator about to die; a client whose call is cut
+                // retries the same key at the other one, as behind a load balancer.
+                let mut front = first.checkout.clone();
+                let once = front
+                    .place_order(request(
+                        message.clone(),
+                        Some(fault),
+                        Duration::from_secs(20),
+                    ))
+                    .await;
+                match once {
+                    Ok(reply) => (false, reply.into_inner().checkout.expect("a checkout")),
+                    Err(status) => {
+                        assert!(
+                            matches!(
+                                status.code(),
+                                Code::Unavailable | Code::Unknown | Code::Cancelled
+                            ),
+                            "{status:?}"
+                        );
+                        (
+                            true,
+                            place_until_accepted(&survivor, message, Some(fault)).await,
+                        )
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let killed_at = Instant::now();
+    stack.kill(Svc::Orchestrator);
+    let placed: Vec<(bool, pb::Checkout)> = join_all(calls)
+        .await
+        .into_iter()
+        .map(|r| r.expect("a caller task"))
+        .collect();
+    let checkouts = all_terminal(&mut survivor).await;
+    eprintln!(
+        "takeover: every checkout ended {:?} after the kill (SAGA_LEASE 2s, RECOVERY_INTERVAL 300ms)",
+        killed_at.elapsed()
+    );
+    let cut = placed.iter().filter(|(cut, _)| *cut).count();
+    assert!(cut > 0, "no call was in flight at the killed orchestrator");
+    assert_eq!(checkouts.len(), 30, "one checkout per key");
+    for (_, p) in &placed {
+        assert!(checkouts.iter().any(|c| c.checkout_id == p.checkout_id));
+    }
+    assert!(
+        checkouts
+            .iter()
+            .all(|c| c.status() == pb::CheckoutStatus::Completed),
+        "{checkouts:#?}"
+    );
+    assert_invariants(&mut survivor, &checkouts, &[("MUG", 100)]).await;
+}
+
+/// One checkout whose ReleaseStock keeps failing is retried for as long as it takes; it
+/// must not open the breaker or drain the retry budget that healthy checkouts' forward
+/// calls to the same service need.
+#[tokio::test]
+async fn a_compensation_that_keeps_failing_does_not_fail_healthy_checkouts() {
+    let (_stack, mut clients) = stack_with(&[("MUG", 700, 100)]).await;
+    let stuck = place("stuck", "tok_visa", "AQ", &[("MUG", 1)]);
+    let fault = "svc=inventory-svc,method=ReleaseStock,code=unavailable,times=1000000";
+    let stuck = clients
+        .checkout
+        .place_order(request(stuck, Some(fault), Duration::from_secs(2)))
+        .await
+        .expect("PlaceOrder answers with the checkout as it stands")
+        .into_inner()
+        .checkout
+        .expect("a checkout");
+    // Well past the breaker's threshold (10 consecutive failures) before going on.
+    let mut attempts = 0;
+    for _ in 0..200 {
+        let c = get(&mut clients, &stuck.checkout_id).await;
+        attempts = c
+            .steps
+            .iter()
+            .find(|s| s.name == "reserve_stock")
+            .map_or(0, |s| s.compensation_attempts);
+        if attempts >= 15 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(attempts >= 15, "ReleaseStock attempted {attempts} times");
+
+    let healthy: Vec<_> = (0..10)
+        .map(|i| {
+            let clients = clients.clone();
+            tokio::spawn(async move {
+                let message = place(&format!("healthy-{i}"), "tok_visa", "FR", &[("MUG", 1)]);
+                place_until_accepted(&clients, message, None).await
+            })
+        })
+        .collect();
+    let healthy: Vec<pb::Checkout> = join_all(healthy)
+        .await
+        .into_iter()
+        .map(|r| r.expect("a caller task"))
+        .collect();
+    for c in &healthy {
+        assert_eq!(c.status(), pb::CheckoutStatus::Completed, "{c:#?}");
+    }
+    let stuck = get(&mut clients, &stuck.checkout_id).await;
+    assert_eq!(stuck.status(), pb::CheckoutStatus::Compensating);
+    assert_invariants(&mut clients, &healthy, &[]).await;
+}
+
+/// A caller whose deadline is a few milliseconds gets an error, but the checkout it
+/// started (if it got that far) is driven to its end at once, not abandoned until its
+/// lease expires: here the lease is a minute, and every checkout must end well before.
+#[tokio::test]
+async fn a_caller_that_gives_up_after_a_few_milliseconds_does_not_stall_its_checkout() {
+    let mut options = options();
+    options
+        .orchestrator_env
+        .retain(|(name, _)| name != "SAGA_LEASE");
+    options
+        .orchestrator_env
+        .push(("SAGA_LEASE".into(), "60s".into()));
+    let (_stack, mut clients) = stack_with_options(options, &[("MUG", 700, 100)]).await;
+    let messages: Vec<_> = (0..12)
+        .map(|i| place(&format!("hasty-{i}"), "tok_visa", "FR", &[("MUG", 1)]))
+        .collect();
+    for (i, message) in messages.iter().enumerate() {
+        let mut front = clients.checkout.clone();
+        let hasty = request(
+            message.clone(),
+            None,
+            Duration::from_millis(2 + i as u64 % 6),
+        );
+        if let Ok(reply) = front.place_order(hasty).await {
+            // Fast enough after all: fine, the checkout is what it is.
+            assert!(reply.into_inner().checkout.is_some());
+        }
+    }
+    // The same keys again, patiently: each must come back ended, long before a lease of
+    // a minute could have let recovery resume an abandoned saga.
+    for message in messages {
+        let mut front = clients.checkout.clone();
+        let reply = front
+            .place_order(request(message, None, Duration::from_secs(20)))
+            .await
+            .expect("PlaceOrder answers")
+            .into_inner()
+            .checkout
+            .expect("a checkout");
+        assert_eq!(reply.status(), pb::CheckoutStatus::Completed, "{reply:#?}");
+    }
+    let checkouts = all_terminal(&mut clients).await;
+    assert_invariants(&mut clients, &checkouts, &[("MUG", 100)]).await;
+}
+
+async fn get(clients: &mut Clients, checkout_id: &str) -> pb::Checkout {
+    clients
+        .checkout
+        .get_checkout(pb::GetCheckoutRequest {
+            checkout_id: checkout_id.into(),
+            order_id: String::new(),
+        })
+        .await
+        .expect("GetCheckout answers")
+        .into_inner()
+        .checkout
+        .expect("a checkout")
+}
+
+/// Bytes that are not the method's message are the caller's fault (INVALID_ARGUMENT,
+/// not tonic's INTERNAL), and so is a message over the 256 KiB limit (RESOURCE_EXHAUSTED,
+/// gRPC's convention, not OUT_OF_RANGE): at the front door and at a domain service alike.
+#[tokio::test]
+async fn malformed_and_oversized_requests_get_the_callers_codes() {
+    let (stack, _clients) = stack_with(&[]).await;
+    for (svc, path) in [
+        (
+            Svc::Orchestrator,
+            "/shop.checkout.v1.CheckoutService/GetCheckout",
+        ),
+        (
+            Svc::Inventory,
+            "/shop.inventory.v1.InventoryService/GetProduct",
+        ),
+    ] {
+        // Field 1 of the request is a string; Money's field 1 is an integer.
+        let not_the_message = shop_proto::common::v1::Money {
+            amount_minor: 5,
+            currency: String::new(),
+        };
+        let status = raw_call(&stack, svc, path, not_the_message).await;
+        assert_eq!(status.code(), Code::InvalidArgument, "{path}: {status:?}");
+        let huge = shop_proto::common::v1::Money {
+            amount_minor: 0,
+            currency: "x".repeat(300 * 1024),
+        };
+        let status = raw_call(&stack, svc, path, huge).await;
+        assert_eq!(status.code(), Code::ResourceExhausted, "{path}: {status:?}");
+    }
+}
+
+/// Sends `message` to `path`, whatever that method's request type is.
+async fn raw_call(
+    stack: &e2e::Stack,
+    svc: Svc,
+    path: &'static str,
+    message: shop_proto::common::v1::Money,
+) -> tonic::Status {
+    let mut grpc = tonic::client::Grpc::new(stack.channel(svc));
+    grpc.ready().await.expect("the channel connects");
+    let codec = tonic_prost::ProstCodec::<shop_proto::common::v1::Money, ()>::default();
+    grpc.unary(
+        tonic::Request::new(message),
+        http::uri::PathAndQuery::from_static(path),
+        codec,
+    )
+    .await
+    .expect_err("the call fails")
+}
