@@ -5,7 +5,7 @@
 #   docker build --target order-svc -t shop/order-svc .
 #
 # Why one image with per-service targets rather than one Dockerfile per service: the
-# five services and the seed job share one Cargo workspace, so a single `cargo build`
+# five services, the seed job and the console share one Cargo workspace, so a single `cargo build`
 # compiles the shared crates (shop-proto, platform, every dependency) once for all of
 # them; every target below starts from the same `runtime` stage, so the base layers and
 # the layer holding the binaries are stored and pulled once; and each target differs
@@ -52,6 +52,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
         --bin shipping-svc \
         --bin orchestrator \
         --bin shop-seed \
+        --bin console \
  && mkdir -p /out \
  && cp target/release/order-svc \
        target/release/payment-svc \
@@ -59,6 +60,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
        target/release/shipping-svc \
        target/release/orchestrator \
        target/release/shop-seed \
+       target/release/console \
        /out/
 
 # ---------------------------------------------------------------------------------------
@@ -114,6 +116,15 @@ ENTRYPOINT ["/usr/local/bin/shipping-svc"]
 # One-shot: upserts the demo catalog (MUG-1, TEE-1, CAP-1) into inventory-svc, exits 0.
 FROM runtime AS seed
 ENTRYPOINT ["/usr/local/bin/shop-seed"]
+
+# The saga viewer: a web page (HTTP, not gRPC) that is a client of the orchestrator's
+# public API; its `healthcheck` subcommand asks its own /healthz.
+FROM runtime AS console
+ENV LISTEN_ADDR=0.0.0.0:8080
+EXPOSE 8080
+HEALTHCHECK --interval=5s --timeout=5s --start-period=30s --retries=5 \
+    CMD ["/usr/local/bin/console", "healthcheck", "--addr", "127.0.0.1:8080"]
+ENTRYPOINT ["/usr/local/bin/console"]
 
 # Last, so a plain `docker build .` gives the entry point of the shop.
 FROM runtime AS orchestrator

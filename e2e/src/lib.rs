@@ -10,12 +10,14 @@
 //!   find the one on 127.0.0.1:4222 for the local runner.
 //! - [`stack`]: the five processes: start, kill -9, SIGSTOP/SIGCONT, restart; extra
 //!   orchestrator replicas.
+//! - [`console`]: the saga viewer (the `console` binary) next to a stack.
 //! - [`clients`]: gRPC clients of every service of a running stack.
 //! - [`invariants`]: the invariants of docs/CONTRACT.md, checked through the read RPCs.
 //! - [`demo`]: the demo catalog the runner seeds.
 //! - [`scenario`]: what the end-to-end suites share (requests, waits, the invariant check).
 
 pub mod clients;
+pub mod console;
 pub mod demo;
 pub mod invariants;
 pub mod nats;

@@ -26,6 +26,11 @@ const READ_OUTSIDE_CLAP: &[&str] = &[
     "METRICS_LISTEN_ADDR",
 ];
 
+/// Binaries that are clients of the shop rather than part of it: the console (the saga
+/// viewer) serves web pages and calls only the orchestrator's public API, so it has no
+/// database, broker, metrics or traces of its own.
+const SHOP_CLIENTS: &[&str] = &["console"];
+
 /// Dependency conditions that let `docker compose up --wait` mean "ready".
 const CONDITIONS: &[&str] = &["service_healthy", "service_completed_successfully"];
 
@@ -706,7 +711,11 @@ fn health_checks_and_dependencies_let_up_wait_return() {
         // Whatever a service connects to (its database, the event broker, the services
         // it calls) is healthy before it starts.
         for (var, value) in env_of(service) {
-            if var != "DATABASE_URL" && var != "NATS_URL" && !var.ends_with("_SVC_URL") {
+            if var != "DATABASE_URL"
+                && var != "NATS_URL"
+                && var != "ORCHESTRATOR_URL"
+                && !var.ends_with("_SVC_URL")
+            {
                 continue;
             }
             let host = host_port(&value).0;
@@ -742,7 +751,7 @@ fn only_the_entry_point_and_the_uis_are_published() {
             BTreeSet::from([16686])
         } else if image.starts_with("prom/prometheus") {
             BTreeSet::from([9090])
-        } else if name == "orchestrator" {
+        } else if name == "orchestrator" || name == "console" {
             BTreeSet::from([listen_port(name, service)])
         } else {
             panic!("{name} publishes {ports:?}: only the orchestrator and the UIs may");
@@ -752,8 +761,8 @@ fn only_the_entry_point_and_the_uis_are_published() {
     }
     assert_eq!(
         published.len(),
-        3,
-        "the orchestrator, Jaeger and Prometheus are published: {published:?}"
+        4,
+        "the orchestrator, the console, Jaeger and Prometheus are published: {published:?}"
     );
 }
 
@@ -775,8 +784,8 @@ fn prometheus_scrapes_every_service_and_traces_go_to_jaeger() {
         })
         .flat_map(|static_config| strings(&static_config["targets"]))
         .collect();
-    for (name, (service, _)) in built_services(&df) {
-        if is_one_shot(&service) {
+    for (name, (service, binary)) in built_services(&df) {
+        if is_one_shot(&service) || SHOP_CLIENTS.contains(&binary.as_str()) {
             continue;
         }
         let env = env_of(&service);
@@ -1111,7 +1120,7 @@ fn nats_keeps_its_stream_on_a_volume_and_every_server_waits_for_it() {
     let url = format!("nats://{name}:{client_port}");
     let mut told = 0;
     for (service_name, (service, binary)) in built_services(&df) {
-        if is_one_shot(&service) {
+        if is_one_shot(&service) || SHOP_CLIENTS.contains(&binary.as_str()) {
             continue;
         }
         assert!(

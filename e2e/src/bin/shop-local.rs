@@ -1,12 +1,13 @@
 //! The local runner: starts the whole stack without Docker (Postgres found or started,
 //! one fresh database per service, the NATS server on 127.0.0.1:4222 used if one runs
 //! there with JetStream, else started, the five real binaries on the docs/CONTRACT.md
-//! ports), seeds the demo catalog, prints how to call it, and runs until Ctrl-C.
+//! ports), seeds the demo catalog, starts the console (the saga viewer) on
+//! http://127.0.0.1:8080, prints how to call it, and runs until Ctrl-C.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use e2e::{Stack, StackOptions, Svc, clients::Clients, demo};
+use e2e::{Stack, StackOptions, Svc, clients::Clients, console::Console, demo};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -17,8 +18,9 @@ struct Args {
     /// Obey x-fault metadata (docs/FAULTS.md) in every service.
     #[arg(long, env = "FAULT_INJECTION")]
     fault_injection: bool,
-    /// Pick free ports instead of 50050-50054, and start a NATS server of its own on a
-    /// free port instead of using (or starting) the one on 127.0.0.1:4222.
+    /// Pick free ports instead of 50050-50054 and 8080 (the console), and start a NATS
+    /// server of its own on a free port instead of using (or starting) the one on
+    /// 127.0.0.1:4222.
     #[arg(long)]
     any_ports: bool,
 }
@@ -44,12 +46,28 @@ async fn main() -> ExitCode {
         eprintln!("shop-local: seeding the demo catalog failed: {status}");
         return ExitCode::FAILURE;
     }
+    let console = match Console::start(&stack, !args.any_ports).await {
+        Ok(console) => console,
+        Err(error) => {
+            eprintln!("shop-local: the console: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     println!(
         "\nThe shop is running (logs in {}):",
         stack.log_dir.display()
     );
     for svc in Svc::ALL {
         println!("  {:<14} {}", svc.binary(), stack.addr(svc));
+    }
+    println!(
+        "\nThe console (every checkout, its steps live, and a demo form), open in a browser:\n  {}",
+        console.url()
+    );
+    if !args.fault_injection {
+        println!(
+            "  (its slow motion, to watch each step run, needs scripts/run --fault-injection)"
+        );
     }
     println!("\nEvents go through NATS (JetStream), NATS_URL of every service:");
     println!("  {}", stack.nats().describe());
@@ -66,6 +84,7 @@ async fn main() -> ExitCode {
     );
     let _ = tokio::signal::ctrl_c().await;
     println!("\nstopping...");
+    drop(console);
     drop(stack);
     ExitCode::SUCCESS
 }

@@ -1,0 +1,87 @@
+//! The saga viewer: a small web server that shows the shop's checkouts, each one's
+//! steps, attempts, errors and compensations as a timeline (live while it runs), and a
+//! form to place a demo checkout.
+//!
+//! It is a separate binary rather than a route of the orchestrator so the orchestrator
+//! stays an API server, and so the console is what it shows: a client of the public
+//! `shop.checkout.v1.CheckoutService` and nothing else (no database, no broker), which
+//! can be deployed, scaled and secured apart from the shop.
+//!
+//! # Layout
+//! - [`config`]: the flags and environment variables.
+//! - [`shop`]: the CheckoutService client and its deadlines.
+//! - [`routes`]: the HTTP routes; [`live`]: the server-sent events of a running checkout.
+//! - [`demo`]: the demo form's choices and its PlaceOrder request.
+//! - [`views`]: the HTML of each page; [`html`]: escaping.
+//! - [`healthcheck`]: the `healthcheck` subcommand.
+//!
+//! The pages are server-rendered and complete without JavaScript; one small script
+//! (`assets/console.js`, embedded like the stylesheet, no build step) swaps in the live
+//! timeline.
+
+pub mod config;
+pub mod demo;
+pub mod healthcheck;
+pub mod html;
+pub mod live;
+pub mod routes;
+pub mod shop;
+pub mod views;
+
+use std::{future::IntoFuture, net::SocketAddr, time::Duration};
+
+use tokio::net::TcpListener;
+
+/// How long open pages (their event streams never end on their own) may hold the
+/// console after SIGTERM.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Serves the console on `listener` until SIGTERM or Ctrl-C.
+pub async fn serve(listener: TcpListener, console: routes::Console) -> std::io::Result<()> {
+    let app = routes::router(console);
+    let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            let _ = stopping_tx.send(true);
+        })
+        .into_future();
+    let mut stopping = stopping_rx;
+    tokio::select! {
+        served = server => served,
+        () = async {
+            let _ = stopping.wait_for(|stop| *stop).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => Ok(()),
+    }
+}
+
+/// Binds `addr`, saying which address could not be bound.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|error| {
+        std::io::Error::new(error.kind(), format!("cannot listen on {addr}: {error}"))
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

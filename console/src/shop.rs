@@ -1,0 +1,126 @@
+//! The console's only way into the shop: a client of the orchestrator's public
+//! `shop.checkout.v1.CheckoutService`, with the deadlines a web page can afford.
+
+use std::time::Duration;
+
+use shop_proto::checkout::v1::{self as pb, checkout_service_client::CheckoutServiceClient};
+use tonic::{
+    Code, Request, Status, Streaming,
+    metadata::MetadataValue,
+    transport::{Channel, Endpoint},
+};
+
+/// How long a page waits for a read (ListCheckouts, GetCheckout) before it shows an error.
+const READ_DEADLINE: Duration = Duration::from_secs(5);
+/// How long the demo form lets PlaceOrder wait for the checkout to end. Short on purpose:
+/// PlaceOrder returns the checkout as it stands when the deadline nears, and the
+/// browser then watches the rest of it live instead of waiting for a blank page.
+const PLACE_DEADLINE: Duration = Duration::from_secs(1);
+/// The repeat, with the same key, when the first call ran out of time before the
+/// checkout was even recorded (pricing the cart was slow).
+const PLACE_REPEAT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A lazily connected CheckoutService client; cheap to clone (one HTTP/2 connection).
+#[derive(Debug, Clone)]
+pub struct Shop {
+    client: CheckoutServiceClient<Channel>,
+}
+
+impl Shop {
+    /// A client of the orchestrator at `url` (`http://host:port`); connects on first use,
+    /// so the console starts, and shows a readable error, while the shop is still down.
+    pub fn connect_lazy(url: &str) -> Result<Self, tonic::transport::Error> {
+        let channel = Endpoint::from_shared(url.to_owned())?.connect_lazy();
+        Ok(Self {
+            client: CheckoutServiceClient::new(channel),
+        })
+    }
+
+    /// One page of ListCheckouts.
+    pub async fn list(
+        &self,
+        request: pb::ListCheckoutsRequest,
+    ) -> Result<pb::ListCheckoutsResponse, Status> {
+        let mut client = self.client.clone();
+        Ok(client
+            .list_checkouts(with_deadline(request, READ_DEADLINE))
+            .await?
+            .into_inner())
+    }
+
+    /// GetCheckout by checkout id.
+    pub async fn get(&self, checkout_id: &str) -> Result<pb::Checkout, Status> {
+        let mut client = self.client.clone();
+        let request = pb::GetCheckoutRequest {
+            checkout_id: checkout_id.to_owned(),
+            order_id: String::new(),
+        };
+        client
+            .get_checkout(with_deadline(request, READ_DEADLINE))
+            .await?
+            .into_inner()
+            .checkout
+            .ok_or_else(|| Status::internal("GetCheckout answered without a checkout"))
+    }
+
+    /// WatchCheckout: the checkout's events from its start, then live, until it ends.
+    /// No deadline: the stream lasts as long as the checkout runs.
+    pub async fn watch(
+        &self,
+        checkout_id: &str,
+    ) -> Result<Streaming<pb::WatchCheckoutResponse>, Status> {
+        let mut client = self.client.clone();
+        let request = pb::WatchCheckoutRequest {
+            checkout_id: checkout_id.to_owned(),
+        };
+        Ok(client.watch_checkout(request).await?.into_inner())
+    }
+
+    /// PlaceOrder, returning as soon as the checkout is recorded and has had a short
+    /// while to run. `fault` is sent as `x-fault` metadata when set (the demo's slow
+    /// motion; docs/FAULTS.md).
+    pub async fn place(
+        &self,
+        request: pb::PlaceOrderRequest,
+        fault: Option<&str>,
+    ) -> Result<pb::Checkout, Status> {
+        match self
+            .place_within(request.clone(), fault, PLACE_DEADLINE)
+            .await
+        {
+            // Nothing was recorded in time; the same key makes the repeat safe.
+            Err(status) if status.code() == Code::DeadlineExceeded => {
+                self.place_within(request, fault, PLACE_REPEAT_DEADLINE)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    async fn place_within(
+        &self,
+        request: pb::PlaceOrderRequest,
+        fault: Option<&str>,
+        deadline: Duration,
+    ) -> Result<pb::Checkout, Status> {
+        let mut client = self.client.clone();
+        let mut request = with_deadline(request, deadline);
+        if let Some(fault) = fault {
+            let value = MetadataValue::try_from(fault)
+                .map_err(|_| Status::invalid_argument("the x-fault spec is not ASCII"))?;
+            request.metadata_mut().insert("x-fault", value);
+        }
+        client
+            .place_order(request)
+            .await?
+            .into_inner()
+            .checkout
+            .ok_or_else(|| Status::internal("PlaceOrder answered without a checkout"))
+    }
+}
+
+fn with_deadline<T>(message: T, deadline: Duration) -> Request<T> {
+    let mut request = Request::new(message);
+    request.set_timeout(deadline);
+    request
+}

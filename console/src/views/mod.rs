@@ -1,0 +1,15 @@
+//! The HTML of each page, as Rust format strings: no template engine and no build step.
+//! Every value from a request or from the shop goes through [`crate::html::escape`].
+//!
+//! - [`layout`]: the document every page shares.
+//! - [`list`]: the checkouts, filtered and paged.
+//! - [`checkout`]: one checkout as a timeline, and the region live updates replace.
+//! - [`form`]: the demo checkout form.
+//! - [`labels`]: words for the shop's enums; [`format`]: times, durations, money.
+
+pub mod checkout;
+pub mod form;
+pub mod format;
+pub mod labels;
+pub mod layout;
+pub mod list;
