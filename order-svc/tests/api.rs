@@ -300,6 +300,8 @@ async fn bad_input_names_every_field_and_changes_nothing() {
             "customer_id",
             "lines[3].sku",
             "lines[0].quantity",
+            // 0 × 700: under the smallest price every service accepts.
+            "lines[0].line_total.amount_minor",
             "lines[1].line_total.amount_minor",
             "lines[2].unit_price.currency",
             "shipping_address"
