@@ -88,8 +88,10 @@ impl Shop {
             .place_within(request.clone(), fault, PLACE_DEADLINE)
             .await
         {
-            // Nothing was recorded in time; the same key makes the repeat safe.
-            Err(status) if status.code() == Code::DeadlineExceeded => {
+            // Out of time, by our clock (DEADLINE_EXCEEDED) or the server's (tonic answers
+            // CANCELLED "Timeout expired"); maybe nothing was recorded. The same key makes
+            // the repeat safe.
+            Err(status) if matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled) => {
                 self.place_within(request, fault, PLACE_REPEAT_DEADLINE)
                     .await
             }

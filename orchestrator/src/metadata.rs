@@ -6,13 +6,15 @@ use std::time::Duration;
 use tonic::metadata::MetadataMap;
 
 /// How long PlaceOrder may wait: the caller's `grpc-timeout` less a margin to answer in
-/// time, or `max_wait` without one.
+/// time, or `max_wait` without one. The margin (a fifth, at most 250 ms) covers the last
+/// read and the reply on a busy machine: an answer that misses the deadline is lost to
+/// the caller (tonic's server answers CANCELLED instead).
 pub fn wait_budget(metadata: &MetadataMap, max_wait: Duration) -> Duration {
     let Some(deadline) = header_opt(metadata, "grpc-timeout").and_then(|v| parse_grpc_timeout(&v))
     else {
         return max_wait;
     };
-    let margin = (deadline / 10).min(Duration::from_millis(100));
+    let margin = (deadline / 5).min(Duration::from_millis(250));
     deadline.saturating_sub(margin).min(max_wait)
 }
 
