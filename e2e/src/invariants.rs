@@ -28,6 +28,17 @@ pub async fn check_checkout(
         .into_inner()
         .checkout
         .unwrap_or_default();
+    check_record(clients, &c, units).await
+}
+
+/// [`check_checkout`] for a checkout already read (a page of `ListCheckouts`), so a
+/// checker of many checkouts reads each one once. The four services are read at once.
+pub async fn check_record(
+    clients: &Clients,
+    c: &checkout::Checkout,
+    units: &mut BTreeMap<String, i64>,
+) -> Result<Vec<String>, tonic::Status> {
+    let checkout_id = c.checkout_id.as_str();
     let mut v = Vec::new();
     let status = c.status();
     let completed = match status {
@@ -48,47 +59,50 @@ pub async fn check_checkout(
         return Ok(v);
     }
     let order_id = c.order_id.clone();
-    let order = clients
-        .order
-        .get_order(order::GetOrderRequest {
+    let (mut order, mut payment, mut inventory, mut shipping) = (
+        clients.order.clone(),
+        clients.payment.clone(),
+        clients.inventory.clone(),
+        clients.shipping.clone(),
+    );
+    let (order, payments, reservation, shipment) = tokio::try_join!(
+        order.get_order(order::GetOrderRequest {
             order_id: order_id.clone(),
-        })
-        .await?
-        .into_inner()
-        .order
-        .unwrap_or_default();
-    let payments = clients
-        .payment
-        .list_payments(payment::ListPaymentsRequest {
+        }),
+        payment.list_payments(payment::ListPaymentsRequest {
             order_id: order_id.clone(),
-        })
-        .await?
-        .into_inner()
-        .payments;
+        }),
+        async {
+            optional(
+                inventory
+                    .get_reservation(inventory::GetReservationRequest {
+                        order_id: order_id.clone(),
+                    })
+                    .await,
+            )
+        },
+        async {
+            optional(
+                shipping
+                    .get_shipment(shipping::GetShipmentRequest {
+                        order_id: order_id.clone(),
+                    })
+                    .await,
+            )
+        },
+    )?;
+    let order = order.into_inner().order.unwrap_or_default();
+    let payments = payments.into_inner().payments;
     let captured: Vec<_> = payments
         .iter()
         .filter(|p| p.status() == payment::PaymentStatus::Captured)
         .collect();
-    let reservation = optional(
-        clients
-            .inventory
-            .get_reservation(inventory::GetReservationRequest {
-                order_id: order_id.clone(),
-            })
-            .await,
-    )?
-    .and_then(|r| r.reservation)
-    .filter(|r| r.status() == inventory::ReservationStatus::Reserved);
-    let shipment = optional(
-        clients
-            .shipping
-            .get_shipment(shipping::GetShipmentRequest {
-                order_id: order_id.clone(),
-            })
-            .await,
-    )?
-    .and_then(|s| s.shipment)
-    .filter(|s| s.status() == shipping::ShipmentStatus::Created);
+    let reservation = reservation
+        .and_then(|r| r.reservation)
+        .filter(|r| r.status() == inventory::ReservationStatus::Reserved);
+    let shipment = shipment
+        .and_then(|s| s.shipment)
+        .filter(|s| s.status() == shipping::ShipmentStatus::Created);
     let who = format!("checkout {checkout_id} (order {order_id})");
     if completed {
         if order.status() != order::OrderStatus::Confirmed {

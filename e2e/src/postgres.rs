@@ -2,7 +2,8 @@
 //! `TEST_DATABASE_URL` or `DATABASE_URL`; a server answering on 127.0.0.1:5432 as user
 //! `postgres`; a throwaway cluster from the local PostgreSQL binaries in a temporary
 //! folder (as root it runs as the `postgres` user, since initdb refuses root), removed
-//! when dropped.
+//! when dropped. A chaos run that restarts Postgres starts such a cluster of its own
+//! ([`Postgres::start_own`]), since a shared server is not its to restart.
 
 use std::{
     path::{Path, PathBuf},
@@ -18,8 +19,8 @@ use sqlx::{Connection, PgConnection};
 pub struct Postgres {
     /// A URL allowed to create databases.
     pub admin_url: String,
-    /// Held for its `Drop`, which stops the cluster we started.
-    _cluster: Option<Cluster>,
+    /// The cluster we started: restarted by [`Postgres::restart`], stopped by its `Drop`.
+    cluster: Option<Cluster>,
 }
 
 #[derive(Debug)]
@@ -39,14 +40,14 @@ impl Postgres {
             })?;
             return Ok(Self {
                 admin_url: url,
-                _cluster: None,
+                cluster: None,
             });
         }
         let local = "postgres://postgres@127.0.0.1:5432/postgres";
         if answers(local).await.is_ok() {
             return Ok(Self {
                 admin_url: local.into(),
-                _cluster: None,
+                cluster: None,
             });
         }
         let cluster = Cluster::start()?;
@@ -55,8 +56,38 @@ impl Postgres {
         answers(&admin_url).await?;
         Ok(Self {
             admin_url,
-            _cluster: Some(cluster.cluster),
+            cluster: Some(cluster.cluster),
         })
+    }
+
+    /// A throwaway cluster of our own, even when a server already answers: the one
+    /// Postgres a run may restart ([`Postgres::restart`]) without disturbing anyone else.
+    pub async fn start_own() -> anyhow::Result<Self> {
+        let started = tokio::task::spawn_blocking(Cluster::start).await??;
+        let admin_url = format!("postgres://postgres@127.0.0.1:{}/postgres", started.port);
+        answers(&admin_url).await?;
+        Ok(Self {
+            admin_url,
+            cluster: Some(started.cluster),
+        })
+    }
+
+    /// `pg_ctl restart -m fast`: every connection is cut, the server comes back on the same
+    /// port and data, and this returns once it accepts connections again. Only for a
+    /// cluster we started: a server found running belongs to someone else.
+    pub async fn restart(&self) -> anyhow::Result<()> {
+        let Some(cluster) = &self.cluster else {
+            bail!("this Postgres was found running, not started by us: not ours to restart");
+        };
+        let mut command = cluster.command("pg_ctl");
+        command
+            .arg("-D")
+            .arg(cluster.dir.join("data"))
+            .arg("-l")
+            .arg(cluster.dir.join("server.log"))
+            .args(["-w", "-m", "fast", "restart"]);
+        tokio::task::spawn_blocking(move || run(&mut command)).await??;
+        answers(&self.admin_url).await
     }
 
     /// Creates database `name` and returns its URL.

@@ -81,6 +81,9 @@ pub struct StackOptions {
     pub env: Vec<(String, String)>,
     /// Serve Prometheus metrics from every service, each on a free port.
     pub metrics: bool,
+    /// Start a Postgres cluster of the stack's own even when a server already answers, so
+    /// that [`Stack::restart_postgres`] may restart it (a chaos fault).
+    pub own_postgres: bool,
 }
 
 #[derive(Debug)]
@@ -129,8 +132,12 @@ impl Stack {
     /// Starts Postgres (or finds it), a NATS server and the five services, and waits until
     /// all serve.
     pub async fn start(options: StackOptions) -> anyhow::Result<Self> {
-        let postgres = Arc::new(Postgres::find_or_start().await?);
-        Self::start_on(postgres, options).await
+        let postgres = if options.own_postgres {
+            Postgres::start_own().await?
+        } else {
+            Postgres::find_or_start().await?
+        };
+        Self::start_on(Arc::new(postgres), options).await
     }
 
     /// Starts a NATS server and the five services on an already found Postgres.
@@ -259,6 +266,13 @@ impl Stack {
     /// reconnect by themselves.
     pub async fn restart_nats(&mut self) -> anyhow::Result<()> {
         self.nats.restart().await
+    }
+
+    /// Restarts the stack's Postgres (`pg_ctl restart -m fast`): every service loses its
+    /// connections mid-transaction and must reconnect by itself. Fails unless the stack
+    /// was started with `own_postgres`.
+    pub async fn restart_postgres(&self) -> anyhow::Result<()> {
+        self.postgres.restart().await
     }
 
     /// The database URL a service uses.

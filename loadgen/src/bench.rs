@@ -19,7 +19,10 @@ use shop_proto::checkout::v1 as pb;
 use sqlx::{Connection, PgConnection};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::load::{self, LoadConfig, Mix, Report, RunState};
+use crate::{
+    interrupt::Stop,
+    load::{self, LoadConfig, Mix, Report, RunState},
+};
 
 /// What the sweep measures.
 #[derive(Debug, Clone)]
@@ -64,6 +67,8 @@ fn config(
         deadline: Duration::from_secs(10),
         retry_unavailable: false,
         progress: true,
+        live: Default::default(),
+        stop: Stop::default(),
     }
 }
 

@@ -1,21 +1,33 @@
 //! The chaos run: load with injected faults (transient errors, late successes past the
-//! attempt timeout) while the orchestrator is killed with SIGKILL and restarted, then the
-//! checker. Correctness, not speed: the verdict must list no violation.
+//! attempt timeout) while the orchestrator is killed with SIGKILL and restarted and the
+//! stack's own Postgres is restarted, then the checker. Correctness, not speed: the
+//! verdict must list no violation, and nothing may stay unfinished.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use e2e::{Stack, StackOptions, Svc, clients::Clients};
+use serde::Serialize;
 use tokio::sync::Mutex;
 
 use crate::{
-    check::{self, Verdict},
+    check::{self, CheckConfig, Verdict},
+    interrupt::Stop,
     load::{self, LoadConfig, Mix, Report},
+    progress::{self, Live, Planned},
 };
 
-/// How hard to push.
+/// How hard to push, and for how long: `duration`, `count` or both (whichever ends
+/// first); neither is 20 s.
 #[derive(Debug, Clone)]
 pub struct ChaosConfig {
-    pub duration: Duration,
+    pub duration: Option<Duration>,
+    pub count: Option<u64>,
     pub concurrency: usize,
     /// Share of requests with a transient charge failure.
     pub transient: f64,
@@ -23,7 +35,90 @@ pub struct ChaosConfig {
     pub late: f64,
     /// Kill the orchestrator this many times during the run.
     pub kills: u32,
+    /// Restart the stack's Postgres this many times during the run (the stack then starts
+    /// a cluster of its own rather than use a shared server).
+    pub postgres_restarts: u32,
     pub modes: load::Modes,
+    /// How long the checker waits for unfinished checkouts.
+    pub wait: Duration,
+    /// Checkouts the checker checks at once.
+    pub check_concurrency: usize,
+    /// Draw the progress line on stderr.
+    pub progress: bool,
+}
+
+impl Default for ChaosConfig {
+    fn default() -> Self {
+        Self {
+            duration: None,
+            count: None,
+            concurrency: 16,
+            transient: 0.2,
+            late: 0.1,
+            kills: 2,
+            postgres_restarts: 0,
+            modes: load::Modes::Both,
+            wait: Duration::from_secs(60),
+            check_concurrency: check::DEFAULT_CONCURRENCY,
+            progress: false,
+        }
+    }
+}
+
+/// Everything a chaos run found: the load's report, the faults done, how long the system
+/// took to settle after the last one, and the checker's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChaosReport {
+    pub load: Report,
+    pub kills: Faults,
+    pub postgres_restarts: Faults,
+    /// Seconds from the start of the load to the end of the last fault (the restarted
+    /// process serving again).
+    pub last_fault_at_s: Option<f64>,
+    /// Seconds from the end of the last fault (else of the load) until every checkout had
+    /// ended; none if some never did.
+    pub drained_after_s: Option<f64>,
+    pub verdict: Verdict,
+    /// Wall time of the whole run: stack start, load, check.
+    pub wall_s: f64,
+    /// Interrupted (SIGINT/SIGTERM): what was made and checked so far.
+    pub partial: bool,
+}
+
+/// Faults of one kind: planned and done.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Faults {
+    pub planned: u32,
+    pub done: u32,
+}
+
+impl ChaosReport {
+    /// The human-readable form: the load's report, the faults, the verdict.
+    pub fn render(&self) -> String {
+        let mut text = self.load.render();
+        text.push_str(&format!(
+            "faults: orchestrator kills {}/{}, postgres restarts {}/{}",
+            self.kills.done,
+            self.kills.planned,
+            self.postgres_restarts.done,
+            self.postgres_restarts.planned
+        ));
+        if let Some(at) = self.last_fault_at_s {
+            text.push_str(&format!(", last at {at:.1} s"));
+        }
+        let drained = self
+            .drained_after_s
+            .map_or("never".to_owned(), |s| format!("{s:.1} s"));
+        text.push_str(&format!(
+            "\ndrained (every checkout ended) after the last fault: {drained}\n"
+        ));
+        text.push_str(&self.verdict.render());
+        text.push_str(&format!("wall time {:.1} s\n", self.wall_s));
+        if self.partial {
+            text.push_str("PARTIAL: interrupted before the end\n");
+        }
+        text
+    }
 }
 
 /// The orchestrator's knobs for chaos: short timeouts and lease so it all fits in seconds.
@@ -41,40 +136,116 @@ fn orchestrator_env() -> Vec<(String, String)> {
     .collect()
 }
 
-/// Starts a stack with faults on, runs the load with kills, and checks the result.
-pub async fn run(config: &ChaosConfig) -> anyhow::Result<(Report, Verdict)> {
+/// One fault of the schedule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fault {
+    KillOrchestrator,
+    RestartPostgres,
+}
+
+/// `n` faults of a kind spread evenly over the run: at 1/(n+1), 2/(n+1)… of it, as
+/// shares of the run's length (its duration, or its count of checkouts).
+fn schedule(kills: u32, restarts: u32) -> Vec<(f64, Fault)> {
+    let spread =
+        |n: u32, fault: Fault| (1..=n).map(move |i| (f64::from(i) / f64::from(n + 1), fault));
+    let mut all: Vec<_> = spread(kills, Fault::KillOrchestrator)
+        .chain(spread(restarts, Fault::RestartPostgres))
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    all
+}
+
+/// How far the run is, from 0 to 1: the larger of time and checkouts made.
+fn share_done(config: &ChaosConfig, elapsed: Duration, made: u64) -> f64 {
+    let by_time = config
+        .duration
+        .map_or(0.0, |d| elapsed.as_secs_f64() / d.as_secs_f64().max(0.001));
+    let by_count = config
+        .count
+        .map_or(0.0, |n| made as f64 / (n.max(1)) as f64);
+    by_time.max(by_count)
+}
+
+/// Fires the schedule's faults as the run reaches them, until all are done, the load
+/// has ended or the run is stopped; returns when the last fault ended.
+async fn inject(
+    stack: Arc<Mutex<Stack>>,
+    config: ChaosConfig,
+    live: Arc<Live>,
+    load_over: Arc<AtomicBool>,
+    stop: Stop,
+) -> anyhow::Result<Option<Instant>> {
+    let started = Instant::now();
+    let mut last = None;
+    for (at, fault) in schedule(config.kills, config.postgres_restarts) {
+        while share_done(
+            &config,
+            started.elapsed(),
+            live.made.load(Ordering::Relaxed),
+        ) < at
+        {
+            if load_over.load(Ordering::Relaxed) || stop.is_stopped() {
+                return Ok(last);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut stack = stack.lock().await;
+        match fault {
+            Fault::KillOrchestrator => {
+                stack.kill(Svc::Orchestrator);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                stack.restart(Svc::Orchestrator).await?;
+                live.kills.fetch_add(1, Ordering::Relaxed);
+            }
+            Fault::RestartPostgres => {
+                stack.restart_postgres().await?;
+                live.postgres_restarts.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        last = Some(Instant::now());
+    }
+    Ok(last)
+}
+
+/// Starts a stack with faults on, runs the load with kills and Postgres restarts, and
+/// checks the result; when `stop` is set, reports what it has, marked partial.
+pub async fn run(config: &ChaosConfig, stop: &Stop) -> anyhow::Result<ChaosReport> {
+    let started = Instant::now();
     let stack = Stack::start(StackOptions {
         fault_injection: true,
         orchestrator_env: orchestrator_env(),
+        own_postgres: config.postgres_restarts > 0,
         ..StackOptions::default()
     })
     .await?;
     let mut clients = Clients::of(&stack);
     let mut state = load::setup(&mut clients, "chaos").await?;
-    let stack = Arc::new(Mutex::new(stack));
-    let killer = {
-        let (stack, kills, every) = (
-            stack.clone(),
-            config.kills,
-            config.duration / (config.kills + 1),
-        );
-        tokio::spawn(async move {
-            for _ in 0..kills {
-                tokio::time::sleep(every).await;
-                let mut stack = stack.lock().await;
-                stack.kill(Svc::Orchestrator);
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                stack.restart(Svc::Orchestrator).await?;
-            }
-            anyhow::Ok(())
-        })
+    let live = Arc::new(Live::default());
+    let planned = Planned {
+        kills: config.kills,
+        postgres_restarts: config.postgres_restarts,
     };
+    let ticker = config
+        .progress
+        .then(|| progress::show(live.clone(), planned, Instant::now()));
+    let stack = Arc::new(Mutex::new(stack));
+    let load_over = Arc::new(AtomicBool::new(false));
+    let injector = tokio::spawn(inject(
+        stack.clone(),
+        config.clone(),
+        live.clone(),
+        load_over.clone(),
+        stop.clone(),
+    ));
+    live.set_phase("load");
     let load = LoadConfig {
         run_id: "chaos".into(),
         concurrency: config.concurrency,
         rate: None,
-        duration: Some(config.duration),
-        count: None,
+        duration: config
+            .duration
+            .or(config.count.is_none().then_some(Duration::from_secs(20))),
+        count: config.count,
         mix: Mix {
             declined: 0.1,
             out_of_stock: 0.1,
@@ -87,10 +258,92 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<(Report, Verdict)> {
         deadline: Duration::from_secs(5),
         retry_unavailable: true,
         progress: false,
+        live: live.clone(),
+        stop: stop.clone(),
     };
+    let load_started = Instant::now();
     let report = load::run(&clients, &load, &mut state).await?;
-    killer.await??;
-    let verdict = check::check(&mut clients, &state, Duration::from_secs(60)).await?;
+    let load_ended = Instant::now();
+    load_over.store(true, Ordering::Relaxed);
+    live.set_phase("waiting for the last fault");
+    let last_fault = injector.await??;
+    let check_started = Instant::now();
+    let verdict = if stop.is_stopped() {
+        Verdict {
+            partial: true,
+            ..Verdict::default()
+        }
+    } else {
+        check::check(
+            &mut clients,
+            &state,
+            &CheckConfig {
+                wait: config.wait,
+                concurrency: config.check_concurrency,
+            },
+            &live,
+            stop,
+        )
+        .await?
+    };
+    drop(ticker);
+    let drained_after_s = verdict.settled_after_s.map(|after| {
+        let settled = check_started + Duration::from_secs_f64(after);
+        let calm_since = last_fault.unwrap_or(load_ended);
+        settled.saturating_duration_since(calm_since).as_secs_f64()
+    });
+    let kills_done = live.kills.load(Ordering::Relaxed);
+    let restarts_done = live.postgres_restarts.load(Ordering::Relaxed);
     drop(stack);
-    Ok((report, verdict))
+    Ok(ChaosReport {
+        load: report,
+        kills: Faults {
+            planned: config.kills,
+            done: kills_done,
+        },
+        postgres_restarts: Faults {
+            planned: config.postgres_restarts,
+            done: restarts_done,
+        },
+        last_fault_at_s: last_fault.map(|at| (at - load_started).as_secs_f64()),
+        drained_after_s,
+        partial: verdict.partial,
+        verdict,
+        wall_s: started.elapsed().as_secs_f64(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_are_spread_evenly_and_interleaved() {
+        let plan = schedule(3, 1);
+        let at: Vec<f64> = plan.iter().map(|(at, _)| *at).collect();
+        assert_eq!(at, [0.25, 0.5, 0.5, 0.75]);
+        assert_eq!(
+            plan.iter()
+                .filter(|(_, f)| *f == Fault::RestartPostgres)
+                .count(),
+            1
+        );
+        assert!(schedule(0, 0).is_empty());
+    }
+
+    #[test]
+    fn the_run_is_as_far_as_its_time_or_its_count_says() {
+        let config = ChaosConfig {
+            duration: Some(Duration::from_secs(100)),
+            count: Some(1000),
+            ..ChaosConfig::default()
+        };
+        assert_eq!(share_done(&config, Duration::from_secs(10), 500), 0.5);
+        assert_eq!(share_done(&config, Duration::from_secs(60), 500), 0.6);
+        let counted = ChaosConfig {
+            count: Some(1000),
+            ..ChaosConfig::default()
+        };
+        assert_eq!(share_done(&counted, Duration::from_secs(600), 250), 0.25);
+    }
 }

@@ -18,6 +18,8 @@ use shop_proto::common::v1 as common;
 use shop_proto::{checkout::v1 as pb, inventory::v1 as inventory};
 use tonic::{Code, Request};
 
+use crate::{interrupt::Stop, progress::Live};
+
 /// Shares of requests meant to end otherwise than COMPLETED, and of injected faults.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Mix {
@@ -75,6 +77,10 @@ pub struct LoadConfig {
     pub retry_unavailable: bool,
     /// Print a progress line every second on stderr.
     pub progress: bool,
+    /// Counts the requests made (`made`), for a caller's own progress line.
+    pub live: Arc<Live>,
+    /// Stops issuing requests, and abandons the ones in flight, when set.
+    pub stop: Stop,
 }
 
 /// What a run set up and made: enough for the checker.
@@ -271,18 +277,18 @@ pub async fn run(
         errors: BTreeMap::new(),
     }));
     let next = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicU64::new(0));
+    let live = config.live.clone();
     let started = Instant::now();
     let stop_at = config.duration.map(|d| started + d);
     let limit = config.count.unwrap_or(u64::MAX);
     let shared = Arc::new((state.clone(), config.clone()));
 
     let progress = config.progress.then(|| {
-        let (tally, done) = (tally.clone(), done.clone());
+        let (tally, live) = (tally.clone(), live.clone());
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                let n = done.load(Ordering::Relaxed);
+                let n = live.made.load(Ordering::Relaxed);
                 let (p99, errors) = {
                     let t = tally.lock().unwrap_or_else(|e| e.into_inner());
                     (
@@ -300,15 +306,18 @@ pub async fn run(
     });
 
     let one = {
-        let (tally, done, shared, clients) =
-            (tally.clone(), done.clone(), shared.clone(), clients.clone());
+        let (tally, live, shared, clients) =
+            (tally.clone(), live.clone(), shared.clone(), clients.clone());
         move |n: u64, intended: Instant| {
-            let (tally, done, shared, mut clients) =
-                (tally.clone(), done.clone(), shared.clone(), clients.clone());
+            let (tally, live, shared, mut clients) =
+                (tally.clone(), live.clone(), shared.clone(), clients.clone());
             async move {
                 let (state, config) = &*shared;
                 let (message, fault) = request(state, &config.mix, n);
-                let result = place(&mut clients, message, fault.as_deref(), config).await;
+                let result = tokio::select! {
+                    result = place(&mut clients, message, fault.as_deref(), config) => result,
+                    () = config.stop.stopped() => Err(Code::Cancelled),
+                };
                 let micros = u64::try_from(intended.elapsed().as_micros()).unwrap_or(u64::MAX);
                 let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
                 let _ = t.latency.record(micros.max(1));
@@ -330,7 +339,7 @@ pub async fn run(
                             .or_default() += 1
                     }
                 }
-                done.fetch_add(1, Ordering::Relaxed);
+                live.made.fetch_add(1, Ordering::Relaxed);
             }
         }
     };
@@ -339,10 +348,10 @@ pub async fn run(
         None => {
             let workers: Vec<_> = (0..config.concurrency.max(1))
                 .map(|_| {
-                    let (next, one) = (next.clone(), one.clone());
+                    let (next, one, stop) = (next.clone(), one.clone(), config.stop.clone());
                     tokio::spawn(async move {
                         loop {
-                            if stop_at.is_some_and(|at| Instant::now() >= at) {
+                            if stop_at.is_some_and(|at| Instant::now() >= at) || stop.is_stopped() {
                                 break;
                             }
                             let n = next.fetch_add(1, Ordering::Relaxed);
@@ -364,7 +373,7 @@ pub async fn run(
             let mut tasks = Vec::new();
             loop {
                 let intended = ticker.tick().await.into_std();
-                if stop_at.is_some_and(|at| Instant::now() >= at) {
+                if stop_at.is_some_and(|at| Instant::now() >= at) || config.stop.is_stopped() {
                     break;
                 }
                 let n = next.fetch_add(1, Ordering::Relaxed);
@@ -392,7 +401,7 @@ pub async fn run(
     state.issued = next.load(Ordering::Relaxed).min(limit);
     let t = tally.lock().unwrap_or_else(|e| e.into_inner());
     let ms = |q: f64| t.latency.value_at_quantile(q) as f64 / 1000.0;
-    let requests = done.load(Ordering::Relaxed);
+    let requests = live.made.load(Ordering::Relaxed);
     Ok(Report {
         run_id: state.run_id.clone(),
         concurrency: config.concurrency,

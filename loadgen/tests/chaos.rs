@@ -1,25 +1,27 @@
-//! A short chaos run as a correctness test: faults on, the orchestrator killed mid-run,
-//! checkouts of both coordination modes interleaved, and the checker must find every
-//! invariant holding. It asserts nothing about speed.
+//! Short chaos runs as correctness tests: faults on, the orchestrator killed mid-run or
+//! Postgres restarted, checkouts of both coordination modes interleaved, and the checker
+//! must find every invariant holding. They assert nothing about speed.
 
 use std::time::Duration;
 
 use loadgen::{
     chaos::{ChaosConfig, run},
+    interrupt::Stop,
     load::Modes,
 };
 
 #[tokio::test]
 async fn a_short_chaos_run_leaves_no_violation() {
     let config = ChaosConfig {
-        duration: Duration::from_secs(4),
+        duration: Some(Duration::from_secs(4)),
         concurrency: 8,
-        transient: 0.2,
-        late: 0.1,
         kills: 1,
         modes: Modes::Both,
+        ..ChaosConfig::default()
     };
-    let (report, verdict) = run(&config).await.expect("chaos run");
+    let report = run(&config, &Stop::default()).await.expect("chaos run");
+    let verdict = &report.verdict;
+    assert_eq!(report.kills.done, 1, "{report:?}");
     assert!(verdict.violations.is_empty(), "{:#?}", verdict.violations);
     assert!(verdict.checkouts > 0, "{report:?}");
     assert!(
@@ -30,4 +32,23 @@ async fn a_short_chaos_run_leaves_no_violation() {
         verdict.by_status.get("CANCELLED").is_some_and(|n| *n > 0),
         "{verdict:?}"
     );
+}
+
+#[tokio::test]
+async fn a_counted_run_with_a_postgres_restart_leaves_no_violation() {
+    let config = ChaosConfig {
+        count: Some(300),
+        concurrency: 8,
+        kills: 0,
+        postgres_restarts: 1,
+        ..ChaosConfig::default()
+    };
+    let report = run(&config, &Stop::default()).await.expect("chaos run");
+    let verdict = &report.verdict;
+    assert!(verdict.violations.is_empty(), "{:#?}", verdict.violations);
+    assert_eq!(report.load.requests, 300, "{report:?}");
+    assert_eq!(report.postgres_restarts.done, 1, "{report:?}");
+    assert_eq!((verdict.stuck, verdict.partial), (0, false), "{verdict:?}");
+    assert_eq!(verdict.checked, verdict.checkouts, "{verdict:?}");
+    assert!(report.drained_after_s.is_some(), "{report:?}");
 }

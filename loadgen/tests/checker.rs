@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use e2e::{Stack, StackOptions, clients::Clients};
 use loadgen::{
-    check::check,
-    load::{self, LoadConfig, Mix},
+    check::{CheckConfig, Verdict, check},
+    interrupt::Stop,
+    load::{self, LoadConfig, Mix, RunState},
 };
 use shop_proto::{checkout::v1 as pb, inventory::v1 as inventory, payment::v1 as payment};
 
@@ -29,14 +30,25 @@ async fn the_checker_passes_a_clean_run_and_catches_tampering() {
         deadline: Duration::from_secs(10),
         retry_unavailable: false,
         progress: false,
+        live: Default::default(),
+        stop: Stop::default(),
     };
     let report = load::run(&clients, &config, &mut state).await.unwrap();
     assert_eq!(report.requests, 20);
-    let clean = check(&mut clients, &state, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let clean = verdict(&mut clients, &state, &Stop::default()).await;
     assert!(clean.violations.is_empty(), "{:#?}", clean.violations);
-    assert_eq!(clean.checkouts, 20);
+    assert_eq!((clean.checkouts, clean.checked, clean.stuck), (20, 20, 0));
+    assert!(
+        !clean.partial && clean.settled_after_s.is_some(),
+        "{clean:?}"
+    );
+
+    // Stopped before it starts, the checker reports a partial verdict, not an error.
+    let stop = Stop::default();
+    stop.stop();
+    let cut = verdict(&mut clients, &state, &stop).await;
+    assert!(cut.partial, "{cut:?}");
+    assert!(cut.checked < 20, "{cut:?}");
 
     // Refund one completed checkout's payment directly, and restock one sku.
     let completed = clients
@@ -79,9 +91,7 @@ async fn the_checker_passes_a_clean_run_and_catches_tampering() {
         .await
         .unwrap();
 
-    let tampered = check(&mut clients, &state, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let tampered = verdict(&mut clients, &state, &Stop::default()).await;
     let found = |needle: &str| tampered.violations.iter().any(|v| v.contains(needle));
     assert!(
         found(&completed.checkout_id) && found("captured"),
@@ -94,4 +104,15 @@ async fn the_checker_passes_a_clean_run_and_catches_tampering() {
         tampered.violations
     );
     assert_eq!(tampered.violations.len(), 2, "{:#?}", tampered.violations);
+}
+
+/// The checker with a 10 s wait, eight checkouts at once.
+async fn verdict(clients: &mut Clients, state: &RunState, stop: &Stop) -> Verdict {
+    let config = CheckConfig {
+        wait: Duration::from_secs(10),
+        concurrency: 8,
+    };
+    check(clients, state, &config, &Default::default(), stop)
+        .await
+        .unwrap()
 }
