@@ -5,7 +5,7 @@
 
 use std::{
     net::{SocketAddr, TcpListener},
-    process::{Child, Command, Stdio},
+    process::Child,
     time::Duration,
 };
 
@@ -17,7 +17,7 @@ use tokio::{
 
 use crate::{
     net::free_port,
-    stack::{Stack, Svc, bin_dir},
+    stack::{Stack, Svc, bin_dir, logged_command},
 };
 
 /// The console's default port (docs/CONTRACT.md).
@@ -50,21 +50,8 @@ impl Console {
         };
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let log_path = stack.log_dir.join("console.log");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)?;
-        let child = Command::new(&binary)
-            .env("LISTEN_ADDR", addr.to_string())
+        let child = logged_command(&binary, addr, &log_path)?
             .env("ORCHESTRATOR_URL", stack.url(Svc::Orchestrator))
-            .env(
-                "RUST_LOG",
-                std::env::var("STACK_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
             .spawn()
             .context("starting console")?;
         let mut console = Self { child, addr };

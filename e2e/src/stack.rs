@@ -307,24 +307,11 @@ impl Stack {
 
     /// The command that runs `svc` on `addr` with the stack's settings, logging to `log`.
     fn command(&self, svc: Svc, addr: SocketAddr, log: &Path) -> anyhow::Result<Command> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)?;
-        let mut command = Command::new(self.bin_dir.join(svc.binary()));
+        let mut command = logged_command(&self.bin_dir.join(svc.binary()), addr, log)?;
         command
-            .env("LISTEN_ADDR", addr.to_string())
             .env("DATABASE_URL", self.database_url(svc))
             .env("NATS_URL", self.nats.url())
-            .env("FAULT_INJECTION", self.options.fault_injection.to_string())
-            .env(
-                "RUST_LOG",
-                std::env::var("STACK_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
+            .env("FAULT_INJECTION", self.options.fault_injection.to_string());
         for (name, value) in &self.options.env {
             command.env(name, value);
         }
@@ -418,6 +405,32 @@ impl Stack {
         self.spawn(svc)?;
         self.wait_serving(svc).await
     }
+}
+
+/// The command that runs `binary` on `addr` as the harness runs every process: no
+/// stdin, stdout and stderr appended to `log`, `RUST_LOG` from `STACK_LOG` (default
+/// `info`), no colours.
+pub(crate) fn logged_command(
+    binary: &Path,
+    addr: SocketAddr,
+    log: &Path,
+) -> anyhow::Result<Command> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    let mut command = Command::new(binary);
+    command
+        .env("LISTEN_ADDR", addr.to_string())
+        .env(
+            "RUST_LOG",
+            std::env::var("STACK_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    Ok(command)
 }
 
 /// Waits (up to 30 s) until the server on `channel` reports SERVING, failing early if

@@ -12,7 +12,6 @@
 use std::{
     path::{Path, PathBuf},
     process::Command,
-    time::Duration,
 };
 
 use e2e::{
@@ -20,7 +19,7 @@ use e2e::{
     clients::Clients,
     console::Console,
     demo,
-    scenario::{place, request},
+    scenario::{place, place_until_accepted},
 };
 use shop_proto::checkout::v1 as pb;
 
@@ -111,15 +110,7 @@ async fn the_list_filters_by_customer_and_status_without_javascript() {
     ] {
         let mut message = place(&format!("{customer}-key"), token, "FR", &[("MUG-1", 1)]);
         message.customer_id = customer.clone();
-        let placed = clients
-            .checkout
-            .clone()
-            .place_order(request(message, None, Duration::from_secs(20)))
-            .await
-            .unwrap()
-            .into_inner()
-            .checkout
-            .unwrap();
+        let placed = place_until_accepted(&clients, message, None).await;
         assert_eq!(placed.status(), status, "{placed:?}");
     }
     run_browser_test(

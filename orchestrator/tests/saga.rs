@@ -189,19 +189,26 @@ async fn get(stack: &Stack, checkout_id: &str) -> pb::Checkout {
         .unwrap()
 }
 
-/// Polls until the checkout ends (recovery scenarios).
-async fn terminal(stack: &Stack, checkout_id: &str) -> pb::Checkout {
+/// Polls (up to 15 s) until the checkout's status is one of `statuses`.
+async fn poll_until(
+    stack: &Stack,
+    checkout_id: &str,
+    statuses: &[pb::CheckoutStatus],
+) -> pb::Checkout {
     for _ in 0..300 {
         let c = get(stack, checkout_id).await;
-        if matches!(
-            c.status(),
-            pb::CheckoutStatus::Completed | pb::CheckoutStatus::Cancelled
-        ) {
+        if statuses.contains(&c.status()) {
             return c;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("checkout {checkout_id} never ended");
+    panic!("checkout {checkout_id} never reached {statuses:?}");
+}
+
+/// Polls until the checkout ends (recovery scenarios).
+async fn terminal(stack: &Stack, checkout_id: &str) -> pb::Checkout {
+    let ended = [pb::CheckoutStatus::Completed, pb::CheckoutStatus::Cancelled];
+    poll_until(stack, checkout_id, &ended).await
 }
 
 async fn stock(stack: &Stack, sku: &str) -> (i64, i64) {
@@ -405,14 +412,7 @@ async fn compensation_keeps_retrying_while_inventory_is_unavailable() {
 
 /// Polls until the checkout is parked for a person.
 async fn parked(stack: &Stack, checkout_id: &str) -> pb::Checkout {
-    for _ in 0..300 {
-        let c = get(stack, checkout_id).await;
-        if c.status() == pb::CheckoutStatus::NeedsAttention {
-            return c;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("checkout {checkout_id} never parked");
+    poll_until(stack, checkout_id, &[pb::CheckoutStatus::NeedsAttention]).await
 }
 
 async fn resume(stack: &Stack, checkout_id: &str) -> Result<pb::Checkout, tonic::Status> {

@@ -32,7 +32,7 @@ use tonic::{
     transport::Server,
 };
 use tonic_health::{ServingStatus, server::HealthReporter};
-use tower::Service;
+use tower::{Service, util::MapResponseLayer};
 
 use std::process::ExitCode;
 
@@ -40,7 +40,7 @@ use crate::{
     config::{Command, ServerConfig, ServiceArgs},
     fault::FaultLayer,
     metrics::RpcMetricsLayer,
-    wire_errors::WireErrorsLayer,
+    wire_errors,
 };
 
 /// Largest request message a service accepts (the default of 4 MiB is far above what a
@@ -259,7 +259,7 @@ impl App {
             })
             // Outermost first: metrics see injected faults too.
             .layer(RpcMetricsLayer::new(name))
-            .layer(WireErrorsLayer)
+            .layer(MapResponseLayer::new(wire_errors::correct))
             .layer(FaultLayer::new(name, self.fault_injection))
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming(self.listener, self.connections), async {

@@ -4,11 +4,7 @@
 //! RESOURCE_EXHAUSTED (gRPC's convention for a message over the limit), the codes
 //! docs/CONTRACT.md promises, with tonic's message kept.
 
-use std::task::{Context, Poll};
-
-use futures::future::BoxFuture;
 use tonic::{Code, Status};
-use tower::{Layer, Service};
 
 /// What tonic's decoder says when the bytes are not the message.
 const NOT_THE_MESSAGE: &str = "failed to decode Protobuf message";
@@ -28,54 +24,18 @@ pub fn corrected(status: &Status) -> Option<Code> {
     }
 }
 
-/// Rewrites the status of trailers-only answers (where a request that failed to decode
-/// ends) as [`corrected`] says.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct WireErrorsLayer;
-
-impl<S> Layer<S> for WireErrorsLayer {
-    type Service = WireErrors<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        WireErrors { inner }
+/// Rewrites the status of a trailers-only answer (where a request that failed to decode
+/// ends) as [`corrected`] says; the server maps every answer through it.
+pub fn correct<B>(mut response: http::Response<B>) -> http::Response<B> {
+    if let Some(status) = Status::from_header_map(response.headers())
+        && let Some(code) = corrected(&status)
+    {
+        let status = Status::new(code, status.message());
+        if let Err(error) = status.add_header(response.headers_mut()) {
+            tracing::warn!(%error, "cannot rewrite a decode error's status");
+        }
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct WireErrors<S> {
-    inner: S,
-}
-
-impl<S, B, R> Service<http::Request<B>> for WireErrors<S>
-where
-    S: Service<http::Request<B>, Response = http::Response<R>> + Send,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    R: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<S::Response, S::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let future = self.inner.call(req);
-        Box::pin(async move {
-            let mut response = future.await?;
-            if let Some(status) = Status::from_header_map(response.headers())
-                && let Some(code) = corrected(&status)
-            {
-                let status = Status::new(code, status.message());
-                if let Err(error) = status.add_header(response.headers_mut()) {
-                    tracing::warn!(%error, "cannot rewrite a decode error's status");
-                }
-            }
-            Ok(response)
-        })
-    }
+    response
 }
 
 #[cfg(test)]
