@@ -52,6 +52,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
         --bin shipping-svc \
         --bin orchestrator \
         --bin shop-seed \
+        --bin shop-certs \
         --bin console \
  && mkdir -p /out \
  && cp target/release/order-svc \
@@ -60,6 +61,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
        target/release/shipping-svc \
        target/release/orchestrator \
        target/release/shop-seed \
+       target/release/shop-certs \
        target/release/console \
        /out/
 
@@ -112,6 +114,12 @@ EXPOSE 50054
 HEALTHCHECK --interval=5s --timeout=5s --start-period=30s --retries=5 \
     CMD ["/usr/local/bin/shipping-svc", "healthcheck", "--addr", "127.0.0.1:50054"]
 ENTRYPOINT ["/usr/local/bin/shipping-svc"]
+
+# One-shot: writes the development PKI (a CA, a certificate per principal, the token
+# secret, the console's token) to the volume every service reads its TLS files from;
+# keeps the one already there.
+FROM runtime AS certs
+ENTRYPOINT ["/usr/local/bin/shop-certs"]
 
 # One-shot: upserts the demo catalog (MUG-1, TEE-1, CAP-1) into inventory-svc, exits 0.
 FROM runtime AS seed

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use clap::{Parser, Subcommand};
+use platform::security::{SecurityArgs, token::TokenFileArgs};
 
 /// The saga viewer: a web page of checkouts, each one's steps live, and a demo form.
 #[derive(Debug, Parser)]
@@ -27,6 +28,17 @@ pub struct Cli {
     /// traces exist only when the shop exports them.
     #[arg(long, env = "JAEGER_UI_URL")]
     pub jaeger_ui_url: Option<String>,
+
+    /// TLS files (the `console` certificate) for the connection to the orchestrator, or
+    /// --dev-insecure.
+    #[command(flatten)]
+    pub security: SecurityArgs,
+
+    /// The token the console shows checkouts with: an operator's, since the page lists
+    /// every customer's checkouts. The page itself has no login: serve it to operators
+    /// only (docs/SECURITY.md).
+    #[command(flatten)]
+    pub token: TokenFileArgs,
 
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -7,6 +7,7 @@ use console::{
     shop::Shop,
     views::checkout::TraceLinks,
 };
+use platform::security::Security;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -21,7 +22,22 @@ async fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let shop = match Shop::connect_lazy(&cli.orchestrator_url) {
+    let security = match cli.security.security() {
+        Ok(security) => security,
+        Err(error) => {
+            eprintln!("console: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    security.announce("console");
+    let token = match cli.token.attach(matches!(security, Security::Tls(_))) {
+        Ok(token) => token,
+        Err(error) => {
+            eprintln!("console: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let shop = match Shop::connect_lazy(&cli.orchestrator_url, &security, token) {
         Ok(shop) => shop,
         Err(error) => {
             eprintln!(

@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
-use shop_proto::checkout::v1::{self as pb, checkout_service_client::CheckoutServiceClient};
-use tonic::{
-    Code, Request, Status, Streaming,
-    metadata::MetadataValue,
-    transport::{Channel, Endpoint},
+use platform::security::{
+    Principal, Security,
+    connect::{self, FrontDoor},
+    token::AttachToken,
 };
+use shop_proto::checkout::v1::{self as pb, checkout_service_client::CheckoutServiceClient};
+use tonic::{Code, Request, Status, Streaming, metadata::MetadataValue, transport::Endpoint};
 
 /// How long a page waits for a read (ListCheckouts, GetCheckout) before it shows an error.
 const READ_DEADLINE: Duration = Duration::from_secs(5);
@@ -23,16 +24,22 @@ const PLACE_REPEAT_DEADLINE: Duration = Duration::from_secs(10);
 /// A lazily connected CheckoutService client; cheap to clone (one HTTP/2 connection).
 #[derive(Debug, Clone)]
 pub struct Shop {
-    client: CheckoutServiceClient<Channel>,
+    client: CheckoutServiceClient<FrontDoor>,
 }
 
 impl Shop {
-    /// A client of the orchestrator at `url` (`http://host:port`); connects on first use,
-    /// so the console starts, and shows a readable error, while the shop is still down.
-    pub fn connect_lazy(url: &str) -> Result<Self, tonic::transport::Error> {
-        let channel = Endpoint::from_shared(url.to_owned())?.connect_lazy();
+    /// A client of the orchestrator at `url` (`https://host:port`), connecting as
+    /// `security` makes the console and sending `token`; connects on first use, so the
+    /// console starts, and shows a readable error, while the shop is still down.
+    pub fn connect_lazy(
+        url: &str,
+        security: &Security,
+        token: AttachToken,
+    ) -> Result<Self, tonic::transport::Error> {
+        let endpoint = Endpoint::from_shared(url.to_owned())?;
+        let channel = connect::channel(endpoint, security, Principal::Orchestrator);
         Ok(Self {
-            client: CheckoutServiceClient::new(channel),
+            client: CheckoutServiceClient::with_interceptor(channel, token),
         })
     }
 

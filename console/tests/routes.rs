@@ -17,7 +17,12 @@ use tower::ServiceExt;
 /// A console whose orchestrator address refuses connections (port 1 of loopback).
 fn console_without_shop() -> Console {
     Console {
-        shop: Shop::connect_lazy("http://127.0.0.1:1").unwrap(),
+        shop: Shop::connect_lazy(
+            "http://127.0.0.1:1",
+            &platform::security::Security::DevInsecure,
+            platform::security::token::AttachToken::none(),
+        )
+        .unwrap(),
         traces: TraceLinks::default(),
     }
 }

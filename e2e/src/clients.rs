@@ -1,5 +1,10 @@
 //! gRPC clients of every service of a running stack.
 
+use platform::security::{
+    Principal, Security,
+    connect::{self, FrontDoor},
+    token::AttachToken,
+};
 use shop_proto::{
     checkout::v1::checkout_service_client::CheckoutServiceClient,
     inventory::v1::inventory_service_client::InventoryServiceClient,
@@ -14,7 +19,8 @@ use crate::stack::{Stack, Svc};
 /// One client per service; cheap to clone (each shares its HTTP/2 connection).
 #[derive(Debug, Clone)]
 pub struct Clients {
-    pub checkout: CheckoutServiceClient<Channel>,
+    /// The front door, with a bearer token on every call.
+    pub checkout: CheckoutServiceClient<FrontDoor>,
     pub order: OrderServiceClient<Channel>,
     pub payment: PaymentServiceClient<Channel>,
     pub inventory: InventoryServiceClient<Channel>,
@@ -22,10 +28,17 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// Clients of a stack started by this harness.
+    /// Clients of a stack started by this harness, as the operator (with an operator
+    /// token at the front door).
     pub fn of(stack: &Stack) -> Self {
+        let token = stack
+            .token("operator", true)
+            .unwrap_or_else(|error| panic!("the stack's token secret: {error:#}"));
         Self {
-            checkout: CheckoutServiceClient::new(stack.channel(Svc::Orchestrator)),
+            checkout: CheckoutServiceClient::with_interceptor(
+                stack.channel(Svc::Orchestrator),
+                token,
+            ),
             order: OrderServiceClient::new(stack.channel(Svc::Order)),
             payment: PaymentServiceClient::new(stack.channel(Svc::Payment)),
             inventory: InventoryServiceClient::new(stack.channel(Svc::Inventory)),
@@ -33,17 +46,32 @@ impl Clients {
         }
     }
 
-    /// Clients of services at the given `http://` URLs (a stack started elsewhere).
-    pub fn at(urls: &Urls) -> Result<Self, tonic::transport::Error> {
-        let channel = |url: &str| {
-            Ok::<_, tonic::transport::Error>(Endpoint::from_shared(url.to_owned())?.connect_lazy())
+    /// Clients of services at the given URLs (a stack started elsewhere), connecting as
+    /// `security` makes this process and sending `token` to the front door.
+    pub fn at(
+        urls: &Urls,
+        security: &Security,
+        token: AttachToken,
+    ) -> Result<Self, tonic::transport::Error> {
+        let channel = |url: &str, server: Principal| {
+            Ok::<_, tonic::transport::Error>(connect::channel(
+                Endpoint::from_shared(url.to_owned())?,
+                security,
+                server,
+            ))
         };
         Ok(Self {
-            checkout: CheckoutServiceClient::new(channel(&urls.orchestrator)?),
-            order: OrderServiceClient::new(channel(&urls.order)?),
-            payment: PaymentServiceClient::new(channel(&urls.payment)?),
-            inventory: InventoryServiceClient::new(channel(&urls.inventory)?),
-            shipping: ShippingServiceClient::new(channel(&urls.shipping)?),
+            checkout: CheckoutServiceClient::with_interceptor(
+                channel(&urls.orchestrator, Principal::Orchestrator)?,
+                token,
+            ),
+            order: OrderServiceClient::new(channel(&urls.order, Principal::OrderSvc)?),
+            payment: PaymentServiceClient::new(channel(&urls.payment, Principal::PaymentSvc)?),
+            inventory: InventoryServiceClient::new(channel(
+                &urls.inventory,
+                Principal::InventorySvc,
+            )?),
+            shipping: ShippingServiceClient::new(channel(&urls.shipping, Principal::ShippingSvc)?),
         })
     }
 }

@@ -15,6 +15,8 @@ use tokio::{
     net::TcpStream,
 };
 
+use platform::security::Principal;
+
 use crate::{
     net::free_port,
     stack::{Stack, Svc, bin_dir, logged_command},
@@ -50,10 +52,20 @@ impl Console {
         };
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let log_path = stack.log_dir.join("console.log");
-        let child = logged_command(&binary, addr, &log_path)?
-            .env("ORCHESTRATOR_URL", stack.url(Svc::Orchestrator))
-            .spawn()
-            .context("starting console")?;
+        let mut command = logged_command(&binary, addr, &log_path)?;
+        command.env("ORCHESTRATOR_URL", stack.url(Svc::Orchestrator));
+        match stack.pki() {
+            None => {
+                command.env("DEV_INSECURE", "true");
+            }
+            Some(pki) => {
+                // An operator's token: the console lists every customer's checkouts.
+                command
+                    .envs(pki.env(Principal::Console))
+                    .env("AUTH_TOKEN_FILE", pki.write_token("console", true)?);
+            }
+        }
+        let child = command.spawn().context("starting console")?;
         let mut console = Self { child, addr };
         for _ in 0..300 {
             if let Some(status) = console.child.try_wait()? {

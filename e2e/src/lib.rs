@@ -10,6 +10,7 @@
 //!   find the one on 127.0.0.1:4222 for the local runner.
 //! - [`stack`]: the five processes: start, kill -9, SIGSTOP/SIGCONT, restart; extra
 //!   orchestrator replicas.
+//! - [`pki`]: a development CA, a certificate per principal and the token secret.
 //! - [`console`]: the saga viewer (the `console` binary) next to a stack.
 //! - [`clients`]: gRPC clients of every service of a running stack.
 //! - [`invariants`]: the invariants of docs/CONTRACT.md, checked through the read RPCs.
@@ -22,6 +23,7 @@ pub mod demo;
 pub mod invariants;
 pub mod nats;
 pub mod net;
+pub mod pki;
 pub mod postgres;
 pub mod scenario;
 pub mod stack;

@@ -21,7 +21,14 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::{nats::Nats, net::free_port, postgres::Postgres};
+use platform::security::{
+    Principal, Security,
+    connect::{self, FrontDoor},
+    token::AttachToken,
+};
+use shop_proto::checkout::v1::checkout_service_client::CheckoutServiceClient;
+
+use crate::{nats::Nats, net::free_port, pki::Pki, postgres::Postgres};
 
 /// One of the five services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -51,6 +58,17 @@ impl Svc {
             Svc::Inventory => "inventory-svc",
             Svc::Shipping => "shipping-svc",
             Svc::Orchestrator => "orchestrator",
+        }
+    }
+
+    /// Whom its certificate names.
+    pub fn principal(self) -> Principal {
+        match self {
+            Svc::Order => Principal::OrderSvc,
+            Svc::Payment => Principal::PaymentSvc,
+            Svc::Inventory => Principal::InventorySvc,
+            Svc::Shipping => Principal::ShippingSvc,
+            Svc::Orchestrator => Principal::Orchestrator,
         }
     }
 
@@ -84,6 +102,13 @@ pub struct StackOptions {
     /// Start a Postgres cluster of the stack's own even when a server already answers, so
     /// that [`Stack::restart_postgres`] may restart it (a chaos fault).
     pub own_postgres: bool,
+    /// Run every process with `DEV_INSECURE=true`: plaintext, no certificate and no token
+    /// checks. Off by default: a stack runs over mutual TLS with a fresh development PKI
+    /// (see [`crate::pki`]), and its clients are the operator, with an operator token.
+    pub dev_insecure: bool,
+    /// Keep the PKI in this folder (made there if it holds none) instead of a fresh one
+    /// in the log folder: the local runner's, so that grpcurl and tokens outlive a run.
+    pub pki_dir: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -109,6 +134,10 @@ pub struct Stack {
     bin_dir: PathBuf,
     /// Where each service's stdout and stderr go (`<binary>.log`).
     pub log_dir: PathBuf,
+    /// The stack's certificates and token secret; `None` with `dev_insecure`.
+    pki: Option<Pki>,
+    /// How this process connects to the stack: as the operator, over TLS.
+    client: Security,
 }
 
 /// Where the service binaries are: `SHOP_BIN_DIR`, else next to this executable (tests
@@ -171,6 +200,16 @@ impl Stack {
                 return Err(error.context("the stack's NATS server"));
             }
         };
+        let (pki, client) = if options.dev_insecure {
+            (None, Security::DevInsecure)
+        } else {
+            let pki = match &options.pki_dir {
+                Some(dir) => Pki::open_or_generate(dir)?,
+                None => Pki::generate(&log_dir.join("pki"))?,
+            };
+            let client = pki.security(Principal::Operator)?;
+            (Some(pki), client)
+        };
         let mut stack = Self {
             postgres,
             nats,
@@ -178,6 +217,8 @@ impl Stack {
             options,
             bin_dir,
             log_dir,
+            pki,
+            client,
         };
         for svc in Svc::ALL {
             let port = if stack.options.default_ports {
@@ -238,9 +279,41 @@ impl Stack {
             .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
     }
 
-    /// `http://127.0.0.1:PORT` of a service.
+    /// `https://127.0.0.1:PORT` of a service (`http://` with `dev_insecure`).
     pub fn url(&self, svc: Svc) -> String {
-        format!("http://{}", self.addr(svc))
+        format!("{}://{}", self.scheme(), self.addr(svc))
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.pki.is_some() { "https" } else { "http" }
+    }
+
+    /// The stack's development PKI (certificates, token secret); `None` with
+    /// `dev_insecure`.
+    pub fn pki(&self) -> Option<&Pki> {
+        self.pki.as_ref()
+    }
+
+    /// How this process reaches the stack (as the operator, over TLS).
+    pub fn security(&self) -> &Security {
+        &self.client
+    }
+
+    /// Sends a token for `subject` (with the operator scope if asked); sends nothing with
+    /// `dev_insecure`, where none is checked.
+    pub fn token(&self, subject: &str, operator: bool) -> anyhow::Result<AttachToken> {
+        match &self.pki {
+            None => Ok(AttachToken::none()),
+            Some(pki) => Ok(AttachToken::bearer(&pki.token(subject, operator)?)?),
+        }
+    }
+
+    /// A CheckoutService client of the stack's orchestrator, as an operator.
+    pub fn checkout_client(&self) -> anyhow::Result<CheckoutServiceClient<FrontDoor>> {
+        Ok(CheckoutServiceClient::with_interceptor(
+            self.channel(Svc::Orchestrator),
+            self.token("operator", true)?,
+        ))
     }
 
     /// `nats://127.0.0.1:PORT`: the broker every service of the stack was given as
@@ -280,11 +353,17 @@ impl Stack {
         &self.process(svc).database_url
     }
 
-    /// A lazily connected channel to a service.
+    /// A lazily connected channel to a service, as the operator.
     pub fn channel(&self, svc: Svc) -> Channel {
-        Endpoint::from_shared(self.url(svc))
-            .unwrap_or_else(|_| unreachable!("http://127.0.0.1:PORT is a valid URI"))
-            .connect_lazy()
+        self.channel_as(svc, &self.client)
+    }
+
+    /// A lazily connected channel to a service, as whoever `security` makes this
+    /// process (tests of who may call what).
+    pub fn channel_as(&self, svc: Svc, security: &Security) -> Channel {
+        let endpoint = Endpoint::from_shared(self.url(svc))
+            .unwrap_or_else(|_| unreachable!("http(s)://127.0.0.1:PORT is a valid URI"));
+        connect::channel(endpoint, security, svc.principal())
     }
 
     fn log_file(&self, svc: Svc) -> PathBuf {
@@ -312,6 +391,17 @@ impl Stack {
             .env("DATABASE_URL", self.database_url(svc))
             .env("NATS_URL", self.nats.url())
             .env("FAULT_INJECTION", self.options.fault_injection.to_string());
+        match &self.pki {
+            None => {
+                command.env("DEV_INSECURE", "true");
+            }
+            Some(pki) => {
+                command.envs(pki.env(svc.principal()));
+                if svc == Svc::Orchestrator {
+                    command.env("AUTH_JWT_SECRET_FILE", pki.secret());
+                }
+            }
+        }
         for (name, value) in &self.options.env {
             command.env(name, value);
         }
@@ -351,6 +441,8 @@ impl Stack {
         let mut replica = Replica {
             child: Some(child),
             addr,
+            scheme: self.scheme(),
+            security: self.client.clone(),
         };
         wait_serving(
             replica.channel(),
@@ -465,19 +557,21 @@ async fn wait_serving(
 pub struct Replica {
     child: Option<Child>,
     addr: SocketAddr,
+    scheme: &'static str,
+    security: Security,
 }
 
 impl Replica {
-    /// `http://127.0.0.1:PORT` of the replica's CheckoutService.
+    /// `https://127.0.0.1:PORT` of the replica's CheckoutService.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
-    /// A lazily connected channel to the replica.
+    /// A lazily connected channel to the replica, as the stack's clients connect.
     pub fn channel(&self) -> Channel {
-        Endpoint::from_shared(self.url())
-            .unwrap_or_else(|_| unreachable!("http://127.0.0.1:PORT is a valid URI"))
-            .connect_lazy()
+        let endpoint = Endpoint::from_shared(self.url())
+            .unwrap_or_else(|_| unreachable!("http(s)://127.0.0.1:PORT is a valid URI"));
+        connect::channel(endpoint, &self.security, Principal::Orchestrator)
     }
 
     /// kill -9, as [`Stack::kill`].

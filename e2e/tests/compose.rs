@@ -462,8 +462,8 @@ fn the_specification_check_rejects_misspelt_keys_and_wrong_types() {
         (
             "service_complete",
             broken(
-                "condition: service_completed_successfully",
-                "condition: service_complete",
+                "seed:\n        condition: service_completed_successfully",
+                "seed:\n        condition: service_complete",
             ),
             "/services/orchestrator/depends_on",
         ),

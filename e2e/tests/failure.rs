@@ -24,7 +24,10 @@ async fn a_second_orchestrator_finishes_every_saga_a_killed_one_held() {
     let (mut stack, clients) = stack_with(&[("MUG", 700, 100)]).await;
     let replica = stack.start_replica().await.expect("the replica starts");
     let mut survivor = Clients {
-        checkout: CheckoutServiceClient::new(replica.channel()),
+        checkout: CheckoutServiceClient::with_interceptor(
+            replica.channel(),
+            stack.token("operator", true).expect("a token"),
+        ),
         ..clients.clone()
     };
     // Slow shipments (within one attempt's timeout) hold the checkouts in flight when
@@ -255,11 +258,56 @@ async fn raw_call(
     let mut grpc = tonic::client::Grpc::new(stack.channel(svc));
     grpc.ready().await.expect("the channel connects");
     let codec = tonic_prost::ProstCodec::<shop_proto::common::v1::Money, ()>::default();
-    grpc.unary(
-        tonic::Request::new(message),
-        http::uri::PathAndQuery::from_static(path),
-        codec,
-    )
-    .await
-    .expect_err("the call fails")
+    // An operator's token: the front door checks it before it reads the message.
+    let mut request = tonic::Request::new(message);
+    if let Some(pki) = stack.pki() {
+        let token = pki.token("operator", true).expect("a token");
+        let bearer = format!("Bearer {token}").parse().expect("ASCII");
+        request.metadata_mut().insert("authorization", bearer);
+    }
+    grpc.unary(request, http::uri::PathAndQuery::from_static(path), codec)
+        .await
+        .expect_err("the call fails")
+}
+
+/// A front door serving all it may (MAX_IN_FLIGHT) refuses the next call at once with
+/// RESOURCE_EXHAUSTED instead of queueing it, and serves again once a call ends.
+#[tokio::test]
+async fn a_full_front_door_sheds_load_at_once() {
+    let mut options = options();
+    options
+        .orchestrator_env
+        .push(("MAX_IN_FLIGHT".into(), "1".into()));
+    let (_stack, clients) = stack_with_options(options, &[("SHED", 500, 10)]).await;
+    // One checkout holds the only slot while its shipment takes 1.5 s.
+    let slow = {
+        let mut checkout = clients.checkout.clone();
+        tokio::spawn(async move {
+            checkout
+                .place_order(request(
+                    place("shed-1", "tok_visa", "FR", &[("SHED", 1)]),
+                    Some("svc=shipping-svc,method=CreateShipment,before_ms=1500"),
+                    Duration::from_secs(20),
+                ))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut checkout = clients.checkout.clone();
+    let shed = checkout
+        .list_checkouts(pb::ListCheckoutsRequest::default())
+        .await
+        .expect_err("the front door is full");
+    assert_eq!(shed.code(), Code::ResourceExhausted, "{shed:?}");
+    // Refused while the slow call still holds the slot: not queued behind it.
+    assert!(!slow.is_finished(), "the refusal waited for the slot");
+    let placed = slow.await.expect("the task").expect("the slow checkout");
+    assert_eq!(
+        placed.into_inner().checkout.expect("a checkout").status(),
+        pb::CheckoutStatus::Completed
+    );
+    checkout
+        .list_checkouts(pb::ListCheckoutsRequest::default())
+        .await
+        .expect("served again once the slot is free");
 }

@@ -15,7 +15,10 @@ use loadgen::{
     load::{self, LoadConfig, Mix, Modes, RunState},
     progress::{self, Live, Planned},
 };
-use platform::config::parse_duration;
+use platform::{
+    config::parse_duration,
+    security::{Security, SecurityArgs, token::TokenFileArgs},
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,6 +73,12 @@ struct Targets {
         default_value = "http://127.0.0.1:50054"
     )]
     shipping_svc_url: String,
+    /// TLS files (the `loadgen` certificate) or --dev-insecure.
+    #[command(flatten)]
+    security: SecurityArgs,
+    /// An operator token: the load places checkouts for many customers.
+    #[command(flatten)]
+    token: TokenFileArgs,
 }
 
 #[derive(Debug, Args)]
@@ -185,13 +194,19 @@ struct BenchArgs {
 
 impl Targets {
     fn clients(&self) -> anyhow::Result<Clients> {
-        Ok(Clients::at(&Urls {
-            orchestrator: self.orchestrator_url.clone(),
-            order: self.order_svc_url.clone(),
-            payment: self.payment_svc_url.clone(),
-            inventory: self.inventory_svc_url.clone(),
-            shipping: self.shipping_svc_url.clone(),
-        })?)
+        let security = self.security.security()?;
+        let token = self.token.attach(matches!(security, Security::Tls(_)))?;
+        Ok(Clients::at(
+            &Urls {
+                orchestrator: self.orchestrator_url.clone(),
+                order: self.order_svc_url.clone(),
+                payment: self.payment_svc_url.clone(),
+                inventory: self.inventory_svc_url.clone(),
+                shipping: self.shipping_svc_url.clone(),
+            },
+            &security,
+            token,
+        )?)
     }
 }
 

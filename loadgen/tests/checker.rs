@@ -4,13 +4,18 @@
 
 use std::time::Duration;
 
-use e2e::{Stack, StackOptions, clients::Clients};
+use e2e::{Stack, StackOptions, Svc, clients::Clients};
 use loadgen::{
     check::{CheckConfig, Verdict, check},
     interrupt::Stop,
     load::{self, LoadConfig, Mix, RunState},
 };
-use shop_proto::{checkout::v1 as pb, inventory::v1 as inventory, payment::v1 as payment};
+use platform::security::Principal;
+use shop_proto::{
+    checkout::v1 as pb,
+    inventory::v1 as inventory,
+    payment::v1::{self as payment, payment_service_client::PaymentServiceClient},
+};
 
 #[tokio::test]
 async fn the_checker_passes_a_clean_run_and_catches_tampering() {
@@ -65,8 +70,13 @@ async fn the_checker_passes_a_clean_run_and_catches_tampering() {
         .into_inner()
         .checkouts
         .remove(0);
-    clients
-        .payment
+    // Only the orchestrator may refund: the tampering comes with its certificate.
+    let orchestrator = stack
+        .pki()
+        .unwrap()
+        .security(Principal::Orchestrator)
+        .unwrap();
+    PaymentServiceClient::new(stack.channel_as(Svc::Payment, &orchestrator))
         .refund(payment::RefundRequest {
             idempotency_key: "tamper".into(),
             payment_id: completed.payment_id.clone(),

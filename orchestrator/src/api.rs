@@ -9,6 +9,7 @@ use platform::{
     error::{Reply, reply},
     idempotency::fingerprint,
     page,
+    security::token::Caller,
 };
 use prost::Message;
 use shop_proto::{
@@ -74,7 +75,12 @@ impl CheckoutService for CheckoutApi {
         &self,
         request: Request<pb::PlaceOrderRequest>,
     ) -> Reply<pb::PlaceOrderResponse> {
-        let (metadata, _, message) = request.into_parts();
+        let caller = Caller::of(&request)?;
+        let (metadata, _, mut message) = request.into_parts();
+        message.customer_id = match caller.customer_for(&message.customer_id) {
+            Ok(customer) => customer,
+            Err(refused) => return reply(Err(refused)),
+        };
         let until = Instant::now() + wait_budget(&metadata, self.max_wait);
         // Started in a task of its own: a caller that gives up (a deadline of a few
         // milliseconds, a closed connection) drops this handler, and that must not leave
@@ -95,20 +101,26 @@ impl CheckoutService for CheckoutApi {
         &self,
         request: Request<pb::GetCheckoutRequest>,
     ) -> Reply<pb::GetCheckoutResponse> {
-        reply(self.get_checkout(request.into_inner()).await)
+        let caller = Caller::of(&request)?;
+        reply(self.get_checkout(&caller, request.into_inner()).await)
     }
 
     async fn list_checkouts(
         &self,
         request: Request<pb::ListCheckoutsRequest>,
     ) -> Reply<pb::ListCheckoutsResponse> {
-        reply(self.list_checkouts(request.into_inner()).await)
+        let caller = Caller::of(&request)?;
+        reply(self.list_checkouts(&caller, request.into_inner()).await)
     }
 
     async fn resume_checkout(
         &self,
         request: Request<pb::ResumeCheckoutRequest>,
     ) -> Reply<pb::ResumeCheckoutResponse> {
+        let caller = Caller::of(&request)?;
+        if let Err(refused) = caller.require_operator("ResumeCheckout") {
+            return reply(Err(refused));
+        }
         reply(self.resume_checkout(request.into_inner()).await)
     }
 
@@ -118,7 +130,8 @@ impl CheckoutService for CheckoutApi {
         &self,
         request: Request<pb::WatchCheckoutRequest>,
     ) -> Reply<EventStream> {
-        reply(self.watch_checkout(request.into_inner()).await)
+        let caller = Caller::of(&request)?;
+        reply(self.watch_checkout(&caller, request.into_inner()).await)
     }
 }
 
@@ -256,6 +269,7 @@ impl CheckoutApi {
 
     async fn get_checkout(
         &self,
+        caller: &Caller,
         req: pb::GetCheckoutRequest,
     ) -> Result<pb::GetCheckoutResponse, ApiError> {
         let saga_id = match CheckoutRef::try_from(&req)? {
@@ -265,6 +279,9 @@ impl CheckoutApi {
                 .ok_or_else(|| ApiError::not_found("checkout of order", &req.order_id))?,
         };
         let (row, steps) = self.load(saga_id).await?;
+        if !caller.may_see(&row.customer_id) {
+            return Err(ApiError::not_found("checkout", saga_id.to_string()));
+        }
         Ok(pb::GetCheckoutResponse {
             checkout: Some(to_checkout(row, steps, self.stall_after)),
         })
@@ -272,9 +289,11 @@ impl CheckoutApi {
 
     async fn list_checkouts(
         &self,
+        caller: &Caller,
         req: pb::ListCheckoutsRequest,
     ) -> Result<pb::ListCheckoutsResponse, ApiError> {
-        let query = ListQuery::try_from(&req)?;
+        let mut query = ListQuery::try_from(&req)?;
+        query.filter.customer_id = caller.list_filter(query.filter.customer_id.take());
         let sagas = store::list(&self.pool, &query.filter, query.page_size + 1).await?;
         let (sagas, next_page_token) =
             page::split(sagas, query.page_size, |(row, _)| row.saga_id.to_string());
@@ -313,10 +332,15 @@ impl CheckoutApi {
         })
     }
 
-    async fn watch_checkout(&self, req: pb::WatchCheckoutRequest) -> Result<EventStream, ApiError> {
+    async fn watch_checkout(
+        &self,
+        caller: &Caller,
+        req: pb::WatchCheckoutRequest,
+    ) -> Result<EventStream, ApiError> {
         let saga_id = command::watched(&req)?;
-        if store::load(&self.pool, saga_id).await?.is_none() {
-            return Err(ApiError::not_found("checkout", &req.checkout_id));
+        match store::load(&self.pool, saga_id).await? {
+            Some((row, _)) if caller.may_see(&row.customer_id) => {}
+            _ => return Err(ApiError::not_found("checkout", &req.checkout_id)),
         }
         let (tx, rx) = mpsc::channel(32);
         let pool = self.pool.clone();

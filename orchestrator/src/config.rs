@@ -2,8 +2,12 @@
 
 use std::{net::SocketAddr, time::Duration};
 
+use clap::Subcommand;
 use clap::{Args, Parser};
-use platform::config::{Command, ServiceArgs, parse_duration};
+use platform::{
+    config::{Command, ServiceArgs, parse_duration},
+    security::token::TokenArgs,
+};
 
 use crate::resilience::Resilience;
 
@@ -15,7 +19,7 @@ use crate::resilience::Resilience;
 )]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub command: Option<OrchestratorCommand>,
 
     /// gRPC listen address.
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:50050")]
@@ -26,6 +30,29 @@ pub struct Cli {
 
     #[command(flatten)]
     pub saga: SagaArgs,
+
+    #[command(flatten)]
+    pub tokens: TokenArgs,
+}
+
+/// What the orchestrator binary does besides serving.
+#[derive(Debug, Clone, Subcommand)]
+pub enum OrchestratorCommand {
+    #[command(flatten)]
+    Common(Command),
+    /// Print a bearer token for the front door, signed with AUTH_JWT_SECRET_FILE
+    /// (development and tests; a real shop's tokens come from its identity provider).
+    Token {
+        /// The customer the token is for (its subject).
+        #[arg(long)]
+        subject: String,
+        /// Add the operator scope: every customer's checkouts, ResumeCheckout.
+        #[arg(long)]
+        operator: bool,
+        /// How long the token is valid.
+        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        ttl: Duration,
+    },
 }
 
 /// Where the downstream services are and how the saga treats them.
@@ -127,6 +154,8 @@ pub struct Settings {
     pub max_wait: Duration,
     pub stall_after: Duration,
     pub resilience: Resilience,
+    /// How the front door checks bearer tokens (unused with `--dev-insecure`).
+    pub tokens: TokenArgs,
 }
 
 impl SagaArgs {
@@ -152,6 +181,7 @@ impl SagaArgs {
                 breaker_failures: self.breaker_failures.max(1),
                 breaker_open_for: self.breaker_open_for,
             },
+            tokens: TokenArgs::default(),
         }
     }
 }

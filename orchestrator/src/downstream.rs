@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use platform::security::{Principal, Security, connect};
 use shop_proto::{
     inventory::v1::{self as inventory, inventory_service_client::InventoryServiceClient},
     order::v1::{self as order, order_service_client::OrderServiceClient},
@@ -51,7 +52,9 @@ macro_rules! rpc {
 impl Clients {
     /// Lazily connected channels: the orchestrator starts even while a downstream is
     /// down, and calls fail UNAVAILABLE (and are retried) until it is back.
-    pub fn new(settings: &Settings) -> Result<Self, tonic::transport::Error> {
+    /// Over TLS each channel presents the orchestrator's certificate and accepts only
+    /// the service's own.
+    pub fn new(settings: &Settings, security: &Security) -> Result<Self, tonic::transport::Error> {
         let r = &settings.resilience;
         let (orders, payments, inventory, shipping) = (
             Downstream::new("order-svc", r),
@@ -59,10 +62,23 @@ impl Clients {
             Downstream::new("inventory-svc", r),
             Downstream::new("shipping-svc", r),
         );
-        let order_client = OrderServiceClient::new(channel(&settings.order_url)?);
-        let payment_client = PaymentServiceClient::new(channel(&settings.payment_url)?);
-        let inventory_client = InventoryServiceClient::new(channel(&settings.inventory_url)?);
-        let shipping_client = ShippingServiceClient::new(channel(&settings.shipping_url)?);
+        let order_client =
+            OrderServiceClient::new(channel(&settings.order_url, security, Principal::OrderSvc)?);
+        let payment_client = PaymentServiceClient::new(channel(
+            &settings.payment_url,
+            security,
+            Principal::PaymentSvc,
+        )?);
+        let inventory_client = InventoryServiceClient::new(channel(
+            &settings.inventory_url,
+            security,
+            Principal::InventorySvc,
+        )?);
+        let shipping_client = ShippingServiceClient::new(channel(
+            &settings.shipping_url,
+            security,
+            Principal::ShippingSvc,
+        )?);
         Ok(Self {
             price_cart: rpc!(inventory, Lane::Forward, inventory_client, price_cart),
             reserve_stock: rpc!(inventory, Lane::Forward, inventory_client, reserve_stock),
@@ -89,11 +105,14 @@ impl Clients {
 }
 
 /// One HTTP/2 connection per downstream, multiplexing every call, reconnecting on loss.
-fn channel(url: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(url.to_owned())?
+fn channel(
+    url: &str,
+    security: &Security,
+    server: Principal,
+) -> Result<Channel, tonic::transport::Error> {
+    let endpoint = Endpoint::from_shared(url.to_owned())?
         .connect_timeout(Duration::from_secs(1))
-        .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_timeout(Duration::from_secs(5))
-        .connect_lazy())
+        .keep_alive_timeout(Duration::from_secs(5));
+    Ok(connect::channel(endpoint, security, server))
 }

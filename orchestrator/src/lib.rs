@@ -22,7 +22,7 @@
 //!   (`saga::choreography` says what each event means).
 //! - `command`, `convert`, `metadata`, `api`: the tonic service: requests parsed into
 //!   typed commands, the one mapping to protobuf, what is read from call metadata, and
-//!   the handlers.
+//!   the handlers (each asks the `Caller` its bearer token proved what it may see).
 
 pub mod api;
 pub mod breaker;
@@ -50,9 +50,15 @@ use std::{sync::Arc, time::Duration};
 use platform::{
     config::ServerConfig,
     events::{EventsConfig, admin::DeadLetters},
+    security::{
+        Security,
+        token::{BearerLayer, Verifier},
+    },
     server::App,
 };
 use shop_proto::checkout::v1::checkout_service_server::CheckoutServiceServer;
+
+use tonic::server::NamedService;
 
 use crate::{config::Settings, downstream::Clients, engine::Engine, tracker::Tracker};
 
@@ -75,7 +81,13 @@ pub async fn build_with_engine(
     settings: Settings,
 ) -> anyhow::Result<(App, Arc<Engine>)> {
     let pool = platform::db::lazy_pool(&config.database_url, config.database_max_connections)?;
-    let clients = Clients::new(&settings)?;
+    let clients = Clients::new(&settings, &config.security)?;
+    // Over TLS the front door checks a bearer token on every call; a missing key is an
+    // error at start, not an open door.
+    let verifier = match &config.security {
+        Security::DevInsecure => None,
+        Security::Tls(_) => Some(Verifier::from_args(&settings.tokens)?),
+    };
     let engine = Arc::new(Engine::new(pool.clone(), clients.clone(), &settings));
     let api = api::CheckoutApi::new(pool.clone(), engine.clone(), &clients, &settings);
     let service = CheckoutServiceServer::new(api)
@@ -97,7 +109,12 @@ pub async fn build_with_engine(
         }
     });
     let watched = pool.clone();
-    let mut app = App::builder(NAME, config).add_service(service);
+    let mut app = App::builder(NAME, config)
+        .front_door(BearerLayer::new(
+            <CheckoutServiceServer<api::CheckoutApi> as NamedService>::NAME,
+            verifier,
+        ))
+        .add_service(service);
     if events.is_some() {
         app = app.add_service(DeadLetters::server(pool.clone()));
     }

@@ -228,13 +228,17 @@ fn step<'a>(c: &'a pb::Checkout, name: &str) -> &'a pb::Step {
 /// The invariants of docs/CONTRACT.md for one checkout, read through the services' APIs by
 /// the same checker the end-to-end suite and the load generator use.
 async fn assert_invariants(stack: &Stack, c: &pb::Checkout) {
-    let mut clients = Clients::at(&Urls {
-        orchestrator: stack.orchestrator.url(),
-        order: stack.order.url(),
-        payment: stack.payment.url(),
-        inventory: stack.inventory.url(),
-        shipping: stack.shipping.url(),
-    })
+    let mut clients = Clients::at(
+        &Urls {
+            orchestrator: stack.orchestrator.url(),
+            order: stack.order.url(),
+            payment: stack.payment.url(),
+            inventory: stack.inventory.url(),
+            shipping: stack.shipping.url(),
+        },
+        &platform::security::Security::DevInsecure,
+        platform::security::token::AttachToken::none(),
+    )
     .unwrap();
     let mut units = std::collections::BTreeMap::new();
     let violations = check_checkout(&mut clients, &c.checkout_id, &mut units)

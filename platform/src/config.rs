@@ -6,6 +6,8 @@ use std::{net::SocketAddr, time::Duration};
 
 use clap::{Args, Subcommand, ValueEnum};
 
+use crate::security::{Security, SecurityArgs, SecurityError};
+
 /// Settings common to every service binary.
 #[derive(Debug, Clone, Args)]
 pub struct ServiceArgs {
@@ -42,6 +44,14 @@ pub struct ServiceArgs {
     /// serves its API while the broker is away; its events wait in the outbox.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
+
+    /// Calls this server serves at once; one more is refused at once with
+    /// RESOURCE_EXHAUSTED (load shedding) rather than queued without end.
+    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 1024)]
+    pub max_in_flight: usize,
+
+    #[command(flatten)]
+    pub security: SecurityArgs,
 }
 
 /// How log lines are written to stdout.
@@ -78,6 +88,10 @@ pub struct ServerConfig {
     /// `nats://host:port` of the event broker; `None` runs without events (in-process
     /// tests of one service's API, which must not share a broker with other tests).
     pub nats_url: Option<String>,
+    /// Mutual TLS, or plaintext in development mode.
+    pub security: Security,
+    /// Calls served at once before more are shed.
+    pub max_in_flight: usize,
 }
 
 /// Why a binary cannot start.
@@ -87,6 +101,8 @@ pub enum ConfigError {
         "DATABASE_URL is not set: pass --database-url or set DATABASE_URL to this service's Postgres database, for example postgres://postgres@127.0.0.1:5432/orders"
     )]
     MissingDatabaseUrl,
+    #[error(transparent)]
+    Security(#[from] SecurityError),
 }
 
 impl ServiceArgs {
@@ -105,11 +121,13 @@ impl ServiceArgs {
             shutdown_grace: self.shutdown_grace,
             reflection: self.reflection,
             nats_url: Some(self.nats_url.clone()),
+            security: self.security.security()?,
+            max_in_flight: self.max_in_flight.max(1),
         })
     }
 }
 
-/// Parses `500ms`, `10s`, `2m` or a bare number of seconds.
+/// Parses `500ms`, `10s`, `2m`, `24h` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = text
@@ -122,7 +140,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => Ok(Duration::from_millis(value)),
         "s" => Ok(Duration::from_secs(value)),
         "m" => Ok(Duration::from_secs(value * 60)),
-        _ => Err(format!("`{text}`: unit must be ms, s or m")),
+        "h" => Ok(Duration::from_secs(value * 3600)),
+        _ => Err(format!("`{text}`: unit must be ms, s, m or h")),
     }
 }
 
@@ -137,6 +156,7 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5h").is_err());
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert!(parse_duration("5d").is_err());
     }
 }

@@ -43,6 +43,11 @@ pub enum ApiError {
     #[error("idempotency key {key} was already used with a different request")]
     KeyReused { key: String },
 
+    /// The caller is known but may not do this (a customer acting for another, a
+    /// customer asking for an operator's call).
+    #[error("{0}")]
+    PermissionDenied(String),
+
     /// A service this one depends on could not be reached; the caller may retry.
     #[error("{0} is unavailable, try again")]
     DependencyUnavailable(String),
@@ -166,6 +171,7 @@ impl From<ApiError> for Status {
                     HashMap::new(),
                 ),
             ),
+            ApiError::PermissionDenied(_) => Status::permission_denied(message),
             ApiError::DependencyUnavailable(_) => Status::unavailable(message),
             ApiError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable");

@@ -4,13 +4,16 @@
 use std::{process::ExitCode, time::Duration};
 
 use tonic::transport::Endpoint;
+
+use crate::security::{Principal, Security, connect};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-/// Checks the server at `addr` (`host:port` or `http://host:port`).
-pub async fn run(addr: &str) -> ExitCode {
-    match check(addr).await {
+/// Checks the server at `addr` (`host:port` or `http://host:port`), which is `server`,
+/// over the binary's own transport (its certificate, when TLS is on).
+pub async fn run(addr: &str, security: &Security, server: Principal) -> ExitCode {
+    match check(addr, security, server).await {
         Ok(ServingStatus::Serving) => {
             println!("SERVING");
             ExitCode::SUCCESS
@@ -26,17 +29,20 @@ pub async fn run(addr: &str) -> ExitCode {
     }
 }
 
-async fn check(addr: &str) -> Result<ServingStatus, Box<dyn std::error::Error>> {
+async fn check(
+    addr: &str,
+    security: &Security,
+    server: Principal,
+) -> Result<ServingStatus, Box<dyn std::error::Error>> {
     let uri = if addr.contains("://") {
         addr.to_owned()
     } else {
         format!("http://{addr}")
     };
-    let channel = Endpoint::from_shared(uri)?
+    let endpoint = Endpoint::from_shared(uri)?
         .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(2))
-        .connect()
-        .await?;
+        .timeout(Duration::from_secs(2));
+    let channel = connect::channel(endpoint, security, server);
     let response = HealthClient::new(channel)
         .check(HealthCheckRequest::default())
         .await?;

@@ -20,6 +20,7 @@
 //! - [`fault`]: the fault-injection tower layer (off unless enabled).
 //! - [`wire_errors`]: the right codes for requests that fail to decode or are too large.
 //! - [`page`]: opaque page tokens.
+//! - [`security`]: mutual TLS, who may call what, and the front door's bearer tokens.
 //! - [`time`]: timestamp conversion.
 //! - `testing` (feature `testing`): throwaway databases and in-process servers for tests.
 
@@ -35,6 +36,7 @@ pub mod healthcheck;
 pub mod idempotency;
 pub mod metrics;
 pub mod page;
+pub mod security;
 pub mod server;
 pub mod service;
 pub mod telemetry;

@@ -11,20 +11,10 @@
 //! app.run_until(shutdown_signal()).await?;
 //! ```
 
-use std::{
-    convert::Infallible,
-    future::Future,
-    net::SocketAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use futures::{StreamExt, future::BoxFuture};
+use futures::future::BoxFuture;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{
     body::Body,
     server::NamedService,
@@ -32,7 +22,11 @@ use tonic::{
     transport::Server,
 };
 use tonic_health::{ServingStatus, server::HealthReporter};
-use tower::{Service, util::MapResponseLayer};
+use tower::{
+    Service, limit::GlobalConcurrencyLimitLayer, load_shed::LoadShedLayer, util::MapResponseLayer,
+};
+
+pub use crate::security::incoming::Connections;
 
 use std::process::ExitCode;
 
@@ -40,6 +34,13 @@ use crate::{
     config::{Command, ServerConfig, ServiceArgs},
     fault::FaultLayer,
     metrics::RpcMetricsLayer,
+    security::{
+        Principal, Security,
+        access::AccessLayer,
+        incoming::{ServerTls, incoming},
+        tls::ClientAuth,
+        token::BearerLayer,
+    },
     wire_errors,
 };
 
@@ -87,6 +88,8 @@ pub struct AppBuilder {
     ready: Option<BoxFuture<'static, ()>>,
     background: Option<BoxFuture<'static, ()>>,
     on_shutdown: Option<BoxFuture<'static, ()>>,
+    client_auth: ClientAuth,
+    bearer: BearerLayer,
 }
 
 /// A bound server, not yet serving. Tests read [`App::local_addr`] when listening on port 0.
@@ -103,44 +106,10 @@ pub struct App {
     shutdown_grace: Duration,
     reflection: bool,
     connections: Arc<Connections>,
-}
-
-/// The connections a server accepted, and how many of them have TCP_NODELAY. Every one
-/// should: tonic ignores `Server::tcp_nodelay` for a listener handed in as a stream, and
-/// without it a response written in two pieces waits for the peer's delayed ACK (~40 ms
-/// on Linux). Counted so a test can tell if that ever regresses.
-#[derive(Debug, Default)]
-pub struct Connections {
-    accepted: AtomicU64,
-    nodelay: AtomicU64,
-}
-
-impl Connections {
-    pub fn accepted(&self) -> u64 {
-        self.accepted.load(Ordering::Relaxed)
-    }
-
-    pub fn with_nodelay(&self) -> u64 {
-        self.nodelay.load(Ordering::Relaxed)
-    }
-}
-
-/// Accepted sockets, each with TCP_NODELAY set before tonic sees it.
-fn incoming(
-    listener: TcpListener,
-    connections: Arc<Connections>,
-) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    TcpListenerStream::new(listener).map(move |accepted| {
-        let stream = accepted?;
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::warn!(%error, "cannot set TCP_NODELAY on an accepted connection");
-        }
-        connections.accepted.fetch_add(1, Ordering::Relaxed);
-        if stream.nodelay().unwrap_or(false) {
-            connections.nodelay.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(stream)
-    })
+    security: Security,
+    client_auth: ClientAuth,
+    bearer: BearerLayer,
+    max_in_flight: usize,
 }
 
 /// Why a server could not start or stopped with an error.
@@ -169,6 +138,8 @@ impl App {
             ready: None,
             background: None,
             on_shutdown: None,
+            client_auth: ClientAuth::Required,
+            bearer: BearerLayer::default(),
         }
     }
 
@@ -236,6 +207,18 @@ impl App {
             })
         });
 
+        // Over TLS: certificate files re-read when they change, and every call checked
+        // against the access rules by its peer's certificate.
+        let (tls, _reloading) = match &self.security {
+            Security::DevInsecure => (None, None),
+            Security::Tls(tls) => (
+                Some(ServerTls {
+                    tls: tls.clone(),
+                    client_auth: self.client_auth,
+                }),
+                Some(AbortOnDrop(tls.watch())),
+            ),
+        };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = Server::builder()
             .trace_fn(move |req| {
@@ -257,12 +240,18 @@ impl App {
                 crate::telemetry::continue_trace(&span, req.headers());
                 span
             })
-            // Outermost first: metrics see injected faults too.
+            // Outermost first. Past MAX_IN_FLIGHT calls at once, the next is refused with
+            // RESOURCE_EXHAUSTED at once (tonic's answer to tower's Overloaded) instead
+            // of waiting in a queue that grows without end. Metrics see injected faults.
+            .layer(LoadShedLayer::new())
+            .layer(GlobalConcurrencyLimitLayer::new(self.max_in_flight))
             .layer(RpcMetricsLayer::new(name))
             .layer(MapResponseLayer::new(wire_errors::correct))
+            .layer(AccessLayer)
+            .layer(self.bearer)
             .layer(FaultLayer::new(name, self.fault_injection))
             .add_routes(routes)
-            .serve_with_incoming_shutdown(incoming(self.listener, self.connections), async {
+            .serve_with_incoming_shutdown(incoming(self.listener, self.connections, tls), async {
                 let _ = stop_rx.await;
             });
         let mut server = tokio::spawn(server);
@@ -353,6 +342,15 @@ impl AppBuilder {
         self
     }
 
+    /// Serves the front door: over TLS, clients need no certificate, since customers
+    /// prove who they are with the bearer token `bearer` checks (a certificate they do
+    /// present must still be the CA's).
+    pub fn front_door(mut self, bearer: BearerLayer) -> Self {
+        self.client_auth = ClientAuth::Optional;
+        self.bearer = bearer;
+        self
+    }
+
     /// Binds the listen address (port 0 picks a free port).
     pub async fn bind(self) -> Result<App, ServeError> {
         let addr = self.config.listen;
@@ -375,6 +373,10 @@ impl AppBuilder {
             shutdown_grace: self.config.shutdown_grace,
             reflection: self.config.reflection,
             connections: Arc::default(),
+            security: self.config.security,
+            client_auth: self.client_auth,
+            bearer: self.bearer,
+            max_in_flight: self.config.max_in_flight,
         })
     }
 }
@@ -423,7 +425,18 @@ where
 {
     if let Some(Command::Healthcheck { addr }) = command {
         let addr = addr.unwrap_or_else(|| listen.to_string());
-        return crate::healthcheck::run(&addr).await;
+        let security = match args.security.security() {
+            Ok(security) => security,
+            Err(error) => {
+                eprintln!("{name} healthcheck: {error}");
+                return ExitCode::from(2);
+            }
+        };
+        let Some(server) = Principal::of_binary(name) else {
+            eprintln!("{name} healthcheck: no certificate name is known for this binary");
+            return ExitCode::from(2);
+        };
+        return crate::healthcheck::run(&addr, &security, server).await;
     }
     let config = match args.server_config(listen) {
         Ok(config) => config,
@@ -433,6 +446,7 @@ where
         }
     };
     let telemetry = crate::telemetry::init(name, args.log_format);
+    config.security.announce(name);
     if let Some(addr) = args.metrics_listen {
         if let Err(error) = crate::metrics::install(addr) {
             tracing::error!(%error, %addr, "cannot serve metrics");

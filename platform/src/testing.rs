@@ -137,6 +137,8 @@ where
         shutdown_grace: Duration::from_secs(5),
         reflection: true,
         nats_url: options.nats_url,
+        security: crate::security::Security::DevInsecure,
+        max_in_flight: 1024,
     };
     let app = build(config).await.expect("build app");
     let addr = app.local_addr();

@@ -4,7 +4,7 @@
 //! ports), seeds the demo catalog, starts the console (the saga viewer) on
 //! http://127.0.0.1:8080, prints how to call it, and runs until Ctrl-C.
 
-use std::process::ExitCode;
+use std::{path::PathBuf, process::ExitCode};
 
 use clap::Parser;
 use e2e::{Stack, StackOptions, Svc, clients::Clients, console::Console, demo};
@@ -23,6 +23,13 @@ struct Args {
     /// 127.0.0.1:4222.
     #[arg(long)]
     any_ports: bool,
+    /// Plaintext, no certificates, no tokens (every binary logs a warning).
+    #[arg(long, env = "DEV_INSECURE")]
+    dev_insecure: bool,
+    /// Where the development CA, certificates, token secret and `env` file live (made
+    /// there on the first run, kept after).
+    #[arg(long, default_value = ".shop")]
+    pki_dir: PathBuf,
 }
 
 #[tokio::main]
@@ -31,6 +38,8 @@ async fn main() -> ExitCode {
     let options = StackOptions {
         fault_injection: args.fault_injection,
         default_ports: !args.any_ports,
+        dev_insecure: args.dev_insecure,
+        pki_dir: Some(args.pki_dir.clone()),
         ..StackOptions::default()
     };
     println!("starting the stack...");
@@ -79,8 +88,39 @@ async fn main() -> ExitCode {
         );
     }
     let orch = stack.addr(Svc::Orchestrator);
+    let place = format!(
+        "-d '{{\"idempotencyKey\":\"demo-1\",\"items\":[{{\"sku\":\"MUG-1\",\"quantity\":2}}],\"paymentToken\":\"tok_visa\",\"shippingAddress\":{{\"name\":\"Alice\",\"line1\":\"1 Main St\",\"city\":\"Lyon\",\"postalCode\":\"69001\",\"country\":\"FR\"}}}}' {orch} shop.checkout.v1.CheckoutService/PlaceOrder"
+    );
+    match stack.pki() {
+        Some(pki) => {
+            let env = args.pki_dir.join("env");
+            let written = pki
+                .write_env_file(&env, &args.pki_dir)
+                .and_then(|()| pki.write_token("loadgen", true).map(drop));
+            if let Err(error) = written {
+                eprintln!("shop-local: writing {}: {error:#}", env.display());
+                return ExitCode::FAILURE;
+            }
+            println!(
+                "\nEvery hop is mutual TLS; the front door wants a bearer token. {} sets the \
+                 grpcurl flags (SHOP_TLS) and ready-made tokens (ALICE, OPERATOR; \
+                 `orchestrator token --subject NAME` with AUTH_JWT_SECRET_FILE={} makes more).\n\
+                 Try it (see docs/WALKTHROUGH.md):\n  source {}\n  grpcurl $SHOP_TLS {orch} list\n  \
+                 grpcurl $SHOP_TLS -H \"$ALICE\" {place}",
+                env.display(),
+                pki.secret().display(),
+                env.display(),
+            );
+        }
+        None => println!(
+            "\nDEV_INSECURE: plaintext, no tokens. Try it:\n  grpcurl -plaintext {orch} list\n  \
+             grpcurl -plaintext {}",
+            place.replace("\"items\"", "\"customerId\":\"alice\",\"items\"")
+        ),
+    }
     println!(
-        "\nTry it (see docs/WALKTHROUGH.md):\n  grpcurl -plaintext {orch} list\n  grpcurl -plaintext -d '{{\"idempotencyKey\":\"demo-1\",\"customerId\":\"alice\",\"items\":[{{\"sku\":\"MUG-1\",\"quantity\":2}}],\"paymentToken\":\"tok_visa\",\"shippingAddress\":{{\"name\":\"Alice\",\"line1\":\"1 Main St\",\"city\":\"Lyon\",\"postalCode\":\"69001\",\"country\":\"FR\"}}}}' {orch} shop.checkout.v1.CheckoutService/PlaceOrder\n\nCtrl-C stops everything, drops the databases and, if it started the NATS server, stops it and removes its store."
+        "\nCtrl-C stops everything, drops the databases and, if it started the NATS server, \
+         stops it and removes its store."
     );
     let _ = tokio::signal::ctrl_c().await;
     println!("\nstopping...");

@@ -5,6 +5,7 @@ use std::{process::ExitCode, time::Duration};
 
 use clap::Parser;
 use e2e::demo;
+use platform::security::{Principal, SecurityArgs, connect};
 use shop_proto::inventory::v1::inventory_service_client::InventoryServiceClient;
 use tonic::transport::Endpoint;
 
@@ -21,13 +22,23 @@ struct Args {
     /// How long to keep trying while inventory-svc starts.
     #[arg(long, default_value_t = 60)]
     wait_seconds: u64,
+    /// TLS files (a certificate of the operator) or --dev-insecure.
+    #[command(flatten)]
+    security: SecurityArgs,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    let security = match args.security.security() {
+        Ok(security) => security,
+        Err(error) => {
+            eprintln!("shop-seed: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let channel = match Endpoint::from_shared(args.inventory_svc_url.clone()) {
-        Ok(endpoint) => endpoint.connect_lazy(),
+        Ok(endpoint) => connect::channel(endpoint, &security, Principal::InventorySvc),
         Err(error) => {
             eprintln!("shop-seed: bad --inventory-svc-url: {error}");
             return ExitCode::from(2);

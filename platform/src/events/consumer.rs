@@ -65,7 +65,8 @@ impl From<ApiError> for HandlerError {
             ApiError::InvalidArgument(_)
             | ApiError::NotFound { .. }
             | ApiError::FailedPrecondition { .. }
-            | ApiError::KeyReused { .. } => Self::Poison(error.to_string()),
+            | ApiError::KeyReused { .. }
+            | ApiError::PermissionDenied(_) => Self::Poison(error.to_string()),
             ApiError::DependencyUnavailable(_)
             | ApiError::Unavailable(_)
             | ApiError::Internal(_) => Self::Transient(error.into()),

@@ -1,0 +1,60 @@
+//! Writes a development PKI for the shop (`scripts/certs`, and the compose `certs` job):
+//! a CA, a certificate and key for every principal, the front door's token secret, the
+//! console's token and the `env` file the walkthrough sources. Keeps an existing PKI in
+//! the folder unless told to replace it; tokens and `env` are written afresh each time.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::Parser;
+use e2e::pki::Pki;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "shop-certs",
+    about = "Write a development CA, certificates and token secret"
+)]
+struct Args {
+    /// Where to write (created if missing).
+    #[arg(long, default_value = ".shop")]
+    dir: PathBuf,
+    /// Where the user's shell will find these files, as `env` names them (the folder a
+    /// container's volume is copied to); defaults to --dir.
+    #[arg(long)]
+    shown_as: Option<PathBuf>,
+    /// Replace the CA and every certificate even if the folder holds a PKI already.
+    #[arg(long)]
+    force: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let written = (|| {
+        let pki = if args.force {
+            Pki::generate(&args.dir)?
+        } else {
+            Pki::open_or_generate(&args.dir)?
+        };
+        let console = pki.write_token("console", true)?;
+        pki.write_token("loadgen", true)?;
+        let shown = args.shown_as.clone().unwrap_or_else(|| args.dir.clone());
+        pki.write_env_file(&args.dir.join("env"), &shown)?;
+        anyhow::Ok((pki, console))
+    })();
+    match written {
+        Ok((pki, console)) => {
+            println!(
+                "shop-certs: CA {}, a certificate and key per principal, token secret {}, \
+                 console and loadgen tokens in {}, grpcurl settings in {}",
+                pki.ca().display(),
+                pki.secret().display(),
+                console.parent().unwrap_or(&args.dir).display(),
+                args.dir.join("env").display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("shop-certs: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! Who may talk to whom, and how that is proven (docs/SECURITY.md).
+//!
+//! - [`settings`]: `TLS_CERT_FILE`/`TLS_KEY_FILE`/`TLS_CA_FILE`, or `--dev-insecure`; a
+//!   binary with neither refuses to start.
+//! - [`tls`]: the rustls configs built from those files, rebuilt when a file changes.
+//! - [`incoming`]: accepted connections: TCP_NODELAY, the TLS handshake off the accept
+//!   loop, the peer's identity attached to every request.
+//! - [`connect`]: client channels that present this binary's certificate and check the
+//!   server's certificate against the name of the service they meant to reach.
+//! - [`principal`]: the names certificates are issued to, and how a peer's is read.
+//! - [`access`]: which principal may call which RPC.
+//! - [`token`]: the front door's bearer tokens (signed JWT): claims, signing, checking.
+
+pub mod access;
+pub mod connect;
+pub mod incoming;
+pub mod principal;
+pub mod settings;
+pub mod tls;
+pub mod token;
+
+pub use principal::{Peer, Principal};
+pub use settings::{Security, SecurityArgs, SecurityError, TlsFiles};
+pub use tls::Tls;
