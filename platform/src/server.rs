@@ -35,7 +35,7 @@ use crate::{
     fault::FaultLayer,
     metrics::RpcMetricsLayer,
     security::{
-        Principal, Security,
+        Principal, Security, SecurityError,
         access::AccessLayer,
         incoming::{ServerTls, incoming},
         tls::ClientAuth,
@@ -427,6 +427,9 @@ where
         let addr = addr.unwrap_or_else(|| listen.to_string());
         let security = match args.security.security() {
             Ok(security) => security,
+            // A probe carries no secret and changes nothing: without TLS files it asks
+            // in plaintext (a server that wants TLS then refuses, and the probe fails).
+            Err(SecurityError::Unconfigured) => Security::DevInsecure,
             Err(error) => {
                 eprintln!("{name} healthcheck: {error}");
                 return ExitCode::from(2);
