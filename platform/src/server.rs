@@ -48,6 +48,12 @@ use crate::{
 /// 100-line order needs).
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
+/// Calls one HTTP/2 connection may have open at once (its SETTINGS_MAX_CONCURRENT_STREAMS;
+/// tonic's default is no limit). A well-behaved client queues beyond it; one that does not
+/// gets its extra streams refused. The orchestrator's calls to a service share one
+/// connection, as many as DOWNSTREAM_CONCURRENCY (256) at once.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+
 /// What a generated tonic server (`FooServiceServer<Api>`) is, so that it can be routed,
 /// advertised by name and cloned per connection. Spelled once here instead of at every
 /// function that takes one.
@@ -221,6 +227,7 @@ impl App {
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = Server::builder()
+            .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
             .trace_fn(move |req| {
                 let path = req.uri().path();
                 // Health checks and reflection every few seconds would drown the RPCs.
