@@ -45,6 +45,16 @@ struct Owned {
     dir: PathBuf,
     log: PathBuf,
     child: Option<Child>,
+    tls: Option<BrokerTls>,
+}
+
+/// The broker's certificate and key, and the CA its clients' certificates must be signed
+/// by: with these it serves TLS only and wants a client certificate (`--tlsverify`).
+#[derive(Debug, Clone)]
+pub struct BrokerTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
 }
 
 /// The `nats-server` to run: `NATS_SERVER_BIN`, else `nats-server` on `PATH`, else
@@ -84,7 +94,12 @@ impl Nats {
     /// so no other process can take it between the choice and the bind), its store in a
     /// fresh temporary folder; its output is appended to `log`.
     pub async fn start(log: &Path) -> anyhow::Result<Self> {
-        Self::start_on(None, log).await
+        Self::start_on(None, log, None).await
+    }
+
+    /// [`Nats::start`], serving mutual TLS only.
+    pub async fn start_tls(log: &Path, tls: BrokerTls) -> anyhow::Result<Self> {
+        Self::start_on(None, log, Some(tls)).await
     }
 
     /// For the local runner: the broker already answering on 127.0.0.1:4222, if it is a
@@ -96,7 +111,7 @@ impl Nats {
     async fn find_or_start(port: u16, log: &Path) -> anyhow::Result<Self> {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
-            Err(_) => Self::start_on(Some(port), log).await,
+            Err(_) => Self::start_on(Some(port), log, None).await,
             Ok(stream) => {
                 let info = read_info(stream).with_context(|| {
                     format!(
@@ -121,8 +136,13 @@ impl Nats {
         }
     }
 
-    /// Starts `nats-server -js` on `port` (`None`: one it picks) in a fresh folder.
-    async fn start_on(port: Option<u16>, log: &Path) -> anyhow::Result<Self> {
+    /// Starts `nats-server -js` on `port` (`None`: one it picks) in a fresh folder, over
+    /// mutual TLS when given its files.
+    async fn start_on(
+        port: Option<u16>,
+        log: &Path,
+        tls: Option<BrokerTls>,
+    ) -> anyhow::Result<Self> {
         let binary = binary()?;
         let dir = std::env::temp_dir().join(format!(
             "shop-nats-{}",
@@ -138,6 +158,7 @@ impl Nats {
                 dir,
                 log: log.to_owned(),
                 child: None,
+                tls,
             }),
         };
         // On failure `nats` is dropped here, which kills the process and removes the folder.
@@ -175,10 +196,15 @@ impl Nats {
     pub fn describe(&self) -> String {
         match &self.owned {
             Some(owned) => format!(
-                "{}: nats-server {} with JetStream, started for this run from {} (store {}, \
+                "{}: nats-server {} with JetStream{}, started for this run from {} (store {}, \
                  removed when it stops)",
                 self.url(),
                 self.version,
+                if owned.tls.is_some() {
+                    " and mutual TLS"
+                } else {
+                    ""
+                },
                 owned.binary.display(),
                 owned.dir.join("store").display()
             ),
@@ -233,11 +259,23 @@ impl Nats {
             .with_context(|| format!("opening {}", owned.log.display()))?;
         // -1: a port the server picks; it says which in its ports file.
         let port_arg = port.map_or_else(|| "-1".to_owned(), |p| p.to_string());
-        let child = Command::new(&owned.binary)
+        let mut command = Command::new(&owned.binary);
+        command
             .args(["-js", "-a", "127.0.0.1", "-p", &port_arg, "-sd"])
             .arg(owned.dir.join("store"))
             .arg("--ports_file_dir")
-            .arg(&owned.dir)
+            .arg(&owned.dir);
+        if let Some(tls) = &owned.tls {
+            // Clients still read the INFO line in plaintext first, then upgrade.
+            command
+                .args(["--tls", "--tlsverify", "--tlscert"])
+                .arg(&tls.cert)
+                .arg("--tlskey")
+                .arg(&tls.key)
+                .arg("--tlscacert")
+                .arg(&tls.ca);
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -5,7 +5,7 @@
 //! `scripts/run` and compose.
 //!
 //! Files in the directory: `ca.pem`, `<principal>.pem` and `<principal>.key` for each of
-//! [`Principal::ALL`], `jwt-secret`. Keys and the secret are written readable by the
+//! [`Principal::ALL`], `nats.pem` and `nats.key` (the broker's), `jwt-secret`. Keys and the secret are written readable by the
 //! owner only.
 
 use std::{
@@ -15,6 +15,8 @@ use std::{
 };
 
 use anyhow::Context;
+
+use crate::nats::BrokerTls;
 use platform::security::{
     Principal, Security, SecurityArgs,
     token::{DEFAULT_ISSUER, Signer},
@@ -101,6 +103,10 @@ impl Pki {
         for principal in Principal::ALL {
             pki.reissue(principal)?;
         }
+        // The broker's: a server certificate only, for the names clients reach it by.
+        let (cert, key) = authority.issue(&["nats", "localhost", "127.0.0.1"])?;
+        write(&pki.dir.join("nats.key"), key.as_bytes(), true)?;
+        write(&pki.dir.join("nats.pem"), cert.as_bytes(), false)?;
         let secret = format!(
             "{}{}\n",
             uuid::Uuid::new_v4().simple(),
@@ -116,7 +122,7 @@ impl Pki {
             dir: dir.to_path_buf(),
             authority: None,
         };
-        if pki.ca().exists() && pki.secret().exists() {
+        if pki.ca().exists() && pki.secret().exists() && pki.broker().cert.exists() {
             Ok(pki)
         } else {
             Self::generate(dir)
@@ -165,6 +171,15 @@ impl Pki {
 
     pub fn key(&self, principal: Principal) -> PathBuf {
         self.dir.join(format!("{}.key", principal.name()))
+    }
+
+    /// The NATS server's certificate and key, and the CA it checks clients against.
+    pub fn broker(&self) -> BrokerTls {
+        BrokerTls {
+            cert: self.dir.join("nats.pem"),
+            key: self.dir.join("nats.key"),
+            ca: self.ca(),
+        }
     }
 
     /// The HS256 secret front-door tokens are signed with.

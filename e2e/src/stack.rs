@@ -90,8 +90,8 @@ pub struct StackOptions {
     /// Start every service with `FAULT_INJECTION=true`.
     pub fault_injection: bool,
     /// Use the docs/CONTRACT.md default ports instead of free ones (the local runner);
-    /// for NATS, the broker already on 127.0.0.1:4222 if one answers, else one started
-    /// there (see [`crate::nats`]).
+    /// for NATS with `dev_insecure`, the broker already on 127.0.0.1:4222 if one answers,
+    /// else one started there (see [`crate::nats`]); over TLS always one of its own.
     pub default_ports: bool,
     /// Extra environment for the orchestrator (resilience knobs).
     pub orchestrator_env: Vec<(String, String)>,
@@ -184,11 +184,23 @@ impl Stack {
         let run = uuid::Uuid::new_v4().simple().to_string();
         let log_dir = std::env::temp_dir().join(format!("shop-stack-{}", &run[..12]));
         std::fs::create_dir_all(&log_dir)?;
-        let nats_log = log_dir.join("nats-server.log");
-        let nats = if options.default_ports {
-            Nats::find_or_start_default(&nats_log).await
+        let (pki, client) = if options.dev_insecure {
+            (None, Security::DevInsecure)
         } else {
-            Nats::start(&nats_log).await
+            let pki = match &options.pki_dir {
+                Some(dir) => Pki::open_or_generate(dir)?,
+                None => Pki::generate(&log_dir.join("pki"))?,
+            };
+            let client = pki.security(Principal::Operator)?;
+            (Some(pki), client)
+        };
+        let nats_log = log_dir.join("nats-server.log");
+        // Over TLS the broker is one of the stack's own, serving mutual TLS: one found
+        // on 4222 would be plaintext.
+        let nats = match (&pki, options.default_ports) {
+            (Some(pki), _) => Nats::start_tls(&nats_log, pki.broker()).await,
+            (None, true) => Nats::find_or_start_default(&nats_log).await,
+            (None, false) => Nats::start(&nats_log).await,
         };
         let nats = match nats {
             Ok(nats) => nats,
@@ -199,16 +211,6 @@ impl Stack {
                 }
                 return Err(error.context("the stack's NATS server"));
             }
-        };
-        let (pki, client) = if options.dev_insecure {
-            (None, Security::DevInsecure)
-        } else {
-            let pki = match &options.pki_dir {
-                Some(dir) => Pki::open_or_generate(dir)?,
-                None => Pki::generate(&log_dir.join("pki"))?,
-            };
-            let client = pki.security(Principal::Operator)?;
-            (Some(pki), client)
         };
         let mut stack = Self {
             postgres,

@@ -10,7 +10,7 @@ use e2e::{
     Stack, StackOptions, Svc,
     clients::Clients,
     scenario::{
-        all_terminal, assert_invariants, place_in, place_until_accepted, request,
+        all_terminal, assert_invariants, place_briefly, place_in, place_until_accepted, request,
         stack_with_options,
     },
 };
@@ -203,13 +203,8 @@ async fn start_many(clients: &Clients, prefix: &str, count: usize) {
             let clients = clients.clone();
             let key = format!("{prefix}-{i}");
             tokio::spawn(async move {
-                let mut checkout = clients.checkout.clone();
                 let message = choreographed(&key, "tok_visa", "FR", &[("MUG", 1)]);
-                // A short deadline: the checkout goes on after PlaceOrder answers.
-                checkout
-                    .place_order(request(message, None, Duration::from_millis(300)))
-                    .await
-                    .unwrap();
+                place_briefly(&clients, message).await;
             })
         })
         .collect();
@@ -271,7 +266,13 @@ async fn services_killed_amid_their_handlers_finish_the_work_after_restart() {
 #[tokio::test]
 async fn a_poison_message_is_parked_and_listed() {
     let (stack, _clients) = stack_with(&[("MUG", 700, 10)]).await;
-    let client = async_nats::connect(stack.nats_url()).await.unwrap();
+    let client = platform::events::broker::client(
+        &stack.nats_url(),
+        "test",
+        stack.security().tls().as_deref(),
+    )
+    .await
+    .unwrap();
     let js = async_nats::jetstream::new(client);
     js.publish("shop.events.order.OrderPlaced", "not an envelope".into())
         .await
@@ -306,14 +307,7 @@ async fn a_checkout_that_stops_moving_is_flagged_stalled_until_it_moves_again() 
     let (mut stack, mut clients) = stack_with_options(options, &[("MUG", 700, 10)]).await;
     stack.kill(Svc::Payment);
     let message = choreographed("stuck", "tok_visa", "FR", &[("MUG", 1)]);
-    let placed = clients
-        .checkout
-        .place_order(request(message, None, Duration::from_millis(500)))
-        .await
-        .unwrap()
-        .into_inner()
-        .checkout
-        .unwrap();
+    let placed = place_briefly(&clients, message).await;
     assert_eq!(placed.status(), pb::CheckoutStatus::Running);
     assert!(!placed.stalled, "just started");
     tokio::time::sleep(Duration::from_millis(1500)).await;

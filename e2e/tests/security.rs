@@ -123,6 +123,28 @@ async fn internal_services_refuse_callers_without_the_cas_certificate() {
 }
 
 #[tokio::test]
+async fn the_broker_takes_only_clients_with_the_cas_certificate() {
+    let (stack, _clients) = stack_with(&[]).await;
+    let url = stack.nats_url();
+    let broker = |tls| platform::events::broker::client(&url, "security-test", tls);
+    let plaintext = broker(None).await;
+    assert!(plaintext.is_err(), "a plaintext client got in");
+    let operator = stack.security().tls();
+    assert!(broker(operator.as_deref()).await.is_ok());
+
+    let dir = stack.log_dir.join("foreign-broker");
+    std::fs::create_dir_all(&dir).unwrap();
+    let rogue = Authority::new("not the shop's CA").unwrap();
+    let (cert, key) = rogue.issue(&["order-svc"]).unwrap();
+    let ca = std::fs::read_to_string(pki(&stack).ca()).unwrap();
+    let foreign = security_of(&dir, "rogue", &ca, &cert, &key).tls();
+    assert!(
+        broker(foreign.as_deref()).await.is_err(),
+        "a foreign certificate got in"
+    );
+}
+
+#[tokio::test]
 async fn each_peer_may_call_only_what_it_needs() {
     let (stack, _clients) = stack_with(&[]).await;
     let pki = pki(&stack);

@@ -95,10 +95,12 @@ pub async fn build_with_engine(
     let (engine_for_recovery, stopping) = (engine.clone(), engine.clone());
     // Choreographed checkouts: CheckoutRequested leaves through the outbox, the tracker
     // follows the services' events, and its changes wake this replica's waiters.
+    let tls = config.security.tls();
     let events = config.nats_url.clone().map(|nats_url| {
         let config = EventsConfig {
             nats_url,
             producer: "checkout",
+            tls: tls.clone(),
         };
         let (pool, engine) = (pool.clone(), engine.clone());
         async move {

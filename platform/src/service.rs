@@ -119,6 +119,7 @@ impl<S: GrpcService> ServiceSpec<S> {
                     nats_url,
                     // `order-svc` publishes under `shop.events.order.*`.
                     producer: self.name.trim_end_matches("-svc"),
+                    tls: config.security.tls(),
                 };
                 start(pool.clone(), events)
             });

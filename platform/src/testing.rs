@@ -324,7 +324,7 @@ impl Drop for TestNats {
 impl TestNats {
     /// A JetStream context on this broker, with the shop's stream in place.
     pub async fn jetstream(&self) -> async_nats::jetstream::Context {
-        crate::events::broker::connect(&self.url, "test").await
+        crate::events::broker::connect(&self.url, "test", None).await
     }
 }
 

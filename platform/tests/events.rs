@@ -70,6 +70,7 @@ async fn setup() -> Setup {
     let config = EventsConfig {
         nats_url: nats.url.clone(),
         producer: "order",
+        tls: None,
     };
     let events = tokio::spawn(events::run(pool.clone(), config, spec, Recorder::default()));
     Setup {

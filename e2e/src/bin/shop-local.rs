@@ -1,6 +1,7 @@
 //! The local runner: starts the whole stack without Docker (Postgres found or started,
-//! one fresh database per service, the NATS server on 127.0.0.1:4222 used if one runs
-//! there with JetStream, else started, the five real binaries on the docs/CONTRACT.md
+//! one fresh database per service, a NATS server of its own over mutual TLS (with
+//! `--dev-insecure`: the one on 127.0.0.1:4222 used if it runs with JetStream, else
+//! started there), the five real binaries on the docs/CONTRACT.md
 //! ports), seeds the demo catalog, starts the console (the saga viewer) on
 //! http://127.0.0.1:8080, prints how to call it, and runs until Ctrl-C.
 

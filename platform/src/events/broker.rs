@@ -3,17 +3,21 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, stream};
+use async_nats::{
+    Client,
+    jetstream::{self, stream},
+};
 
 use super::{DUPLICATE_WINDOW, STREAM, SUBJECTS};
+use crate::security::Tls;
 
 /// Connects to `url` and makes sure the stream exists as configured here, retrying until
 /// the broker answers (a service starts, and serves its API, while the broker is down;
 /// its events wait in the outbox).
-pub async fn connect(url: &str, name: &str) -> jetstream::Context {
+pub async fn connect(url: &str, name: &str, tls: Option<&Tls>) -> jetstream::Context {
     let mut wait = Duration::from_millis(200);
     loop {
-        match try_connect(url, name).await {
+        match try_connect(url, name, tls).await {
             Ok(js) => return js,
             Err(error) => {
                 tracing::warn!(%error, url, "broker unavailable; events wait in the outbox");
@@ -24,13 +28,27 @@ pub async fn connect(url: &str, name: &str) -> jetstream::Context {
     }
 }
 
-async fn try_connect(url: &str, name: &str) -> anyhow::Result<jetstream::Context> {
-    let client = async_nats::ConnectOptions::new()
+/// A client of the broker at `url`, over mutual TLS with `tls` (the binary's certificate,
+/// and the shop's CA for the broker's), plaintext without.
+pub async fn client(url: &str, name: &str, tls: Option<&Tls>) -> anyhow::Result<Client> {
+    let mut options = async_nats::ConnectOptions::new()
         .name(name)
-        .connection_timeout(Duration::from_secs(2))
-        .connect(url)
-        .await?;
-    let js = jetstream::new(client);
+        .connection_timeout(Duration::from_secs(2));
+    if let Some(tls) = tls {
+        let mut config = (*tls.client_config()).clone();
+        // Ours asks for HTTP/2 (gRPC); NATS speaks its own protocol inside TLS.
+        config.alpn_protocols.clear();
+        options = options.require_tls(true).tls_client_config(config);
+    }
+    Ok(options.connect(url).await?)
+}
+
+async fn try_connect(
+    url: &str,
+    name: &str,
+    tls: Option<&Tls>,
+) -> anyhow::Result<jetstream::Context> {
+    let js = jetstream::new(client(url, name, tls).await?);
     ensure_stream(&js).await?;
     Ok(js)
 }

@@ -47,12 +47,15 @@ pub struct EventsConfig {
     pub nats_url: String,
     /// The producer name in subjects and envelopes (`order`, `payment`, ...).
     pub producer: &'static str,
+    /// The binary's TLS identity, when it runs TLS: the broker connection then requires
+    /// TLS, checks the broker's certificate and presents the binary's own.
+    pub tls: Option<std::sync::Arc<crate::security::Tls>>,
 }
 
 /// Runs a service's part in the choreography until dropped: connects to the broker
 /// (waiting for it if need be), then relays the outbox and consumes.
 pub async fn run<H: Handler>(pool: PgPool, config: EventsConfig, spec: ConsumerSpec, handler: H) {
-    let js = broker::connect(&config.nats_url, config.producer).await;
+    let js = broker::connect(&config.nats_url, config.producer, config.tls.as_deref()).await;
     tracing::info!(url = %config.nats_url, consumer = spec.durable, "events: connected to the broker");
     tokio::join!(
         outbox::relay(pool.clone(), js.clone(), config.producer),

@@ -97,6 +97,14 @@ impl SecurityArgs {
 }
 
 impl Security {
+    /// The TLS identity, unless in development mode.
+    pub fn tls(&self) -> Option<Arc<Tls>> {
+        match self {
+            Security::DevInsecure => None,
+            Security::Tls(tls) => Some(tls.clone()),
+        }
+    }
+
     /// Says loudly, once at start, that this binary runs without transport security.
     pub fn announce(&self, binary: &str) {
         match self {
