@@ -9,7 +9,7 @@ use platform::{
     error::{Reply, reply},
     idempotency::fingerprint,
     page,
-    security::token::Caller,
+    security::caller::Caller,
 };
 use prost::Message;
 use shop_proto::{

@@ -50,10 +50,7 @@ use std::{sync::Arc, time::Duration};
 use platform::{
     config::ServerConfig,
     events::{EventsConfig, admin::DeadLetters},
-    security::{
-        Security,
-        token::{BearerLayer, Verifier},
-    },
+    security::{Security, caller::BearerLayer, token::Verifier},
     server::App,
 };
 use shop_proto::checkout::v1::checkout_service_server::CheckoutServiceServer;

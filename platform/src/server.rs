@@ -37,9 +37,9 @@ use crate::{
     security::{
         Principal, Security, SecurityError,
         access::AccessLayer,
+        caller::BearerLayer,
         incoming::{ServerTls, incoming},
         tls::ClientAuth,
-        token::BearerLayer,
     },
     wire_errors,
 };

@@ -10,8 +10,10 @@
 //! - [`principal`]: the names certificates are issued to, and how a peer's is read.
 //! - [`access`]: which principal may call which RPC.
 //! - [`token`]: the front door's bearer tokens (signed JWT): claims, signing, checking.
+//! - [`caller`]: who a token proves a front-door caller to be, and what they may see.
 
 pub mod access;
+pub mod caller;
 pub mod connect;
 pub mod incoming;
 pub mod principal;
