@@ -65,6 +65,8 @@ pub struct Accepted {
     peer: Peer,
 }
 
+/// What the bytes of an accepted connection travel over: TCP itself (`--dev-insecure`) or
+/// TLS on it. Boxed: a TLS session is far larger than a socket.
 #[derive(Debug)]
 enum Link {
     Plain(TcpStream),
