@@ -90,6 +90,33 @@ impl Postgres {
         answers(&self.admin_url).await
     }
 
+    /// `pg_ctl stop -m fast`, `down` of nothing, then started again: an outage, not a
+    /// blip. Returns once the server accepts connections again. Only for a cluster we
+    /// started.
+    pub async fn stop_for(&self, down: std::time::Duration) -> anyhow::Result<()> {
+        let Some(cluster) = &self.cluster else {
+            bail!("this Postgres was found running, not started by us: not ours to stop");
+        };
+        let pg_ctl = |action: &str| {
+            let mut command = cluster.command("pg_ctl");
+            command
+                .arg("-D")
+                .arg(cluster.dir.join("data"))
+                .arg("-l")
+                .arg(cluster.dir.join("server.log"))
+                .args(["-w", "-m", "fast", action]);
+            command
+        };
+        let mut stop = pg_ctl("stop");
+        tokio::task::spawn_blocking(move || run(&mut stop)).await??;
+        tokio::time::sleep(down).await;
+        // `restart` of a stopped server starts it with the options it last ran with
+        // (postmaster.opts: port, socket folder, settings), which `start` would not.
+        let mut start = pg_ctl("restart");
+        tokio::task::spawn_blocking(move || run(&mut start)).await??;
+        answers(&self.admin_url).await
+    }
+
     /// Creates database `name` and returns its URL.
     pub async fn create_database(&self, name: &str) -> anyhow::Result<String> {
         let mut conn = PgConnection::connect(&self.admin_url).await?;

@@ -350,6 +350,13 @@ impl Stack {
         self.postgres.restart().await
     }
 
+    /// Stops the stack's Postgres for `down`, then starts it again: every service loses
+    /// its database for that long and must recover by itself. Fails unless the stack was
+    /// started with `own_postgres`.
+    pub async fn stop_postgres_for(&self, down: Duration) -> anyhow::Result<()> {
+        self.postgres.stop_for(down).await
+    }
+
     /// The database URL a service uses.
     pub fn database_url(&self, svc: Svc) -> &str {
         &self.process(svc).database_url
