@@ -7,7 +7,6 @@ use console::{
     shop::Shop,
     views::checkout::TraceLinks,
 };
-use platform::security::Security;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -30,7 +29,7 @@ async fn main() -> ExitCode {
         }
     };
     security.announce("console");
-    let token = match cli.token.attach(matches!(security, Security::Tls(_))) {
+    let token = match cli.token.attach(&security) {
         Ok(token) => token,
         Err(error) => {
             eprintln!("console: {error}");

@@ -231,12 +231,24 @@ impl Pki {
 }
 
 impl Pki {
+    /// Writes what tools outside the stack use: the console's and the load generator's
+    /// operator tokens, and `env` for the shell (see [`Pki::write_env_file`]), naming the
+    /// files under `shown_dir`. Returns the path of `env`.
+    pub fn write_client_files(&self, shown_dir: &Path) -> anyhow::Result<PathBuf> {
+        for tool in ["console", "loadgen"] {
+            self.write_token(tool, true)?;
+        }
+        let env = self.dir.join("env");
+        self.write_env_file(&env, shown_dir)?;
+        Ok(env)
+    }
+
     /// Writes a shell file that sets what the walkthrough's grpcurl commands use:
     /// `SHOP_TLS` (the CA, and the operator's certificate for the internal services),
     /// and `ALICE` and `OPERATOR`, each a whole `authorization: Bearer ...` header for
     /// `grpcurl -H`. The files are named under `shown_dir`: where the user's shell finds
     /// this PKI (the same folder, or a copy of it out of a container).
-    pub fn write_env_file(&self, path: &Path, shown_dir: &Path) -> anyhow::Result<()> {
+    fn write_env_file(&self, path: &Path, shown_dir: &Path) -> anyhow::Result<()> {
         let file = |name: &str| shown_dir.join(name).display().to_string();
         let text = format!(
             "# Written by scripts/run: `source` it, then `grpcurl $SHOP_TLS -H \"$ALICE\" ...`\n\

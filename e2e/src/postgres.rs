@@ -76,17 +76,7 @@ impl Postgres {
     /// port and data, and this returns once it accepts connections again. Only for a
     /// cluster we started: a server found running belongs to someone else.
     pub async fn restart(&self) -> anyhow::Result<()> {
-        let Some(cluster) = &self.cluster else {
-            bail!("this Postgres was found running, not started by us: not ours to restart");
-        };
-        let mut command = cluster.command("pg_ctl");
-        command
-            .arg("-D")
-            .arg(cluster.dir.join("data"))
-            .arg("-l")
-            .arg(cluster.dir.join("server.log"))
-            .args(["-w", "-m", "fast", "restart"]);
-        tokio::task::spawn_blocking(move || run(&mut command)).await??;
+        self.pg_ctl("restart").await?;
         answers(&self.admin_url).await
     }
 
@@ -94,27 +84,27 @@ impl Postgres {
     /// blip. Returns once the server accepts connections again. Only for a cluster we
     /// started.
     pub async fn stop_for(&self, down: std::time::Duration) -> anyhow::Result<()> {
-        let Some(cluster) = &self.cluster else {
-            bail!("this Postgres was found running, not started by us: not ours to stop");
-        };
-        let pg_ctl = |action: &str| {
-            let mut command = cluster.command("pg_ctl");
-            command
-                .arg("-D")
-                .arg(cluster.dir.join("data"))
-                .arg("-l")
-                .arg(cluster.dir.join("server.log"))
-                .args(["-w", "-m", "fast", action]);
-            command
-        };
-        let mut stop = pg_ctl("stop");
-        tokio::task::spawn_blocking(move || run(&mut stop)).await??;
+        self.pg_ctl("stop").await?;
         tokio::time::sleep(down).await;
         // `restart` of a stopped server starts it with the options it last ran with
         // (postmaster.opts: port, socket folder, settings), which `start` would not.
-        let mut start = pg_ctl("restart");
-        tokio::task::spawn_blocking(move || run(&mut start)).await??;
-        answers(&self.admin_url).await
+        self.restart().await
+    }
+
+    /// `pg_ctl -w -m fast ACTION` on the cluster we started; a server found running
+    /// belongs to someone else and is not ours to stop or restart.
+    async fn pg_ctl(&self, action: &str) -> anyhow::Result<()> {
+        let Some(cluster) = &self.cluster else {
+            bail!("this Postgres was found running, not started by us: not ours to {action}");
+        };
+        let mut command = cluster.command("pg_ctl");
+        command
+            .arg("-D")
+            .arg(cluster.dir.join("data"))
+            .arg("-l")
+            .arg(cluster.dir.join("server.log"))
+            .args(["-w", "-m", "fast", action]);
+        tokio::task::spawn_blocking(move || run(&mut command)).await?
     }
 
     /// Creates database `name` and returns its URL.

@@ -370,9 +370,7 @@ impl Stack {
     /// A lazily connected channel to a service, as whoever `security` makes this
     /// process (tests of who may call what).
     pub fn channel_as(&self, svc: Svc, security: &Security) -> Channel {
-        let endpoint = Endpoint::from_shared(self.url(svc))
-            .unwrap_or_else(|_| unreachable!("http(s)://127.0.0.1:PORT is a valid URI"));
-        connect::channel(endpoint, security, svc.principal())
+        lazy_channel(&self.url(svc), security, svc.principal())
     }
 
     fn log_file(&self, svc: Svc) -> PathBuf {
@@ -511,11 +509,7 @@ impl Stack {
 /// The command that runs `binary` on `addr` as the harness runs every process: no
 /// stdin, stdout and stderr appended to `log`, `RUST_LOG` from `STACK_LOG` (default
 /// `info`), no colours.
-pub(crate) fn logged_command(
-    binary: &Path,
-    addr: SocketAddr,
-    log: &Path,
-) -> anyhow::Result<Command> {
+pub fn logged_command(binary: &Path, addr: SocketAddr, log: &Path) -> anyhow::Result<Command> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -536,7 +530,7 @@ pub(crate) fn logged_command(
 
 /// Waits (up to 30 s) until the server on `channel` reports SERVING, failing early if
 /// its process exits.
-async fn wait_serving(
+pub async fn wait_serving(
     channel: Channel,
     mut child: Option<&mut Child>,
     name: &str,
@@ -578,9 +572,7 @@ impl Replica {
 
     /// A lazily connected channel to the replica, as the stack's clients connect.
     pub fn channel(&self) -> Channel {
-        let endpoint = Endpoint::from_shared(self.url())
-            .unwrap_or_else(|_| unreachable!("http(s)://127.0.0.1:PORT is a valid URI"));
-        connect::channel(endpoint, &self.security, Principal::Orchestrator)
+        lazy_channel(&self.url(), &self.security, Principal::Orchestrator)
     }
 
     /// kill -9, as [`Stack::kill`].
@@ -596,6 +588,14 @@ impl Drop for Replica {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A lazily connected channel to `url` (one of the stack's, always a valid URI), which
+/// must be `server`.
+fn lazy_channel(url: &str, security: &Security, server: Principal) -> Channel {
+    let endpoint = Endpoint::from_shared(url.to_owned())
+        .unwrap_or_else(|_| unreachable!("http(s)://127.0.0.1:PORT is a valid URI"));
+    connect::channel(endpoint, security, server)
 }
 
 fn signal(child: &Child, signal: Signal) -> anyhow::Result<()> {

@@ -4,13 +4,13 @@
 //! shows the database passwords never reach a log.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 
-use std::{
-    net::SocketAddr,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{net::SocketAddr, process::Child};
 
-use e2e::{net::free_port, postgres::Postgres, stack::bin_dir};
+use e2e::{
+    net::free_port,
+    postgres::Postgres,
+    stack::{bin_dir, logged_command, wait_serving},
+};
 use shop_proto::{
     checkout::v1::{self as checkout, checkout_service_client::CheckoutServiceClient},
     common::v1::Money,
@@ -21,9 +21,6 @@ use shop_proto::{
 };
 use sqlx::{Connection, PgConnection};
 use tonic::{Code, transport::Channel};
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
 
 /// (binary, role, password, database), as init.sql and compose.yaml name them.
 const ROLES: [(&str, &str, &str, &str); 5] = [
@@ -72,30 +69,6 @@ impl Drop for Running {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-async fn serving(addr: SocketAddr, child: &mut Child, log: &std::path::Path) -> Channel {
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect_lazy();
-    let mut health = HealthClient::new(channel.clone());
-    for _ in 0..300 {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        if let Ok(reply) = health.check(HealthCheckRequest::default()).await
-            && reply.into_inner().status() == ServingStatus::Serving
-        {
-            return channel;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "{addr} never served: {}",
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
 }
 
 #[tokio::test]
@@ -147,10 +120,9 @@ async fn each_service_role_works_in_its_own_database_and_no_other() {
     for (binary, role, password, database) in ROLES {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
         let log = dir.join(format!("{binary}.log"));
-        let file = std::fs::File::create(&log).unwrap();
-        let mut child = Command::new(bin_dir().unwrap().join(binary))
+        let mut child = logged_command(&bin_dir().unwrap().join(binary), addr, &log)
+            .unwrap()
             .env("DEV_INSECURE", "true")
-            .env("LISTEN_ADDR", addr.to_string())
             .env("DATABASE_URL", url(role, password, database))
             .env("DATABASE_MAX_CONNECTIONS", "2")
             // No broker: the services serve their APIs while it is away.
@@ -158,13 +130,17 @@ async fn each_service_role_works_in_its_own_database_and_no_other() {
                 "NATS_URL",
                 format!("nats://127.0.0.1:{}", free_port().unwrap()),
             )
+            // Debug logs: the most a binary ever writes, for the password check below.
             .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
             .spawn()
             .unwrap();
-        channels.push(serving(addr, &mut child, &log).await);
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_lazy();
+        wait_serving(channel.clone(), Some(&mut child), binary, &log)
+            .await
+            .unwrap();
+        channels.push(channel);
         running.push(Running(child));
     }
     let unknown = || uuid::Uuid::new_v4().to_string();

@@ -38,9 +38,8 @@ async fn the_documented_walkthrough_works_as_written() {
     );
     let stack = Stack::start(StackOptions::default()).await.unwrap();
     // What `scripts/run` writes to .shop/env, for this stack's PKI.
-    let env = stack.log_dir.join("env");
     let pki = stack.pki().unwrap();
-    pki.write_env_file(&env, pki.dir()).unwrap();
+    let env = pki.write_client_files(pki.dir()).unwrap();
     demo::seed(&mut Clients::of(&stack).inventory)
         .await
         .unwrap();

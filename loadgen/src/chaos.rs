@@ -22,8 +22,11 @@ use crate::{
     progress::{self, Live, Planned},
 };
 
+/// How long a run without a duration or a count lasts.
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(20);
+
 /// How hard to push, and for how long: `duration`, `count` or both (whichever ends
-/// first); neither is 20 s.
+/// first); neither is [`DEFAULT_DURATION`].
 #[derive(Debug, Clone)]
 pub struct ChaosConfig {
     pub duration: Option<Duration>,
@@ -65,6 +68,19 @@ impl Default for ChaosConfig {
     }
 }
 
+impl ChaosConfig {
+    /// The run's length settled once, so the load and the fault schedule measure the same
+    /// run: neither a duration nor a count is [`DEFAULT_DURATION`].
+    fn resolved(&self) -> Self {
+        Self {
+            duration: self
+                .duration
+                .or(self.count.is_none().then_some(DEFAULT_DURATION)),
+            ..self.clone()
+        }
+    }
+}
+
 /// Everything a chaos run found: the load's report, the faults done, how long the system
 /// took to settle after the last one, and the checker's verdict.
 #[derive(Debug, Clone, Serialize)]
@@ -78,11 +94,11 @@ pub struct ChaosReport {
     /// Seconds from the end of the last fault (else of the load) until every checkout had
     /// ended; none if some never did.
     pub drained_after_s: Option<f64>,
+    /// Marked `partial` when the run was interrupted (SIGINT/SIGTERM): what was made and
+    /// checked so far.
     pub verdict: Verdict,
     /// Wall time of the whole run: stack start, load, check.
     pub wall_s: f64,
-    /// Interrupted (SIGINT/SIGTERM): what was made and checked so far.
-    pub partial: bool,
 }
 
 /// Faults of one kind: planned and done.
@@ -114,7 +130,7 @@ impl ChaosReport {
         ));
         text.push_str(&self.verdict.render());
         text.push_str(&format!("wall time {:.1} s\n", self.wall_s));
-        if self.partial {
+        if self.verdict.partial {
             text.push_str("PARTIAL: interrupted before the end\n");
         }
         text
@@ -211,6 +227,7 @@ async fn inject(
 /// checks the result; when `stop` is set, reports what it has, marked partial.
 pub async fn run(config: &ChaosConfig, stop: &Stop) -> anyhow::Result<ChaosReport> {
     let started = Instant::now();
+    let config = &config.resolved();
     let stack = Stack::start(StackOptions {
         fault_injection: true,
         orchestrator_env: orchestrator_env(),
@@ -242,9 +259,7 @@ pub async fn run(config: &ChaosConfig, stop: &Stop) -> anyhow::Result<ChaosRepor
         run_id: "chaos".into(),
         concurrency: config.concurrency,
         rate: None,
-        duration: config
-            .duration
-            .or(config.count.is_none().then_some(Duration::from_secs(20))),
+        duration: config.duration,
         count: config.count,
         mix: Mix {
             declined: 0.1,
@@ -307,7 +322,6 @@ pub async fn run(config: &ChaosConfig, stop: &Stop) -> anyhow::Result<ChaosRepor
         },
         last_fault_at_s: last_fault.map(|at| (at - load_started).as_secs_f64()),
         drained_after_s,
-        partial: verdict.partial,
         verdict,
         wall_s: started.elapsed().as_secs_f64(),
     })
@@ -345,5 +359,18 @@ mod tests {
             ..ChaosConfig::default()
         };
         assert_eq!(share_done(&counted, Duration::from_secs(600), 250), 0.25);
+    }
+
+    #[test]
+    fn a_run_of_no_stated_length_schedules_its_faults_over_the_default() {
+        let plain = ChaosConfig::default().resolved();
+        assert_eq!(plain.duration, Some(DEFAULT_DURATION));
+        assert_eq!(share_done(&plain, DEFAULT_DURATION / 2, 0), 0.5);
+        let counted = ChaosConfig {
+            count: Some(10),
+            ..ChaosConfig::default()
+        }
+        .resolved();
+        assert_eq!(counted.duration, None);
     }
 }

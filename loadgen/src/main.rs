@@ -17,7 +17,7 @@ use loadgen::{
 };
 use platform::{
     config::parse_duration,
-    security::{Security, SecurityArgs, token::TokenFileArgs},
+    security::{SecurityArgs, token::TokenFileArgs},
 };
 
 #[derive(Debug, Parser)]
@@ -195,7 +195,7 @@ struct BenchArgs {
 impl Targets {
     fn clients(&self) -> anyhow::Result<Clients> {
         let security = self.security.security()?;
-        let token = self.token.attach(matches!(security, Security::Tls(_)))?;
+        let token = self.token.attach(&security)?;
         Ok(Clients::at(
             &Urls {
                 orchestrator: self.orchestrator_url.clone(),

@@ -50,7 +50,7 @@ use std::{sync::Arc, time::Duration};
 use platform::{
     config::ServerConfig,
     events::{EventsConfig, admin::DeadLetters},
-    security::{Security, caller::BearerLayer, token::Verifier},
+    security::{Security, caller::BearerCheck, token::Verifier},
     server::App,
 };
 use shop_proto::checkout::v1::checkout_service_server::CheckoutServiceServer;
@@ -109,7 +109,7 @@ pub async fn build_with_engine(
     });
     let watched = pool.clone();
     let mut app = App::builder(NAME, config)
-        .front_door(BearerLayer::new(
+        .front_door(BearerCheck::new(
             <CheckoutServiceServer<api::CheckoutApi> as NamedService>::NAME,
             verifier,
         ))

@@ -36,8 +36,9 @@ use crate::{
     metrics::RpcMetricsLayer,
     security::{
         Principal, Security, SecurityError,
-        access::AccessLayer,
-        caller::BearerLayer,
+        access::AccessCheck,
+        caller::BearerCheck,
+        gate::GateLayer,
         incoming::{ServerTls, incoming},
         tls::ClientAuth,
     },
@@ -95,7 +96,7 @@ pub struct AppBuilder {
     background: Option<BoxFuture<'static, ()>>,
     on_shutdown: Option<BoxFuture<'static, ()>>,
     client_auth: ClientAuth,
-    bearer: BearerLayer,
+    bearer: BearerCheck,
 }
 
 /// A bound server, not yet serving. Tests read [`App::local_addr`] when listening on port 0.
@@ -114,7 +115,7 @@ pub struct App {
     connections: Arc<Connections>,
     security: Security,
     client_auth: ClientAuth,
-    bearer: BearerLayer,
+    bearer: BearerCheck,
     max_in_flight: usize,
 }
 
@@ -145,7 +146,7 @@ impl App {
             background: None,
             on_shutdown: None,
             client_auth: ClientAuth::Required,
-            bearer: BearerLayer::default(),
+            bearer: BearerCheck::default(),
         }
     }
 
@@ -254,8 +255,8 @@ impl App {
             .layer(GlobalConcurrencyLimitLayer::new(self.max_in_flight))
             .layer(RpcMetricsLayer::new(name))
             .layer(MapResponseLayer::new(wire_errors::correct))
-            .layer(AccessLayer)
-            .layer(self.bearer)
+            .layer(GateLayer(AccessCheck))
+            .layer(GateLayer(self.bearer))
             .layer(FaultLayer::new(name, self.fault_injection))
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming(self.listener, self.connections, tls), async {
@@ -352,7 +353,7 @@ impl AppBuilder {
     /// Serves the front door: over TLS, clients need no certificate, since customers
     /// prove who they are with the bearer token `bearer` checks (a certificate they do
     /// present must still be the CA's).
-    pub fn front_door(mut self, bearer: BearerLayer) -> Self {
+    pub fn front_door(mut self, bearer: BearerCheck) -> Self {
         self.client_auth = ClientAuth::Optional;
         self.bearer = bearer;
         self

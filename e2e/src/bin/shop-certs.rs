@@ -34,21 +34,19 @@ fn main() -> ExitCode {
         } else {
             Pki::open_or_generate(&args.dir)?
         };
-        let console = pki.write_token("console", true)?;
-        pki.write_token("loadgen", true)?;
         let shown = args.shown_as.clone().unwrap_or_else(|| args.dir.clone());
-        pki.write_env_file(&args.dir.join("env"), &shown)?;
-        anyhow::Ok((pki, console))
+        let env = pki.write_client_files(&shown)?;
+        anyhow::Ok((pki, env))
     })();
     match written {
-        Ok((pki, console)) => {
+        Ok((pki, env)) => {
             println!(
                 "shop-certs: CA {}, a certificate and key per principal, token secret {}, \
                  console and loadgen tokens in {}, grpcurl settings in {}",
                 pki.ca().display(),
                 pki.secret().display(),
-                console.parent().unwrap_or(&args.dir).display(),
-                args.dir.join("env").display()
+                args.dir.display(),
+                env.display()
             );
             ExitCode::SUCCESS
         }

@@ -94,14 +94,13 @@ async fn main() -> ExitCode {
     );
     match stack.pki() {
         Some(pki) => {
-            let env = args.pki_dir.join("env");
-            let written = pki
-                .write_env_file(&env, &args.pki_dir)
-                .and_then(|()| pki.write_token("loadgen", true).map(drop));
-            if let Err(error) = written {
-                eprintln!("shop-local: writing {}: {error:#}", env.display());
-                return ExitCode::FAILURE;
-            }
+            let env = match pki.write_client_files(&args.pki_dir) {
+                Ok(env) => env,
+                Err(error) => {
+                    eprintln!("shop-local: writing the tools' files: {error:#}");
+                    return ExitCode::FAILURE;
+                }
+            };
             println!(
                 "\nEvery hop is mutual TLS; the front door wants a bearer token. {} sets the \
                  grpcurl flags (SHOP_TLS) and ready-made tokens (ALICE, OPERATOR; \

@@ -7,13 +7,12 @@
 //! The front door (`CheckoutService`) is open to any peer that completed the handshake:
 //! its callers prove who they are with a bearer token (see [`super::token`]).
 
-use std::task::{Context, Poll};
+use tonic::Status;
 
-use futures::future::{Either, Ready, ready};
-use tonic::{Status, body::Body};
-use tower::{Layer, Service};
-
-use super::principal::{Identity, Peer, Principal};
+use super::{
+    gate::Gate,
+    principal::{Identity, Peer, Principal},
+};
 
 /// Who may call an RPC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,49 +102,24 @@ pub fn check(path: &str, identity: Identity) -> Result<(), String> {
 
 /// Refuses, with PERMISSION_DENIED, every call its peer may not make.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct AccessLayer;
+pub struct AccessCheck;
 
-impl<S> Layer<S> for AccessLayer {
-    type Service = Access<S>;
-
-    fn layer(&self, inner: S) -> Access<S> {
-        Access { inner }
-    }
-}
-
-/// See [`AccessLayer`].
-#[derive(Debug, Clone)]
-pub struct Access<S> {
-    inner: S,
-}
-
-impl<S, B> Service<http::Request<B>> for Access<S>
-where
-    S: Service<http::Request<B>, Response = http::Response<Body>>,
-    S::Future: Send + 'static,
-{
-    type Response = http::Response<Body>;
-    type Error = S::Error;
-    type Future = Either<S::Future, Ready<Result<http::Response<Body>, S::Error>>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+impl Gate for AccessCheck {
+    fn admit(
+        &self,
+        path: &str,
+        _: &http::HeaderMap,
+        extensions: &mut http::Extensions,
+    ) -> Result<(), Status> {
         // A request without connect info did not come through `incoming` (an in-process
         // test service): nothing to check it against, so nothing is trusted either.
-        let identity = request
-            .extensions()
+        let identity = extensions
             .get::<Peer>()
             .map_or(Identity::Anonymous, |peer| peer.identity);
-        match check(request.uri().path(), identity) {
-            Ok(()) => Either::Left(self.inner.call(request)),
-            Err(why) => {
-                tracing::warn!(rpc = request.uri().path(), %identity, "call refused: {why}");
-                Either::Right(ready(Ok(Status::permission_denied(why).into_http())))
-            }
-        }
+        check(path, identity).map_err(|why| {
+            tracing::warn!(rpc = path, %identity, "call refused: {why}");
+            Status::permission_denied(why)
+        })
     }
 }
 

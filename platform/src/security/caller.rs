@@ -1,20 +1,18 @@
 //! Who is calling the front door, as the bearer token proves: checked by
-//! [`BearerLayer`] before the request is decoded, then read by each handler as a typed
+//! [`BearerCheck`] before the request is decoded, then read by each handler as a typed
 //! [`Caller`]. A customer sees and places only their own checkouts, and another
 //! customer's checkout is NOT_FOUND to them, never PERMISSION_DENIED, so that checkout ids
 //! do not leak; the operator scope sees and operates all. With `--dev-insecure` nothing is
 //! checked.
 
-use std::{
-    sync::Arc,
-    task::{Context, Poll},
+use std::sync::Arc;
+
+use tonic::{Request, Status};
+
+use super::{
+    gate::Gate,
+    token::{Bearer, Verifier},
 };
-
-use futures::future::{Either, Ready, ready};
-use tonic::{Request, Status, body::Body, metadata::MetadataMap};
-use tower::{Layer, Service};
-
-use super::token::{Bearer, Verifier};
 use crate::ApiError;
 
 /// The caller of one front-door call, as its token proves.
@@ -73,14 +71,14 @@ impl Caller {
 /// otherwise the [`Caller`] rides along as a request extension for the handler. Calls to
 /// other services (health, reflection) pass untouched.
 #[derive(Debug, Clone, Default)]
-pub struct BearerLayer {
+pub struct BearerCheck {
     /// `/package.Service/`; `None` checks nothing.
     prefix: Option<String>,
     /// `None`: `--dev-insecure`, every caller is [`Caller::Unchecked`].
     verifier: Option<Arc<Verifier>>,
 }
 
-impl BearerLayer {
+impl BearerCheck {
     /// Checks calls to `service` (its full name) with `verifier`, or lets every call
     /// through as [`Caller::Unchecked`] when there is none.
     pub fn new(service: &str, verifier: Option<Verifier>) -> Self {
@@ -89,70 +87,36 @@ impl BearerLayer {
             verifier: verifier.map(Arc::new),
         }
     }
+}
 
-    fn caller(&self, metadata: &MetadataMap) -> Result<Caller, Status> {
-        Ok(match &self.verifier {
+impl Gate for BearerCheck {
+    fn admit(
+        &self,
+        path: &str,
+        headers: &http::HeaderMap,
+        extensions: &mut http::Extensions,
+    ) -> Result<(), Status> {
+        if !self
+            .prefix
+            .as_deref()
+            .is_some_and(|prefix| path.starts_with(prefix))
+        {
+            return Ok(());
+        }
+        let caller = match &self.verifier {
             None => Caller::Unchecked,
-            Some(verifier) => match verifier.bearer(metadata)? {
+            Some(verifier) => match verifier.bearer(headers)? {
                 Bearer::Customer(id) => Caller::Customer(id),
                 Bearer::Operator(id) => Caller::Operator(id),
             },
-        })
-    }
-}
-
-impl<S> Layer<S> for BearerLayer {
-    type Service = BearerCheck<S>;
-
-    fn layer(&self, inner: S) -> BearerCheck<S> {
-        BearerCheck {
-            inner,
-            layer: self.clone(),
-        }
-    }
-}
-
-/// See [`BearerLayer`].
-#[derive(Debug, Clone)]
-pub struct BearerCheck<S> {
-    inner: S,
-    layer: BearerLayer,
-}
-
-impl<S, B> Service<http::Request<B>> for BearerCheck<S>
-where
-    S: Service<http::Request<B>, Response = http::Response<Body>>,
-{
-    type Response = http::Response<Body>;
-    type Error = S::Error;
-    type Future = Either<S::Future, Ready<Result<http::Response<Body>, S::Error>>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        let covered = self
-            .layer
-            .prefix
-            .as_deref()
-            .is_some_and(|prefix| request.uri().path().starts_with(prefix));
-        if !covered {
-            return Either::Left(self.inner.call(request));
-        }
-        let metadata = MetadataMap::from_headers(request.headers().clone());
-        match self.layer.caller(&metadata) {
-            Ok(caller) => {
-                request.extensions_mut().insert(caller);
-                Either::Left(self.inner.call(request))
-            }
-            Err(status) => Either::Right(ready(Ok(status.into_http()))),
-        }
+        };
+        extensions.insert(caller);
+        Ok(())
     }
 }
 
 impl Caller {
-    /// The caller [`BearerLayer`] attached to a request; UNAUTHENTICATED if none did (a
+    /// The caller [`BearerCheck`] attached to a request; UNAUTHENTICATED if none did (a
     /// service served without the layer).
     pub fn of<T>(request: &Request<T>) -> Result<Self, Status> {
         request

@@ -39,7 +39,6 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Connections {
     accepted: AtomicU64,
     nodelay: AtomicU64,
-    refused: AtomicU64,
 }
 
 impl Connections {
@@ -49,12 +48,6 @@ impl Connections {
 
     pub fn with_nodelay(&self) -> u64 {
         self.nodelay.load(Ordering::Relaxed)
-    }
-
-    /// Connections whose TLS handshake failed (no or a foreign client certificate, a
-    /// client that does not trust this server, a timeout).
-    pub fn refused(&self) -> u64 {
-        self.refused.load(Ordering::Relaxed)
     }
 }
 
@@ -191,7 +184,7 @@ pub fn incoming(
                 }
                 Some(server) => {
                     let config = server.tls.server_config(server.client_auth);
-                    let (tx, connections) = (tx.clone(), connections.clone());
+                    let tx = tx.clone();
                     tokio::spawn(async move {
                         let acceptor = tokio_rustls::TlsAcceptor::from(config);
                         let handshake =
@@ -199,12 +192,10 @@ pub fn incoming(
                         let stream = match handshake {
                             Ok(Ok(stream)) => stream,
                             Ok(Err(error)) => {
-                                connections.refused.fetch_add(1, Ordering::Relaxed);
                                 tracing::info!(?remote_addr, %error, "TLS handshake refused");
                                 return;
                             }
                             Err(_) => {
-                                connections.refused.fetch_add(1, Ordering::Relaxed);
                                 tracing::info!(?remote_addr, "TLS handshake timed out");
                                 return;
                             }

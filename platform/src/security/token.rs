@@ -13,11 +13,9 @@ use std::{
 use clap::Args;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use tonic::{
-    Request, Status,
-    metadata::{AsciiMetadataValue, MetadataMap},
-    service::Interceptor,
-};
+use tonic::{Request, Status, metadata::AsciiMetadataValue, service::Interceptor};
+
+use super::Security;
 
 /// The issuer tokens carry unless `AUTH_ISSUER` says otherwise.
 pub const DEFAULT_ISSUER: &str = "shop";
@@ -80,8 +78,8 @@ pub struct TokenFileArgs {
 
 impl TokenFileArgs {
     /// What to send: the file's token over TLS, nothing in development mode.
-    pub fn attach(&self, tls: bool) -> Result<AttachToken, TokenError> {
-        if !tls {
+    pub fn attach(&self, security: &Security) -> Result<AttachToken, TokenError> {
+        if security.tls().is_none() {
             return Ok(AttachToken::none());
         }
         let path = self.token_file.as_deref().ok_or(TokenError::NoTokenFile)?;
@@ -195,10 +193,10 @@ impl Verifier {
         })
     }
 
-    /// Who the `authorization` metadata proves the caller to be; UNAUTHENTICATED with
-    /// the reason otherwise.
-    pub fn bearer(&self, metadata: &MetadataMap) -> Result<Bearer, Status> {
-        let header = metadata.get("authorization").ok_or_else(|| {
+    /// Who the `authorization` header proves the caller to be; UNAUTHENTICATED with the
+    /// reason otherwise.
+    pub fn bearer(&self, headers: &http::HeaderMap) -> Result<Bearer, Status> {
+        let header = headers.get("authorization").ok_or_else(|| {
             Status::unauthenticated(
                 "missing bearer token: send the metadata `authorization: Bearer <jwt>`",
             )
@@ -322,8 +320,8 @@ mod tests {
         path
     }
 
-    fn metadata(token: &str) -> MetadataMap {
-        let mut map = MetadataMap::new();
+    fn metadata(token: &str) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
         map.insert("authorization", format!("Bearer {token}").parse().unwrap());
         map
     }
@@ -369,12 +367,12 @@ mod tests {
             ..TokenArgs::default()
         })
         .unwrap();
-        let refused = |metadata: MetadataMap| {
+        let refused = |metadata: http::HeaderMap| {
             let status = verifier.bearer(&metadata).unwrap_err();
             assert_eq!(status.code(), tonic::Code::Unauthenticated);
             status.message().to_owned()
         };
-        assert!(refused(MetadataMap::new()).contains("missing bearer token"));
+        assert!(refused(http::HeaderMap::new()).contains("missing bearer token"));
 
         let other = secret_file(&temp_dir(), "another-secret-another-secret-xx");
         let forged = Signer::from_secret_file(&other, "shop").unwrap();
