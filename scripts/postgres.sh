@@ -5,7 +5,9 @@
 #   2. a server answering on 127.0.0.1:5432 as user postgres;
 #   3. a throwaway cluster made from the local PostgreSQL binaries in a temporary folder
 #      (works as root too), stopped and removed when the calling script exits.
-# Source it and call `ensure_postgres`.
+# Source it and call `ensure_postgres`. `ensure_postgres own-first` tries 3 before 2: the
+# test suite's way, since its stacks need ~55 connections each and a shared server's
+# default max_connections (100) runs out when anything else uses it too.
 
 pg_bindir() {
   local dir
@@ -33,17 +35,28 @@ ensure_postgres() {
     return 0
   fi
   local local_url=postgres://postgres@127.0.0.1:5432/postgres
+  local bin
+  if [ "${1:-}" = own-first ] && bin=$(pg_bindir); then
+    start_throwaway_postgres "$bin"
+    return
+  fi
   if pg_answers "$local_url"; then
     export TEST_DATABASE_URL=$local_url
     echo "postgres: using the server on 127.0.0.1:5432" >&2
     return 0
   fi
-  local bin
   bin=$(pg_bindir) || {
     echo "postgres: none found. Install PostgreSQL (Debian: apt-get install postgresql)," >&2
     echo "          start one on 127.0.0.1:5432, or set TEST_DATABASE_URL to an admin URL." >&2
     return 1
   }
+  start_throwaway_postgres "$bin"
+}
+
+# A cluster in a temporary folder, sized for the test suite (max_connections=300), made
+# for speed rather than durability (fsync off: nothing in it outlives the run).
+start_throwaway_postgres() {
+  local bin=$1
   PG_TMP=$(mktemp -d /tmp/shop-pg.XXXXXX)
   chmod 755 "$PG_TMP"
   local port; port=$(free_port)

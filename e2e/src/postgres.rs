@@ -50,7 +50,7 @@ impl Postgres {
                 cluster: None,
             });
         }
-        let cluster = Cluster::start()?;
+        let cluster = Cluster::start("")?;
         let port = cluster.port;
         let admin_url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
         answers(&admin_url).await?;
@@ -63,7 +63,18 @@ impl Postgres {
     /// A throwaway cluster of our own, even when a server already answers: the one
     /// Postgres a run may restart ([`Postgres::restart`]) without disturbing anyone else.
     pub async fn start_own() -> anyhow::Result<Self> {
-        let started = tokio::task::spawn_blocking(Cluster::start).await??;
+        Self::start_own_with(&[]).await
+    }
+
+    /// [`Postgres::start_own`] with server settings of the test's choosing (`-c NAME=VALUE`,
+    /// after and so over the harness's own).
+    pub async fn start_own_with(settings: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let settings: Vec<String> = settings
+            .iter()
+            .map(|(name, value)| format!(" -c {name}={value}"))
+            .collect();
+        let started =
+            tokio::task::spawn_blocking(move || Cluster::start(&settings.concat())).await??;
         let admin_url = format!("postgres://postgres@127.0.0.1:{}/postgres", started.port);
         answers(&admin_url).await?;
         Ok(Self {
@@ -107,6 +118,30 @@ impl Postgres {
         tokio::task::spawn_blocking(move || run(&mut command)).await?
     }
 
+    /// Fails, saying so plainly, when the server has fewer than `needed` connection slots
+    /// free: otherwise a service would wait out its pool's timeout and answer "pool timed
+    /// out", which hides that Postgres itself said "too many clients".
+    pub async fn ensure_free_slots(&self, needed: u32) -> anyhow::Result<()> {
+        let mut conn = PgConnection::connect(&self.admin_url).await?;
+        let (max, used): (i32, i64) = sqlx::query_as(
+            "SELECT current_setting('max_connections')::int, \
+                    (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')",
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        let free = i64::from(max) - used;
+        if free < i64::from(needed) {
+            bail!(
+                "Postgres at {} has no room for this stack: {free} of its {max} connection slots \
+                 are free (max_connections) and the stack needs {needed}. Other stacks or clients \
+                 hold the rest: stop them, raise max_connections, or let scripts/test start a \
+                 cluster of its own (leave TEST_DATABASE_URL unset)",
+                self.admin_url
+            );
+        }
+        Ok(())
+    }
+
     /// Creates database `name` and returns its URL.
     pub async fn create_database(&self, name: &str) -> anyhow::Result<String> {
         let mut conn = PgConnection::connect(&self.admin_url).await?;
@@ -143,7 +178,8 @@ struct Started {
 }
 
 impl Cluster {
-    fn start() -> anyhow::Result<Started> {
+    /// Makes and starts a cluster; `settings` is appended to the server's options.
+    fn start(settings: &str) -> anyhow::Result<Started> {
         let bin = bindir().context(
             "no Postgres found: set DATABASE_URL to an admin URL, start a server on \
              127.0.0.1:5432, or install PostgreSQL (Debian: apt-get install postgresql)",
@@ -170,7 +206,7 @@ impl Cluster {
             "UTF8",
         ]))?;
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off",
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off{settings}",
             dir.display()
         );
         run(cluster

@@ -32,7 +32,7 @@ pub fn options() -> StackOptions {
             ("RECOVERY_INTERVAL", "300ms"),
         ]),
         // Small pools: a test's stack needs few connections, and several stacks (tests
-        // run in parallel) share one Postgres and its max_connections (100 by default).
+        // run in parallel) share one Postgres and its max_connections.
         env: env(&[("DATABASE_MAX_CONNECTIONS", "4")]),
         ..StackOptions::default()
     }

@@ -21,10 +21,13 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use platform::security::{
-    Principal, Security,
-    connect::{self, FrontDoor},
-    token::AttachToken,
+use platform::{
+    config::DEFAULT_DATABASE_MAX_CONNECTIONS,
+    security::{
+        Principal, Security,
+        connect::{self, FrontDoor},
+        token::AttachToken,
+    },
 };
 use shop_proto::checkout::v1::checkout_service_client::CheckoutServiceClient;
 
@@ -111,6 +114,24 @@ pub struct StackOptions {
     pub pki_dir: Option<PathBuf>,
 }
 
+impl StackOptions {
+    /// Database connections the stack's services may open at most: each pool's size
+    /// (`DATABASE_MAX_CONNECTIONS` from the options, else the services' default), and
+    /// one each for the harness's own statements.
+    pub fn database_connections(&self) -> u32 {
+        let pool_size = |env: &[(String, String)]| {
+            env.iter()
+                .rev()
+                .find(|(name, _)| name == "DATABASE_MAX_CONNECTIONS")
+                .and_then(|(_, value)| value.parse().ok())
+        };
+        let domain = pool_size(&self.env).unwrap_or(DEFAULT_DATABASE_MAX_CONNECTIONS);
+        let orchestrator = pool_size(&self.orchestrator_env).unwrap_or(domain);
+        let services = u32::try_from(Svc::ALL.len()).unwrap_or(u32::MAX);
+        (services - 1) * domain + orchestrator + services
+    }
+}
+
 #[derive(Debug)]
 struct Process {
     child: Option<Child>,
@@ -171,6 +192,9 @@ impl Stack {
 
     /// Starts a NATS server and the five services on an already found Postgres.
     pub async fn start_on(postgres: Arc<Postgres>, options: StackOptions) -> anyhow::Result<Self> {
+        postgres
+            .ensure_free_slots(options.database_connections())
+            .await?;
         let bin_dir = bin_dir()?;
         for svc in Svc::ALL {
             let path = bin_dir.join(svc.binary());

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use e2e::{
     Svc,
-    scenario::{all_terminal, assert_invariants, place, place_until_accepted, request, stack_with},
+    scenario::{
+        all_terminal, assert_invariants, options, place, place_until_accepted, request, stack_with,
+        stack_with_options,
+    },
 };
 use futures::future::join_all;
 use platform::testing::bad_fields;
@@ -80,7 +83,15 @@ async fn every_saga_outcome_across_real_processes() {
 
 #[tokio::test]
 async fn an_orchestrator_killed_mid_flight_finishes_every_checkout_after_restart() {
-    let (mut stack, mut clients) = stack_with(&[("MUG", 700, 100)]).await;
+    // The test is about the kill, not about timeouts: on a busy machine 30 shipments held
+    // 300 ms each once outlasted the usual 500 ms attempt timeout often enough to open the
+    // breaker past a 3 s step deadline. Room enough that only the kill is in the way.
+    let mut options = options();
+    options.orchestrator_env.extend([
+        ("ATTEMPT_TIMEOUT".into(), "3s".into()),
+        ("STEP_DEADLINE".into(), "20s".into()),
+    ]);
+    let (mut stack, mut clients) = stack_with_options(options, &[("MUG", 700, 100)]).await;
     // Slow shipments hold the checkouts in flight when the orchestrator dies.
     let fault = "svc=shipping-svc,method=CreateShipment,before_ms=300";
     let calls: Vec<_> = (0..30)

@@ -1,19 +1,28 @@
 //! Failure semantics across real processes: a second orchestrator taking over a dead
 //! one's sagas, a compensation that keeps failing beside healthy checkouts, callers that
-//! give up after a few milliseconds, and requests that are not what they claim to be.
+//! give up after a few milliseconds, requests that are not what they claim to be, and a
+//! Postgres with no connection to spare.
 
-use std::time::{Duration, Instant};
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use e2e::{
     Svc,
     clients::Clients,
+    net::free_port,
+    postgres::Postgres,
     scenario::{
         all_terminal, assert_invariants, options, place, place_until_accepted, request, stack_with,
         stack_with_options,
     },
+    stack::{Stack, StackOptions, bin_dir, logged_command},
 };
 use futures::future::join_all;
 use shop_proto::checkout::v1::{self as pb, checkout_service_client::CheckoutServiceClient};
+use sqlx::{Connection, PgConnection};
 use tonic::Code;
 
 /// The article's "single point of failure", answered: two orchestrators on one database
@@ -157,7 +166,7 @@ async fn a_compensation_that_keeps_failing_does_not_fail_healthy_checkouts() {
     assert_invariants(&mut clients, &healthy, &[]).await;
 }
 
-/// A caller whose deadline is a few milliseconds gets an error, but the checkout it
+/// A caller whose deadline is a few milliseconds gets DEADLINE_EXCEEDED, but the checkout it
 /// started (if it got that far) is driven to its end at once, not abandoned until its
 /// lease expires: here the lease is a minute, and every checkout must end well before.
 #[tokio::test]
@@ -169,7 +178,7 @@ async fn a_caller_that_gives_up_after_a_few_milliseconds_does_not_stall_its_chec
     options
         .orchestrator_env
         .push(("SAGA_LEASE".into(), "60s".into()));
-    let (_stack, mut clients) = stack_with_options(options, &[("MUG", 700, 100)]).await;
+    let (stack, mut clients) = stack_with_options(options, &[("MUG", 700, 100)]).await;
     let messages: Vec<_> = (0..12)
         .map(|i| place(&format!("hasty-{i}"), "tok_visa", "FR", &[("MUG", 1)]))
         .collect();
@@ -180,9 +189,15 @@ async fn a_caller_that_gives_up_after_a_few_milliseconds_does_not_stall_its_chec
             None,
             Duration::from_millis(2 + i as u64 % 6),
         );
-        if let Ok(reply) = front.place_order(hasty).await {
+        match front.place_order(hasty).await {
             // Fast enough after all: fine, the checkout is what it is.
-            assert!(reply.into_inner().checkout.is_some());
+            Ok(reply) => assert!(reply.into_inner().checkout.is_some()),
+            // tonic's client keeps the deadline too and, when its own timer is first, says
+            // CANCELLED "Timeout expired" itself; what the server answers is checked below.
+            Err(status) => assert!(
+                matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
+                "{status:?}"
+            ),
         }
     }
     // The same keys again, patiently: each must come back ended, long before a lease of
@@ -198,8 +213,67 @@ async fn a_caller_that_gives_up_after_a_few_milliseconds_does_not_stall_its_chec
             .expect("a checkout");
         assert_eq!(reply.status(), pb::CheckoutStatus::Completed, "{reply:#?}");
     }
+    // What the server answers a caller whose deadline passes, seen by a client that keeps
+    // no timer of its own: gRPC's DEADLINE_EXCEEDED, not tonic's CANCELLED.
+    let (status, message) = place_with_curl(
+        &stack,
+        &place("hasty-curl", "tok_visa", "FR", &[("MUG", 1)]),
+        "2m",
+    );
+    assert_eq!(status, "4", "grpc-status: {message}");
+    assert!(message.contains("deadline"), "{message}");
     let checkouts = all_terminal(&mut clients).await;
     assert_invariants(&mut clients, &checkouts, &[("MUG", 100)]).await;
+}
+
+/// PlaceOrder sent by curl over HTTP/2 with the given `grpc-timeout`, as the operator;
+/// returns the answer's grpc-status and grpc-message (curl keeps no deadline of its own).
+fn place_with_curl(
+    stack: &e2e::Stack,
+    message: &pb::PlaceOrderRequest,
+    grpc_timeout: &str,
+) -> (String, String) {
+    use prost::Message as _;
+    let pki = stack.pki().expect("the stack runs over TLS");
+    let encoded = message.encode_to_vec();
+    let mut frame = vec![0_u8];
+    frame.extend_from_slice(&u32::try_from(encoded.len()).expect("small").to_be_bytes());
+    frame.extend_from_slice(&encoded);
+    let body = stack.log_dir.join("place-order.grpc");
+    std::fs::write(&body, frame).expect("the request body is written");
+    let token = pki.token("operator", true).expect("a token");
+    let output = std::process::Command::new("curl")
+        .args([
+            "--silent",
+            "--show-error",
+            "--http2",
+            "--dump-header",
+            "-",
+            "--output",
+        ])
+        .arg("/dev/null")
+        .arg("--cacert")
+        .arg(pki.ca())
+        .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
+        .args(["-H", &format!("grpc-timeout: {grpc_timeout}")])
+        .args(["-H", &format!("authorization: Bearer {token}")])
+        .arg("--data-binary")
+        .arg(format!("@{}", body.display()))
+        .arg(format!(
+            "{}/shop.checkout.v1.CheckoutService/PlaceOrder",
+            stack.url(Svc::Orchestrator)
+        ))
+        .output()
+        .expect("curl runs (apt-get install curl)");
+    let headers = String::from_utf8_lossy(&output.stdout).to_lowercase();
+    let field = |name: &str| {
+        headers
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .map(|value| value.trim().to_owned())
+            .unwrap_or_default()
+    };
+    (field("grpc-status:"), field("grpc-message:"))
 }
 
 async fn get(clients: &mut Clients, checkout_id: &str) -> pb::Checkout {
@@ -343,4 +417,65 @@ async fn postgres_stopped_for_fifteen_seconds_amid_load_loses_nothing() {
     let checkouts = all_terminal(&mut clients).await;
     assert_eq!(checkouts.len(), 30, "one checkout per key");
     assert_invariants(&mut clients, &checkouts, &[("OUTAGE", 100)]).await;
+}
+
+/// A Postgres whose connection slots are all taken is named as the cause, by the harness
+/// before it starts a stack and by a service in its log, instead of hiding behind "pool
+/// timed out while waiting for an open connection".
+#[tokio::test]
+async fn a_postgres_without_free_connection_slots_is_named_as_the_cause() {
+    let postgres = Arc::new(
+        Postgres::start_own_with(&[("max_connections", "20")])
+            .await
+            .expect("a throwaway Postgres"),
+    );
+    let refused = Stack::start_on(postgres.clone(), StackOptions::default())
+        .await
+        .expect_err("a stack needs more than 20 connections");
+    let refused = format!("{refused:#}");
+    assert!(
+        refused.contains("connection slots are free"),
+        "the harness should say why: {refused}"
+    );
+
+    // Every slot taken by someone else; then a service starts against it.
+    let url = postgres
+        .create_database("full_house")
+        .await
+        .expect("a database");
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        match PgConnection::connect(&postgres.admin_url).await {
+            Ok(connection) => held.push(connection),
+            Err(_) => break,
+        }
+    }
+    assert_eq!(held.len(), 20, "every slot held");
+    let log = std::env::temp_dir().join(format!("full-house-{}.log", std::process::id()));
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port().expect("a free port")));
+    let binary = bin_dir().expect("the binaries").join("inventory-svc");
+    let mut service = logged_command(&binary, addr, &log)
+        .expect("a command")
+        .env("DATABASE_URL", url)
+        .env("DEV_INSECURE", "true")
+        .spawn()
+        .expect("inventory-svc starts");
+    let said = wait_for_log(&log, "no free connection slots", Duration::from_secs(30)).await;
+    let _ = service.kill();
+    let _ = service.wait();
+    drop(held);
+    let _ = std::fs::remove_file(&log);
+    assert!(said, "inventory-svc's log never named the cause");
+}
+
+/// Whether `needle` shows up in the file at `log` within `limit`.
+async fn wait_for_log(log: &std::path::Path, needle: &str, limit: Duration) -> bool {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        if std::fs::read_to_string(log).is_ok_and(|text| text.contains(needle)) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
 }

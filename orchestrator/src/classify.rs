@@ -18,8 +18,9 @@ use tower::BoxError;
 pub struct BreakerOpen;
 
 /// Codes that say "try again": the call did not take effect, or may have but is
-/// idempotent. `CANCELLED` is what a tonic server answers when the grpc-timeout we sent
-/// expires, so it is a timeout too.
+/// idempotent. `CANCELLED` is what a stock tonic server answers when the grpc-timeout we
+/// sent expires (ours answer DEADLINE_EXCEEDED, see `platform::deadline`), so it is a
+/// timeout too.
 pub fn retryable_code(code: Code) -> bool {
     matches!(
         code,

@@ -8,6 +8,10 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use crate::security::{Security, SecurityArgs, SecurityError};
 
+/// Pooled database connections per service unless `DATABASE_MAX_CONNECTIONS` says
+/// otherwise: what a deployment must leave room for in Postgres' `max_connections`.
+pub const DEFAULT_DATABASE_MAX_CONNECTIONS: u32 = 10;
+
 /// Settings common to every service binary.
 #[derive(Debug, Clone, Args)]
 pub struct ServiceArgs {
@@ -16,7 +20,7 @@ pub struct ServiceArgs {
     pub database_url: Option<String>,
 
     /// Upper bound of pooled database connections.
-    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = DEFAULT_DATABASE_MAX_CONNECTIONS)]
     pub database_max_connections: u32,
 
     /// Serve Prometheus metrics (text format, GET /metrics) on this address; off if unset.

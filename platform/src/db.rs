@@ -6,7 +6,11 @@
 
 use std::time::Duration;
 
-use sqlx::{PgPool, migrate::Migrator, postgres::PgPoolOptions};
+use sqlx::{
+    Connection, PgConnection, PgPool,
+    migrate::{MigrateError, Migrator},
+    postgres::PgPoolOptions,
+};
 
 /// A pool that connects on first use. Fails only on a malformed URL.
 pub fn lazy_pool(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
@@ -24,11 +28,40 @@ pub async fn migrate_until_ready(pool: &PgPool, migrator: &Migrator) {
         match migrator.run(pool).await {
             Ok(()) => return,
             Err(error) => {
+                let error = match error {
+                    MigrateError::Execute(sqlx::Error::PoolTimedOut) => {
+                        why_no_connection(pool).await
+                    }
+                    other => other.to_string(),
+                };
                 tracing::warn!(%error, retry_in = ?delay, "database not ready, migrations pending");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
+    }
+}
+
+/// Why the pool gave no connection. sqlx's pool answers "pool timed out" whatever the
+/// cause, retrying meanwhile; one connection made directly hears what Postgres says
+/// (a full server's "too many clients already" above all, which is easy to mistake for a
+/// slow one).
+pub async fn why_no_connection(pool: &PgPool) -> String {
+    let options = pool.connect_options();
+    match tokio::time::timeout(Duration::from_secs(5), PgConnection::connect_with(&options)).await {
+        Err(_) => "no connection within the pool's timeout, nor a direct one within 5 s: \
+                   Postgres is down, unreachable or overloaded"
+            .to_owned(),
+        Ok(Ok(_)) => "no connection within the pool's timeout, but a direct one succeeds: \
+                      every pooled connection is busy (DATABASE_MAX_CONNECTIONS)"
+            .to_owned(),
+        Ok(Err(sqlx::Error::Database(refused))) if refused.code().as_deref() == Some("53300") => {
+            format!(
+                "Postgres has no free connection slots (max_connections reached; other \
+                 services or clients hold them): {refused}"
+            )
+        }
+        Ok(Err(refused)) => format!("Postgres refuses a connection: {refused}"),
     }
 }
 

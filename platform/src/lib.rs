@@ -28,6 +28,7 @@ pub mod compensation;
 pub mod config;
 pub mod countries;
 pub mod db;
+pub mod deadline;
 mod delegate;
 pub mod error;
 pub mod events;

@@ -32,6 +32,7 @@ use std::process::ExitCode;
 
 use crate::{
     config::{Command, ServerConfig, ServiceArgs},
+    deadline::DeadlineLayer,
     fault::FaultLayer,
     metrics::RpcMetricsLayer,
     security::{
@@ -248,9 +249,11 @@ impl App {
                 crate::telemetry::continue_trace(&span, req.headers());
                 span
             })
-            // Outermost first. Past MAX_IN_FLIGHT calls at once, the next is refused with
+            // Outermost first. A call that outlives its caller's deadline is answered
+            // DEADLINE_EXCEEDED (not tonic's CANCELLED). Past MAX_IN_FLIGHT calls at once, the next is refused with
             // RESOURCE_EXHAUSTED at once (tonic's answer to tower's Overloaded) instead
             // of waiting in a queue that grows without end. Metrics see injected faults.
+            .layer(DeadlineLayer)
             .layer(LoadShedLayer::new())
             .layer(GlobalConcurrencyLimitLayer::new(self.max_in_flight))
             .layer(RpcMetricsLayer::new(name))
