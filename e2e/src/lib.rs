@@ -14,6 +14,7 @@
 //! - [`console`]: the saga viewer (the `console` binary) next to a stack.
 //! - [`clients`]: gRPC clients of every service of a running stack.
 //! - [`invariants`]: the invariants of docs/CONTRACT.md, checked through the read RPCs.
+//! - [`metrics`]: a service's Prometheus metrics, scraped and read.
 //! - [`demo`]: the demo catalog the runner seeds.
 //! - [`scenario`]: what the end-to-end suites share (requests, waits, the invariant check).
 
@@ -21,6 +22,7 @@ pub mod clients;
 pub mod console;
 pub mod demo;
 pub mod invariants;
+pub mod metrics;
 pub mod nats;
 pub mod net;
 pub mod pki;

@@ -14,6 +14,17 @@ use std::{
 use anyhow::{Context, bail};
 use sqlx::{Connection, PgConnection};
 
+/// How a stop ends the server's connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    /// Connections cut, every commit written out first: a clean outage.
+    Fast,
+    /// Every server process gone at once, as in a crash: commits made without a WAL flush
+    /// (`synchronous_commit = off`) and not yet written are lost, and the server replays
+    /// its WAL when it starts.
+    Immediate,
+}
+
 /// A reachable Postgres server and, when we started it, the cluster to stop.
 #[derive(Debug)]
 pub struct Postgres {
@@ -87,26 +98,30 @@ impl Postgres {
     /// port and data, and this returns once it accepts connections again. Only for a
     /// cluster we started: a server found running belongs to someone else.
     pub async fn restart(&self) -> anyhow::Result<()> {
-        self.pg_ctl("restart").await?;
+        self.pg_ctl("restart", Shutdown::Fast).await?;
         answers(&self.admin_url).await
     }
 
-    /// `pg_ctl stop -m fast`, `down` of nothing, then started again: an outage, not a
-    /// blip. Returns once the server accepts connections again. Only for a cluster we
-    /// started.
-    pub async fn stop_for(&self, down: std::time::Duration) -> anyhow::Result<()> {
-        self.pg_ctl("stop").await?;
+    /// Stopped (`pg_ctl stop -m fast` or `-m immediate`), `down` of nothing, then started
+    /// again: an outage, not a blip. Returns once the server accepts connections again.
+    /// Only for a cluster we started.
+    pub async fn stop_for(&self, down: Duration, how: Shutdown) -> anyhow::Result<()> {
+        self.pg_ctl("stop", how).await?;
         tokio::time::sleep(down).await;
         // `restart` of a stopped server starts it with the options it last ran with
         // (postmaster.opts: port, socket folder, settings), which `start` would not.
         self.restart().await
     }
 
-    /// `pg_ctl -w -m fast ACTION` on the cluster we started; a server found running
+    /// `pg_ctl -w -m MODE ACTION` on the cluster we started; a server found running
     /// belongs to someone else and is not ours to stop or restart.
-    async fn pg_ctl(&self, action: &str) -> anyhow::Result<()> {
+    async fn pg_ctl(&self, action: &str, how: Shutdown) -> anyhow::Result<()> {
         let Some(cluster) = &self.cluster else {
             bail!("this Postgres was found running, not started by us: not ours to {action}");
+        };
+        let mode = match how {
+            Shutdown::Fast => "fast",
+            Shutdown::Immediate => "immediate",
         };
         let mut command = cluster.command("pg_ctl");
         command
@@ -114,7 +129,7 @@ impl Postgres {
             .arg(cluster.dir.join("data"))
             .arg("-l")
             .arg(cluster.dir.join("server.log"))
-            .args(["-w", "-m", "fast", action]);
+            .args(["-w", "-m", mode, action]);
         tokio::task::spawn_blocking(move || run(&mut command)).await?
     }
 

@@ -31,7 +31,12 @@ use platform::{
 };
 use shop_proto::checkout::v1::checkout_service_client::CheckoutServiceClient;
 
-use crate::{nats::Nats, net::free_port, pki::Pki, postgres::Postgres};
+use crate::{
+    nats::Nats,
+    net::free_port,
+    pki::Pki,
+    postgres::{Postgres, Shutdown},
+};
 
 /// One of the five services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -374,11 +379,11 @@ impl Stack {
         self.postgres.restart().await
     }
 
-    /// Stops the stack's Postgres for `down`, then starts it again: every service loses
-    /// its database for that long and must recover by itself. Fails unless the stack was
-    /// started with `own_postgres`.
-    pub async fn stop_postgres_for(&self, down: Duration) -> anyhow::Result<()> {
-        self.postgres.stop_for(down).await
+    /// Stops the stack's Postgres for `down` (`how`: cleanly, or as in a crash), then
+    /// starts it again: every service loses its database for that long and must recover
+    /// by itself. Fails unless the stack was started with `own_postgres`.
+    pub async fn stop_postgres_for(&self, down: Duration, how: Shutdown) -> anyhow::Result<()> {
+        self.postgres.stop_for(down, how).await
     }
 
     /// The database URL a service uses.

@@ -10,7 +10,12 @@ use std::{
     time::Duration,
 };
 
-use e2e::{Stack, StackOptions, Svc, clients::Clients, demo};
+use e2e::{
+    Stack, StackOptions, Svc,
+    clients::Clients,
+    demo,
+    metrics::{sample, scrape},
+};
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -20,7 +25,6 @@ use opentelemetry_proto::tonic::{
 };
 use shop_proto::checkout::v1 as pb;
 use shop_proto::common::v1 as common;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Request;
 
 /// `(trace id, service name, span name)` of every span received.
@@ -70,26 +74,6 @@ async fn collector() -> (SocketAddr, Received) {
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
     (addr, received)
-}
-
-/// One plain HTTP/1.1 GET of `/metrics`.
-async fn scrape(addr: SocketAddr) -> String {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await.unwrap();
-    body
-}
-
-/// The value of the sample of `name` whose labels include every one of `labels`.
-fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
-        .find(|l| labels.iter().all(|label| l.contains(label)))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 fn order(key: &str, token: &str) -> pb::PlaceOrderRequest {
@@ -192,7 +176,9 @@ async fn one_checkout_is_one_trace_across_five_services_and_metrics_count_it() {
         assert!(names.contains(span), "no {span} span in {names:?}");
     }
 
-    let orch = scrape(stack.metrics_addr(Svc::Orchestrator).unwrap()).await;
+    let orch = scrape(stack.metrics_addr(Svc::Orchestrator).unwrap())
+        .await
+        .unwrap();
     let place = "method=\"/shop.checkout.v1.CheckoutService/PlaceOrder\"";
     assert_eq!(
         sample(&orch, "rpc_server_requests_total", &[place, "code=\"OK\""]),
@@ -222,14 +208,18 @@ async fn one_checkout_is_one_trace_across_five_services_and_metrics_count_it() {
         Some(1.0)
     );
     assert!(sample(&orch, "rpc_server_duration_seconds_count", &[place]).is_some_and(|n| n >= 2.0));
-    let pay = scrape(stack.metrics_addr(Svc::Payment).unwrap()).await;
+    let pay = scrape(stack.metrics_addr(Svc::Payment).unwrap())
+        .await
+        .unwrap();
     let charge = "method=\"/shop.payment.v1.PaymentService/Charge\"";
     assert_eq!(
         sample(&pay, "rpc_server_requests_total", &[charge, "code=\"OK\""]),
         Some(2.0),
         "{pay}"
     );
-    let inventory = scrape(stack.metrics_addr(Svc::Inventory).unwrap()).await;
+    let inventory = scrape(stack.metrics_addr(Svc::Inventory).unwrap())
+        .await
+        .unwrap();
     assert!(
         sample(&inventory, "db_pool_connections", &["state=\"idle\""]).is_some(),
         "{inventory}"

@@ -1,9 +1,15 @@
 //! The benchmark: the saga's throughput and latency at several concurrencies on the
-//! local stack, the machine's ceiling for this work, and where a checkout's time goes.
+//! local stack, beside its floor (the same calls straight to the services, [`bare`]),
+//! the machine's ceiling for this work, what a checkout costs the databases, and where a
+//! checkout's time goes.
+//!
+//! The stack runs on a Postgres cluster of the benchmark's own, as durable as a
+//! production server (`fsync` on, `synchronous_commit` on) and with `pg_stat_statements`
+//! loaded to count statements ([`costs`]).
 //!
 //! Ceiling: pgbench `simple-update` TPS on the same Postgres, divided by the commits one
-//! checkout makes across all five databases (counted from `pg_stat_database`), next to
-//! the raw tonic unary round-trip rate (health checks) on the same loopback.
+//! checkout makes across all five databases, next to the raw tonic unary round-trip rate
+//! (health checks) on the same loopback.
 
 use std::{
     collections::BTreeMap,
@@ -16,10 +22,12 @@ use anyhow::{Context, bail};
 use e2e::{Stack, StackOptions, Svc, clients::Clients, postgres::Postgres};
 use serde::Serialize;
 use shop_proto::checkout::v1 as pb;
-use sqlx::{Connection, PgConnection};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::{
+    bare,
+    costs::{self, Costs},
+    hops::{self, Hop},
     interrupt::Stop,
     load::{self, LoadConfig, Mix, Report, RunState},
 };
@@ -36,14 +44,21 @@ pub struct BenchConfig {
 /// Everything the benchmark found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Results {
+    /// The saga, one run per concurrency.
     pub runs: Vec<Report>,
-    pub commits_per_checkout: f64,
+    /// The floor at the same concurrencies: the same calls, no orchestrator.
+    pub bare_runs: Vec<Report>,
+    /// One checkout's commits, WAL flushes and statements (a batch at concurrency 8).
+    pub costs: Costs,
     pub pgbench_tps: f64,
     pub ceiling_checkouts_per_sec: f64,
     pub tonic_unary_per_sec: f64,
     pub tonic_unary_p50_ms: f64,
     /// Mean milliseconds per saga step at concurrency 32 (or the last level).
     pub step_ms: BTreeMap<String, f64>,
+    /// Each call of a checkout at the same level, as the orchestrator and the service
+    /// timed it.
+    pub hops: BTreeMap<String, Hop>,
     pub machine: String,
 }
 
@@ -74,50 +89,89 @@ fn config(
 
 /// Runs the whole benchmark against a fresh stack of the binaries in `SHOP_BIN_DIR`.
 pub async fn run(bench: &BenchConfig) -> anyhow::Result<Results> {
-    let postgres = Arc::new(Postgres::find_or_start().await?);
-    let stack = Stack::start_on(postgres.clone(), StackOptions::default()).await?;
+    let postgres = Arc::new(
+        Postgres::start_own_with(&[
+            ("fsync", "on"),
+            ("shared_preload_libraries", "pg_stat_statements"),
+        ])
+        .await?,
+    );
+    let options = StackOptions {
+        metrics: true,
+        ..StackOptions::default()
+    };
+    let stack = Stack::start_on(postgres.clone(), options).await?;
     let mut clients = Clients::of(&stack);
-    let mut state = load::setup(&mut clients, "bench").await?;
+    let services = bare::Services::of(&stack)?;
+    let state = load::setup(&mut clients, "bench").await?;
+    let level_state = |run_id: String| RunState {
+        run_id,
+        ..state.clone()
+    };
 
     eprintln!("warming up...");
+    let warm_up = |run_id: &str| config(run_id, bench.modes, 8, Some(Duration::from_secs(3)), None);
     load::run(
         &clients,
-        &config("bench", bench.modes, 8, Some(Duration::from_secs(3)), None),
-        &mut state,
+        &warm_up("bench-warm"),
+        &mut level_state("bench-warm".into()),
+    )
+    .await?;
+    load::run_bare(
+        &services,
+        &warm_up("bench-bare"),
+        &mut level_state("bench-bare".into()),
     )
     .await?;
 
-    eprintln!("counting commits per checkout...");
-    let commits_per_checkout =
-        commits_per_checkout(&postgres, &stack, &clients, &mut state, bench.modes).await?;
-    eprintln!("  {commits_per_checkout:.1} commits per checkout");
+    eprintln!("counting what a checkout costs the databases...");
+    let costs = count_costs(&postgres, &stack, &clients, &state, bench.modes).await?;
+    eprintln!(
+        "  {:.1} commits, {:.1} WAL flushes, {:.1} statements per checkout",
+        costs.commits_total, costs.wal_flushes, costs.statements_total
+    );
 
     let mut runs = Vec::new();
+    let mut bare_runs = Vec::new();
     let mut step_ms = BTreeMap::new();
+    let mut hop_ms = BTreeMap::new();
     for &level in &bench.levels {
-        eprintln!("concurrency {level}...");
-        let run_id = format!("bench-c{level}");
-        let mut level_state = RunState {
-            run_id: run_id.clone(),
-            ..state.clone()
-        };
-        let report = load::run(
-            &clients,
-            &config(
-                &run_id,
+        let measured = |run_id: &str| {
+            config(
+                run_id,
                 bench.modes,
                 level,
                 Some(Duration::from_secs(bench.seconds)),
                 None,
-            ),
-            &mut level_state,
+            )
+        };
+        let profiled = level == 32 || (step_ms.is_empty() && Some(&level) == bench.levels.last());
+        eprintln!("concurrency {level}: the saga...");
+        let run_id = format!("bench-c{level}");
+        let before = hops::snapshot(&stack).await?;
+        let report = load::run(
+            &clients,
+            &measured(&run_id),
+            &mut level_state(run_id.clone()),
         )
         .await?;
         eprint!("{}", report.render());
-        if level == 32 || (step_ms.is_empty() && Some(&level) == bench.levels.last()) {
+        if profiled {
+            hop_ms = hops::between(&before, &hops::snapshot(&stack).await?);
             step_ms = step_breakdown(&mut clients, &run_id).await?;
         }
         runs.push(report);
+
+        eprintln!("concurrency {level}: the floor...");
+        let run_id = format!("bare-c{level}");
+        let report = load::run_bare(
+            &services,
+            &measured(&run_id),
+            &mut level_state(run_id.clone()),
+        )
+        .await?;
+        eprint!("{}", report.render());
+        bare_runs.push(report);
     }
 
     eprintln!("measuring the raw tonic unary rate...");
@@ -128,67 +182,46 @@ pub async fn run(bench: &BenchConfig) -> anyhow::Result<Results> {
     let pgbench_tps = pgbench(&postgres, 32, 10).await?;
     Ok(Results {
         runs,
-        commits_per_checkout,
+        bare_runs,
+        ceiling_checkouts_per_sec: pgbench_tps / costs.commits_total.max(1.0),
+        costs,
         pgbench_tps,
-        ceiling_checkouts_per_sec: pgbench_tps / commits_per_checkout,
         tonic_unary_per_sec,
         tonic_unary_p50_ms,
         step_ms,
+        hops: hop_ms,
         machine: machine(),
     })
 }
 
-/// Sum of `xact_commit` over the five databases.
-async fn commits(postgres: &Postgres, stack: &Stack) -> anyhow::Result<i64> {
-    let mut conn = PgConnection::connect(&postgres.admin_url).await?;
-    let mut total = 0;
-    for svc in Svc::ALL {
-        let url = stack.database_url(svc);
-        let name = url
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .split('?')
-            .next()
-            .unwrap_or_default();
-        let n: i64 =
-            sqlx::query_scalar("SELECT xact_commit FROM pg_stat_database WHERE datname = $1")
-                .bind(name)
-                .fetch_one(&mut conn)
-                .await?;
-        total += n;
-    }
-    Ok(total)
-}
-
-/// Commits one checkout makes: the counter's growth over 200 checkouts. Postgres
-/// publishes idle backends' counters after up to ~10 s, hence the waits.
-async fn commits_per_checkout(
+/// What one checkout costs: a batch of 200 at concurrency 8, counted by Postgres, less
+/// what the idle stack does meanwhile.
+async fn count_costs(
     postgres: &Postgres,
     stack: &Stack,
     clients: &Clients,
-    state: &mut RunState,
+    state: &RunState,
     modes: load::Modes,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<Costs> {
     const CHECKOUTS: u64 = 200;
-    tokio::time::sleep(Duration::from_secs(11)).await;
-    let before = commits(postgres, stack).await?;
+    costs::prepare(postgres).await?;
+    let idle = costs::read(postgres, stack).await?;
+    let start = costs::read(postgres, stack).await?;
     let mut counted = RunState {
-        run_id: "bench-commits".into(),
+        run_id: "bench-costs".into(),
         ..state.clone()
     };
     let report = load::run(
         clients,
-        &config("bench-commits", modes, 8, None, Some(CHECKOUTS)),
+        &config("bench-costs", modes, 8, None, Some(CHECKOUTS)),
         &mut counted,
     )
     .await?;
     if report.error_count() > 0 {
-        bail!("errors while counting commits: {:?}", report.errors);
+        bail!("errors while counting: {:?}", report.errors);
     }
-    tokio::time::sleep(Duration::from_secs(11)).await;
-    let after = commits(postgres, stack).await?;
-    Ok((after - before) as f64 / CHECKOUTS as f64)
+    let end = costs::read(postgres, stack).await?;
+    Ok(costs::per_checkout(&idle, &start, &end, CHECKOUTS))
 }
 
 /// Mean duration of each step over a run's checkouts, from the saga's own records.
@@ -351,25 +384,57 @@ fn machine() -> String {
     format!("{cpus} cores, {model}")
 }
 
-/// The Markdown table of the sweep.
+/// The Markdown tables of the sweep: the saga beside its floor, then what a checkout
+/// costs the databases.
 pub fn table(results: &Results) -> String {
     let mut text = String::from(
-        "| concurrency | checkouts/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | errors | of ceiling |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| concurrency | checkouts/s | p50 ms | p90 ms | p99 ms | max ms | errors | floor/s | floor p50 ms | floor p99 ms | of floor | p50 over floor ms | of ceiling |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
-    for r in &results.runs {
-        let l = &r.latency_ms;
+    for (r, floor) in results.runs.iter().zip(&results.bare_runs) {
+        let (l, f) = (&r.latency_ms, &floor.latency_ms);
         text.push_str(&format!(
-            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {:.0} % |\n",
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {:.1} | {:.1} | {:.1} | {:.0} % | {:.1} | {:.0} % |\n",
             r.concurrency,
             r.throughput,
             l.p50,
             l.p90,
             l.p99,
-            l.p999,
             l.max,
-            r.error_count(),
+            r.error_count() + floor.error_count(),
+            floor.throughput,
+            f.p50,
+            f.p99,
+            100.0 * r.throughput / floor.throughput.max(f64::MIN_POSITIVE),
+            l.p50 - f.p50,
             100.0 * r.throughput / results.ceiling_checkouts_per_sec
         ));
+    }
+    let c = &results.costs;
+    text.push_str(&format!(
+        "\nPer checkout: {:.1} commits, {:.1} WAL flushes (whole server), {:.1} statements \
+         (idle stack: {:.1} statements/s, taken off).\n\n\
+         | database | commits | statements |\n|---|---:|---:|\n",
+        c.commits_total, c.wal_flushes, c.statements_total, c.idle_statements_per_sec
+    ));
+    for (database, commits) in &c.commits {
+        let statements = c.statements.get(database).copied().unwrap_or_default();
+        text.push_str(&format!(
+            "| {database} | {commits:.1} | {statements:.1} |\n"
+        ));
+    }
+    if !results.hops.is_empty() {
+        text.push_str(
+            "\n| call (c=32) | orchestrator ms | service ms | the hop ms |\n|---|---:|---:|---:|\n",
+        );
+        for (call, hop) in &results.hops {
+            text.push_str(&format!(
+                "| {call} | {:.2} | {:.2} | {:.2} |\n",
+                hop.caller_ms,
+                hop.server_ms,
+                hop.caller_ms - hop.server_ms
+            ));
+        }
     }
     text
 }
@@ -383,6 +448,7 @@ pub fn plot(results: &Results) -> String {
     let max_tp = results
         .runs
         .iter()
+        .chain(&results.bare_runs)
         .map(|r| r.throughput)
         .fold(1.0, f64::max)
         * 1.15;
@@ -408,6 +474,12 @@ pub fn plot(results: &Results) -> String {
         .enumerate()
         .map(|(i, r)| (x(i), y_tp(r.throughput)))
         .collect();
+    let floor: Vec<_> = results
+        .bare_runs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (x(i), y_tp(r.throughput)))
+        .collect();
     let p99: Vec<_> = results
         .runs
         .iter()
@@ -417,7 +489,7 @@ pub fn plot(results: &Results) -> String {
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{}\" y=\"18\" text-anchor=\"middle\" font-size=\"14\">Checkout throughput and p99 latency by concurrency</text>\n\
+         <text x=\"{}\" y=\"18\" text-anchor=\"middle\" font-size=\"14\">Checkout throughput (saga, and its floor in green) and p99 latency by concurrency</text>\n\
          <line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"black\"/>\n\
          <line x1=\"{}\" y1=\"{top}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n\
          <line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n",
@@ -455,6 +527,10 @@ pub fn plot(results: &Results) -> String {
         left + plot_w / 2.0, h - 12.0, top + plot_h / 2.0, top + plot_h / 2.0,
         w - 16.0, top + plot_h / 2.0, w - 16.0, top + plot_h / 2.0,
         line(tp.clone()), line(p99.clone())
+    ));
+    svg.push_str(&format!(
+        "<polyline points=\"{}\" fill=\"none\" stroke=\"#2ca02c\" stroke-width=\"2\"/>\n",
+        line(floor)
     ));
     for ((tx, ty), (px, py)) in tp.iter().zip(&p99) {
         svg.push_str(&format!(

@@ -18,7 +18,7 @@ use shop_proto::common::v1 as common;
 use shop_proto::{checkout::v1 as pb, inventory::v1 as inventory};
 use tonic::{Code, Request};
 
-use crate::{interrupt::Stop, progress::Live};
+use crate::{bare, interrupt::Stop, progress::Live};
 
 /// Shares of requests meant to end otherwise than COMPLETED, and of injected faults.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -265,9 +265,66 @@ struct Tally {
     errors: BTreeMap<String, u64>,
 }
 
-/// Drives the load; `state.issued` counts the requests made.
+/// Whom the load calls for each checkout.
+#[derive(Debug, Clone)]
+enum Target {
+    /// PlaceOrder at the front door: the saga.
+    FrontDoor(Clients),
+    /// The same calls straight to the services: the floor ([`crate::bare`]).
+    Bare(bare::Services),
+}
+
+impl Target {
+    /// One checkout: its outcome (`COMPLETED`, `CANCELLED:<reason>`, ...) or the code of
+    /// the call that failed.
+    async fn checkout(
+        &mut self,
+        message: pb::PlaceOrderRequest,
+        fault: Option<&str>,
+        config: &LoadConfig,
+    ) -> Result<String, Code> {
+        match self {
+            Self::FrontDoor(clients) => {
+                let checkout = place(clients, message, fault, config).await?;
+                let mut outcome = checkout
+                    .status()
+                    .as_str_name()
+                    .trim_start_matches("CHECKOUT_STATUS_")
+                    .to_owned();
+                if !checkout.failure_reason.is_empty() {
+                    outcome = format!("{outcome}:{}", checkout.failure_reason);
+                }
+                Ok(outcome)
+            }
+            Self::Bare(services) => {
+                services.checkout(&message).await?;
+                Ok("COMPLETED".to_owned())
+            }
+        }
+    }
+}
+
+/// Drives PlaceOrder at the front door; `state.issued` counts the requests made.
 pub async fn run(
     clients: &Clients,
+    config: &LoadConfig,
+    state: &mut RunState,
+) -> anyhow::Result<Report> {
+    drive(Target::FrontDoor(clients.clone()), config, state).await
+}
+
+/// Drives the floor: each checkout's calls straight to the services ([`crate::bare`]),
+/// with the same requests, concurrency and report as [`run`].
+pub async fn run_bare(
+    services: &bare::Services,
+    config: &LoadConfig,
+    state: &mut RunState,
+) -> anyhow::Result<Report> {
+    drive(Target::Bare(services.clone()), config, state).await
+}
+
+async fn drive(
+    target: Target,
     config: &LoadConfig,
     state: &mut RunState,
 ) -> anyhow::Result<Report> {
@@ -306,31 +363,22 @@ pub async fn run(
     });
 
     let one = {
-        let (tally, live, shared, clients) =
-            (tally.clone(), live.clone(), shared.clone(), clients.clone());
+        let (tally, live, shared) = (tally.clone(), live.clone(), shared.clone());
         move |n: u64, intended: Instant| {
-            let (tally, live, shared, mut clients) =
-                (tally.clone(), live.clone(), shared.clone(), clients.clone());
+            let (tally, live, shared, mut target) =
+                (tally.clone(), live.clone(), shared.clone(), target.clone());
             async move {
                 let (state, config) = &*shared;
                 let (message, fault) = request(state, &config.mix, n);
                 let result = tokio::select! {
-                    result = place(&mut clients, message, fault.as_deref(), config) => result,
+                    result = target.checkout(message, fault.as_deref(), config) => result,
                     () = config.stop.stopped() => Err(Code::Cancelled),
                 };
                 let micros = u64::try_from(intended.elapsed().as_micros()).unwrap_or(u64::MAX);
                 let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
                 let _ = t.latency.record(micros.max(1));
                 match result {
-                    Ok(checkout) => {
-                        let mut outcome = checkout
-                            .status()
-                            .as_str_name()
-                            .trim_start_matches("CHECKOUT_STATUS_")
-                            .to_owned();
-                        if !checkout.failure_reason.is_empty() {
-                            outcome = format!("{outcome}:{}", checkout.failure_reason);
-                        }
+                    Ok(outcome) => {
                         *t.outcomes.entry(outcome).or_default() += 1;
                     }
                     Err(code) => {

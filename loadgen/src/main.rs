@@ -10,7 +10,7 @@ use std::{
 use clap::{Args, Parser, Subcommand};
 use e2e::clients::{Clients, Urls};
 use loadgen::{
-    bench, chaos, check,
+    bare, bench, chaos, check,
     interrupt::Stop,
     load::{self, LoadConfig, Mix, Modes, RunState},
     progress::{self, Live, Planned},
@@ -41,8 +41,13 @@ enum Command {
     /// Start a stack with faults, run load while killing the orchestrator and restarting
     /// Postgres, then check (exit 1 on any violation, 130 when interrupted).
     Chaos(ChaosArgs),
-    /// Sweep concurrencies on a fresh stack of the binaries in SHOP_BIN_DIR and report.
+    /// Sweep concurrencies on a fresh stack of the binaries in SHOP_BIN_DIR and report,
+    /// each beside its floor (`bare`).
     Bench(BenchArgs),
+    /// The floor: each checkout's six calls straight to the services, no orchestrator,
+    /// on the skus of an earlier `run` (its --state). The services take these calls only
+    /// from the orchestrator: run it with the orchestrator's TLS files.
+    Bare(BareArgs),
 }
 
 #[derive(Debug, Args)]
@@ -177,6 +182,27 @@ struct ChaosArgs {
 }
 
 #[derive(Debug, Args)]
+struct BareArgs {
+    #[command(flatten)]
+    targets: Targets,
+    /// Checkouts in flight (closed loop).
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// How long to run (default 30s unless --count is given).
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// How many checkouts to make.
+    #[arg(long)]
+    count: Option<u64>,
+    /// The state an earlier `loadgen run` wrote: the skus to buy.
+    #[arg(long, default_value = "loadgen-run.json")]
+    state: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
 struct BenchArgs {
     /// Concurrency levels, comma-separated.
     #[arg(long, default_value = "1,8,32,128", value_delimiter = ',')]
@@ -193,20 +219,20 @@ struct BenchArgs {
 }
 
 impl Targets {
+    fn urls(&self) -> Urls {
+        Urls {
+            orchestrator: self.orchestrator_url.clone(),
+            order: self.order_svc_url.clone(),
+            payment: self.payment_svc_url.clone(),
+            inventory: self.inventory_svc_url.clone(),
+            shipping: self.shipping_svc_url.clone(),
+        }
+    }
+
     fn clients(&self) -> anyhow::Result<Clients> {
         let security = self.security.security()?;
         let token = self.token.attach(&security)?;
-        Ok(Clients::at(
-            &Urls {
-                orchestrator: self.orchestrator_url.clone(),
-                order: self.order_svc_url.clone(),
-                payment: self.payment_svc_url.clone(),
-                inventory: self.inventory_svc_url.clone(),
-                shipping: self.shipping_svc_url.clone(),
-            },
-            &security,
-            token,
-        )?)
+        Ok(Clients::at(&self.urls(), &security, token)?)
     }
 }
 
@@ -305,6 +331,37 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(exit_code(&report.verdict))
         }
+        Command::Bare(args) => {
+            let services =
+                bare::Services::at(&args.targets.urls(), &args.targets.security.security()?)?;
+            let earlier: RunState = serde_json::from_str(&std::fs::read_to_string(&args.state)?)?;
+            let mut state = RunState {
+                run_id: format!("bare{}", std::process::id()),
+                ..earlier
+            };
+            let config = LoadConfig {
+                run_id: state.run_id.clone(),
+                concurrency: args.concurrency,
+                rate: None,
+                duration: args
+                    .duration
+                    .or(args.count.is_none().then_some(Duration::from_secs(30))),
+                count: args.count,
+                mix: Mix::default(),
+                deadline: Duration::from_secs(10),
+                retry_unavailable: false,
+                progress: !args.json,
+                live: Arc::default(),
+                stop: Stop::default(),
+            };
+            let report = load::run_bare(&services, &config, &mut state).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench(args) => {
             let results = bench::run(&bench::BenchConfig {
                 levels: args.levels,
@@ -322,7 +379,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("{}", bench::table(&results));
             println!(
                 "commits per checkout {:.1}; pgbench simple-update {:.0} tps; ceiling {:.1} checkouts/s; tonic unary {:.0}/s (p50 {:.2} ms)",
-                results.commits_per_checkout,
+                results.costs.commits_total,
                 results.pgbench_tps,
                 results.ceiling_checkouts_per_sec,
                 results.tonic_unary_per_sec,

@@ -31,7 +31,7 @@ use crate::{
     convert::{self, to_checkout},
     engine::Engine,
     ids::{LeaseToken, SagaId},
-    loaded::DriveError,
+    loaded::{Begin, Created, DriveError, Saga},
     metadata::{header, wait_budget},
     resilience::{Call, send},
     saga::CoordinationMode,
@@ -217,8 +217,20 @@ impl CheckoutApi {
             return replay(existing, &hash);
         }
         tracing::info!(%saga_id, mode = %order.mode, "checkout started");
-        let driver = (order.mode == CoordinationMode::Orchestrated)
-            .then(|| self.engine.spawn(saga_id, lease, None));
+        let driver = (order.mode == CoordinationMode::Orchestrated).then(|| {
+            let created = Created {
+                saga_id,
+                request: order.request,
+                priced,
+                total_minor: total.amount_minor,
+                currency: total.currency,
+                fault,
+                traceparent,
+            };
+            let saga = Saga::created(created, lease);
+            self.engine
+                .spawn(Begin::Created(Box::new(saga)), lease, None)
+        });
         Ok(Started { saga_id, driver })
     }
 

@@ -37,7 +37,7 @@ pub struct Clients {
 macro_rules! rpc {
     ($downstream:expr, $lane:expr, $client:expr, $method:ident) => {{
         let client = $client.clone();
-        $downstream.stack($lane, move |request| {
+        $downstream.stack($lane, stringify!($method), move |request| {
             let mut client = client.clone();
             async move {
                 client

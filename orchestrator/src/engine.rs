@@ -15,7 +15,7 @@ use crate::{
     downstream::Clients,
     ids::{LeaseToken, SagaId},
     lease::Leases,
-    loaded::{DriveError, Saga},
+    loaded::{Begin, DriveError, Saga},
     retry::full_jitter,
     saga::{
         FailureReason, SagaStatus, Step,
@@ -109,11 +109,12 @@ impl Engine {
     /// `traceparent`) when recovery resumes it, so a checkout stays one trace.
     pub fn spawn(
         self: &Arc<Self>,
-        saga_id: SagaId,
+        begin: Begin,
         lease: LeaseToken,
         resumed_from: Option<&str>,
     ) -> tokio::task::JoinHandle<()> {
         let engine = self.clone();
+        let saga_id = begin.saga_id();
         let span = match resumed_from {
             Some(_) => {
                 tracing::info_span!(parent: None, "saga", %saga_id, order_id = tracing::field::Empty)
@@ -125,7 +126,7 @@ impl Engine {
         }
         tokio::spawn(
             async move {
-                if let Err(error) = engine.drive(saga_id, lease).await {
+                if let Err(error) = engine.drive(begin, lease).await {
                     tracing::warn!(%error, "driver stopped; the saga resumes when its lease expires");
                 }
             }
@@ -144,17 +145,27 @@ impl Engine {
             self.commit(&mut saga, resumed).await?;
         }
         tracing::warn!(saga_id = %saga.id, status = %saga.state.status, "parked saga resumed by an operator");
-        self.spawn(claim.saga_id, claim.lease, Some(&claim.traceparent));
+        self.spawn(
+            Begin::Stored(claim.saga_id),
+            claim.lease,
+            Some(&claim.traceparent),
+        );
         Ok(())
     }
 
     /// Drives a saga until it ends, renewing the lease `lease` meanwhile.
-    pub async fn drive(&self, saga_id: SagaId, lease: LeaseToken) -> Result<(), DriveError> {
+    pub async fn drive(&self, begin: Begin, lease: LeaseToken) -> Result<(), DriveError> {
         let _held = self.leases.hold(lease);
-        let (row, steps) = store::load(&self.pool, saga_id)
-            .await?
-            .ok_or(DriveError::NotFound(saga_id))?;
-        let mut saga = Saga::from_rows(row, steps, lease)?;
+        let mut saga = match begin {
+            Begin::Created(saga) => *saga,
+            Begin::Stored(saga_id) => {
+                let (row, steps) = store::load(&self.pool, saga_id)
+                    .await?
+                    .ok_or(DriveError::NotFound(saga_id))?;
+                Saga::from_rows(row, steps, lease)?
+            }
+        };
+        let saga_id = saga.id;
         tokio::select! {
             biased;
             () = self.stopped() => Ok(()),

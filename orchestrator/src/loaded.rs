@@ -6,9 +6,9 @@ use shop_proto::{checkout::v1::PlaceOrderRequest, inventory::v1::PriceCartRespon
 
 use crate::{
     ids::{LeaseToken, SagaId},
-    saga::{Step, StepState, rules::SagaState},
+    saga::{SagaStatus, Step, StepState, rules::SagaState},
     steps,
-    store::{SagaRow, StepRow, WriteError},
+    store::{self, SagaRow, StepRow, WriteError},
 };
 
 /// Why a driver stopped before the saga ended. The saga is safe on disk either way: its
@@ -25,6 +25,36 @@ pub enum DriveError {
     Corrupt(#[from] prost::DecodeError),
     #[error("saga {0} has no row for step {1}")]
     MissingStep(SagaId, Step),
+}
+
+/// What PlaceOrder recorded of a new saga, for [`Saga::created`].
+#[derive(Debug)]
+pub struct Created {
+    pub saga_id: SagaId,
+    pub request: PlaceOrderRequest,
+    pub priced: PriceCartResponse,
+    pub total_minor: i64,
+    pub currency: String,
+    pub fault: String,
+    pub traceparent: String,
+}
+
+/// Where a driver gets its saga from.
+#[derive(Debug)]
+pub enum Begin {
+    /// Just recorded by PlaceOrder, held in memory: nothing to read back.
+    Created(Box<Saga>),
+    /// Recorded earlier (recovery, a resumed parked saga): read from its rows.
+    Stored(SagaId),
+}
+
+impl Begin {
+    pub fn saga_id(&self) -> SagaId {
+        match self {
+            Self::Created(saga) => saga.id,
+            Self::Stored(saga_id) => *saga_id,
+        }
+    }
 }
 
 /// The saga as its driver holds it: what PlaceOrder recorded, and the state the rules
@@ -80,6 +110,35 @@ impl Saga {
             traceparent: row.traceparent,
             created_at: row.created_at,
         })
+    }
+
+    /// The saga PlaceOrder just recorded, as `store::insert_saga` wrote it: its driver
+    /// starts from this instead of reading back what was just written.
+    pub fn created(new: Created, lease: LeaseToken) -> Self {
+        Self {
+            id: new.saga_id,
+            lease,
+            state: SagaState {
+                status: SagaStatus::Running,
+                failure_reason: None,
+                order_id: None,
+                steps: Step::ALL
+                    .iter()
+                    .map(|step| StepState {
+                        step: *step,
+                        status: store::initial_status(*step),
+                        uncertain: false,
+                    })
+                    .collect(),
+            },
+            request: new.request,
+            priced: new.priced,
+            total_minor: new.total_minor,
+            currency: new.currency,
+            fault: new.fault,
+            traceparent: new.traceparent,
+            created_at: chrono::Utc::now(),
+        }
     }
 
     pub fn context(&self) -> steps::Context<'_> {

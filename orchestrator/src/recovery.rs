@@ -5,7 +5,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use crate::{engine::Engine, store};
+use crate::{engine::Engine, loaded::Begin, store};
 
 /// How many sagas one scan takes over at most.
 const BATCH: i64 = 64;
@@ -26,7 +26,11 @@ async fn scan_loop(engine: &Arc<Engine>, interval: Duration) {
                     tracing::info!(count = claimed.len(), "resuming sagas whose lease expired");
                 }
                 for claim in claimed {
-                    engine.spawn(claim.saga_id, claim.lease, Some(&claim.traceparent));
+                    engine.spawn(
+                        Begin::Stored(claim.saga_id),
+                        claim.lease,
+                        Some(&claim.traceparent),
+                    );
                 }
             }
             Err(error) => tracing::warn!(%error, "recovery scan failed; will retry"),

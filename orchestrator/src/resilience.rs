@@ -173,8 +173,11 @@ impl Downstream {
     }
 
     /// Wraps one RPC (`rpc` turns a prepared `tonic::Request` into its reply) in the
-    /// stack described at the top of this module, counting against `lane`.
-    pub fn stack<M, R, F, Fut>(&self, lane: Lane, rpc: F) -> StepService<M, R>
+    /// stack described at the top of this module, counting against `lane`. Each
+    /// attempt's time, from the request's first byte to its reply, is the histogram
+    /// `downstream_attempt_duration_seconds{downstream, method}`: next to the service's
+    /// own `rpc_server_duration_seconds`, it says what a hop costs beyond the work.
+    pub fn stack<M, R, F, Fut>(&self, lane: Lane, method: &'static str, rpc: F) -> StepService<M, R>
     where
         M: Clone + Send + Sync + 'static,
         R: Send + 'static,
@@ -184,9 +187,21 @@ impl Downstream {
         let s = &self.settings;
         let attempt_timeout = s.attempt_timeout;
         let step_deadline = s.step_deadline;
+        let downstream = self.name;
         let call = tower::service_fn(move |call: Call<M>| {
             let request = prepare(&call, attempt_timeout, step_deadline);
-            rpc(request)
+            let reply = rpc(request);
+            async move {
+                let started = Instant::now();
+                let reply = reply.await;
+                metrics::histogram!(
+                    "downstream_attempt_duration_seconds",
+                    "downstream" => downstream,
+                    "method" => method,
+                )
+                .record(started.elapsed().as_secs_f64());
+                reply
+            }
         });
         let lane = match lane {
             Lane::Forward => &self.forward,

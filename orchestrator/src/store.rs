@@ -15,8 +15,8 @@ use sqlx::{FromRow, PgConnection, PgPool};
 use crate::{
     ids::{LeaseToken, OrderId, SagaId},
     saga::{
-        CoordinationMode, FailureReason, GrpcCode, SagaChange, SagaStatus, Step, StepChange,
-        StepStatus,
+        CoordinationMode, Durability, FailureReason, GrpcCode, SagaChange, SagaStatus, Step,
+        StepChange, StepStatus,
     },
 };
 
@@ -108,9 +108,19 @@ pub struct NewSaga<'a> {
     pub mode: CoordinationMode,
 }
 
+/// A step's status in a saga just created: priced (before the saga starts), the order's
+/// creation intended, the rest pending.
+pub fn initial_status(step: Step) -> StepStatus {
+    match step {
+        Step::PriceCart => StepStatus::Succeeded,
+        Step::CreateOrder => StepStatus::Running,
+        _ => StepStatus::Pending,
+    }
+}
+
 /// Inserts a saga leased under the token `owner`, with every step's row and the first intent
-/// (create_order RUNNING), in one statement (so one round trip and one commit). `false`
-/// when the key already exists.
+/// (create_order RUNNING), in one statement (so one round trip and one commit), flushed
+/// before it returns ([`Durability::Flushed`]). `false` when the key already exists.
 pub async fn insert_saga(
     conn: &mut PgConnection,
     new: &NewSaga<'_>,
@@ -119,14 +129,7 @@ pub async fn insert_saga(
 ) -> Result<bool, sqlx::Error> {
     let steps: &[Step] = Step::ALL;
     let positions: Vec<i32> = Step::ALL.iter().map(|s| s.position()).collect();
-    let statuses: Vec<StepStatus> = Step::ALL
-        .iter()
-        .map(|s| match s {
-            Step::PriceCart => StepStatus::Succeeded,
-            Step::CreateOrder => StepStatus::Running,
-            _ => StepStatus::Pending,
-        })
-        .collect();
+    let statuses: Vec<StepStatus> = Step::ALL.iter().map(|s| initial_status(*s)).collect();
     let attempts: Vec<i32> = Step::ALL
         .iter()
         .map(|s| {
@@ -149,7 +152,8 @@ pub async fn insert_saga(
                           ELSE now() + $12 END,
                      $23)
              ON CONFLICT (idempotency_key) DO NOTHING
-             RETURNING saga_id),
+             -- Flushed whatever the server's default: a creation is acted on at once.
+             RETURNING saga_id, set_config('synchronous_commit', 'on', true)),
          steps AS (
              INSERT INTO saga_steps (saga_id, step, position, status, attempts, started_at, ended_at)
              SELECT saga.saga_id, s.step, s.position, s.status, s.attempts,
@@ -432,8 +436,10 @@ pub async fn release(pool: &PgPool, held: &[LeaseToken]) -> Result<u64, sqlx::Er
 
 /// Applies a saga change and step changes in one statement (one round trip, one
 /// commit), fenced by the lease: the steps change only if the saga row is still this
-/// owner's. See [`apply`]. Appends one event per step change (for WatchCheckout), or one saga-level
-/// event (empty step) when only the saga's status changes. Returns the saga's status.
+/// owner's. See [`apply`]. Appends one event per step change (for WatchCheckout), or one
+/// saga-level event (empty step) when only the saga's status changes. A decision is
+/// flushed before this returns, a record a replay re-derives is not
+/// ([`SagaChange::durability`]). Returns the saga's status.
 pub async fn write(
     pool: &PgPool,
     saga_id: SagaId,
@@ -441,15 +447,19 @@ pub async fn write(
     saga: &SagaChange,
     steps: &[StepChange],
 ) -> Result<SagaStatus, WriteError> {
-    apply(pool, saga_id, Some(owner), saga, steps).await
+    apply(pool, saga_id, Some(owner), saga.durability(), saga, steps).await
 }
 
 /// [`write`] on any connection; `fence: None` for a writer that holds no lease (the
 /// tracker of choreographed sagas, which locks the row instead).
+///
+/// The durability is set inside the statement (`set_config(.., true)` lasts until its
+/// transaction commits), so a deferred write costs no extra round trip for a `SET`.
 pub async fn apply<'c>(
     conn: impl sqlx::PgExecutor<'c>,
     saga_id: SagaId,
     fence: Option<LeaseToken>,
+    durability: Durability,
     saga: &SagaChange,
     steps: &[StepChange],
 ) -> Result<SagaStatus, WriteError> {
@@ -484,6 +494,7 @@ pub async fn apply<'c>(
                               tracking_number = COALESCE($7, tracking_number),
                               updated_at = now()
               WHERE saga_id = $1 AND ($2::uuid IS NULL OR lease_owner = $2)
+                AND set_config('synchronous_commit', $19, true) IS NOT NULL
               RETURNING status),
          changes AS (
              SELECT * FROM unnest($8::text[], $9::text[], $10::bool[], $11::int[], $12::bool[],
@@ -534,6 +545,7 @@ pub async fn apply<'c>(
     .bind(&compensations)
     .bind(&compensated)
     .bind(&events)
+    .bind(durability.synchronous_commit())
     .fetch_optional(conn)
     .await?;
     Ok(status.ok_or(LeaseLost(saga_id))?)

@@ -14,7 +14,9 @@ use sqlx::PgConnection;
 use crate::{
     engine::Engine,
     ids::SagaId,
-    saga::{CoordinationMode, FailureReason, StepState, choreography, rules::SagaState},
+    saga::{
+        CoordinationMode, Durability, FailureReason, StepState, choreography, rules::SagaState,
+    },
     store,
 };
 
@@ -70,9 +72,18 @@ impl Handler for Tracker {
                 .collect(),
         };
         let transition = choreography::merge(&state, transition);
-        store::apply(&mut *tx, saga_id, None, &transition.saga, &transition.steps)
-            .await
-            .map_err(|e| HandlerError::Transient(e.into()))?;
+        // Always flushed: the event is acknowledged once this commits, and a lost record
+        // would never be delivered again to re-derive it.
+        store::apply(
+            &mut *tx,
+            saga_id,
+            None,
+            Durability::Flushed,
+            &transition.saga,
+            &transition.steps,
+        )
+        .await
+        .map_err(|e| HandlerError::Transient(e.into()))?;
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANGED)
             .bind(saga_id.to_string())

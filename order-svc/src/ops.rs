@@ -111,11 +111,15 @@ async fn move_to(
     let from = Status::parse(&row.status)
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("order has status {}", row.status)))?;
     let changed = domain::transition(from, to)? == Transition::Apply;
-    if changed {
-        store::set_status(tx, &row, from, to, reason).await?;
-    }
-    let order = store::get(tx, order_id)
+    // The row as it now stands (the update returns it): only the lines are left to read.
+    let row = if changed {
+        store::set_status(tx, &row, from, to, reason).await?
+    } else {
+        row
+    };
+    let order = store::with_lines(tx, vec![row])
         .await?
+        .pop()
         .ok_or_else(|| ApiError::not_found("order", order_id.to_string()))?;
     Ok(Moved { order, changed })
 }

@@ -205,8 +205,8 @@ pub async fn list(
     with_lines(conn, rows).await
 }
 
-/// Attaches lines to orders with one query for the whole page.
-async fn with_lines(
+/// Attaches lines to orders with one query for them all.
+pub async fn with_lines(
     conn: &mut PgConnection,
     rows: Vec<OrderRow>,
 ) -> Result<Vec<Order>, sqlx::Error> {

@@ -81,4 +81,44 @@ impl SagaChange {
             ..Self::default()
         }
     }
+
+    /// How durable a write of this change must be before the saga acts on it: a change
+    /// of status is a decision, anything else is re-derived by a replay.
+    pub fn durability(&self) -> Durability {
+        if self.status.is_some() {
+            Durability::Flushed
+        } else {
+            Durability::Deferred
+        }
+    }
+}
+
+/// Whether a record must reach the disk (the WAL flushed) before its commit returns.
+///
+/// A **decision** (to compensate, to finish, to park, to resume: every change of the
+/// saga's status) and the saga's creation are `Flushed`: something acts on them at once
+/// (a compensation call, the caller's answer), and a crash must not take them back.
+///
+/// Everything else a replay after a crash re-derives identically, so it is `Deferred`
+/// (`synchronous_commit = off`: Postgres flushes it within ~3 × `wal_writer_delay`, or
+/// sooner with any later flushed commit, since a flush covers everything before it): a
+/// step's intent (the replay writes it again), a forward step's or a compensation's
+/// outcome (the replay repeats the call with the same idempotency key, and the service
+/// returns the same answer it stored), a failed round's error and attempt counts. A
+/// refusal always comes with a decision (the saga turns to compensation or parks), so it
+/// is flushed; that is why the services need not keep refusals under their keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    Flushed,
+    Deferred,
+}
+
+impl Durability {
+    /// The `synchronous_commit` setting that gives this durability.
+    pub fn synchronous_commit(self) -> &'static str {
+        match self {
+            Self::Flushed => "on",
+            Self::Deferred => "off",
+        }
+    }
 }

@@ -14,7 +14,7 @@ pub mod choreography;
 pub mod code;
 pub mod rules;
 
-pub use change::{SagaChange, StepChange, StepError};
+pub use change::{Durability, SagaChange, StepChange, StepError};
 pub use code::{GrpcCode, UnknownCode};
 
 use crate::ids::{IdempotencyKey, SagaId};

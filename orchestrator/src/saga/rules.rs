@@ -333,7 +333,7 @@ pub fn finish(state: &SagaState, status: SagaStatus) -> Transition {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::saga::GrpcCode;
+    use crate::saga::{Durability, GrpcCode};
 
     fn state(step: Step, status: StepStatus) -> StepState {
         StepState {
@@ -389,6 +389,11 @@ mod tests {
         assert_eq!(t.steps[0].status, Some(Succeeded));
         assert_eq!(t.steps[0].add_attempts, 2);
         assert_eq!(t.steps[1], StepChange::start(Step::ReserveStock));
+        assert_eq!(
+            t.saga.durability(),
+            Durability::Deferred,
+            "a replay repeats the key and records the same"
+        );
         // The last step's success completes the saga in the same write.
         let last = saga(&[
             Succeeded, Succeeded, Succeeded, Succeeded, Succeeded, Running,
@@ -403,6 +408,23 @@ mod tests {
         };
         assert_eq!(t.saga.status, Some(SagaStatus::Completed));
         assert_eq!(t.steps.len(), 1);
+        assert_eq!(t.saga.durability(), Durability::Flushed, "a decision");
+    }
+
+    #[test]
+    fn an_intent_is_deferred_and_every_status_change_flushed() {
+        let s = saga(&[Succeeded, Pending]);
+        let intent = start_forward(&s, Step::CreateOrder).expect("not on disk yet");
+        assert_eq!(intent.saga.durability(), Durability::Deferred);
+        for status in [
+            SagaStatus::Running,
+            SagaStatus::Compensating,
+            SagaStatus::Completed,
+            SagaStatus::Cancelled,
+            SagaStatus::NeedsAttention,
+        ] {
+            assert_eq!(SagaChange::status(status).durability(), Durability::Flushed);
+        }
     }
 
     #[test]
@@ -425,6 +447,7 @@ mod tests {
         assert_eq!(t.saga.status, Some(SagaStatus::Compensating));
         assert_eq!(t.saga.failure_reason, Some(FailureReason::OutOfStock));
         assert_eq!(t.steps[0].uncertain, Some(false));
+        assert_eq!(t.saga.durability(), Durability::Flushed, "a decision");
         let Decision::Record(t) = refused(3, tonic::Code::FailedPrecondition) else {
             panic!("recorded");
         };

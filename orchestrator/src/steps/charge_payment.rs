@@ -18,18 +18,22 @@ use crate::{
 
 const STEP: Step = Step::ChargePayment;
 
-pub(super) async fn forward(clients: &Clients, ctx: &Context<'_>) -> (i32, Outcome) {
-    let key = STEP.key(ctx.saga_id);
-    let message = payment::ChargeRequest {
-        idempotency_key: key.to_string(),
+/// The step's call, under its idempotency key.
+pub fn request(ctx: &Context<'_>) -> payment::ChargeRequest {
+    payment::ChargeRequest {
+        idempotency_key: STEP.key(ctx.saga_id).to_string(),
         order_id: ctx.order_id(),
         amount: Some(common::Money {
             amount_minor: ctx.total_minor,
             currency: ctx.currency.to_owned(),
         }),
         payment_token: ctx.request.payment_token.clone(),
-    };
-    let (attempts, result) = attempt(&clients.charge, ctx.call(message, key)).await;
+    }
+}
+
+pub(super) async fn forward(clients: &Clients, ctx: &Context<'_>) -> (i32, Outcome) {
+    let call = ctx.call(request(ctx), STEP.key(ctx.saga_id));
+    let (attempts, result) = attempt(&clients.charge, call).await;
     (attempts, outcome(result, refusal, captured))
 }
 

@@ -15,13 +15,17 @@ use crate::{
 
 const STEP: Step = Step::ConfirmOrder;
 
-pub(super) async fn forward(clients: &Clients, ctx: &Context<'_>) -> (i32, Outcome) {
-    let key = STEP.key(ctx.saga_id);
-    let message = order::ConfirmOrderRequest {
-        idempotency_key: key.to_string(),
+/// The step's call, under its idempotency key.
+pub fn request(ctx: &Context<'_>) -> order::ConfirmOrderRequest {
+    order::ConfirmOrderRequest {
+        idempotency_key: STEP.key(ctx.saga_id).to_string(),
         order_id: ctx.order_id(),
-    };
-    let (attempts, result) = attempt(&clients.confirm_order, ctx.call(message, key)).await;
+    }
+}
+
+pub(super) async fn forward(clients: &Clients, ctx: &Context<'_>) -> (i32, Outcome) {
+    let call = ctx.call(request(ctx), STEP.key(ctx.saga_id));
+    let (attempts, result) = attempt(&clients.confirm_order, call).await;
     let outcome = outcome(result, refusal, |_| Outcome::Done(Effects::default()));
     (attempts, outcome)
 }

@@ -16,15 +16,19 @@ use crate::{
 
 const STEP: Step = Step::CreateOrder;
 
-pub(super) async fn forward(clients: &Clients, ctx: &Context<'_>) -> (i32, Outcome) {
-    let key = STEP.key(ctx.saga_id);
-    let message = order::CreateOrderRequest {
-        idempotency_key: key.to_string(),
+/// The step's call, under its idempotency key.
+pub fn request(ctx: &Context<'_>) -> order::CreateOrderRequest {
+    order::CreateOrderRequest {
+        idempotency_key: STEP.key(ctx.saga_id).to_string(),
         customer_id: ctx.request.customer_id.clone(),
         lines: lines(ctx.priced),
         shipping_address: ctx.request.shipping_address.clone(),
-    };
-    let (attempts, result) = attempt(&clients.create_order, ctx.call(message, key)).await;
+    }
+}
+
+pub(super) async fn forward(clients: &Clients, ctx: &Context<'_>) -> (i32, Outcome) {
+    let call = ctx.call(request(ctx), STEP.key(ctx.saga_id));
+    let (attempts, result) = attempt(&clients.create_order, call).await;
     (attempts, outcome(result, refusal, placed))
 }
 

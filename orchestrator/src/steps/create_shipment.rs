@@ -16,14 +16,18 @@ use crate::{
 
 const STEP: Step = Step::CreateShipment;
 
-pub(super) async fn forward(clients: &Clients, ctx: &Context<'_>) -> (i32, Outcome) {
-    let key = STEP.key(ctx.saga_id);
-    let message = shipping::CreateShipmentRequest {
-        idempotency_key: key.to_string(),
+/// The step's call, under its idempotency key.
+pub fn request(ctx: &Context<'_>) -> shipping::CreateShipmentRequest {
+    shipping::CreateShipmentRequest {
+        idempotency_key: STEP.key(ctx.saga_id).to_string(),
         order_id: ctx.order_id(),
         address: ctx.request.shipping_address.clone(),
-    };
-    let (attempts, result) = attempt(&clients.create_shipment, ctx.call(message, key)).await;
+    }
+}
+
+pub(super) async fn forward(clients: &Clients, ctx: &Context<'_>) -> (i32, Outcome) {
+    let call = ctx.call(request(ctx), STEP.key(ctx.saga_id));
+    let (attempts, result) = attempt(&clients.create_shipment, call).await;
     let outcome = outcome(result, refusal, |reply| {
         Outcome::Done(Effects {
             tracking_number: reply.shipment.map(|s| s.tracking_number),

@@ -8,11 +8,11 @@
 //! compensation names its target by the forward call's key, so it also blocks a forward
 //! call that has not arrived yet.
 
-mod charge_payment;
-mod confirm_order;
-mod create_order;
-mod create_shipment;
-mod reserve_stock;
+pub mod charge_payment;
+pub mod confirm_order;
+pub mod create_order;
+pub mod create_shipment;
+pub mod reserve_stock;
 
 use shop_proto::{checkout::v1::PlaceOrderRequest, inventory::v1::PriceCartResponse};
 use tonic::Status;

@@ -16,10 +16,10 @@ use crate::{
 
 const STEP: Step = Step::ReserveStock;
 
-pub(super) async fn forward(clients: &Clients, ctx: &Context<'_>) -> (i32, Outcome) {
-    let key = STEP.key(ctx.saga_id);
-    let message = inventory::ReserveStockRequest {
-        idempotency_key: key.to_string(),
+/// The step's call, under its idempotency key.
+pub fn request(ctx: &Context<'_>) -> inventory::ReserveStockRequest {
+    inventory::ReserveStockRequest {
+        idempotency_key: STEP.key(ctx.saga_id).to_string(),
         order_id: ctx.order_id(),
         lines: ctx
             .priced
@@ -30,8 +30,12 @@ pub(super) async fn forward(clients: &Clients, ctx: &Context<'_>) -> (i32, Outco
                 quantity: l.quantity,
             })
             .collect(),
-    };
-    let (attempts, result) = attempt(&clients.reserve_stock, ctx.call(message, key)).await;
+    }
+}
+
+pub(super) async fn forward(clients: &Clients, ctx: &Context<'_>) -> (i32, Outcome) {
+    let call = ctx.call(request(ctx), STEP.key(ctx.saga_id));
+    let (attempts, result) = attempt(&clients.reserve_stock, call).await;
     let outcome = outcome(result, refusal, |_| Outcome::Done(Effects::default()));
     (attempts, outcome)
 }
