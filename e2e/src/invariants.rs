@@ -52,6 +52,20 @@ pub async fn check_record(
             return Ok(v);
         }
     };
+    if completed {
+        // The record agrees with itself: a completed checkout ran every step.
+        for step in c
+            .steps
+            .iter()
+            .filter(|s| s.status() != checkout::StepStatus::Succeeded)
+        {
+            v.push(format!(
+                "checkout {checkout_id} COMPLETED with step {} {}",
+                step.name,
+                step.status().as_str_name()
+            ));
+        }
+    }
     if c.order_id.is_empty() {
         if completed {
             v.push(format!("checkout {checkout_id} COMPLETED without an order"));

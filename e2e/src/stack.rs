@@ -110,6 +110,12 @@ pub struct StackOptions {
     /// Start a Postgres cluster of the stack's own even when a server already answers, so
     /// that [`Stack::restart_postgres`] may restart it (a chaos fault).
     pub own_postgres: bool,
+    /// Put the orchestrator's database on a Postgres cluster of its own, as a production
+    /// deployment would (one server per service), so that it may crash alone
+    /// ([`Stack::stop_orchestrator_postgres_for`]). Its WAL writer wakes only every 10 s:
+    /// commits made without a WAL flush stay in memory until a flushed commit writes them,
+    /// which is the window a crash can take them back in.
+    pub own_orchestrator_postgres: bool,
     /// Run every process with `DEV_INSECURE=true`: plaintext, no certificate and no token
     /// checks. Off by default: a stack runs over mutual TLS with a fresh development PKI
     /// (see [`crate::pki`]), and its clients are the operator, with an operator token.
@@ -152,6 +158,8 @@ struct Process {
 #[derive(Debug)]
 pub struct Stack {
     postgres: Arc<Postgres>,
+    /// The orchestrator's own cluster, with `own_orchestrator_postgres`.
+    orchestrator_postgres: Option<Arc<Postgres>>,
     /// Dropped after the services (fields drop after `Drop::drop`), so none of them sees
     /// the broker go before it dies itself.
     nats: Nats,
@@ -241,8 +249,16 @@ impl Stack {
                 return Err(error.context("the stack's NATS server"));
             }
         };
+        let orchestrator_postgres = if options.own_orchestrator_postgres {
+            Some(Arc::new(
+                Postgres::start_own_with(&[("wal_writer_delay", "10s")]).await?,
+            ))
+        } else {
+            None
+        };
         let mut stack = Self {
             postgres,
+            orchestrator_postgres,
             nats,
             processes: BTreeMap::new(),
             options,
@@ -266,7 +282,11 @@ impl Stack {
                 None
             };
             let database = format!("shop_{}_{}", svc.binary().replace('-', "_"), &run[..12]);
-            let database_url = stack.postgres.create_database(&database).await?;
+            let cluster = match &stack.orchestrator_postgres {
+                Some(own) if svc == Svc::Orchestrator => own,
+                _ => &stack.postgres,
+            };
+            let database_url = cluster.create_database(&database).await?;
             stack.processes.insert(
                 svc,
                 Process {
@@ -384,6 +404,20 @@ impl Stack {
     /// by itself. Fails unless the stack was started with `own_postgres`.
     pub async fn stop_postgres_for(&self, down: Duration, how: Shutdown) -> anyhow::Result<()> {
         self.postgres.stop_for(down, how).await
+    }
+
+    /// [`Stack::stop_postgres_for`] for the orchestrator's own cluster: its database
+    /// alone goes away, the services keep theirs. Fails unless the stack was started with
+    /// `own_orchestrator_postgres`.
+    pub async fn stop_orchestrator_postgres_for(
+        &self,
+        down: Duration,
+        how: Shutdown,
+    ) -> anyhow::Result<()> {
+        let Some(own) = &self.orchestrator_postgres else {
+            bail!("the orchestrator's database is on the shared cluster: not its own to stop");
+        };
+        own.stop_for(down, how).await
     }
 
     /// The database URL a service uses.

@@ -156,21 +156,43 @@ impl Engine {
     /// Drives a saga until it ends, renewing the lease `lease` meanwhile.
     pub async fn drive(&self, begin: Begin, lease: LeaseToken) -> Result<(), DriveError> {
         let _held = self.leases.hold(lease);
+        let saga_id = begin.saga_id();
         let mut saga = match begin {
             Begin::Created(saga) => *saga,
-            Begin::Stored(saga_id) => {
-                let (row, steps) = store::load(&self.pool, saga_id)
-                    .await?
-                    .ok_or(DriveError::NotFound(saga_id))?;
-                Saga::from_rows(row, steps, lease)?
-            }
+            Begin::Stored(saga_id) => self.load(saga_id, lease).await?,
         };
-        let saga_id = saga.id;
         tokio::select! {
             biased;
             () = self.stopped() => Ok(()),
             lost = self.leases.keep(&self.pool, saga_id, lease) => Err(WriteError::from(lost).into()),
-            done = self.run(&mut saga) => done,
+            done = self.run_from_disk_when_behind(&mut saga, lease) => done,
+        }
+    }
+
+    async fn load(&self, saga_id: SagaId, lease: LeaseToken) -> Result<Saga, DriveError> {
+        let (row, steps) = store::load(&self.pool, saga_id)
+            .await?
+            .ok_or(DriveError::NotFound(saga_id))?;
+        Saga::from_rows(row, steps, lease)
+    }
+
+    /// Runs the saga; when a write finds the saga on disk behind the driver's copy (a
+    /// Postgres crash took back unflushed records), goes on from what is on disk: the
+    /// steps it replays repeat their keys, so the services answer as before.
+    async fn run_from_disk_when_behind(
+        &self,
+        saga: &mut Saga,
+        lease: LeaseToken,
+    ) -> Result<(), DriveError> {
+        loop {
+            match self.run(saga).await {
+                Err(DriveError::Write(WriteError::Behind(saga_id))) => {
+                    tracing::warn!(%saga_id, "saga on disk is behind its driver (records lost in a crash): replaying from disk");
+                    metrics::counter!("saga_replayed_from_disk_total").increment(1);
+                    *saga = self.load(saga_id, lease).await?;
+                }
+                done => return done,
+            }
         }
     }
 
@@ -196,16 +218,18 @@ impl Engine {
         }
     }
 
-    /// Writes a transition (fenced by the lease) and applies it to the driver's state.
+    /// Writes a transition (fenced by the lease and the version) and applies it to the
+    /// driver's state.
     async fn commit(&self, saga: &mut Saga, transition: Transition) -> Result<(), WriteError> {
         store::write(
             &self.pool,
             saga.id,
-            saga.lease,
+            saga.fence,
             &transition.saga,
             &transition.steps,
         )
         .await?;
+        saga.fence.version += 1;
         if let Some(order_id) = transition.saga.order_id {
             tracing::Span::current().record("order_id", order_id.to_string());
         }

@@ -8,7 +8,7 @@ use crate::{
     ids::{LeaseToken, SagaId},
     saga::{SagaStatus, Step, StepState, rules::SagaState},
     steps,
-    store::{self, SagaRow, StepRow, WriteError},
+    store::{self, Fence, SagaRow, StepRow, WriteError},
 };
 
 /// Why a driver stopped before the saga ended. The saga is safe on disk either way: its
@@ -62,8 +62,9 @@ impl Begin {
 #[derive(Debug)]
 pub struct Saga {
     pub id: SagaId,
-    /// The lease token this driver holds; every write is fenced by it.
-    pub lease: LeaseToken,
+    /// The lease token this driver holds and the version of its last write: every write
+    /// is fenced by both.
+    pub fence: Fence,
     pub state: SagaState,
     pub request: PlaceOrderRequest,
     pub priced: PriceCartResponse,
@@ -95,7 +96,10 @@ impl Saga {
             .collect::<Result<_, _>>()?;
         Ok(Self {
             id: row.saga_id,
-            lease,
+            fence: Fence {
+                owner: lease,
+                version: row.version,
+            },
             state: SagaState {
                 status: row.status,
                 failure_reason: row.failure_reason,
@@ -117,7 +121,11 @@ impl Saga {
     pub fn created(new: Created, lease: LeaseToken) -> Self {
         Self {
             id: new.saga_id,
-            lease,
+            // As inserted: the column's default.
+            fence: Fence {
+                owner: lease,
+                version: 0,
+            },
             state: SagaState {
                 status: SagaStatus::Running,
                 failure_reason: None,

@@ -40,6 +40,8 @@ pub struct SagaRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub mode: CoordinationMode,
+    /// Bumped by every driver write (see [`Fence`]).
+    pub version: i64,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -72,7 +74,7 @@ macro_rules! saga_columns {
     () => {
         "saga_id, idempotency_key, request_hash, request, priced_cart, customer_id, status,
          failure_reason, total_minor, currency, order_id, payment_id, tracking_number, fault,
-         traceparent, created_at, updated_at, mode"
+         traceparent, created_at, updated_at, mode, version"
     };
 }
 
@@ -86,8 +88,22 @@ pub struct LeaseLost(pub SagaId);
 pub enum WriteError {
     #[error(transparent)]
     LeaseLost(#[from] LeaseLost),
+    /// The driver holds the lease, but the saga on disk is older than the driver's copy:
+    /// a Postgres crash took back records committed without a WAL flush. The driver must
+    /// reload the saga and go on from there.
+    #[error("saga {0} on disk is behind its driver (records lost in a crash)")]
+    Behind(SagaId),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+}
+
+/// What a driver's write is checked against: it changes the saga only if the saga is
+/// still this driver's (the lease token) and still as the driver last wrote it (the
+/// version, bumped by each write).
+#[derive(Debug, Clone, Copy)]
+pub struct Fence {
+    pub owner: LeaseToken,
+    pub version: i64,
 }
 
 /// A new saga, its price_cart step already done.
@@ -435,34 +451,51 @@ pub async fn release(pool: &PgPool, held: &[LeaseToken]) -> Result<u64, sqlx::Er
 }
 
 /// Applies a saga change and step changes in one statement (one round trip, one
-/// commit), fenced by the lease: the steps change only if the saga row is still this
-/// owner's. See [`apply`]. Appends one event per step change (for WatchCheckout), or one
-/// saga-level event (empty step) when only the saga's status changes. A decision is
-/// flushed before this returns, a record a replay re-derives is not
-/// ([`SagaChange::durability`]). Returns the saga's status.
+/// commit), fenced: the rows change only if the saga is still as `fence` says. See
+/// [`apply`]. Appends one event per step change (for WatchCheckout), or one saga-level
+/// event (empty step) when only the saga's status changes. A decision is flushed before
+/// this returns, a record a replay re-derives is not ([`SagaChange::durability`]).
+/// Returns the saga's status.
 pub async fn write(
     pool: &PgPool,
     saga_id: SagaId,
-    owner: LeaseToken,
+    fence: Fence,
     saga: &SagaChange,
     steps: &[StepChange],
 ) -> Result<SagaStatus, WriteError> {
-    apply(pool, saga_id, Some(owner), saga.durability(), saga, steps).await
+    match apply(pool, saga_id, Some(fence), saga.durability(), saga, steps).await? {
+        Some(status) => Ok(status),
+        // Which check failed: the rare path, so a second statement only here.
+        None => {
+            let owner: Option<LeaseToken> =
+                sqlx::query_scalar("SELECT lease_owner FROM sagas WHERE saga_id = $1")
+                    .bind(saga_id)
+                    .fetch_optional(pool)
+                    .await?
+                    .flatten();
+            if owner == Some(fence.owner) {
+                Err(WriteError::Behind(saga_id))
+            } else {
+                Err(LeaseLost(saga_id).into())
+            }
+        }
+    }
 }
 
 /// [`write`] on any connection; `fence: None` for a writer that holds no lease (the
-/// tracker of choreographed sagas, which locks the row instead).
+/// tracker of choreographed sagas, which locks the row instead). `None` when the fence
+/// refused the write.
 ///
 /// The durability is set inside the statement (`set_config(.., true)` lasts until its
 /// transaction commits), so a deferred write costs no extra round trip for a `SET`.
 pub async fn apply<'c>(
     conn: impl sqlx::PgExecutor<'c>,
     saga_id: SagaId,
-    fence: Option<LeaseToken>,
+    fence: Option<Fence>,
     durability: Durability,
     saga: &SagaChange,
     steps: &[StepChange],
-) -> Result<SagaStatus, WriteError> {
+) -> Result<Option<SagaStatus>, sqlx::Error> {
     let names: Vec<Step> = steps.iter().map(|c| c.step).collect();
     let statuses: Vec<Option<StepStatus>> = steps.iter().map(|c| c.status).collect();
     let uncertain: Vec<Option<bool>> = steps.iter().map(|c| c.uncertain).collect();
@@ -485,15 +518,17 @@ pub async fn apply<'c>(
     } else {
         names.iter().copied().map(Some).collect()
     };
-    let status: Option<SagaStatus> = sqlx::query_scalar(
+    sqlx::query_scalar(
         "WITH saga AS (
              UPDATE sagas SET status = COALESCE($3, status),
                               failure_reason = COALESCE($4, failure_reason),
                               order_id = COALESCE($5, order_id),
                               payment_id = COALESCE($6, payment_id),
                               tracking_number = COALESCE($7, tracking_number),
-                              updated_at = now()
+                              updated_at = now(),
+                              version = version + 1
               WHERE saga_id = $1 AND ($2::uuid IS NULL OR lease_owner = $2)
+                AND ($20::bigint IS NULL OR version = $20)
                 AND set_config('synchronous_commit', $19, true) IS NOT NULL
               RETURNING status),
          changes AS (
@@ -528,7 +563,7 @@ pub async fn apply<'c>(
          SELECT status FROM saga",
     )
     .bind(saga_id)
-    .bind(fence)
+    .bind(fence.map(|f| f.owner))
     .bind(saga.status)
     .bind(saga.failure_reason)
     .bind(saga.order_id)
@@ -546,7 +581,7 @@ pub async fn apply<'c>(
     .bind(&compensated)
     .bind(&events)
     .bind(durability.synchronous_commit())
+    .bind(fence.map(|f| f.version))
     .fetch_optional(conn)
-    .await?;
-    Ok(status.ok_or(LeaseLost(saga_id))?)
+    .await
 }

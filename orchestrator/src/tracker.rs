@@ -73,7 +73,7 @@ impl Handler for Tracker {
         };
         let transition = choreography::merge(&state, transition);
         // Always flushed: the event is acknowledged once this commits, and a lost record
-        // would never be delivered again to re-derive it.
+        // would never be delivered again to re-derive it. Unfenced: the row is locked.
         store::apply(
             &mut *tx,
             saga_id,
@@ -82,8 +82,7 @@ impl Handler for Tracker {
             &transition.saga,
             &transition.steps,
         )
-        .await
-        .map_err(|e| HandlerError::Transient(e.into()))?;
+        .await?;
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANGED)
             .bind(saga_id.to_string())

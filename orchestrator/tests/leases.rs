@@ -9,7 +9,7 @@ use std::{collections::HashSet, time::Duration};
 use orchestrator::{
     ids::{LeaseToken, SagaId},
     saga::{CoordinationMode, SagaChange},
-    store::{self, NewSaga, WriteError},
+    store::{self, Fence, NewSaga, WriteError},
 };
 use platform::testing::TestDb;
 
@@ -91,12 +91,39 @@ async fn a_driver_whose_saga_was_claimed_again_is_fenced_out() {
     assert_ne!(first, second, "each claim has its own token");
 
     assert!(!store::renew(&pool, saga_id, first, LEASE).await.unwrap());
-    let stale = store::write(&pool, saga_id, first, &SagaChange::default(), &[]).await;
+    let fence = |owner, version| Fence { owner, version };
+    let stale = store::write(&pool, saga_id, fence(first, 0), &SagaChange::default(), &[]).await;
     assert!(matches!(stale, Err(WriteError::LeaseLost(_))), "{stale:?}");
     assert!(store::renew(&pool, saga_id, second, LEASE).await.unwrap());
     assert!(
-        store::write(&pool, saga_id, second, &SagaChange::default(), &[])
-            .await
-            .is_ok()
+        store::write(
+            &pool,
+            saga_id,
+            fence(second, 0),
+            &SagaChange::default(),
+            &[]
+        )
+        .await
+        .is_ok()
     );
+}
+
+/// A driver whose last write a Postgres crash took back (it committed without a WAL
+/// flush) still holds the lease, but the version on disk is behind its own: its next write
+/// is refused as `Behind`, so it reloads instead of building on a record that is gone.
+#[tokio::test]
+async fn a_write_built_on_a_lost_record_is_refused_as_behind() {
+    let (_db, pool, sagas) = pool_with_sagas(1).await;
+    let (saga_id, owner) = sagas[0];
+    let fence = |version| Fence { owner, version };
+    store::write(&pool, saga_id, fence(0), &SagaChange::default(), &[])
+        .await
+        .unwrap();
+    // The driver now holds version 1. Had that write been lost, the disk would still say
+    // 0 and the driver's next write would name 1: the same mismatch as naming 0 now.
+    let behind = store::write(&pool, saga_id, fence(0), &SagaChange::default(), &[]).await;
+    assert!(matches!(behind, Err(WriteError::Behind(_))), "{behind:?}");
+    store::write(&pool, saga_id, fence(1), &SagaChange::default(), &[])
+        .await
+        .unwrap();
 }
