@@ -269,7 +269,7 @@ struct Tally {
 #[derive(Debug, Clone)]
 enum Target {
     /// PlaceOrder at the front door: the saga.
-    FrontDoor(Clients),
+    FrontDoor(Box<Clients>),
     /// The same calls straight to the services: the floor ([`crate::bare`]).
     Bare(bare::Services),
 }
@@ -310,7 +310,7 @@ pub async fn run(
     config: &LoadConfig,
     state: &mut RunState,
 ) -> anyhow::Result<Report> {
-    drive(Target::FrontDoor(clients.clone()), config, state).await
+    drive(Target::FrontDoor(Box::new(clients.clone())), config, state).await
 }
 
 /// Drives the floor: each checkout's calls straight to the services ([`crate::bare`]),
