@@ -271,7 +271,7 @@ enum Target {
     /// PlaceOrder at the front door: the saga.
     FrontDoor(Box<Clients>),
     /// The same calls straight to the services: the floor ([`crate::bare`]).
-    Bare(bare::Services),
+    Bare(Box<bare::Services>),
 }
 
 impl Target {
@@ -320,7 +320,7 @@ pub async fn run_bare(
     config: &LoadConfig,
     state: &mut RunState,
 ) -> anyhow::Result<Report> {
-    drive(Target::Bare(services.clone()), config, state).await
+    drive(Target::Bare(Box::new(services.clone())), config, state).await
 }
 
 async fn drive(
