@@ -146,10 +146,10 @@ impl CheckoutApi {
         let order = PlaceOrder::try_from(req)?;
         tracing::Span::current().record("key", order.idempotency_key.as_str());
         let hash = fingerprint(&order.request);
-
-        if let Some(existing) = store::find_by_key(&self.pool, &order.idempotency_key).await? {
-            return replay(existing, &hash);
-        }
+        // The key is not looked up first: a new checkout (the usual case) learns it is new
+        // from the insert itself, one statement fewer. A repeat prices its cart again (a
+        // read), then finds its checkout on the insert's conflict, or, if pricing now
+        // fails, before that failure is answered.
         let fault = header(metadata, platform::fault::FAULT_HEADER);
         // This call's own context (a child of the caller's), stored so a resumed saga
         // joins the same trace; the caller's, when traces are not exported.
@@ -165,10 +165,19 @@ impl CheckoutApi {
             &fault,
             &traceparent,
         );
-        let priced = send(&self.price_cart, call.clone())
-            .await
-            .map_err(pricing_error)?;
-        order.check_priced(&priced)?;
+        let priced = match send(&self.price_cart, call.clone()).await {
+            Ok(priced) => order.check_priced(&priced).map(|()| priced),
+            Err(error) => Err(pricing_error(error)),
+        };
+        let priced = match priced {
+            Ok(priced) => priced,
+            Err(refused) => {
+                return match store::find_by_key(&self.pool, &order.idempotency_key).await? {
+                    Some(existing) => replay(existing, &hash),
+                    None => Err(refused),
+                };
+            }
+        };
         let total = priced.total.clone().unwrap_or_default();
 
         let saga_id = SagaId::generate();

@@ -3,7 +3,8 @@
 //! moving on, so any replica can resume it from disk. It sequences; it decides nothing.
 //!
 //! Writes are batched where it is safe: a step's outcome and the next step's intent go in
-//! one statement (the intent is still on disk before the next call is made).
+//! one statement (the intent is still committed before the next call is made). Which
+//! writes also wait for the WAL flush: `SagaChange::durability`.
 
 use std::{sync::Arc, time::Duration};
 

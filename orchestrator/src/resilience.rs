@@ -173,8 +173,9 @@ impl Downstream {
     }
 
     /// Wraps one RPC (`rpc` turns a prepared `tonic::Request` into its reply) in the
-    /// stack described at the top of this module, counting against `lane`. Each
-    /// attempt's time, from the request's first byte to its reply, is the histogram
+    /// stack described at the top of this module, counting against `lane`. Each answered
+    /// attempt's time, from sending the request to its reply (an attempt cut by its
+    /// timeout is not counted), is the histogram
     /// `downstream_attempt_duration_seconds{downstream, method}`: next to the service's
     /// own `rpc_server_duration_seconds`, it says what a hop costs beyond the work.
     pub fn stack<M, R, F, Fut>(&self, lane: Lane, method: &'static str, rpc: F) -> StepService<M, R>

@@ -552,7 +552,40 @@ async fn a_repeated_place_order_returns_the_same_checkout() {
 
     let mut other = request.clone();
     other.items[0].quantity = 2;
-    let status = stack.checkout().place_order(other).await.unwrap_err();
+    let status = stack
+        .checkout()
+        .place_order(other.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists);
+
+    // A repeat whose cart cannot be priced now (inventory unavailable) still gets its
+    // checkout (the key is found before the pricing error is answered), and another
+    // request under the key is still ALREADY_EXISTS, not the pricing error.
+    let down = "svc=inventory-svc,method=PriceCart,code=unavailable,times=100";
+    let unpriced = stack
+        .checkout()
+        .place_order(with_fault(
+            place("fresh", "tok_visa", "FR", &[("MUG", 1)]),
+            down,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(unpriced.code(), Code::Unavailable, "the fault applies");
+    let again = stack
+        .checkout()
+        .place_order(with_fault(request, down))
+        .await
+        .unwrap()
+        .into_inner()
+        .checkout
+        .unwrap();
+    assert_eq!(again.checkout_id, first.checkout_id);
+    let status = stack
+        .checkout()
+        .place_order(with_fault(other, down))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::AlreadyExists);
 }
 

@@ -54,7 +54,7 @@ impl StepChange {
         }
     }
 
-    /// The intent to run `step`: on disk before its call is made.
+    /// The intent to run `step`: committed before its call is made.
     pub fn start(step: Step) -> Self {
         Self {
             status: Some(StepStatus::Running),

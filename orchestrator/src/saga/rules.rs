@@ -158,7 +158,7 @@ pub fn start_forward(state: &SagaState, step: Step) -> Option<Transition> {
 }
 
 /// What a forward call's outcome writes. A success is batched with the next step's intent
-/// (one commit per step; the intent is still on disk before its call).
+/// (one commit per step; the intent is still committed before its call).
 pub fn after_forward(state: &SagaState, step: Step, attempts: i32, outcome: Outcome) -> Decision {
     match outcome {
         Outcome::Done(effects) => {
