@@ -53,13 +53,7 @@ impl Clients {
         security: &Security,
         token: AttachToken,
     ) -> Result<Self, tonic::transport::Error> {
-        let channel = |url: &str, server: Principal| {
-            Ok::<_, tonic::transport::Error>(connect::channel(
-                Endpoint::from_shared(url.to_owned())?,
-                security,
-                server,
-            ))
-        };
+        let channel = |url: &str, server: Principal| channel_to(url, security, server);
         Ok(Self {
             checkout: CheckoutServiceClient::with_interceptor(
                 channel(&urls.orchestrator, Principal::Orchestrator)?,
@@ -74,6 +68,20 @@ impl Clients {
             shipping: ShippingServiceClient::new(channel(&urls.shipping, Principal::ShippingSvc)?),
         })
     }
+}
+
+/// A lazily connected channel to the service `server` at `url`, connecting as
+/// `security` makes this process.
+pub fn channel_to(
+    url: &str,
+    security: &Security,
+    server: Principal,
+) -> Result<Channel, tonic::transport::Error> {
+    Ok(connect::channel(
+        Endpoint::from_shared(url.to_owned())?,
+        security,
+        server,
+    ))
 }
 
 /// Where each service of a stack is.

@@ -402,17 +402,8 @@ async fn postgres_stopped_for_fifteen_seconds_amid_load_loses_nothing() {
     let mut options = options();
     options.own_postgres = true;
     let (stack, mut clients) = stack_with_options(options, &[("OUTAGE", 400, 100)]).await;
-    let calls: Vec<_> = (0..30)
-        .map(|i| {
-            let clients = clients.clone();
-            tokio::spawn(async move {
-                // Spread over the outage: before, during and after it.
-                tokio::time::sleep(Duration::from_millis(i * 200)).await;
-                let message = place(&format!("outage-{i}"), "tok_visa", "FR", &[("OUTAGE", 1)]);
-                place_until_accepted(&clients, message, None).await
-            })
-        })
-        .collect();
+    // Spread over the outage: before, during and after it.
+    let calls = place_spread(&clients, "OUTAGE", 30, Duration::from_millis(200), None);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     stack
         .stop_postgres_for(Duration::from_secs(15), Shutdown::Fast)
@@ -439,16 +430,13 @@ async fn a_crash_of_postgres_and_the_orchestrator_together_loses_no_checkout() {
     let (mut stack, mut clients) = stack_with_options(options, &[("CRASH", 400, 100)]).await;
     // Slow shipments keep checkouts at every step when the crash comes.
     let fault = "svc=shipping-svc,method=CreateShipment,before_ms=150";
-    let calls: Vec<_> = (0..40)
-        .map(|i| {
-            let clients = clients.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(i * 40)).await;
-                let message = place(&format!("crash-{i}"), "tok_visa", "FR", &[("CRASH", 1)]);
-                place_until_accepted(&clients, message, Some(fault)).await
-            })
-        })
-        .collect();
+    let calls = place_spread(
+        &clients,
+        "CRASH",
+        40,
+        Duration::from_millis(40),
+        Some(fault),
+    );
     tokio::time::sleep(Duration::from_millis(900)).await;
     stack.kill(Svc::Orchestrator);
     stack
@@ -487,15 +475,7 @@ async fn a_crash_of_the_orchestrators_postgres_alone_leaves_no_driver_ahead_of_t
     ]);
     let (stack, mut clients) = stack_with_options(options, &[("ALONE", 400, 100)]).await;
     let fault = "svc=shipping-svc,method=CreateShipment,before_ms=2500";
-    let calls: Vec<_> = (0..20)
-        .map(|i| {
-            let clients = clients.clone();
-            tokio::spawn(async move {
-                let message = place(&format!("alone-{i}"), "tok_visa", "FR", &[("ALONE", 1)]);
-                place_until_accepted(&clients, message, Some(fault)).await
-            })
-        })
-        .collect();
+    let calls = place_spread(&clients, "ALONE", 20, Duration::ZERO, Some(fault));
     // Every checkout is in its held shipment by now: its last write was the reservation's
     // outcome and the shipment's intent, both deferred.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -515,6 +495,27 @@ async fn a_crash_of_the_orchestrators_postgres_alone_leaves_no_driver_ahead_of_t
         "{checkouts:#?}"
     );
     assert_invariants(&mut clients, &checkouts, &[("ALONE", 100)]).await;
+}
+
+/// `count` checkouts of one unit of `sku` (keys `<sku>-<i>`), the i-th placed after
+/// i × `gap`, each repeated with its key until the front door accepts it.
+fn place_spread(
+    clients: &Clients,
+    sku: &'static str,
+    count: u32,
+    gap: Duration,
+    fault: Option<&'static str>,
+) -> Vec<tokio::task::JoinHandle<pb::Checkout>> {
+    (0..count)
+        .map(|i| {
+            let clients = clients.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(gap * i).await;
+                let message = place(&format!("{sku}-{i}"), "tok_visa", "FR", &[(sku, 1)]);
+                place_until_accepted(&clients, message, fault).await
+            })
+        })
+        .collect()
 }
 
 /// A Postgres whose connection slots are all taken is named as the cause, by the harness

@@ -12,7 +12,7 @@ use orchestrator::{
     ids::SagaId,
     steps::{Context, charge_payment, confirm_order, create_order, create_shipment, reserve_stock},
 };
-use platform::security::{Principal, Security, connect};
+use platform::security::{Principal, Security};
 use shop_proto::{
     checkout::v1 as pb,
     inventory::v1::{self as inventory, inventory_service_client::InventoryServiceClient},
@@ -20,9 +20,12 @@ use shop_proto::{
     payment::v1::payment_service_client::PaymentServiceClient,
     shipping::v1::shipping_service_client::ShippingServiceClient,
 };
-use tonic::{Code, Status, transport::Endpoint};
+use tonic::{Code, Status};
 
-use e2e::{Stack, Svc, clients::Urls};
+use e2e::{
+    Stack, Svc,
+    clients::{Urls, channel_to},
+};
 
 /// The four services, reached as the orchestrator.
 #[derive(Debug, Clone)]
@@ -52,13 +55,7 @@ impl Services {
     /// The services at `urls`, connecting as `security` makes this process (the
     /// orchestrator's TLS files).
     pub fn at(urls: &Urls, security: &Security) -> Result<Self, tonic::transport::Error> {
-        let channel = |url: &str, server: Principal| {
-            Ok::<_, tonic::transport::Error>(connect::channel(
-                Endpoint::from_shared(url.to_owned())?,
-                security,
-                server,
-            ))
-        };
+        let channel = |url: &str, server: Principal| channel_to(url, security, server);
         Ok(Self {
             order: OrderServiceClient::new(channel(&urls.order, Principal::OrderSvc)?),
             payment: PaymentServiceClient::new(channel(&urls.payment, Principal::PaymentSvc)?),
