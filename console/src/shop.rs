@@ -95,9 +95,9 @@ impl Shop {
             .place_within(request.clone(), fault, PLACE_DEADLINE)
             .await
         {
-            // Out of time, by our clock (DEADLINE_EXCEEDED) or the server's (tonic answers
-            // CANCELLED "Timeout expired"); maybe nothing was recorded. The same key makes
-            // the repeat safe.
+            // Out of time, by the server's clock (DEADLINE_EXCEEDED) or by our tonic
+            // client's own timer (CANCELLED "Timeout expired"); maybe nothing was
+            // recorded. The same key makes the repeat safe.
             Err(status) if matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled) => {
                 self.place_within(request, fault, PLACE_REPEAT_DEADLINE)
                     .await

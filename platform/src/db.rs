@@ -46,7 +46,7 @@ pub async fn migrate_until_ready(pool: &PgPool, migrator: &Migrator) {
 /// cause, retrying meanwhile; one connection made directly hears what Postgres says
 /// (a full server's "too many clients already" above all, which is easy to mistake for a
 /// slow one).
-pub async fn why_no_connection(pool: &PgPool) -> String {
+async fn why_no_connection(pool: &PgPool) -> String {
     let options = pool.connect_options();
     match tokio::time::timeout(Duration::from_secs(5), PgConnection::connect_with(&options)).await {
         Err(_) => "no connection within the pool's timeout, nor a direct one within 5 s: \
