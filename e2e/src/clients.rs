@@ -34,15 +34,21 @@ impl Clients {
         let token = stack
             .token("operator", true)
             .unwrap_or_else(|error| panic!("the stack's token secret: {error:#}"));
+        Self::of_as(stack, stack.security(), token)
+    }
+
+    /// Clients of a stack started by this harness, connecting as `security` makes this
+    /// process and sending `token` to the front door.
+    pub fn of_as(stack: &Stack, security: &Security, token: AttachToken) -> Self {
         Self {
             checkout: CheckoutServiceClient::with_interceptor(
-                stack.channel(Svc::Orchestrator),
+                stack.channel_as(Svc::Orchestrator, security),
                 token,
             ),
-            order: OrderServiceClient::new(stack.channel(Svc::Order)),
-            payment: PaymentServiceClient::new(stack.channel(Svc::Payment)),
-            inventory: InventoryServiceClient::new(stack.channel(Svc::Inventory)),
-            shipping: ShippingServiceClient::new(stack.channel(Svc::Shipping)),
+            order: OrderServiceClient::new(stack.channel_as(Svc::Order, security)),
+            payment: PaymentServiceClient::new(stack.channel_as(Svc::Payment, security)),
+            inventory: InventoryServiceClient::new(stack.channel_as(Svc::Inventory, security)),
+            shipping: ShippingServiceClient::new(stack.channel_as(Svc::Shipping, security)),
         }
     }
 
@@ -53,7 +59,13 @@ impl Clients {
         security: &Security,
         token: AttachToken,
     ) -> Result<Self, tonic::transport::Error> {
-        let channel = |url: &str, server: Principal| channel_to(url, security, server);
+        let channel = |url: &str, server: Principal| {
+            Ok::<_, tonic::transport::Error>(connect::channel(
+                Endpoint::from_shared(url.to_owned())?,
+                security,
+                server,
+            ))
+        };
         Ok(Self {
             checkout: CheckoutServiceClient::with_interceptor(
                 channel(&urls.orchestrator, Principal::Orchestrator)?,
@@ -68,20 +80,6 @@ impl Clients {
             shipping: ShippingServiceClient::new(channel(&urls.shipping, Principal::ShippingSvc)?),
         })
     }
-}
-
-/// A lazily connected channel to the service `server` at `url`, connecting as
-/// `security` makes this process.
-pub fn channel_to(
-    url: &str,
-    security: &Security,
-    server: Principal,
-) -> Result<Channel, tonic::transport::Error> {
-    Ok(connect::channel(
-        Endpoint::from_shared(url.to_owned())?,
-        security,
-        server,
-    ))
 }
 
 /// Where each service of a stack is.

@@ -420,6 +420,11 @@ impl Stack {
         own.stop_for(down, how).await
     }
 
+    /// The name of a service's database.
+    pub fn database(&self, svc: Svc) -> &str {
+        &self.process(svc).database
+    }
+
     /// The database URL a service uses.
     pub fn database_url(&self, svc: Svc) -> &str {
         &self.process(svc).database_url

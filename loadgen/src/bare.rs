@@ -12,7 +12,7 @@ use orchestrator::{
     ids::SagaId,
     steps::{Context, charge_payment, confirm_order, create_order, create_shipment, reserve_stock},
 };
-use platform::security::{Principal, Security};
+use platform::security::{Principal, Security, token::AttachToken};
 use shop_proto::{
     checkout::v1 as pb,
     inventory::v1::{self as inventory, inventory_service_client::InventoryServiceClient},
@@ -23,8 +23,8 @@ use shop_proto::{
 use tonic::{Code, Status};
 
 use e2e::{
-    Stack, Svc,
-    clients::{Urls, channel_to},
+    Stack,
+    clients::{Clients, Urls},
 };
 
 /// The four services, reached as the orchestrator.
@@ -36,6 +36,17 @@ pub struct Services {
     shipping: ShippingServiceClient<tonic::transport::Channel>,
 }
 
+impl From<Clients> for Services {
+    fn from(clients: Clients) -> Self {
+        Self {
+            order: clients.order,
+            payment: clients.payment,
+            inventory: clients.inventory,
+            shipping: clients.shipping,
+        }
+    }
+}
+
 impl Services {
     /// The services of a stack this process started, with the stack's orchestrator
     /// certificate (or plaintext for a development stack).
@@ -44,27 +55,13 @@ impl Services {
             Some(pki) => pki.security(Principal::Orchestrator)?,
             None => Security::DevInsecure,
         };
-        Ok(Self {
-            order: OrderServiceClient::new(stack.channel_as(Svc::Order, &security)),
-            payment: PaymentServiceClient::new(stack.channel_as(Svc::Payment, &security)),
-            inventory: InventoryServiceClient::new(stack.channel_as(Svc::Inventory, &security)),
-            shipping: ShippingServiceClient::new(stack.channel_as(Svc::Shipping, &security)),
-        })
+        Ok(Clients::of_as(stack, &security, AttachToken::none()).into())
     }
 
     /// The services at `urls`, connecting as `security` makes this process (the
     /// orchestrator's TLS files).
     pub fn at(urls: &Urls, security: &Security) -> Result<Self, tonic::transport::Error> {
-        let channel = |url: &str, server: Principal| channel_to(url, security, server);
-        Ok(Self {
-            order: OrderServiceClient::new(channel(&urls.order, Principal::OrderSvc)?),
-            payment: PaymentServiceClient::new(channel(&urls.payment, Principal::PaymentSvc)?),
-            inventory: InventoryServiceClient::new(channel(
-                &urls.inventory,
-                Principal::InventorySvc,
-            )?),
-            shipping: ShippingServiceClient::new(channel(&urls.shipping, Principal::ShippingSvc)?),
-        })
+        Ok(Clients::at(urls, security, AttachToken::none())?.into())
     }
 
     /// One checkout's six calls in order; the code of the first that fails.

@@ -28,7 +28,6 @@ use crate::{
     bare,
     costs::{self, Costs},
     hops::{self, Hop},
-    interrupt::Stop,
     load::{self, LoadConfig, Mix, Report, RunState},
 };
 
@@ -69,22 +68,11 @@ fn config(
     duration: Option<Duration>,
     count: Option<u64>,
 ) -> LoadConfig {
-    LoadConfig {
-        run_id: run_id.into(),
-        concurrency,
-        rate: None,
-        duration,
-        count,
-        mix: Mix {
-            modes,
-            ..Mix::default()
-        },
-        deadline: Duration::from_secs(10),
-        retry_unavailable: false,
-        progress: true,
-        live: Default::default(),
-        stop: Stop::default(),
-    }
+    let mix = Mix {
+        modes,
+        ..Mix::default()
+    };
+    LoadConfig::closed_loop(run_id, concurrency, duration, count, mix)
 }
 
 /// Runs the whole benchmark against a fresh stack of the binaries in `SHOP_BIN_DIR`.

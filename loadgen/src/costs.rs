@@ -82,7 +82,7 @@ pub async fn read(postgres: &Postgres, stack: &Stack) -> anyhow::Result<Counters
         .await?;
     values.insert(Counter::WalFlushes, wal);
     for svc in Svc::ALL {
-        let database = database_name(stack.database_url(svc));
+        let database = stack.database(svc);
         let commits: i64 =
             sqlx::query_scalar("SELECT xact_commit FROM pg_stat_database WHERE datname = $1")
                 .bind(database)
@@ -151,15 +151,6 @@ pub fn per_checkout(idle: &Counters, start: &Counters, end: &Counters, checkouts
         detail.sort_by(|a, b| b.calls_per_checkout.total_cmp(&a.calls_per_checkout));
     }
     costs
-}
-
-fn database_name(url: &str) -> &str {
-    url.rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .split('?')
-        .next()
-        .unwrap_or_default()
 }
 
 /// A statement's text on one line, whitespace collapsed, cut at 120 characters.

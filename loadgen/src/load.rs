@@ -83,6 +83,33 @@ pub struct LoadConfig {
     pub stop: Stop,
 }
 
+impl LoadConfig {
+    /// A closed loop of `concurrency` checkouts at a time, for `duration` or `count`
+    /// (whichever ends first), with a 10 s PlaceOrder deadline, no retries and a progress
+    /// line: the usual run, to adjust field by field.
+    pub fn closed_loop(
+        run_id: &str,
+        concurrency: usize,
+        duration: Option<Duration>,
+        count: Option<u64>,
+        mix: Mix,
+    ) -> Self {
+        Self {
+            run_id: run_id.to_owned(),
+            concurrency,
+            rate: None,
+            duration,
+            count,
+            mix,
+            deadline: Duration::from_secs(10),
+            retry_unavailable: false,
+            progress: true,
+            live: Arc::default(),
+            stop: Stop::default(),
+        }
+    }
+}
+
 /// What a run set up and made: enough for the checker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunState {

@@ -255,26 +255,24 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 .run_id
                 .unwrap_or_else(|| format!("lg{}", std::process::id()));
             let mut state = load::setup(&mut clients, &run_id).await?;
+            let mix = Mix {
+                declined: args.declined,
+                out_of_stock: args.out_of_stock,
+                undeliverable: args.undeliverable,
+                modes: args.mode,
+                ..Mix::default()
+            };
             let config = LoadConfig {
-                run_id,
-                concurrency: args.concurrency,
                 rate: args.rate,
-                duration: args
-                    .duration
-                    .or(args.count.is_none().then_some(Duration::from_secs(30))),
-                count: args.count,
-                mix: Mix {
-                    declined: args.declined,
-                    out_of_stock: args.out_of_stock,
-                    undeliverable: args.undeliverable,
-                    modes: args.mode,
-                    ..Mix::default()
-                },
                 deadline: args.deadline,
-                retry_unavailable: false,
                 progress: !args.json,
-                live: Arc::default(),
-                stop: Stop::default(),
+                ..LoadConfig::closed_loop(
+                    &run_id,
+                    args.concurrency,
+                    length(args.duration, args.count),
+                    args.count,
+                    mix,
+                )
             };
             let report = load::run(&clients, &config, &mut state).await?;
             std::fs::write(&args.state, serde_json::to_string_pretty(&state)?)?;
@@ -340,19 +338,14 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 ..earlier
             };
             let config = LoadConfig {
-                run_id: state.run_id.clone(),
-                concurrency: args.concurrency,
-                rate: None,
-                duration: args
-                    .duration
-                    .or(args.count.is_none().then_some(Duration::from_secs(30))),
-                count: args.count,
-                mix: Mix::default(),
-                deadline: Duration::from_secs(10),
-                retry_unavailable: false,
                 progress: !args.json,
-                live: Arc::default(),
-                stop: Stop::default(),
+                ..LoadConfig::closed_loop(
+                    &state.run_id,
+                    args.concurrency,
+                    length(args.duration, args.count),
+                    args.count,
+                    Mix::default(),
+                )
             };
             let report = load::run_bare(&services, &config, &mut state).await?;
             if args.json {
@@ -389,6 +382,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// How long a run lasts: `--duration`, or 30 s when neither it nor `--count` is given.
+fn length(duration: Option<Duration>, count: Option<u64>) -> Option<Duration> {
+    duration.or(count.is_none().then_some(Duration::from_secs(30)))
 }
 
 /// 1 when the checker found any violation, else 130 (as for SIGINT) when it was

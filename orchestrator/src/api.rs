@@ -237,8 +237,7 @@ impl CheckoutApi {
                 traceparent,
             };
             let saga = Saga::created(created, lease);
-            self.engine
-                .spawn(Begin::Created(Box::new(saga)), lease, None)
+            self.engine.spawn(Begin::Held(Box::new(saga)), None)
         });
         Ok(Started { saga_id, driver })
     }

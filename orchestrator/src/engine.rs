@@ -111,7 +111,6 @@ impl Engine {
     pub fn spawn(
         self: &Arc<Self>,
         begin: Begin,
-        lease: LeaseToken,
         resumed_from: Option<&str>,
     ) -> tokio::task::JoinHandle<()> {
         let engine = self.clone();
@@ -127,7 +126,7 @@ impl Engine {
         }
         tokio::spawn(
             async move {
-                if let Err(error) = engine.drive(begin, lease).await {
+                if let Err(error) = engine.drive(begin).await {
                     tracing::warn!(%error, "driver stopped; the saga resumes when its lease expires");
                 }
             }
@@ -146,21 +145,17 @@ impl Engine {
             self.commit(&mut saga, resumed).await?;
         }
         tracing::warn!(saga_id = %saga.id, status = %saga.state.status, "parked saga resumed by an operator");
-        self.spawn(
-            Begin::Stored(claim.saga_id),
-            claim.lease,
-            Some(&claim.traceparent),
-        );
+        self.spawn(Begin::Held(Box::new(saga)), Some(&claim.traceparent));
         Ok(())
     }
 
-    /// Drives a saga until it ends, renewing the lease `lease` meanwhile.
-    pub async fn drive(&self, begin: Begin, lease: LeaseToken) -> Result<(), DriveError> {
+    /// Drives a saga until it ends, renewing its lease meanwhile.
+    pub async fn drive(&self, begin: Begin) -> Result<(), DriveError> {
+        let (saga_id, lease) = (begin.saga_id(), begin.lease());
         let _held = self.leases.hold(lease);
-        let saga_id = begin.saga_id();
         let mut saga = match begin {
-            Begin::Created(saga) => *saga,
-            Begin::Stored(saga_id) => self.load(saga_id, lease).await?,
+            Begin::Held(saga) => *saga,
+            Begin::Stored { saga_id, lease } => self.load(saga_id, lease).await?,
         };
         tokio::select! {
             biased;

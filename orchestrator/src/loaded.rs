@@ -39,20 +39,28 @@ pub struct Created {
     pub traceparent: String,
 }
 
-/// Where a driver gets its saga from.
+/// Where a driver gets its saga from, and the lease it drives it under.
 #[derive(Debug)]
 pub enum Begin {
-    /// Just recorded by PlaceOrder, held in memory: nothing to read back.
-    Created(Box<Saga>),
-    /// Recorded earlier (recovery, a resumed parked saga): read from its rows.
-    Stored(SagaId),
+    /// Already in memory, as just written (a new checkout, a parked saga just resumed):
+    /// nothing to read back.
+    Held(Box<Saga>),
+    /// Recorded earlier and claimed under `lease` (recovery): read from its rows.
+    Stored { saga_id: SagaId, lease: LeaseToken },
 }
 
 impl Begin {
     pub fn saga_id(&self) -> SagaId {
         match self {
-            Self::Created(saga) => saga.id,
-            Self::Stored(saga_id) => *saga_id,
+            Self::Held(saga) => saga.id,
+            Self::Stored { saga_id, .. } => *saga_id,
+        }
+    }
+
+    pub fn lease(&self) -> LeaseToken {
+        match self {
+            Self::Held(saga) => saga.fence.owner,
+            Self::Stored { lease, .. } => *lease,
         }
     }
 }

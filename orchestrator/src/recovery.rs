@@ -26,11 +26,11 @@ async fn scan_loop(engine: &Arc<Engine>, interval: Duration) {
                     tracing::info!(count = claimed.len(), "resuming sagas whose lease expired");
                 }
                 for claim in claimed {
-                    engine.spawn(
-                        Begin::Stored(claim.saga_id),
-                        claim.lease,
-                        Some(&claim.traceparent),
-                    );
+                    let begin = Begin::Stored {
+                        saga_id: claim.saga_id,
+                        lease: claim.lease,
+                    };
+                    engine.spawn(begin, Some(&claim.traceparent));
                 }
             }
             Err(error) => tracing::warn!(%error, "recovery scan failed; will retry"),
