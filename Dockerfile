@@ -19,6 +19,15 @@
 # release of that minor version (docker-library/official-images, library/rust).
 ARG RUST_VERSION=1.94
 
+# Where the runtime stage takes the binaries from: `builder` (the default) compiles them
+# from the sources below; `prebuilt` copies release binaries that were built beforehand
+# into dist/bin/ of the build context (`scripts/dist`), as a release pipeline that
+# builds once and packages many times does, and as scripts/compose-smoke does on machines
+# where the Rust builder image cannot be pulled. Either way the binaries are
+# `cargo build --release --locked` of this workspace; compose.yaml passes
+# SHOP_BINARIES through (`SHOP_BINARIES=prebuilt docker compose build`).
+ARG BINARIES=builder
+
 # ---------------------------------------------------------------------------------------
 # Builder: the release binaries.
 #
@@ -66,6 +75,15 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
        /out/
 
 # ---------------------------------------------------------------------------------------
+# Prebuilt: the same binaries, built outside the image (see BINARIES above). Built only
+# when selected: BuildKit and buildah skip stages the target does not use.
+FROM scratch AS prebuilt
+COPY dist/bin/ /out/
+
+# The stage BINARIES names: `builder` or `prebuilt`.
+FROM ${BINARIES} AS binaries
+
+# ---------------------------------------------------------------------------------------
 # Runtime: Debian slim (same suite, so the same glibc, as the builder), CA roots, an
 # unprivileged user.
 FROM debian:trixie-slim AS runtime
@@ -75,7 +93,7 @@ RUN apt-get update \
 RUN groupadd --system --gid 10001 shop \
  && useradd --system --uid 10001 --gid shop --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin shop
-COPY --from=builder /out/ /usr/local/bin/
+COPY --from=binaries /out/ /usr/local/bin/
 # Numeric, so runtimes that check for a non-root user (runAsNonRoot) can verify it.
 USER 10001:10001
 # The binaries drain in-flight calls on SIGTERM (SHUTDOWN_GRACE, 10s by default) and

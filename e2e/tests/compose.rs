@@ -1,6 +1,6 @@
 //! Static checks of the container path, no Docker needed: compose.yaml (and any override
 //! file) against the Compose Specification's JSON schema, the Dockerfile, the settings
-//! each binary really reads (taken from its source), deploy/prometheus.yml,
+//! each binary really reads (taken from its source), deploy/prometheus/prometheus.yml,
 //! deploy/postgres/init.sql and the NATS broker's service. A drift between the compose file and the code fails here
 //! rather than at `docker compose up`.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
@@ -770,8 +770,8 @@ fn only_the_entry_point_and_the_uis_are_published() {
 fn prometheus_scrapes_every_service_and_traces_go_to_jaeger() {
     let df = dockerfile();
     let services = services();
-    let config: Value = serde_yaml_ng::from_str(&read("deploy/prometheus.yml"))
-        .unwrap_or_else(|e| panic!("deploy/prometheus.yml does not parse: {e}"));
+    let config: Value = serde_yaml_ng::from_str(&read("deploy/prometheus/prometheus.yml"))
+        .unwrap_or_else(|e| panic!("deploy/prometheus/prometheus.yml does not parse: {e}"));
     let targets: BTreeSet<String> = config["scrape_configs"]
         .as_sequence()
         .expect("scrape_configs")
@@ -795,7 +795,7 @@ fn prometheus_scrapes_every_service_and_traces_go_to_jaeger() {
         let target = format!("{name}:{}", host_port(metrics).1);
         assert!(
             targets.contains(&target),
-            "deploy/prometheus.yml does not scrape {target}"
+            "deploy/prometheus/prometheus.yml does not scrape {target}"
         );
         assert_eq!(
             env.get("OTEL_SERVICE_NAME"),
@@ -818,7 +818,7 @@ fn prometheus_scrapes_every_service_and_traces_go_to_jaeger() {
         let host = host_port(target).0;
         assert!(
             host == "localhost" || services.contains_key(&host),
-            "deploy/prometheus.yml scrapes {target}, which is no compose service"
+            "deploy/prometheus/prometheus.yml scrapes {target}, which is no compose service"
         );
     }
     let prometheus = services
@@ -832,8 +832,8 @@ fn prometheus_scrapes_every_service_and_traces_go_to_jaeger() {
     assert!(
         strings(&prometheus["volumes"])
             .iter()
-            .any(|v| v.starts_with("./deploy/prometheus.yml:/etc/prometheus/prometheus.yml")),
-        "Prometheus mounts deploy/prometheus.yml"
+            .any(|v| v.starts_with("./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml")),
+        "Prometheus mounts deploy/prometheus/prometheus.yml"
     );
 }
 
