@@ -35,7 +35,7 @@ deps_apt() {
     apt-get update -qq >&2
     DEPS_APT_UPDATED=1
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
 deps_pip() {

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use clap::{Parser, Subcommand};
-use platform::security::{SecurityArgs, token::TokenFileArgs};
+use platform::security::SecurityArgs;
 
 /// The saga viewer: a web page of checkouts, each one's steps live, and a demo form.
 #[derive(Debug, Parser)]
@@ -29,16 +29,19 @@ pub struct Cli {
     #[arg(long, env = "JAEGER_UI_URL")]
     pub jaeger_ui_url: Option<String>,
 
+    /// The origin browsers reach the console at, when something in front of it (an
+    /// ingress, a proxy) serves it under another name or over HTTPS: for example
+    /// `https://console.shop.example`. Only requests from this origin may change anything,
+    /// and an `https` one makes the session cookie `Secure`. Unset: the console's origin
+    /// is `http://` and the request's `Host` (a console opened where it runs).
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
+
     /// TLS files (the `console` certificate) for the connection to the orchestrator, or
-    /// --dev-insecure.
+    /// --dev-insecure. The console has no token of its own: every call carries the token
+    /// of the person signed in (docs/SECURITY.md).
     #[command(flatten)]
     pub security: SecurityArgs,
-
-    /// The token the console shows checkouts with: an operator's, since the page lists
-    /// every customer's checkouts. The page itself has no login: serve it to operators
-    /// only (docs/SECURITY.md).
-    #[command(flatten)]
-    pub token: TokenFileArgs,
 
     #[command(subcommand)]
     pub command: Option<Command>,

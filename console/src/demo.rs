@@ -1,6 +1,8 @@
 //! The demo checkout form: what it offers (the seeded catalog, the test payment tokens,
 //! a country the shop cannot ship to) and how a submitted form becomes a PlaceOrder
-//! request. The shop validates the request; the console only passes the fields on.
+//! request. The shop validates the request; the console only passes the fields on. The
+//! customer is not a field: a checkout is placed for the signed-in person's token
+//! subject, so a form cannot place one for somebody else.
 
 use serde::Deserialize;
 use shop_proto::{checkout::v1 as pb, common::v1 as common};
@@ -73,8 +75,9 @@ const SAGA_CALLS: &[(&str, &str)] = &[
 /// reaches the shop, which names it in its INVALID_ARGUMENT answer.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct PlaceForm {
+    /// The session's CSRF token ([`crate::session`]); checked before anything is placed.
     #[serde(default)]
-    pub customer: String,
+    pub csrf: String,
     #[serde(default)]
     pub sku: String,
     #[serde(default)]
@@ -94,7 +97,7 @@ impl PlaceForm {
     /// The form as first shown: an order that will be declined, to watch it unwind.
     pub fn initial() -> Self {
         Self {
-            customer: "demo".into(),
+            csrf: String::new(),
             sku: "MUG-1".into(),
             quantity: "1".into(),
             token: "tok_chargeDeclined".into(),
@@ -109,17 +112,17 @@ impl PlaceForm {
         self.slow.is_some()
     }
 
-    /// The PlaceOrder request, under a fresh idempotency key: each submission is a new
-    /// checkout. A quantity that is not a number is sent as 0, which the shop refuses
-    /// by name (`items[0].quantity`).
-    pub fn request(&self) -> pb::PlaceOrderRequest {
+    /// The PlaceOrder request for `customer` (the token's subject), under a fresh
+    /// idempotency key: each submission is a new checkout. A quantity that is not a
+    /// number is sent as 0, which the shop refuses by name (`items[0].quantity`).
+    pub fn request(&self, customer: &str) -> pb::PlaceOrderRequest {
         let mode = match self.mode.as_str() {
             "choreographed" => pb::CoordinationMode::Choreographed,
             _ => pb::CoordinationMode::Orchestrated,
         };
         pb::PlaceOrderRequest {
             idempotency_key: format!("console-{}", uuid::Uuid::new_v4()),
-            customer_id: self.customer.trim().to_owned(),
+            customer_id: customer.to_owned(),
             items: vec![pb::LineItem {
                 sku: self.sku.trim().to_owned(),
                 quantity: self.quantity.trim().parse().unwrap_or(0),
@@ -165,11 +168,12 @@ mod tests {
             mode: "choreographed".into(),
             ..PlaceForm::initial()
         };
-        let first = form.request();
+        let first = form.request("alice");
+        assert_eq!(first.customer_id, "alice");
         assert_eq!(first.items[0].quantity, 2);
         assert_eq!(first.payment_token, "tok_chargeDeclined");
         assert_eq!(first.mode, i32::from(pb::CoordinationMode::Choreographed));
-        assert_ne!(first.idempotency_key, form.request().idempotency_key);
+        assert_ne!(first.idempotency_key, form.request("alice").idempotency_key);
     }
 
     #[test]
@@ -178,7 +182,7 @@ mod tests {
             quantity: "many".into(),
             ..PlaceForm::initial()
         };
-        assert_eq!(form.request().items[0].quantity, 0);
+        assert_eq!(form.request("alice").items[0].quantity, 0);
     }
 
     #[test]

@@ -11,6 +11,9 @@
 //! - [`config`]: the flags and environment variables.
 //! - [`shop`]: the CheckoutService client and its deadlines.
 //! - [`routes`]: the HTTP routes; [`live`]: the server-sent events of a running checkout.
+//! - [`session`]: who is signed in (their token, in a cookie) and the forms' CSRF tokens.
+//! - [`site`]: where the console is reached: the `Origin` check of every state-changing
+//!   request and the security headers of every response.
 //! - [`demo`]: the demo form's choices and its PlaceOrder request.
 //! - [`views`]: the HTML of each page; [`html`]: escaping.
 //! - [`healthcheck`]: the `healthcheck` subcommand.
@@ -18,6 +21,11 @@
 //! The pages are server-rendered and complete without JavaScript; one small script
 //! (`assets/console.js`, embedded like the stylesheet, no build step) swaps in the live
 //! timeline.
+//!
+//! The console acts as the person using it: they sign in with their own front-door
+//! token, and every call it makes carries that token, so a customer sees only their own
+//! checkouts and an operator all of them, as the orchestrator decides. It holds no token
+//! of its own.
 
 pub mod config;
 pub mod demo;
@@ -25,7 +33,9 @@ pub mod healthcheck;
 pub mod html;
 pub mod live;
 pub mod routes;
+pub mod session;
 pub mod shop;
+pub mod site;
 pub mod views;
 
 use std::{future::IntoFuture, net::SocketAddr, time::Duration};

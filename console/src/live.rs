@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::{
+    session::Session,
     shop::Shop,
     views::{
         checkout::{TraceLinks, live_region},
@@ -30,15 +31,16 @@ pub const END: &str = "end";
 /// The stream failed (the checkout is unknown, or the shop went away); the data says why.
 pub const FAILED: &str = "failed";
 
-/// The response of `GET /checkouts/{id}/events`.
+/// The response of `GET /checkouts/{id}/events`, following the checkout as `who` sees it.
 pub fn events(
     shop: Shop,
     traces: TraceLinks,
+    who: Session,
     checkout_id: String,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let (tx, rx) = mpsc::channel(8);
     tokio::spawn(async move {
-        let end = match follow(&shop, &traces, &checkout_id, &tx).await {
+        let end = match follow(&shop, &traces, &who, &checkout_id, &tx).await {
             Ok(()) => Event::default().event(END).data("ended"),
             Err(why) => Event::default().event(FAILED).data(why),
         };
@@ -52,10 +54,11 @@ pub fn events(
 async fn follow(
     shop: &Shop,
     traces: &TraceLinks,
+    who: &Session,
     checkout_id: &str,
     tx: &mpsc::Sender<Result<Event, Infallible>>,
 ) -> Result<(), String> {
-    let mut watch = shop.watch(checkout_id).await.map_err(describe)?;
+    let mut watch = shop.watch(who, checkout_id).await.map_err(describe)?;
     loop {
         // A page that went away ends the watch at once, not at the checkout's next event
         // (which may be long in coming for a stalled one).
@@ -71,7 +74,7 @@ async fn follow(
         while let Some(Some(more)) = watch.next().now_or_never() {
             more.map_err(describe)?;
         }
-        let checkout = shop.get(checkout_id).await.map_err(describe)?;
+        let checkout = shop.get(who, checkout_id).await.map_err(describe)?;
         let event = Event::default()
             .event(TIMELINE)
             .data(live_region(&checkout, traces));

@@ -5,6 +5,7 @@ use console::{
     config::{Cli, Command},
     routes::Console,
     shop::Shop,
+    site::Site,
     views::checkout::TraceLinks,
 };
 use tracing_subscriber::EnvFilter;
@@ -29,14 +30,21 @@ async fn main() -> ExitCode {
         }
     };
     security.announce("console");
-    let token = match cli.token.attach(&security) {
-        Ok(token) => token,
+    if std::env::var_os("AUTH_TOKEN_FILE").is_some() {
+        // Left over from when the console called the shop with an operator token of its
+        // own; said, so that nobody believes the file is still in use.
+        tracing::warn!(
+            "AUTH_TOKEN_FILE is set but unused: the console sends the signed-in person's token, never one of its own; remove the setting"
+        );
+    }
+    let site = match Site::new(cli.public_url.as_deref()) {
+        Ok(site) => site,
         Err(error) => {
             eprintln!("console: {error}");
             return ExitCode::from(2);
         }
     };
-    let shop = match Shop::connect_lazy(&cli.orchestrator_url, &security, token) {
+    let shop = match Shop::connect_lazy(&cli.orchestrator_url, &security) {
         Ok(shop) => shop,
         Err(error) => {
             eprintln!(
@@ -59,10 +67,13 @@ async fn main() -> ExitCode {
     tracing::info!(
         listen = %cli.listen,
         orchestrator = %cli.orchestrator_url,
+        public_url = cli.public_url.as_deref().unwrap_or("(the request's Host)"),
+        secure_cookies = site.secure(),
         "console serving on http://{}",
         cli.listen
     );
-    match console::serve(listener, Console { shop, traces }).await {
+    let console = Console { shop, traces, site };
+    match console::serve(listener, console).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("console: {error}");

@@ -1,44 +1,67 @@
-//! The console's HTTP routes. Every handler is a gRPC call to CheckoutService and a
-//! rendering; nothing is stored here.
+//! The console's HTTP routes. Every page handler is a gRPC call to CheckoutService, made
+//! with the signed-in person's token, and a rendering; nothing is stored here.
+//!
+//! Who may do what:
+//! - `/sign-in`, the assets and `/healthz` are open to anybody.
+//! - Every other page sends a visitor without a session to `/sign-in` (303) before it
+//!   asks the shop anything; the live stream answers 401. A session the shop refuses
+//!   (an expired or forged token) is cleared and sent to sign in again.
+//! - Every state-changing request (any method but GET and HEAD) must come from the
+//!   console's own origin ([`crate::site::guard`], 403 before the handler runs) and
+//!   carry its form's CSRF token ([`crate::session`], 403 before the shop is called).
 
 use axum::{
     Form, Router,
-    extract::{Path, Query, State},
-    http::{StatusCode, header},
-    response::{IntoResponse, Redirect, Response},
-    routing::get,
+    extract::{Path, Query, State, rejection::FormRejection},
+    http::{HeaderMap, StatusCode, header},
+    middleware,
+    response::{AppendHeaders, IntoResponse, Response},
+    routing::{get, post},
 };
-use tonic::Code;
+use serde::Deserialize;
+use shop_proto::checkout::v1 as pb;
+use tonic::{Code, Status};
 
 use crate::{
     demo::PlaceForm,
     live::{self, describe},
+    session::{self, Session},
     shop::Shop,
+    site::{self, Site, forbidden},
     views::{
         checkout::{self, TraceLinks},
         form,
-        layout::error_page,
+        layout::{Viewer, error_page},
         list::{self, ListQuery},
+        sign_in::{self, Notice},
     },
 };
 
-/// What every handler needs: the shop client and where traces are.
+/// What every handler needs: the shop client, where traces are, and where the console
+/// is reached.
 #[derive(Debug, Clone)]
 pub struct Console {
     pub shop: Shop,
     pub traces: TraceLinks,
+    pub site: Site,
 }
 
-/// Every route of the console.
+/// Every route of the console, behind [`site::guard`] (the Origin check and the
+/// security headers), the fallback included.
 pub fn router(console: Console) -> Router {
+    let site = console.site.clone();
     Router::new()
         .route("/", get(home))
-        .route("/checkouts", axum::routing::post(place))
+        .route("/checkouts", post(place))
         .route("/checkouts/{id}", get(show))
         .route("/checkouts/{id}/events", get(events))
+        .route("/sign-in", get(sign_in_page).post(sign_in))
+        .route("/sign-out", post(sign_out))
         .route("/assets/console.css", get(stylesheet))
         .route("/assets/console.js", get(script))
         .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(site, site::guard))
         .with_state(console)
 }
 
@@ -52,6 +75,20 @@ fn html(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
+/// 303 to `location`, setting each of `cookies`.
+fn see_other(location: &str, cookies: Vec<String>) -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, location.to_owned())],
+        AppendHeaders(
+            cookies
+                .into_iter()
+                .map(|cookie| (header::SET_COOKIE, cookie)),
+        ),
+    )
+        .into_response()
+}
+
 /// The HTTP status that fits a gRPC error of the shop.
 fn http_status(code: Code) -> StatusCode {
     match code {
@@ -60,18 +97,62 @@ fn http_status(code: Code) -> StatusCode {
         }
         Code::NotFound => StatusCode::NOT_FOUND,
         Code::AlreadyExists => StatusCode::CONFLICT,
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
         Code::Unavailable | Code::DeadlineExceeded => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_GATEWAY,
     }
 }
 
-async fn home(State(console): State<Console>, Query(query): Query<ListQuery>) -> Response {
-    let place = form::place(&PlaceForm::initial(), None);
-    list_page(&console, &query, &place, StatusCode::OK).await
+/// The answer for a page request without a usable session: 303 to the sign-in page,
+/// clearing a cookie that holds no usable token.
+fn to_sign_in(console: &Console, headers: &HeaderMap) -> Response {
+    let stale = session::cookie(headers, console.site.session_cookie()).is_some();
+    let clear = stale.then(|| session::clear_session(&console.site));
+    see_other("/sign-in", clear.into_iter().collect())
+}
+
+/// A refusal of the shop as a page. UNAUTHENTICATED means the shop no longer takes the
+/// session's token (expired, or signed with a key it no longer trusts): the session
+/// ends and the visitor is sent to sign in again, seeing nothing.
+fn shop_refused(console: &Console, error: Status, title: &str) -> Response {
+    if error.code() == Code::Unauthenticated {
+        return see_other(
+            "/sign-in?notice=ended",
+            vec![session::clear_session(&console.site)],
+        );
+    }
+    html(
+        http_status(error.code()),
+        error_page(title, &describe(error)),
+    )
+}
+
+/// The 403 of a form whose CSRF token is missing or is not this session's.
+fn bad_csrf() -> Response {
+    forbidden(
+        "This form is not one the console gave you in this session (its CSRF token is \
+         missing or stale). Reload the page and send it again.",
+    )
+}
+
+async fn home(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    let Some(who) = Session::of(&headers, &console.site) else {
+        return to_sign_in(&console, &headers);
+    };
+    let viewer = who.viewer();
+    let place = form::place(&PlaceForm::initial(), None, &viewer);
+    list_page(&console, &who, &viewer, &query, &place, StatusCode::OK).await
 }
 
 async fn list_page(
     console: &Console,
+    who: &Session,
+    viewer: &Viewer,
     query: &ListQuery,
     place: &str,
     status: StatusCode,
@@ -80,45 +161,234 @@ async fn list_page(
         Ok(request) => request,
         Err(why) => return html(StatusCode::BAD_REQUEST, error_page("Bad filter", &why)),
     };
-    match console.shop.list(request).await {
-        Ok(listed) => html(status, list::page_of(query, &listed, place)),
-        Err(error) => html(
-            http_status(error.code()),
-            error_page("The shop could not list the checkouts", &describe(error)),
-        ),
+    match console.shop.list(who, request).await {
+        Ok(listed) => html(status, list::page_of(query, &listed, place, viewer)),
+        Err(error) => shop_refused(console, error, "The shop could not list the checkouts"),
     }
 }
 
-/// `POST /checkouts`: places the checkout, then sends the browser to its page (303, so
-/// a reload does not post again). A refusal shows the form again with the shop's words.
-async fn place(State(console): State<Console>, Form(form_values): Form<PlaceForm>) -> Response {
+/// `POST /checkouts`: places the checkout as the signed-in person, then sends the
+/// browser to its page (303, so a reload does not post again). A refusal shows the form
+/// again with the shop's words.
+async fn place(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    submitted: Result<Form<PlaceForm>, FormRejection>,
+) -> Response {
+    let Some(who) = Session::of(&headers, &console.site) else {
+        return to_sign_in(&console, &headers);
+    };
+    let Ok(Form(form_values)) = submitted else {
+        return bad_csrf();
+    };
+    if !who.csrf_matches(&form_values.csrf) {
+        return bad_csrf();
+    }
     let fault = form_values.fault();
     match console
         .shop
-        .place(form_values.request(), fault.as_deref())
+        .place(&who, form_values.request(who.subject()), fault.as_deref())
         .await
     {
-        Ok(placed) => Redirect::to(&format!("/checkouts/{}", placed.checkout_id)).into_response(),
+        Ok(placed) => see_other(&format!("/checkouts/{}", placed.checkout_id), Vec::new()),
+        Err(error) if error.code() == Code::Unauthenticated => {
+            shop_refused(&console, error, "The shop refused this checkout")
+        }
         Err(error) => {
             let status = http_status(error.code());
-            let place = form::place(&form_values, Some(&describe(error)));
-            list_page(&console, &ListQuery::default(), &place, status).await
+            let viewer = who.viewer();
+            let place = form::place(&form_values, Some(&describe(error)), &viewer);
+            list_page(
+                &console,
+                &who,
+                &viewer,
+                &ListQuery::default(),
+                &place,
+                status,
+            )
+            .await
         }
     }
 }
 
-async fn show(State(console): State<Console>, Path(id): Path<String>) -> Response {
-    match console.shop.get(&id).await {
-        Ok(found) => html(StatusCode::OK, checkout::page_of(&found, &console.traces)),
-        Err(error) => html(
+async fn show(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let Some(who) = Session::of(&headers, &console.site) else {
+        return to_sign_in(&console, &headers);
+    };
+    match console.shop.get(&who, &id).await {
+        Ok(found) => html(
+            StatusCode::OK,
+            checkout::page_of(&found, &console.traces, &who.viewer()),
+        ),
+        Err(error) => shop_refused(&console, error, "No such checkout"),
+    }
+}
+
+/// The live stream: 401 without a session (an event stream cannot follow a redirect to
+/// a page).
+async fn events(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    match Session::of(&headers, &console.site) {
+        Some(who) => live::events(console.shop, console.traces, who, id).into_response(),
+        None => (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "sign in first: /sign-in\n",
+        )
+            .into_response(),
+    }
+}
+
+/// The query of `GET /sign-in`: `notice=signed-out` or `notice=ended` say why it shows.
+#[derive(Debug, Default, Deserialize)]
+struct SignInQuery {
+    #[serde(default)]
+    notice: String,
+}
+
+/// `POST /sign-in`.
+#[derive(Debug, Default, Deserialize)]
+struct SignInForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /sign-out`.
+#[derive(Debug, Default, Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `GET /sign-in`: the form, with a nonce cookie its CSRF token is bound to (kept when
+/// the browser has one already, so two open sign-in tabs both work).
+async fn sign_in_page(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Query(query): Query<SignInQuery>,
+) -> Response {
+    let notice = match query.notice.as_str() {
+        "signed-out" => Notice::SignedOut,
+        "ended" => Notice::Ended,
+        _ => Notice::None,
+    };
+    let current = Session::of(&headers, &console.site).map(|who| who.viewer());
+    sign_in_form(&console, &headers, StatusCode::OK, None, notice, current)
+}
+
+/// The sign-in page with `status` and `error`, (re)setting its nonce cookie.
+fn sign_in_form(
+    console: &Console,
+    headers: &HeaderMap,
+    status: StatusCode,
+    error: Option<&str>,
+    notice: Notice,
+    current: Option<Viewer>,
+) -> Response {
+    let nonce = session::sign_in_nonce(headers, &console.site).unwrap_or_else(session::new_nonce);
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8".to_owned()),
+            (
+                header::SET_COOKIE,
+                session::set_sign_in_nonce(&console.site, &nonce),
+            ),
+        ],
+        sign_in::page_of(&session::csrf_of(&nonce), error, notice, current.as_ref()),
+    )
+        .into_response()
+}
+
+/// `POST /sign-in`: checks the form's CSRF token against the nonce cookie, that the
+/// token is a well-formed unexpired JWT, then that the shop takes it (a ListCheckouts of
+/// one); only then keeps it in the session cookie and goes to the checkouts.
+async fn sign_in(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    submitted: Result<Form<SignInForm>, FormRejection>,
+) -> Response {
+    let Some(nonce) = session::sign_in_nonce(&headers, &console.site) else {
+        return forbidden(
+            "This sign-in form has expired, or the browser does not keep the console's \
+             cookies. Reload the sign-in page and try again.",
+        );
+    };
+    let Ok(Form(submitted)) = submitted else {
+        return bad_csrf();
+    };
+    if !session::csrf_matches(&nonce, &submitted.csrf) {
+        return bad_csrf();
+    }
+    let refused = |status: StatusCode, why: &str| {
+        sign_in_form(
+            &console,
+            &headers,
+            status,
+            Some(why),
+            Notice::None,
+            Session::of(&headers, &console.site).map(|who| who.viewer()),
+        )
+    };
+    let who = match Session::from_token(&submitted.token) {
+        Ok(who) => who,
+        Err(why) => return refused(StatusCode::BAD_REQUEST, &why),
+    };
+    let probe = pb::ListCheckoutsRequest {
+        page_size: 1,
+        ..pb::ListCheckoutsRequest::default()
+    };
+    match console.shop.list(&who, probe).await {
+        Ok(_) => {
+            tracing::info!(
+                subject = who.subject(),
+                operator = who.is_operator(),
+                "signed in"
+            );
+            see_other(
+                "/",
+                vec![
+                    who.set_cookie(&console.site),
+                    session::clear_sign_in_nonce(&console.site),
+                ],
+            )
+        }
+        Err(error) if error.code() == Code::Unauthenticated => refused(
+            StatusCode::UNAUTHORIZED,
+            &format!("the shop refused this token: {}", error.message()),
+        ),
+        Err(error) => refused(
             http_status(error.code()),
-            error_page("No such checkout", &describe(error)),
+            &format!("the shop could not check this token: {}", describe(error)),
         ),
     }
 }
 
-async fn events(State(console): State<Console>, Path(id): Path<String>) -> Response {
-    live::events(console.shop, console.traces, id).into_response()
+/// `POST /sign-out`: clears the session cookie and shows the sign-in page.
+async fn sign_out(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    submitted: Result<Form<CsrfForm>, FormRejection>,
+) -> Response {
+    let Some(who) = Session::of(&headers, &console.site) else {
+        return to_sign_in(&console, &headers);
+    };
+    match submitted {
+        Ok(Form(form)) if who.csrf_matches(&form.csrf) => see_other(
+            "/sign-in?notice=signed-out",
+            vec![session::clear_session(&console.site)],
+        ),
+        _ => bad_csrf(),
+    }
 }
 
 /// Cached briefly only: a new build of the console may change them.
@@ -150,4 +420,11 @@ async fn script() -> Response {
 /// a console whose orchestrator is down stays up and says so on its pages.
 async fn healthz() -> &'static str {
     "ok\n"
+}
+
+async fn not_found() -> Response {
+    html(
+        StatusCode::NOT_FOUND,
+        error_page("Not found", "The console has no such page."),
+    )
 }

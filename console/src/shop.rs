@@ -1,15 +1,20 @@
 //! The console's only way into the shop: a client of the orchestrator's public
-//! `shop.checkout.v1.CheckoutService`, with the deadlines a web page can afford.
+//! `shop.checkout.v1.CheckoutService`, with the deadlines a web page can afford. Every
+//! call carries the bearer token of the person signed in ([`Session`]): the console has
+//! none of its own, so it can show and do only what that person's token allows, which
+//! the orchestrator decides.
 
 use std::time::Duration;
 
-use platform::security::{
-    Principal, Security,
-    connect::{self, FrontDoor},
-    token::AttachToken,
-};
+use platform::security::{Principal, Security, connect};
 use shop_proto::checkout::v1::{self as pb, checkout_service_client::CheckoutServiceClient};
-use tonic::{Code, Request, Status, Streaming, metadata::MetadataValue, transport::Endpoint};
+use tonic::{
+    Code, Request, Status, Streaming,
+    metadata::MetadataValue,
+    transport::{Channel, Endpoint},
+};
+
+use crate::session::Session;
 
 /// How long a page waits for a read (ListCheckouts, GetCheckout) before it shows an error.
 const READ_DEADLINE: Duration = Duration::from_secs(5);
@@ -24,46 +29,43 @@ const PLACE_REPEAT_DEADLINE: Duration = Duration::from_secs(10);
 /// A lazily connected CheckoutService client; cheap to clone (one HTTP/2 connection).
 #[derive(Debug, Clone)]
 pub struct Shop {
-    client: CheckoutServiceClient<FrontDoor>,
+    client: CheckoutServiceClient<Channel>,
 }
 
 impl Shop {
     /// A client of the orchestrator at `url` (`https://host:port`), connecting as
-    /// `security` makes the console and sending `token`; connects on first use, so the
-    /// console starts, and shows a readable error, while the shop is still down.
-    pub fn connect_lazy(
-        url: &str,
-        security: &Security,
-        token: AttachToken,
-    ) -> Result<Self, tonic::transport::Error> {
+    /// `security` makes the console; connects on first use, so the console starts, and
+    /// shows a readable error, while the shop is still down.
+    pub fn connect_lazy(url: &str, security: &Security) -> Result<Self, tonic::transport::Error> {
         let endpoint = Endpoint::from_shared(url.to_owned())?;
         let channel = connect::channel(endpoint, security, Principal::Orchestrator);
         Ok(Self {
-            client: CheckoutServiceClient::with_interceptor(channel, token),
+            client: CheckoutServiceClient::new(channel),
         })
     }
 
-    /// One page of ListCheckouts.
+    /// One page of ListCheckouts, as `who` sees it.
     pub async fn list(
         &self,
+        who: &Session,
         request: pb::ListCheckoutsRequest,
     ) -> Result<pb::ListCheckoutsResponse, Status> {
         let mut client = self.client.clone();
         Ok(client
-            .list_checkouts(with_deadline(request, READ_DEADLINE))
+            .list_checkouts(as_who(who, request, Some(READ_DEADLINE)))
             .await?
             .into_inner())
     }
 
-    /// GetCheckout by checkout id.
-    pub async fn get(&self, checkout_id: &str) -> Result<pb::Checkout, Status> {
+    /// GetCheckout by checkout id, as `who` sees it.
+    pub async fn get(&self, who: &Session, checkout_id: &str) -> Result<pb::Checkout, Status> {
         let mut client = self.client.clone();
         let request = pb::GetCheckoutRequest {
             checkout_id: checkout_id.to_owned(),
             order_id: String::new(),
         };
         client
-            .get_checkout(with_deadline(request, READ_DEADLINE))
+            .get_checkout(as_who(who, request, Some(READ_DEADLINE)))
             .await?
             .into_inner()
             .checkout
@@ -74,32 +76,37 @@ impl Shop {
     /// No deadline: the stream lasts as long as the checkout runs.
     pub async fn watch(
         &self,
+        who: &Session,
         checkout_id: &str,
     ) -> Result<Streaming<pb::WatchCheckoutResponse>, Status> {
         let mut client = self.client.clone();
         let request = pb::WatchCheckoutRequest {
             checkout_id: checkout_id.to_owned(),
         };
-        Ok(client.watch_checkout(request).await?.into_inner())
+        Ok(client
+            .watch_checkout(as_who(who, request, None))
+            .await?
+            .into_inner())
     }
 
-    /// PlaceOrder, returning as soon as the checkout is recorded and has had a short
-    /// while to run. `fault` is sent as `x-fault` metadata when set (the demo's slow
-    /// motion; docs/FAULTS.md).
+    /// PlaceOrder as `who`, returning as soon as the checkout is recorded and has had a
+    /// short while to run. `fault` is sent as `x-fault` metadata when set (the demo's
+    /// slow motion; docs/FAULTS.md).
     pub async fn place(
         &self,
+        who: &Session,
         request: pb::PlaceOrderRequest,
         fault: Option<&str>,
     ) -> Result<pb::Checkout, Status> {
         match self
-            .place_within(request.clone(), fault, PLACE_DEADLINE)
+            .place_within(who, request.clone(), fault, PLACE_DEADLINE)
             .await
         {
             // Out of time, by the server's clock (DEADLINE_EXCEEDED) or by our tonic
             // client's own timer (CANCELLED "Timeout expired"); maybe nothing was
             // recorded. The same key makes the repeat safe.
             Err(status) if matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled) => {
-                self.place_within(request, fault, PLACE_REPEAT_DEADLINE)
+                self.place_within(who, request, fault, PLACE_REPEAT_DEADLINE)
                     .await
             }
             other => other,
@@ -108,12 +115,13 @@ impl Shop {
 
     async fn place_within(
         &self,
+        who: &Session,
         request: pb::PlaceOrderRequest,
         fault: Option<&str>,
         deadline: Duration,
     ) -> Result<pb::Checkout, Status> {
         let mut client = self.client.clone();
-        let mut request = with_deadline(request, deadline);
+        let mut request = as_who(who, request, Some(deadline));
         if let Some(fault) = fault {
             let value = MetadataValue::try_from(fault)
                 .map_err(|_| Status::invalid_argument("the x-fault spec is not ASCII"))?;
@@ -128,8 +136,14 @@ impl Shop {
     }
 }
 
-fn with_deadline<T>(message: T, deadline: Duration) -> Request<T> {
+/// `message` with `who`'s bearer token and, when given, a deadline.
+fn as_who<T>(who: &Session, message: T, deadline: Option<Duration>) -> Request<T> {
     let mut request = Request::new(message);
-    request.set_timeout(deadline);
+    request
+        .metadata_mut()
+        .insert("authorization", who.authorization());
+    if let Some(deadline) = deadline {
+        request.set_timeout(deadline);
+    }
     request
 }

@@ -1,15 +1,20 @@
-// A checkout with a declined card, placed through the console's form in slow motion:
-// the page opens while the saga still runs, and the compensation (cancel the order)
-// appears on the timeline live, pushed by server-sent events, until the checkout ends
-// CANCELLED with card_declined. With CONSOLE_SCREENSHOT=path, saves the final page
-// there (docs/console.png in the README).
-import { check, consoleUrl, run } from "./browser.mjs";
+// A checkout with a declined card, placed through the console's form in slow motion by
+// a signed-in customer (CUSTOMER, with CUSTOMER_TOKEN): the page opens while the saga
+// still runs, and the compensation (cancel the order) appears on the timeline live,
+// pushed by server-sent events, until the checkout ends CANCELLED with card_declined.
+// With CONSOLE_SCREENSHOT=path, saves the final page there (docs/console.png in the
+// README).
+import { check, env, run, signIn } from "./browser.mjs";
 
 await run("a declined card unwinds live on the timeline", async (browser) => {
+  const customer = env("CUSTOMER");
+  const token = env("CUSTOMER_TOKEN");
   const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
-  await page.goto(consoleUrl() + "/");
-  const customer = `browser-declined-${Date.now()}`;
-  await page.locator("#place").getByLabel("Customer id").fill(customer);
+  await signIn(page, token);
+  check(
+    (await page.locator("#place-customer").textContent()) === customer,
+    "the form places checkouts for the signed-in customer",
+  );
   await page.getByLabel("Product").selectOption("MUG-1");
   await page.getByLabel("Quantity").fill("2");
   await page.getByLabel("Payment token").selectOption("tok_chargeDeclined");
@@ -45,6 +50,10 @@ await run("a declined card unwinds live on the timeline", async (browser) => {
     "the timeline changed without a server-sent event",
   );
   check(
+    (await page.locator(".facts").textContent()).includes(customer),
+    "the checkout is the signed-in customer's",
+  );
+  check(
     (await page.locator("#failure-reason").textContent()) === "card_declined",
     "the failure reason is card_declined",
   );
@@ -60,8 +69,10 @@ await run("a declined card unwinds live on the timeline", async (browser) => {
   }
   await page.waitForFunction(() => document.getElementById("live").dataset.live === "ended");
 
-  // The page needs no script to show the same ending.
+  // The page needs no script to show the same ending (a new browser context: it signs
+  // in again, without JavaScript too).
   const again = await browser.newPage({ javaScriptEnabled: false });
+  await signIn(again, token);
   await again.goto(page.url());
   check(
     (await again.locator("#checkout-status").textContent()) === "cancelled",

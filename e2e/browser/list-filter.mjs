@@ -1,8 +1,9 @@
 // The list filter, with JavaScript off (the read-only views need none) and on a
-// phone-sized screen: filtering by customer, then by status, shows only the matching
-// checkouts, and the page never scrolls sideways. e2e/tests/console.rs places the
-// checkouts first: FILTER_COMPLETED's checkout completed, FILTER_CANCELLED's was declined.
-import { check, consoleUrl, run } from "./browser.mjs";
+// phone-sized screen, signed in as an operator (OPERATOR_TOKEN: every customer's
+// checkouts): filtering by customer, then by status, shows only the matching checkouts,
+// and the page never scrolls sideways. e2e/tests/console.rs places the checkouts first:
+// FILTER_COMPLETED's checkout completed, FILTER_CANCELLED's was declined.
+import { check, env, run, signIn } from "./browser.mjs";
 
 const completed = process.env.FILTER_COMPLETED;
 const cancelled = process.env.FILTER_CANCELLED;
@@ -23,7 +24,7 @@ await run("the list filters by customer and by status", async (browser) => {
     viewport: { width: 390, height: 844 },
     isMobile: true,
   });
-  await page.goto(consoleUrl() + "/");
+  await signIn(page, env("OPERATOR_TOKEN"));
   const all = await rows(page);
   check(all.length >= 2, `the list shows both checkouts: ${JSON.stringify(all)}`);
   check(

@@ -26,7 +26,7 @@ use rcgen::{
     KeyPair, KeyUsagePurpose,
 };
 
-/// How long the tokens written to files (the console's) are valid: a development
+/// How long the tokens written to files (the load generator's) are valid: a development
 /// convenience, since nothing here renews them; a real deployment's service tokens come
 /// from its identity provider and live minutes.
 pub const SERVICE_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -231,13 +231,15 @@ impl Pki {
 }
 
 impl Pki {
-    /// Writes what tools outside the stack use: the console's and the load generator's
-    /// operator tokens, and `env` for the shell (see [`Pki::write_env_file`]), naming the
-    /// files under `shown_dir`. Returns the path of `env`.
+    /// Writes what tools outside the stack use: the load generator's operator token, and
+    /// `env` for the shell (see [`Pki::write_env_file`]), naming the files under
+    /// `shown_dir`. Returns the path of `env`. The console gets no token: whoever uses it
+    /// signs in with their own (`OPERATOR` of `env` for the development operator).
     pub fn write_client_files(&self, shown_dir: &Path) -> anyhow::Result<PathBuf> {
-        for tool in ["console", "loadgen"] {
-            self.write_token(tool, true)?;
-        }
+        self.write_token("loadgen", true)?;
+        // Earlier versions wrote the console an operator token of its own; nothing reads
+        // it now, and a month-long operator token is better gone than lying about.
+        let _ = std::fs::remove_file(self.dir.join("console.token"));
         let env = self.dir.join("env");
         self.write_env_file(&env, shown_dir)?;
         Ok(env)

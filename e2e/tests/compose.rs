@@ -832,7 +832,8 @@ fn prometheus_scrapes_every_service_and_traces_go_to_jaeger() {
     assert!(
         strings(&prometheus["volumes"])
             .iter()
-            .any(|v| v.starts_with("./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml")),
+            .any(|v| v
+                .starts_with("./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml")),
         "Prometheus mounts deploy/prometheus/prometheus.yml"
     );
 }
@@ -969,7 +970,16 @@ fn every_image_is_pinned_to_a_release() {
     images.extend(
         df.stages
             .iter()
-            .filter(|(_, stage)| !df.stages.contains_key(&stage.base))
+            .filter(|(_, stage)| {
+                // `FROM ${ARG}` names a stage through a build argument (BINARIES).
+                let base = stage
+                    .base
+                    .strip_prefix("${")
+                    .and_then(|rest| rest.strip_suffix('}'))
+                    .and_then(|arg| dockerfile_arg(&df, arg))
+                    .unwrap_or_else(|| stage.base.clone());
+                !df.stages.contains_key(&base)
+            })
             .map(|(name, stage)| (format!("Dockerfile stage {name}"), stage.base.clone())),
     );
     assert!(images.len() >= 5, "images found: {images:?}");

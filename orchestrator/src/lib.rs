@@ -93,11 +93,13 @@ pub async fn build_with_engine(
     // Choreographed checkouts: CheckoutRequested leaves through the outbox, the tracker
     // follows the services' events, and its changes wake this replica's waiters.
     let tls = config.security.tls();
+    let stream_replicas = config.nats_stream_replicas;
     let events = config.nats_url.clone().map(|nats_url| {
         let config = EventsConfig {
             nats_url,
             producer: "checkout",
             tls: tls.clone(),
+            stream_replicas,
         };
         let (pool, engine) = (pool.clone(), engine.clone());
         async move {

@@ -27,6 +27,13 @@ pub struct ServiceArgs {
     #[arg(long, env = "METRICS_LISTEN_ADDR")]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// Also serve `grpc.health.v1.Health`, and nothing else, in plaintext on this address;
+    /// off if unset. For probes that cannot speak TLS, such as Kubernetes' native gRPC
+    /// probes (the kubelet connects without TLS): they learn SERVING or NOT_SERVING and
+    /// nothing more, while every other call stays behind mutual TLS on the listen address.
+    #[arg(long, env = "HEALTH_LISTEN_ADDR")]
+    pub health_listen: Option<SocketAddr>,
+
     /// Obey fault-injection metadata (`x-fault`, see docs/FAULTS.md). Off in production.
     #[arg(long, env = "FAULT_INJECTION", default_value_t = false)]
     pub fault_injection: bool,
@@ -48,6 +55,14 @@ pub struct ServiceArgs {
     /// serves its API while the broker is away; its events wait in the outbox.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
+
+    /// Copies JetStream keeps of the event stream (1 to 5). Every replica of every
+    /// service creates or updates the stream at start, so this must be the same
+    /// everywhere: a clustered broker (3 nodes in deploy/k8s's production profile) wants
+    /// 3, or one lost node stops the events; a single server accepts only 1.
+    #[arg(long, env = "NATS_STREAM_REPLICAS", default_value_t = 1,
+          value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub nats_stream_replicas: u8,
 
     /// Calls this server serves at once; one more is refused at once with
     /// RESOURCE_EXHAUSTED (load shedding) rather than queued without end.
@@ -83,6 +98,8 @@ pub enum Command {
 pub struct ServerConfig {
     /// Where to listen; port 0 picks a free port (tests read it back).
     pub listen: SocketAddr,
+    /// Where to serve health alone in plaintext (`HEALTH_LISTEN_ADDR`), if anywhere.
+    pub health_listen: Option<SocketAddr>,
     pub database_url: String,
     pub database_max_connections: u32,
     pub fault_injection: bool,
@@ -92,6 +109,8 @@ pub struct ServerConfig {
     /// `nats://host:port` of the event broker; `None` runs without events (in-process
     /// tests of one service's API, which must not share a broker with other tests).
     pub nats_url: Option<String>,
+    /// Copies of the event stream JetStream keeps (`NATS_STREAM_REPLICAS`).
+    pub nats_stream_replicas: u8,
     /// Mutual TLS, or plaintext in development mode.
     pub security: Security,
     /// Calls served at once before more are shed.
@@ -119,12 +138,14 @@ impl ServiceArgs {
             .ok_or(ConfigError::MissingDatabaseUrl)?;
         Ok(ServerConfig {
             listen,
+            health_listen: self.health_listen,
             database_url,
             database_max_connections: self.database_max_connections.max(1),
             fault_injection: self.fault_injection,
             shutdown_grace: self.shutdown_grace,
             reflection: self.reflection,
             nats_url: Some(self.nats_url.clone()),
+            nats_stream_replicas: self.nats_stream_replicas,
             security: self.security.security()?,
             max_in_flight: self.max_in_flight.max(1),
         })

@@ -3,20 +3,23 @@
 //!
 //! Names: `rpc_server_requests_total{service,method,code}` and
 //! `rpc_server_duration_seconds{service,method}` for every RPC;
-//! `db_pool_connections{service,state}`; the orchestrator adds saga, retry,
-//! compensation and circuit-breaker metrics (see its `metrics` names in docs).
+//! `db_pool_connections{service,state}`; `process_start_time_seconds` (restarts); the
+//! orchestrator adds saga, retry, compensation and circuit-breaker metrics (see its
+//! `metrics` names in docs).
 
 use std::{
     net::SocketAddr,
     task::{Context, Poll},
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use futures::future::BoxFuture;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tower::{Layer, Service};
 
-/// Latency buckets (seconds) for every histogram.
+/// Latency buckets (seconds) for every histogram. Alert rules compare against bucket
+/// boundaries (PlaceOrder's latency SLO counts answers within 0.5 s:
+/// deploy/prometheus/rules/slo.yml), so change these together with them.
 const BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
@@ -26,7 +29,15 @@ pub fn install(addr: SocketAddr) -> Result<(), metrics_exporter_prometheus::Buil
     PrometheusBuilder::new()
         .with_http_listener(addr)
         .set_buckets(BUCKETS)?
-        .install()
+        .install()?;
+    // The exporter has no process collector, and a restart between two scrapes is
+    // otherwise invisible: this is the conventional `process_start_time_seconds` (Unix
+    // time), whose `changes()` count restarts (alert ProcessRestartingRepeatedly).
+    let started = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_secs_f64());
+    metrics::gauge!("process_start_time_seconds").set(started);
+    Ok(())
 }
 
 /// Samples the pool's size every few seconds into `db_pool_connections`.

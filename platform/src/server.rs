@@ -105,6 +105,8 @@ pub struct App {
     name: &'static str,
     listener: TcpListener,
     local_addr: SocketAddr,
+    /// The plaintext health-only listener (`HEALTH_LISTEN_ADDR`), when asked for.
+    health_listener: Option<(TcpListener, SocketAddr)>,
     routes: Routes,
     service_names: Vec<&'static str>,
     ready: Option<BoxFuture<'static, ()>>,
@@ -156,6 +158,11 @@ impl App {
         self.local_addr
     }
 
+    /// The address of the plaintext health-only listener, when there is one.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_listener.as_ref().map(|(_, addr)| *addr)
+    }
+
     /// What the server has accepted so far (a handle that outlives `run_until`).
     pub fn connections(&self) -> Arc<Connections> {
         self.connections.clone()
@@ -186,6 +193,7 @@ impl App {
             }
             builder
         };
+        let health_for_probes = health_service.clone();
         let mut routes = self.routes.add_service(health_service);
         if self.reflection {
             routes = routes
@@ -196,6 +204,20 @@ impl App {
         }
 
         let name = self.name;
+        // The same reporter behind a second, plaintext listener that serves health alone:
+        // what the kubelet's gRPC probes can reach, since they do not speak TLS. It runs
+        // until this function returns, so probes see NOT_SERVING during the drain.
+        let _health_only = self.health_listener.map(|(listener, addr)| {
+            tracing::info!(service = name, %addr, "health alone, plaintext");
+            let health_only = Server::builder()
+                .add_service(health_for_probes)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+            AbortOnDrop(tokio::spawn(async move {
+                if let Err(error) = health_only.await {
+                    tracing::error!(service = name, %error, "health listener failed");
+                }
+            }))
+        });
         // Aborted with this future too, so a server dropped mid-run (a test's "crash")
         // leaves no readiness or background work behind.
         let readiness = AbortOnDrop({
@@ -362,7 +384,8 @@ impl AppBuilder {
         self
     }
 
-    /// Binds the listen address (port 0 picks a free port).
+    /// Binds the listen address (port 0 picks a free port), and the health-only address
+    /// when there is one: a taken port fails here, at start, not at the first probe.
     pub async fn bind(self) -> Result<App, ServeError> {
         let addr = self.config.listen;
         let listener = TcpListener::bind(addr)
@@ -371,10 +394,23 @@ impl AppBuilder {
         let local_addr = listener
             .local_addr()
             .map_err(|source| ServeError::Bind { addr, source })?;
+        let health_listener = match self.config.health_listen {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServeError::Bind { addr, source })?;
+                let bound = listener
+                    .local_addr()
+                    .map_err(|source| ServeError::Bind { addr, source })?;
+                Some((listener, bound))
+            }
+            None => None,
+        };
         Ok(App {
             name: self.name,
             listener,
             local_addr,
+            health_listener,
             routes: self.routes.routes(),
             service_names: self.service_names,
             ready: self.ready,

@@ -120,6 +120,7 @@ impl<S: GrpcService> ServiceSpec<S> {
                     // `order-svc` publishes under `shop.events.order.*`.
                     producer: self.name.trim_end_matches("-svc"),
                     tls: config.security.tls(),
+                    stream_replicas: config.nats_stream_replicas,
                 };
                 start(pool.clone(), events)
             });

@@ -131,12 +131,14 @@ where
     init_tracing();
     let config = ServerConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        health_listen: None,
         database_url: database_url.to_owned(),
         database_max_connections: 5,
         fault_injection: options.fault_injection,
         shutdown_grace: Duration::from_secs(5),
         reflection: true,
         nats_url: options.nats_url,
+        nats_stream_replicas: 1,
         security: crate::security::Security::DevInsecure,
         max_in_flight: 1024,
     };
@@ -324,7 +326,7 @@ impl Drop for TestNats {
 impl TestNats {
     /// A JetStream context on this broker, with the shop's stream in place.
     pub async fn jetstream(&self) -> async_nats::jetstream::Context {
-        crate::events::broker::connect(&self.url, "test", None).await
+        crate::events::broker::connect(&self.url, "test", None, 1).await
     }
 }
 

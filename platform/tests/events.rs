@@ -71,6 +71,7 @@ async fn setup() -> Setup {
         nats_url: nats.url.clone(),
         producer: "order",
         tls: None,
+        stream_replicas: 1,
     };
     let events = tokio::spawn(events::run(pool.clone(), config, spec, Recorder::default()));
     Setup {

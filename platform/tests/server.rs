@@ -82,3 +82,84 @@ async fn reflection_is_on_by_default_and_can_be_turned_off() {
     let refused = reflection_list(off.url()).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unimplemented);
 }
+
+/// The kubelet's gRPC probes speak no TLS, so a server can serve health alone in
+/// plaintext on a second address (`HEALTH_LISTEN_ADDR`): it follows the server's status
+/// (NOT_SERVING until ready, SERVING after) and answers nothing but health.
+#[tokio::test]
+async fn the_health_only_listener_follows_readiness_and_serves_nothing_else() {
+    use std::{net::SocketAddr, time::Duration};
+    use tonic_health::pb::health_check_response::ServingStatus;
+
+    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+    let config = platform::config::ServerConfig {
+        listen: any_port,
+        health_listen: Some(any_port),
+        // Never connected to: this app has no database work.
+        database_url: "postgres://nobody@127.0.0.1:1/none".into(),
+        database_max_connections: 1,
+        fault_injection: false,
+        shutdown_grace: Duration::from_secs(1),
+        reflection: true,
+        nats_url: None,
+        nats_stream_replicas: 1,
+        security: platform::security::Security::DevInsecure,
+        max_in_flight: 16,
+    };
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
+    let app = App::builder("probed-svc", config)
+        .ready_when(async move {
+            let _ = ready_rx.await;
+        })
+        .bind()
+        .await
+        .unwrap();
+    let health = app.health_addr().expect("a health-only address");
+    assert_ne!(health, app.local_addr());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(app.run_until(async move {
+        let _ = stop_rx.await;
+    }));
+
+    let url = format!("http://{health}");
+    let status = || {
+        let url = url.clone();
+        async move {
+            let channel = tonic::transport::Endpoint::from_shared(url)
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            HealthClient::new(channel)
+                .check(HealthCheckRequest::default())
+                .await
+                .unwrap()
+                .into_inner()
+                .status()
+        }
+    };
+    assert_eq!(status().await, ServingStatus::NotServing);
+    ready_tx.send(()).unwrap();
+    let mut now = status().await;
+    for _ in 0..50 {
+        if now == ServingStatus::Serving {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        now = status().await;
+    }
+    assert_eq!(now, ServingStatus::Serving);
+    let refused = reflection_list(url.clone()).await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::Unimplemented,
+        "the health-only listener serves health alone"
+    );
+
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), serving)
+        .await
+        .expect("the server stops")
+        .unwrap()
+        .unwrap();
+}

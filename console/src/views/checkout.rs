@@ -10,7 +10,7 @@ use crate::{
     views::{
         format::{date_time, duration, money, time},
         labels,
-        layout::{Head, page},
+        layout::{Head, Viewer, page},
     },
 };
 
@@ -37,8 +37,8 @@ impl TraceLinks {
 /// Seconds between reloads of a running checkout's page when scripts are off.
 const REFRESH_SECONDS: u32 = 2;
 
-/// The whole page of one checkout.
-pub fn page_of(checkout: &pb::Checkout, traces: &TraceLinks) -> String {
+/// The whole page of one checkout, for `viewer`.
+pub fn page_of(checkout: &pb::Checkout, traces: &TraceLinks, viewer: &Viewer) -> String {
     let id = escape(&checkout.checkout_id);
     let running = !labels::is_final(checkout.status);
     let live = if running {
@@ -58,13 +58,19 @@ pub fn page_of(checkout: &pb::Checkout, traces: &TraceLinks) -> String {
         &Head {
             title: &title,
             refresh_without_script: running.then_some(REFRESH_SECONDS),
+            viewer: Some(viewer),
         },
         &format!(
-            "<p class=\"back\"><a href=\"/\">All checkouts</a></p>\n\
+            "<p class=\"back\"><a href=\"/\">{back}</a></p>\n\
 <h1>Checkout <code class=\"id\">{id}</code></h1>\n\
 <p id=\"announce\" class=\"sr-only\" role=\"status\" aria-live=\"polite\"></p>\n\
 <div id=\"live\"{live}>\n{region}\n</div>",
             region = live_region(checkout, traces),
+            back = if viewer.operator {
+                "All checkouts"
+            } else {
+                "Your checkouts"
+            },
         ),
     )
 }
@@ -295,12 +301,13 @@ mod tests {
 
     #[test]
     fn a_finished_checkout_needs_no_live_updates() {
-        let html = page_of(&declined(), &TraceLinks::default());
+        let viewer = Viewer::default();
+        let html = page_of(&declined(), &TraceLinks::default(), &viewer);
         assert!(!html.contains("data-live"), "{html}");
         assert!(!html.contains("http-equiv=\"refresh\""));
         let mut running = declined();
         running.status = pb::CheckoutStatus::Compensating.into();
-        let html = page_of(&running, &TraceLinks::default());
+        let html = page_of(&running, &TraceLinks::default(), &viewer);
         assert!(
             html.contains("data-events=\"/checkouts/0190aaaa-0000-7000-8000-000000000001/events\"")
         );

@@ -1,10 +1,12 @@
 //! The demo checkout form (`POST /checkouts`): sku, quantity, payment token, country,
 //! mode and slow motion, each with its label, keeping what was typed when the shop
-//! refuses it.
+//! refuses it. The checkout is placed for the signed-in person (the form says so), and
+//! the form carries the session's CSRF token.
 
 use crate::{
     demo::{COUNTRIES, Choices, MODES, PlaceForm, SKUS, TOKENS},
     html::escape,
+    views::layout::Viewer,
 };
 
 /// `<option>`s of `choices`, the one whose value is `selected` marked so.
@@ -22,8 +24,9 @@ pub fn options(choices: Choices, selected: &str) -> String {
         .collect()
 }
 
-/// The form section, with `error` (the shop's refusal, plain text) above it when set.
-pub fn place(form: &PlaceForm, error: Option<&str>) -> String {
+/// The form section for `viewer`, with `error` (the shop's refusal, plain text) above it
+/// when set.
+pub fn place(form: &PlaceForm, error: Option<&str>, viewer: &Viewer) -> String {
     let error = error
         .map(|error| {
             format!(
@@ -51,8 +54,9 @@ pub fn place(form: &PlaceForm, error: Option<&str>) -> String {
 undo every step it took, in reverse.</p>
 {error}
 <form method="post" action="/checkouts" class="grid">
-<p><label for="customer">Customer id</label>
-<input id="customer" name="customer" value="{customer}" required maxlength="64" autocomplete="off"></p>
+{csrf}
+<p class="wide">For customer <code id="place-customer">{customer}</code>: the subject of the
+token you signed in with.</p>
 <p><label for="sku">Product</label>
 <select id="sku" name="sku">{skus}</select></p>
 <p><label for="quantity">Quantity</label>
@@ -68,7 +72,8 @@ with fault injection on: <code>scripts/run --fault-injection</code>)</label></p>
 <p class="wide"><button type="submit">Place checkout</button></p>
 </form>
 </section>"#,
-        customer = escape(&form.customer),
+        csrf = viewer.csrf_field(),
+        customer = escape(&viewer.subject),
         skus = options(SKUS, &form.sku),
         quantity = escape(&form.quantity),
         tokens = options(TOKENS, &form.token),

@@ -10,7 +10,7 @@ use crate::{
     views::{
         format::{date_time, money},
         labels::{self, MODE_FILTERS, STATUS_FILTERS},
-        layout::{Head, page},
+        layout::{Head, Viewer, page},
     },
 };
 
@@ -78,23 +78,40 @@ impl ListQuery {
     }
 }
 
-/// The whole home page for one page of results.
-pub fn page_of(query: &ListQuery, listed: &pb::ListCheckoutsResponse, place: &str) -> String {
+/// The whole home page for one page of results, as `viewer` sees it: an operator every
+/// customer's checkouts, a customer their own (the shop decides; the page only says so).
+pub fn page_of(
+    query: &ListQuery,
+    listed: &pb::ListCheckoutsResponse,
+    place: &str,
+    viewer: &Viewer,
+) -> String {
+    let (title, whose) = if viewer.operator {
+        ("Checkouts", "Every customer's checkouts.")
+    } else {
+        (
+            "Your checkouts",
+            "Only your own checkouts: the shop shows a customer nothing else.",
+        )
+    };
     page(
         &Head {
-            title: "Checkouts",
+            title,
+            viewer: Some(viewer),
             ..Head::default()
         },
         &format!(
-            "{place}\n<section aria-labelledby=\"list-title\">\n<h1 id=\"list-title\">Checkouts</h1>\n{filters}\n{table}\n{pages}\n</section>",
-            filters = filters(query),
+            "{place}\n<section aria-labelledby=\"list-title\">\n<h1 id=\"list-title\">{title}</h1>\n<p class=\"whose\">{whose}</p>\n{filters}\n{table}\n{pages}\n</section>",
+            filters = filters(query, viewer),
             table = table(query, &listed.checkouts),
             pages = pages(query, &listed.next_page_token),
         ),
     )
 }
 
-fn filters(query: &ListQuery) -> String {
+/// The filter form; the customer filter only for an operator (a customer's list is
+/// always their own, whatever it asks for).
+fn filters(query: &ListQuery, viewer: &Viewer) -> String {
     let any = |label: &str| format!("<option value=\"\">{label}</option>");
     let statuses: Vec<(&str, &str)> = STATUS_FILTERS.iter().map(|(w, _)| (*w, *w)).collect();
     let modes: Vec<(&str, &str)> = MODE_FILTERS.iter().map(|(w, _)| (*w, *w)).collect();
@@ -120,15 +137,21 @@ fn filters(query: &ListQuery) -> String {
         r#"<form method="get" action="/" class="filters" role="search" aria-label="Filter checkouts">
 <p><label for="f-status">Status</label>
 <select id="f-status" name="status">{any_status}{statuses}</select></p>
-<p><label for="f-customer">Customer id</label>
-<input id="f-customer" name="customer" value="{customer}" maxlength="64" autocomplete="off"></p>
+{customer}
 <p><label for="f-mode">Mode</label>
 <select id="f-mode" name="mode">{any_mode}{modes}</select></p>
 <p><button type="submit">Filter</button> {clear}</p>
 </form>"#,
         any_status = any("any status"),
         statuses = choose(&statuses, &query.status),
-        customer = escape(query.customer.trim()),
+        customer = if viewer.operator {
+            format!(
+                "<p><label for=\"f-customer\">Customer id</label>\n<input id=\"f-customer\" name=\"customer\" value=\"{}\" maxlength=\"64\" autocomplete=\"off\"></p>",
+                escape(query.customer.trim())
+            )
+        } else {
+            String::new()
+        },
         any_mode = any("both modes"),
         modes = choose(&modes, &query.mode),
     )
@@ -259,6 +282,25 @@ mod tests {
             nav.contains("href=\"/?page=t2&amp;customer=a%26b\""),
             "{nav}"
         );
+    }
+
+    #[test]
+    fn only_an_operator_gets_the_customer_filter() {
+        let listed = pb::ListCheckoutsResponse::default();
+        let customer = Viewer {
+            subject: "alice".into(),
+            ..Viewer::default()
+        };
+        let html = page_of(&ListQuery::default(), &listed, "", &customer);
+        assert!(!html.contains("f-customer"), "{html}");
+        assert!(html.contains("Your checkouts"));
+        assert!(html.contains("Signed in as <strong id=\"signed-in-as\">alice</strong>"));
+        let operator = Viewer {
+            operator: true,
+            ..customer
+        };
+        let html = page_of(&ListQuery::default(), &listed, "", &operator);
+        assert!(html.contains("f-customer"), "{html}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! - [`list`]: the checkouts, filtered and paged.
 //! - [`checkout`]: one checkout as a timeline, and the region live updates replace.
 //! - [`form`]: the demo checkout form.
+//! - [`sign_in`]: the sign-in page.
 //! - [`labels`]: words for the shop's enums; [`format`]: times, durations, money.
 
 pub mod checkout;
@@ -13,3 +14,4 @@ pub mod format;
 pub mod labels;
 pub mod layout;
 pub mod list;
+pub mod sign_in;

@@ -1,7 +1,9 @@
 //! Writes a development PKI for the shop (`scripts/certs`, and the compose `certs` job):
 //! a CA, a certificate and key for every principal, the front door's token secret, the
-//! console's token and the `env` file the walkthrough sources. Keeps an existing PKI in
-//! the folder unless told to replace it; tokens and `env` are written afresh each time.
+//! load generator's token and the `env` file the walkthrough sources (its `OPERATOR`
+//! token is also what a developer pastes into the console's sign-in page). Keeps an
+//! existing PKI in the folder unless told to replace it; tokens and `env` are written
+//! afresh each time.
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -42,7 +44,8 @@ fn main() -> ExitCode {
         Ok((pki, env)) => {
             println!(
                 "shop-certs: CA {}, a certificate and key per principal, token secret {}, \
-                 console and loadgen tokens in {}, grpcurl settings in {}",
+                 the load generator's token in {}, grpcurl settings and tokens (ALICE, \
+                 OPERATOR: paste one into the console's sign-in page) in {}",
                 pki.ca().display(),
                 pki.secret().display(),
                 args.dir.display(),

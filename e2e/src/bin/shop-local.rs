@@ -3,12 +3,18 @@
 //! `--dev-insecure`: the one on 127.0.0.1:4222 used if it runs with JetStream, else
 //! started there), the five real binaries on the docs/CONTRACT.md
 //! ports), seeds the demo catalog, starts the console (the saga viewer) on
-//! http://127.0.0.1:8080, prints how to call it, and runs until Ctrl-C.
+//! http://127.0.0.1:8080, prints how to call it and the development operator's token to
+//! sign in to the console with, and runs until Ctrl-C.
 
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::Parser;
-use e2e::{Stack, StackOptions, Svc, clients::Clients, console::Console, demo};
+use e2e::{
+    Stack, StackOptions, Svc,
+    clients::Clients,
+    console::{Console, sign_in_token},
+    demo,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,6 +76,23 @@ async fn main() -> ExitCode {
     for svc in Svc::ALL {
         println!("  {:<14} {}", svc.binary(), stack.addr(svc));
     }
+    // Printed, not put in a URL: a token in a URL ends up in the browser's history and
+    // in logs. The console keeps no token of its own, so without this nobody could use it.
+    let operator_token = match sign_in_token(&stack, "operator", true) {
+        Ok(token) => token,
+        Err(error) => {
+            eprintln!("shop-local: the operator's token: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let where_else = if stack.pki().is_some() {
+        format!(
+            "; it is also OPERATOR in {}, after `Bearer ` (ALICE there is a customer's)",
+            args.pki_dir.join("env").display()
+        )
+    } else {
+        String::new()
+    };
     println!(
         "\nThe console (every checkout, its steps live, and a demo form), open in a browser:\n  {}",
         console.url()
@@ -79,6 +102,10 @@ async fn main() -> ExitCode {
             "  (its slow motion, to watch each step run, needs scripts/run --fault-injection)"
         );
     }
+    println!(
+        "It asks who you are: paste this token into its sign-in page, the development \
+         operator's (every customer's checkouts, valid 24 h){where_else}:\n  {operator_token}"
+    );
     println!("\nEvents go through NATS (JetStream), NATS_URL of every service:");
     println!("  {}", stack.nats().describe());
     println!("\nDemo catalog (EUR):");

@@ -11,13 +11,13 @@ use async_nats::{
 use super::{DUPLICATE_WINDOW, STREAM, SUBJECTS};
 use crate::security::Tls;
 
-/// Connects to `url` and makes sure the stream exists as configured here, retrying until
-/// the broker answers (a service starts, and serves its API, while the broker is down;
-/// its events wait in the outbox).
-pub async fn connect(url: &str, name: &str, tls: Option<&Tls>) -> jetstream::Context {
+/// Connects to `url` and makes sure the stream exists as configured here, with
+/// `replicas` copies, retrying until the broker answers (a service starts, and serves its
+/// API, while the broker is down; its events wait in the outbox).
+pub async fn connect(url: &str, name: &str, tls: Option<&Tls>, replicas: u8) -> jetstream::Context {
     let mut wait = Duration::from_millis(200);
     loop {
-        match try_connect(url, name, tls).await {
+        match try_connect(url, name, tls, replicas).await {
             Ok(js) => return js,
             Err(error) => {
                 tracing::warn!(%error, url, "broker unavailable; events wait in the outbox");
@@ -47,23 +47,45 @@ async fn try_connect(
     url: &str,
     name: &str,
     tls: Option<&Tls>,
+    replicas: u8,
 ) -> anyhow::Result<jetstream::Context> {
     let js = jetstream::new(client(url, name, tls).await?);
-    ensure_stream(&js).await?;
+    ensure_stream(&js, replicas).await?;
     Ok(js)
 }
 
 /// Creates the stream, or updates it to this configuration.
-pub async fn ensure_stream(js: &jetstream::Context) -> anyhow::Result<()> {
-    js.create_or_update_stream(stream::Config {
+pub async fn ensure_stream(js: &jetstream::Context, replicas: u8) -> anyhow::Result<()> {
+    js.create_or_update_stream(stream_config(replicas)).await?;
+    Ok(())
+}
+
+/// The stream as every service wants it. The replica count is written out, never left
+/// at the library's default: an update carrying the default would scale a clustered
+/// stream back down to one copy each time a service restarts.
+pub fn stream_config(replicas: u8) -> stream::Config {
+    stream::Config {
         name: STREAM.to_owned(),
         subjects: vec![SUBJECTS.to_owned()],
         storage: stream::StorageType::File,
         duplicate_window: DUPLICATE_WINDOW,
         // A week of events: enough to replay, bounded so a demo does not fill a disk.
         max_age: Duration::from_secs(7 * 24 * 3600),
+        num_replicas: usize::from(replicas.max(1)),
         ..Default::default()
-    })
-    .await?;
-    Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stream_asks_for_the_replicas_it_is_given() {
+        assert_eq!(stream_config(3).num_replicas, 3);
+        assert_eq!(stream_config(1).num_replicas, 1);
+        // Zero would mean "the server's default" on create and one copy on update.
+        assert_eq!(stream_config(0).num_replicas, 1);
+        assert_eq!(stream_config(1).name, STREAM);
+    }
 }

@@ -50,12 +50,21 @@ pub struct EventsConfig {
     /// The binary's TLS identity, when it runs TLS: the broker connection then requires
     /// TLS, checks the broker's certificate and presents the binary's own.
     pub tls: Option<std::sync::Arc<crate::security::Tls>>,
+    /// Copies of the stream JetStream keeps (`NATS_STREAM_REPLICAS`): every service
+    /// brings the stream to this at start, so all must agree.
+    pub stream_replicas: u8,
 }
 
 /// Runs a service's part in the choreography until dropped: connects to the broker
 /// (waiting for it if need be), then relays the outbox and consumes.
 pub async fn run<H: Handler>(pool: PgPool, config: EventsConfig, spec: ConsumerSpec, handler: H) {
-    let js = broker::connect(&config.nats_url, config.producer, config.tls.as_deref()).await;
+    let js = broker::connect(
+        &config.nats_url,
+        config.producer,
+        config.tls.as_deref(),
+        config.stream_replicas,
+    )
+    .await;
     tracing::info!(url = %config.nats_url, consumer = spec.durable, "events: connected to the broker");
     tokio::join!(
         outbox::relay(pool.clone(), js.clone(), config.producer),

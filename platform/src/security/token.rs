@@ -66,12 +66,13 @@ pub struct TokenArgs {
     pub auth_issuer: String,
 }
 
-/// Where a client of the front door finds its bearer token.
+/// Where a client of the front door that acts on its own account (the load generator)
+/// finds its bearer token. The console has none: it sends the signed-in person's.
 #[derive(Debug, Clone, Default, Args)]
 pub struct TokenFileArgs {
     /// File holding the bearer token sent to the front door (over TLS; not read with
     /// --dev-insecure). `orchestrator token` prints one; `scripts/run` writes
-    /// `operator.token`.
+    /// `loadgen.token`.
     #[arg(long, env = "AUTH_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
 }
