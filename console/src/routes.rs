@@ -12,8 +12,8 @@
 
 use axum::{
     Form, Router,
-    extract::{Path, Query, State, rejection::FormRejection},
-    http::{HeaderMap, StatusCode, header},
+    extract::{FromRequestParts, Path, Query, State, rejection::FormRejection},
+    http::{HeaderMap, StatusCode, header, request::Parts},
     middleware,
     response::{AppendHeaders, IntoResponse, Response},
     routing::{get, post},
@@ -112,6 +112,21 @@ fn to_sign_in(console: &Console, headers: &HeaderMap) -> Response {
     see_other("/sign-in", clear.into_iter().collect())
 }
 
+/// The signed-in person of a page request. Taking it as an argument is what makes a
+/// page need a session: without a usable one the request is answered with
+/// [`to_sign_in`] before the handler runs, so no handler can forget the check.
+struct SignedIn(Session);
+
+impl FromRequestParts<Console> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, console: &Console) -> Result<Self, Response> {
+        Session::of(&parts.headers, &console.site)
+            .map(SignedIn)
+            .ok_or_else(|| to_sign_in(console, &parts.headers))
+    }
+}
+
 /// A refusal of the shop as a page. UNAUTHENTICATED means the shop no longer takes the
 /// session's token (expired, or signed with a key it no longer trusts): the session
 /// ends and the visitor is sent to sign in again, seeing nothing.
@@ -138,12 +153,9 @@ fn bad_csrf() -> Response {
 
 async fn home(
     State(console): State<Console>,
-    headers: HeaderMap,
+    SignedIn(who): SignedIn,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    let Some(who) = Session::of(&headers, &console.site) else {
-        return to_sign_in(&console, &headers);
-    };
     let viewer = who.viewer();
     let place = form::place(&PlaceForm::initial(), None, &viewer);
     list_page(&console, &who, &viewer, &query, &place, StatusCode::OK).await
@@ -172,12 +184,9 @@ async fn list_page(
 /// again with the shop's words.
 async fn place(
     State(console): State<Console>,
-    headers: HeaderMap,
+    SignedIn(who): SignedIn,
     submitted: Result<Form<PlaceForm>, FormRejection>,
 ) -> Response {
-    let Some(who) = Session::of(&headers, &console.site) else {
-        return to_sign_in(&console, &headers);
-    };
     let Ok(Form(form_values)) = submitted else {
         return bad_csrf();
     };
@@ -213,12 +222,9 @@ async fn place(
 
 async fn show(
     State(console): State<Console>,
-    headers: HeaderMap,
+    SignedIn(who): SignedIn,
     Path(id): Path<String>,
 ) -> Response {
-    let Some(who) = Session::of(&headers, &console.site) else {
-        return to_sign_in(&console, &headers);
-    };
     match console.shop.get(&who, &id).await {
         Ok(found) => html(
             StatusCode::OK,
@@ -376,12 +382,9 @@ async fn sign_in(
 /// `POST /sign-out`: clears the session cookie and shows the sign-in page.
 async fn sign_out(
     State(console): State<Console>,
-    headers: HeaderMap,
+    SignedIn(who): SignedIn,
     submitted: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
-    let Some(who) = Session::of(&headers, &console.site) else {
-        return to_sign_in(&console, &headers);
-    };
     match submitted {
         Ok(Form(form)) if who.csrf_matches(&form.csrf) => see_other(
             "/sign-in?notice=signed-out",

@@ -9,6 +9,8 @@
 //! everything fails here.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 
+mod repo;
+
 use std::{
     collections::{BTreeMap, BTreeSet},
     ffi::OsString,
@@ -18,6 +20,7 @@ use std::{
     process::Command,
 };
 
+use repo::{read, root};
 use serde_yaml_ng::Value;
 
 const RULES: &str = "deploy/prometheus/rules";
@@ -29,17 +32,6 @@ const RUNBOOK_URL: &str = "docs/OPERATIONS.md#";
 const SEVERITIES: &[&str] = &["page", "ticket"];
 /// Series Prometheus makes itself rather than scraping them.
 const FROM_PROMETHEUS: &[&str] = &["up"];
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn read(relative: &str) -> String {
-    fs::read_to_string(root().join(relative)).unwrap_or_else(|e| panic!("{relative}: {e}"))
-}
 
 fn parse(text: &str, what: &str) -> Value {
     serde_yaml_ng::from_str(text).unwrap_or_else(|e| panic!("{what} does not parse: {e}"))

@@ -5,12 +5,17 @@
 //! rather than at `docker compose up`.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 
+mod repo;
+
 use std::{
     collections::{BTreeMap, BTreeSet},
     fs,
-    path::{Path, PathBuf},
 };
 
+use repo::{
+    DatabaseUrl, Dockerfile, compose, compose_services as services, dockerfile, env_names_read_by,
+    files_of, read, root,
+};
 use serde_yaml_ng::Value;
 
 /// Variables a binary may get although its source names them in no clap `env = "..."`
@@ -34,36 +39,7 @@ const SHOP_CLIENTS: &[&str] = &["console"];
 /// Dependency conditions that let `docker compose up --wait` mean "ready".
 const CONDITIONS: &[&str] = &["service_healthy", "service_completed_successfully"];
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn read(relative: &str) -> String {
-    fs::read_to_string(root().join(relative)).unwrap_or_else(|e| panic!("{relative}: {e}"))
-}
-
 // ---- compose.yaml ---------------------------------------------------------------------
-
-/// compose.yaml, with `<<` merge keys applied as compose does.
-fn compose() -> Value {
-    let mut doc: Value = serde_yaml_ng::from_str(&read("compose.yaml"))
-        .unwrap_or_else(|e| panic!("compose.yaml does not parse: {e}"));
-    doc.apply_merge().unwrap();
-    doc
-}
-
-/// The services of compose.yaml, with `<<` merge keys applied as compose does.
-fn services() -> BTreeMap<String, Value> {
-    compose()["services"]
-        .as_mapping()
-        .expect("compose.yaml has a services mapping")
-        .iter()
-        .map(|(name, service)| (name.as_str().unwrap().to_owned(), service.clone()))
-        .collect()
-}
 
 /// `environment:` as a map, whether written as a mapping or as `KEY=VALUE` items.
 fn env_of(service: &Value) -> BTreeMap<String, String> {
@@ -179,149 +155,6 @@ fn spec_violations(spec: &jsonschema::Validator, yaml: &str) -> Vec<String> {
         .collect()
 }
 
-// ---- Dockerfile -----------------------------------------------------------------------
-
-#[derive(Debug, Default)]
-struct Stage {
-    base: String,
-    entrypoint: Vec<String>,
-    expose: Vec<u16>,
-    env: BTreeMap<String, String>,
-}
-
-#[derive(Debug)]
-struct Dockerfile {
-    stages: BTreeMap<String, Stage>,
-    /// Every `--bin NAME` of a RUN instruction.
-    built: BTreeSet<String>,
-    text: String,
-}
-
-/// Instructions with their continuation lines joined and comments dropped.
-fn instructions(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        match line.strip_suffix('\\') {
-            Some(body) => {
-                current.push_str(body);
-                current.push(' ');
-            }
-            None => {
-                current.push_str(line);
-                out.push(std::mem::take(&mut current));
-            }
-        }
-    }
-    out
-}
-
-fn dockerfile() -> Dockerfile {
-    let text = read("Dockerfile");
-    let mut stages = BTreeMap::new();
-    let mut built = BTreeSet::new();
-    let mut current: Option<String> = None;
-    for instruction in instructions(&text) {
-        let (keyword, rest) = instruction
-            .split_once(char::is_whitespace)
-            .unwrap_or((&instruction, ""));
-        let rest = rest.trim();
-        let keyword = keyword.to_ascii_uppercase();
-        match keyword.as_str() {
-            "FROM" => {
-                let words: Vec<&str> = rest
-                    .split_whitespace()
-                    .filter(|w| !w.starts_with("--"))
-                    .collect();
-                let name = match words.as_slice() {
-                    [_, as_kw, name] if as_kw.eq_ignore_ascii_case("as") => (*name).to_owned(),
-                    _ => panic!("Dockerfile: every stage is named (`FROM image AS name`): {rest}"),
-                };
-                let stage = Stage {
-                    base: words[0].to_owned(),
-                    ..Stage::default()
-                };
-                assert!(
-                    stages.insert(name.clone(), stage).is_none(),
-                    "Dockerfile: stage {name} twice"
-                );
-                current = Some(name);
-            }
-            "RUN" => {
-                let words: Vec<&str> = rest.split_whitespace().collect();
-                for pair in words.windows(2) {
-                    if pair[0] == "--bin" {
-                        built.insert(pair[1].to_owned());
-                    }
-                }
-            }
-            "ENTRYPOINT" | "EXPOSE" | "ENV" => {
-                let stage = stages
-                    .get_mut(current.as_ref().expect("an instruction before FROM"))
-                    .unwrap();
-                match keyword.as_str() {
-                    "ENTRYPOINT" => {
-                        stage.entrypoint = serde_yaml_ng::from_str(rest)
-                            .unwrap_or_else(|_| panic!("ENTRYPOINT in exec form: {rest}"));
-                    }
-                    "EXPOSE" => stage.expose.extend(
-                        rest.split_whitespace()
-                            .map(|p| p.trim_end_matches("/tcp").parse::<u16>().unwrap()),
-                    ),
-                    _ => stage.env.extend(rest.split_whitespace().map(|pair| {
-                        let (k, v) = pair.split_once('=').expect("ENV KEY=VALUE");
-                        (k.to_owned(), v.to_owned())
-                    })),
-                }
-            }
-            _ => {}
-        }
-    }
-    Dockerfile {
-        stages,
-        built,
-        text,
-    }
-}
-
-impl Dockerfile {
-    /// The stages from `target` up through the stages it is built `FROM`.
-    fn chain(&self, target: &str) -> Vec<&Stage> {
-        let mut chain = Vec::new();
-        let mut name = target;
-        while let Some(stage) = self.stages.get(name) {
-            chain.push(stage);
-            name = &stage.base;
-        }
-        chain
-    }
-
-    fn entrypoint(&self, target: &str) -> Vec<String> {
-        self.chain(target)
-            .iter()
-            .find(|stage| !stage.entrypoint.is_empty())
-            .map(|stage| stage.entrypoint.clone())
-            .unwrap_or_default()
-    }
-
-    fn exposed(&self, target: &str) -> BTreeSet<u16> {
-        self.chain(target)
-            .iter()
-            .flat_map(|stage| stage.expose.iter().copied())
-            .collect()
-    }
-
-    fn env(&self, target: &str, key: &str) -> Option<String> {
-        self.chain(target)
-            .iter()
-            .find_map(|stage| stage.env.get(key).cloned())
-    }
-}
-
 /// The services built from this repo: name -> (service, binary its target runs).
 fn built_services(df: &Dockerfile) -> BTreeMap<String, (Value, String)> {
     services()
@@ -340,66 +173,6 @@ fn built_services(df: &Dockerfile) -> BTreeMap<String, (Value, String)> {
             (name, (service, binary))
         })
         .collect()
-}
-
-// ---- the workspace's binaries and the settings they read ------------------------------
-
-/// The crate folder of a workspace binary: `src/bin/NAME.rs`, or `src/main.rs` of the
-/// package NAME.
-fn crate_of(binary: &str) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = fs::read_dir(root())
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|dir| dir.join("Cargo.toml").is_file())
-        .collect();
-    dirs.sort();
-    dirs.into_iter().find(|dir| {
-        let bin = dir.join("src/bin");
-        if bin.join(format!("{binary}.rs")).is_file() || bin.join(binary).join("main.rs").is_file()
-        {
-            return true;
-        }
-        let manifest = fs::read_to_string(dir.join("Cargo.toml")).unwrap();
-        let package = manifest
-            .split("[package]")
-            .nth(1)
-            .and_then(|section| section.lines().find(|l| l.trim().starts_with("name")))
-            .and_then(|line| line.split('"').nth(1));
-        package == Some(binary) && dir.join("src/main.rs").is_file()
-    })
-}
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
-
-/// Every `env = "NAME"` (clap) and `env::var("NAME")` in the binary's crate and in
-/// platform, which every binary links.
-fn env_names_read_by(binary: &str) -> BTreeSet<String> {
-    let dir = crate_of(binary).unwrap_or_else(|| panic!("no workspace binary {binary}"));
-    let mut files = Vec::new();
-    rust_files(&dir.join("src"), &mut files);
-    rust_files(&root().join("platform/src"), &mut files);
-    let mut names = BTreeSet::new();
-    for file in files {
-        let source = fs::read_to_string(&file).unwrap();
-        for marker in ["env = \"", "env::var(\"", "env::var_os(\""] {
-            for (at, _) in source.match_indices(marker) {
-                let rest = &source[at + marker.len()..];
-                if let Some(end) = rest.find('"') {
-                    names.insert(rest[..end].to_owned());
-                }
-            }
-        }
-    }
-    names
 }
 
 // ---- the checks -----------------------------------------------------------------------
@@ -533,7 +306,7 @@ fn the_dockerfile_builds_every_binary_its_targets_run() {
     let df = dockerfile();
     for bin in &df.built {
         assert!(
-            crate_of(bin).is_some(),
+            files_of(bin).is_some(),
             "Dockerfile builds --bin {bin}, which no workspace crate has"
         );
         assert!(
@@ -848,19 +621,12 @@ fn each_service_has_its_own_database_and_role() {
         let Some(url) = env_of(service).get("DATABASE_URL").cloned() else {
             continue;
         };
-        let rest = url
-            .strip_prefix("postgres://")
-            .unwrap_or_else(|| panic!("{name}: DATABASE_URL is a postgres:// URL"));
-        let (credentials, location) = rest.split_once('@').unwrap();
-        let (user, password) = credentials.split_once(':').unwrap();
-        let database = location
-            .split_once('/')
-            .unwrap()
-            .1
-            .split('?')
-            .next()
-            .unwrap();
-        let host = host_port(&url).0;
+        let DatabaseUrl {
+            role: user,
+            password,
+            host,
+            database,
+        } = DatabaseUrl::parse(&url).unwrap_or_else(|e| panic!("{name}: DATABASE_URL: {e}"));
         assert!(
             services[&host]["image"]
                 .as_str()
@@ -922,21 +688,12 @@ fn workspace_rust_version() -> String {
         .expect("[workspace.package] sets rust-version")
 }
 
-/// The default of `ARG NAME=...` in the Dockerfile.
-fn dockerfile_arg(df: &Dockerfile, name: &str) -> Option<String> {
-    instructions(&df.text).iter().find_map(|instruction| {
-        let rest = instruction.strip_prefix("ARG ")?.trim();
-        let (key, value) = rest.split_once('=')?;
-        (key == name).then(|| value.trim_matches('"').to_owned())
-    })
-}
-
 #[test]
 fn the_builder_runs_the_workspace_rust_version_on_the_runtime_debian() {
     let df = dockerfile();
     let rust_version = workspace_rust_version();
     assert_eq!(
-        dockerfile_arg(&df, "RUST_VERSION").as_deref(),
+        df.arg("RUST_VERSION").as_deref(),
         Some(rust_version.as_str()),
         "the Dockerfile's ARG RUST_VERSION is the workspace's rust-version (Cargo.toml), \
          so images are built with the toolchain the workspace says it supports"
@@ -972,12 +729,7 @@ fn every_image_is_pinned_to_a_release() {
             .iter()
             .filter(|(_, stage)| {
                 // `FROM ${ARG}` names a stage through a build argument (BINARIES).
-                let base = stage
-                    .base
-                    .strip_prefix("${")
-                    .and_then(|rest| rest.strip_suffix('}'))
-                    .and_then(|arg| dockerfile_arg(&df, arg))
-                    .unwrap_or_else(|| stage.base.clone());
+                let base = df.base_of(stage);
                 // `scratch` is Docker's reserved empty image, not one that is pulled.
                 !df.stages.contains_key(&base) && base != "scratch"
             })

@@ -12,6 +12,8 @@
 //! `cargo test -p e2e --test k8s` after any change under deploy/k8s.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 
+mod repo;
+
 #[path = "k8s/contract.rs"]
 mod contract;
 #[path = "k8s/policy.rs"]
@@ -758,18 +760,10 @@ fn production_has_a_certificate_per_principal_a_cluster_per_database_and_three_b
     let databases = contract::databases(objects);
     for server in SERVERS {
         let url = source::compose_env(&compose[server], "DATABASE_URL").unwrap();
-        let (credentials, location) = url.split_once("://").unwrap().1.split_once('@').unwrap();
-        let role = credentials.split(':').next().unwrap();
-        let database = location
-            .split_once('/')
-            .unwrap()
-            .1
-            .split('?')
-            .next()
-            .unwrap();
+        let repo::DatabaseUrl { role, database, .. } = repo::DatabaseUrl::parse(&url).unwrap();
         assert_eq!(
             databases.get(server),
-            Some(&(role.to_owned(), database.to_owned())),
+            Some(&(role, database)),
             "{server}: the role and database it has in compose"
         );
         let secret = setting_secret(objects, server);

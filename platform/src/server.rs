@@ -387,23 +387,9 @@ impl AppBuilder {
     /// Binds the listen address (port 0 picks a free port), and the health-only address
     /// when there is one: a taken port fails here, at start, not at the first probe.
     pub async fn bind(self) -> Result<App, ServeError> {
-        let addr = self.config.listen;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServeError::Bind { addr, source })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| ServeError::Bind { addr, source })?;
+        let (listener, local_addr) = bind_tcp(self.config.listen).await?;
         let health_listener = match self.config.health_listen {
-            Some(addr) => {
-                let listener = TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| ServeError::Bind { addr, source })?;
-                let bound = listener
-                    .local_addr()
-                    .map_err(|source| ServeError::Bind { addr, source })?;
-                Some((listener, bound))
-            }
+            Some(addr) => Some(bind_tcp(addr).await?),
             None => None,
         };
         Ok(App {
@@ -426,6 +412,17 @@ impl AppBuilder {
             max_in_flight: self.config.max_in_flight,
         })
     }
+}
+
+/// A listener on `addr` (port 0 picks a free port) and the address it got.
+async fn bind_tcp(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServeError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    Ok((listener, bound))
 }
 
 /// Completes on SIGTERM or Ctrl-C: what binaries pass to [`App::run_until`].

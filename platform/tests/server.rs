@@ -5,7 +5,24 @@ use platform::{
     server::App,
     testing::{self, Options},
 };
-use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+/// The overall health of the server at `url`, asked on a connection of its own.
+async fn health_status(url: String) -> ServingStatus {
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    HealthClient::new(channel)
+        .check(HealthCheckRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .status()
+}
 
 #[tokio::test]
 async fn every_accepted_connection_has_tcp_nodelay() {
@@ -15,15 +32,7 @@ async fn every_accepted_connection_has_tcp_nodelay() {
     .await;
     // Two more connections besides the one `spawn` waited on.
     for _ in 0..2 {
-        let channel = tonic::transport::Endpoint::from_shared(server.url())
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        HealthClient::new(channel)
-            .check(HealthCheckRequest::default())
-            .await
-            .unwrap();
+        health_status(server.url()).await;
     }
     let connections = &server.connections;
     assert!(connections.accepted() >= 3, "{connections:?}");
@@ -89,7 +98,6 @@ async fn reflection_is_on_by_default_and_can_be_turned_off() {
 #[tokio::test]
 async fn the_health_only_listener_follows_readiness_and_serves_nothing_else() {
     use std::{net::SocketAddr, time::Duration};
-    use tonic_health::pb::health_check_response::ServingStatus;
 
     let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
     let config = platform::config::ServerConfig {
@@ -122,22 +130,7 @@ async fn the_health_only_listener_follows_readiness_and_serves_nothing_else() {
     }));
 
     let url = format!("http://{health}");
-    let status = || {
-        let url = url.clone();
-        async move {
-            let channel = tonic::transport::Endpoint::from_shared(url)
-                .unwrap()
-                .connect()
-                .await
-                .unwrap();
-            HealthClient::new(channel)
-                .check(HealthCheckRequest::default())
-                .await
-                .unwrap()
-                .into_inner()
-                .status()
-        }
-    };
+    let status = || health_status(url.clone());
     assert_eq!(status().await, ServingStatus::NotServing);
     ready_tx.send(()).unwrap();
     let mut now = status().await;

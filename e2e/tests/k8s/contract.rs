@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::{
     policy::secret_data,
-    source::{Stage, binary_of, env_names_read_by, workspace_version},
+    source::{Dockerfile, binary_of, env_names_read_by, workspace_version},
     support::{
         array, containers, find, host_port, id, kind, labels, name, of_kind, pod_labels, pod_spec,
         read,
@@ -35,7 +35,7 @@ enum Runs<'a> {
     Image(&'a str),
 }
 
-fn runs<'a>(container: &'a Value, stages: &BTreeMap<String, Stage>) -> Result<Runs<'a>, String> {
+fn runs<'a>(container: &'a Value, dockerfile: &Dockerfile) -> Result<Runs<'a>, String> {
     let image = container["image"].as_str().unwrap_or_default();
     if let Some(program) = array(&container["command"]).first().and_then(Value::as_str) {
         return Ok(match program.strip_prefix("/usr/local/bin/") {
@@ -45,10 +45,10 @@ fn runs<'a>(container: &'a Value, stages: &BTreeMap<String, Stage>) -> Result<Ru
     }
     match shop_target(image) {
         Some((target, _)) => {
-            let stage = stages
-                .get(target)
+            let stage = dockerfile
+                .resolved(target)
                 .ok_or_else(|| format!("image {image}: no Dockerfile target {target}"))?;
-            binary_of(stage)
+            binary_of(&stage)
                 .map(|b| Runs::Binary(b.to_owned()))
                 .ok_or_else(|| {
                     format!("image {image}: target {target} runs no /usr/local/bin binary")
@@ -86,7 +86,7 @@ fn settings_of(objects: &[Value], container: &Value) -> (Vec<String>, Vec<String
 }
 
 /// Every setting set on a container is one its program reads.
-pub fn env_problems(objects: &[Value], stages: &BTreeMap<String, Stage>) -> Vec<String> {
+pub fn env_problems(objects: &[Value], dockerfile: &Dockerfile) -> Vec<String> {
     let mut problems = Vec::new();
     for object in objects {
         let Some(spec) = pod_spec(object) else {
@@ -100,7 +100,7 @@ pub fn env_problems(objects: &[Value], stages: &BTreeMap<String, Stage>) -> Vec<
             );
             let (names, mut missing) = settings_of(objects, container);
             problems.extend(missing.drain(..).map(|p| format!("{at}: {p}")));
-            match runs(container, stages) {
+            match runs(container, dockerfile) {
                 Err(e) => problems.push(format!("{at}: {e}")),
                 Ok(Runs::Binary(binary)) => {
                     let read = env_names_read_by(&binary);
@@ -189,7 +189,7 @@ const PROBES: [&str; 3] = ["startupProbe", "readinessProbe", "livenessProbe"];
 
 /// The servers' ports are their binaries' (the Dockerfile's LISTEN_ADDR and EXPOSE), the
 /// probes ask the health port, and every Service leads to a port a pod listens on.
-pub fn port_problems(objects: &[Value], stages: &BTreeMap<String, Stage>) -> Vec<String> {
+pub fn port_problems(objects: &[Value], dockerfile: &Dockerfile) -> Vec<String> {
     let mut problems = Vec::new();
     for object in objects {
         let Some(spec) = pod_spec(object) else {
@@ -205,7 +205,7 @@ pub fn port_problems(objects: &[Value], stages: &BTreeMap<String, Stage>) -> Vec
             let Some((target, _)) = shop_target(image) else {
                 continue;
             };
-            let Some(stage) = stages.get(target) else {
+            let Some(stage) = dockerfile.resolved(target) else {
                 continue;
             };
             let Some(dockerfile_listen) = stage.env.get("LISTEN_ADDR") else {
@@ -532,7 +532,7 @@ const MOVING: &[&str] = &["latest", "stable", "edge", "main", "master", "nightly
 
 /// Every image is pinned: the shop's to `shop/<Dockerfile target>:<workspace version>`,
 /// the others to a release (and to compose's, where compose runs the same program).
-pub fn image_problems(objects: &[Value], stages: &BTreeMap<String, Stage>) -> Vec<String> {
+pub fn image_problems(objects: &[Value], dockerfile: &Dockerfile) -> Vec<String> {
     let version = workspace_version();
     let mut problems = Vec::new();
     let mut images: Vec<(String, String)> = objects
@@ -568,7 +568,7 @@ pub fn image_problems(objects: &[Value], stages: &BTreeMap<String, Stage>) -> Ve
             problems.push(format!("{at}: {image} names no release"));
         }
         if let Some((target, tag)) = shop_target(&image) {
-            if !stages.contains_key(target) {
+            if !dockerfile.stages.contains_key(target) {
                 problems.push(format!(
                     "{at}: {image}: the Dockerfile has no target {target}"
                 ));
@@ -585,9 +585,12 @@ pub fn image_problems(objects: &[Value], stages: &BTreeMap<String, Stage>) -> Ve
 
 /// Every pod runs as the restricted Pod Security Standard asks (the namespace enforces
 /// it), the shop's own as the Dockerfile's user, with no API token it does not need.
-pub fn restricted_problems(objects: &[Value], stages: &BTreeMap<String, Stage>) -> Vec<String> {
+pub fn restricted_problems(objects: &[Value], dockerfile: &Dockerfile) -> Vec<String> {
     let mut problems = Vec::new();
-    let user = stages["runtime"].user.clone().unwrap_or_default();
+    let user = dockerfile
+        .resolved("runtime")
+        .and_then(|stage| stage.user)
+        .unwrap_or_default();
     let uid: u64 = user
         .split(':')
         .next()

@@ -19,16 +19,7 @@ pub const KUBERNETES_VALIDATE_VERSION: &str = "1.37.0";
 /// Where `scripts/k8s-tools` installs by default (and .ci/run puts on PATH).
 const DEFAULT_TOOLS: &str = "/var/tmp/shop-ci-tools/bin";
 
-pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-pub fn read(relative: &str) -> String {
-    fs::read_to_string(root().join(relative)).unwrap_or_else(|e| panic!("{relative}: {e}"))
-}
+pub use crate::repo::{read, root};
 
 /// The folders a tool is looked for in, in order: `SHOP_TOOLS_DIR/bin`, the default
 /// install folder, then PATH.
