@@ -609,7 +609,11 @@ pub async fn wait_serving(
         if let Some(child) = child.as_mut()
             && let Some(status) = child.try_wait()?
         {
-            bail!("{name} exited with {status}; see {}", log.display());
+            bail!(
+                "{name} exited with {status}; the end of {}:\n{}",
+                log.display(),
+                log_tail(log)
+            );
         }
         let check = health.check(HealthCheckRequest::default());
         if let Ok(Ok(reply)) = tokio::time::timeout(Duration::from_millis(500), check).await
@@ -619,7 +623,23 @@ pub async fn wait_serving(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    bail!("{name} never reported SERVING; see {}", log.display())
+    bail!(
+        "{name} never reported SERVING; the end of {}:\n{}",
+        log.display(),
+        log_tail(log)
+    )
+}
+
+/// The last lines of a process's log, for a failure message: CI keeps the test's output,
+/// not the temporary folder the log was in.
+fn log_tail(log: &Path) -> String {
+    match std::fs::read_to_string(log) {
+        Ok(text) => {
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(20)..].join("\n")
+        }
+        Err(error) => format!("(unreadable: {error})"),
+    }
 }
 
 /// An extra orchestrator process of a stack ([`Stack::start_replica`]); killed when
