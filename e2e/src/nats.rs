@@ -12,13 +12,15 @@
 
 use std::{
     io::{BufRead, BufReader},
-    net::{SocketAddr, TcpStream},
+    net::{IpAddr, SocketAddr, TcpStream},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, Stdio},
     time::Duration,
 };
 
 use anyhow::{Context, bail};
+
+use crate::hosts::Place;
 
 /// The port of the default `NATS_URL`, `nats://127.0.0.1:4222` (platform's config).
 pub const DEFAULT_PORT: u16 = 4222;
@@ -31,6 +33,8 @@ pub const INSTALL_HINT: &str = "install it (Debian/Ubuntu: `apt-get install nats
 /// A reachable NATS server with JetStream and, when we started it, its process.
 #[derive(Debug)]
 pub struct Nats {
+    /// The address it serves on: the loopback, or its test host's.
+    host: IpAddr,
     port: u16,
     /// What its INFO said: the server's version.
     version: String,
@@ -46,10 +50,13 @@ struct Owned {
     log: PathBuf,
     child: Option<Child>,
     tls: Option<BrokerTls>,
+    /// Where it runs (its namespace, on a test host).
+    place: Place,
 }
 
 /// The broker's certificate and key, and the CA its clients' certificates must be signed
-/// by: with these it serves TLS only and wants a client certificate (`--tlsverify`).
+/// by: with these it serves TLS only, wants a client certificate, and lets each
+/// certificate do only what its principal may ([`crate::nats_auth`]).
 #[derive(Debug, Clone)]
 pub struct BrokerTls {
     pub cert: PathBuf,
@@ -94,12 +101,23 @@ impl Nats {
     /// so no other process can take it between the choice and the bind), its store in a
     /// fresh temporary folder; its output is appended to `log`.
     pub async fn start(log: &Path) -> anyhow::Result<Self> {
-        Self::start_on(None, log, None).await
+        Self::start_on(None, log, None, Place::default()).await
     }
 
-    /// [`Nats::start`], serving mutual TLS only.
+    /// [`Nats::start`], serving mutual TLS only, with each principal's permissions.
     pub async fn start_tls(log: &Path, tls: BrokerTls) -> anyhow::Result<Self> {
-        Self::start_on(None, log, Some(tls)).await
+        Self::start_on(None, log, Some(tls), Place::default()).await
+    }
+
+    /// [`Nats::start`] or [`Nats::start_tls`] at `place`: on a test host, in its
+    /// namespace, serving on its address (over TLS the broker's certificate must name
+    /// that address: [`crate::pki::Pki::reissue_broker`]).
+    pub async fn start_at(
+        place: Place,
+        log: &Path,
+        tls: Option<BrokerTls>,
+    ) -> anyhow::Result<Self> {
+        Self::start_on(None, log, tls, place).await
     }
 
     /// For the local runner: the broker already answering on 127.0.0.1:4222, if it is a
@@ -111,7 +129,7 @@ impl Nats {
     async fn find_or_start(port: u16, log: &Path) -> anyhow::Result<Self> {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
-            Err(_) => Self::start_on(Some(port), log, None).await,
+            Err(_) => Self::start_on(Some(port), log, None, Place::default()).await,
             Ok(stream) => {
                 let info = read_info(stream).with_context(|| {
                     format!(
@@ -128,6 +146,7 @@ impl Nats {
                     );
                 }
                 Ok(Self {
+                    host: addr.ip(),
                     port,
                     version: info.version,
                     owned: None,
@@ -142,6 +161,7 @@ impl Nats {
         port: Option<u16>,
         log: &Path,
         tls: Option<BrokerTls>,
+        place: Place,
     ) -> anyhow::Result<Self> {
         let binary = binary()?;
         let dir = std::env::temp_dir().join(format!(
@@ -151,6 +171,7 @@ impl Nats {
         std::fs::create_dir_all(dir.join("store"))
             .with_context(|| format!("creating {}", dir.display()))?;
         let mut nats = Self {
+            host: place.ip,
             port: 0,
             version: String::new(),
             owned: Some(Owned {
@@ -159,6 +180,7 @@ impl Nats {
                 log: log.to_owned(),
                 child: None,
                 tls,
+                place,
             }),
         };
         // On failure `nats` is dropped here, which kills the process and removes the folder.
@@ -166,9 +188,10 @@ impl Nats {
         Ok(nats)
     }
 
-    /// `nats://127.0.0.1:PORT`, the `NATS_URL` to give the services.
+    /// `nats://127.0.0.1:PORT` (its test host's address instead, on one), the
+    /// `NATS_URL` to give the services.
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        format!("nats://{}", SocketAddr::new(self.host, self.port))
     }
 
     /// The client port.
@@ -201,7 +224,7 @@ impl Nats {
                 self.url(),
                 self.version,
                 if owned.tls.is_some() {
-                    " and mutual TLS"
+                    " and mutual TLS (each certificate allowed its principal's subjects only)"
                 } else {
                     ""
                 },
@@ -259,21 +282,21 @@ impl Nats {
             .with_context(|| format!("opening {}", owned.log.display()))?;
         // -1: a port the server picks; it says which in its ports file.
         let port_arg = port.map_or_else(|| "-1".to_owned(), |p| p.to_string());
-        let mut command = Command::new(&owned.binary);
+        let host = owned.place.ip;
+        let mut command = owned.place.command(&owned.binary);
         command
-            .args(["-js", "-a", "127.0.0.1", "-p", &port_arg, "-sd"])
+            .args(["-js", "-a", &host.to_string(), "-p", &port_arg, "-sd"])
             .arg(owned.dir.join("store"))
             .arg("--ports_file_dir")
             .arg(&owned.dir);
         if let Some(tls) = &owned.tls {
+            // Mutual TLS, and each certificate allowed its principal's subjects only: a
+            // configuration file, since certificates are mapped to users only there.
             // Clients still read the INFO line in plaintext first, then upgrade.
-            command
-                .args(["--tls", "--tlsverify", "--tlscert"])
-                .arg(&tls.cert)
-                .arg("--tlskey")
-                .arg(&tls.key)
-                .arg("--tlscacert")
-                .arg(&tls.ca);
+            let config = owned.dir.join("nats.conf");
+            std::fs::write(&config, crate::nats_auth::broker_config(tls))
+                .with_context(|| format!("writing {}", config.display()))?;
+            command.arg("--config").arg(config);
         }
         let child = command
             .stdin(Stdio::null())
@@ -301,7 +324,7 @@ impl Nats {
                 if port.is_some_and(|p| p != listening) {
                     bail!("nats-server listens on {listening}, not on {port:?}");
                 }
-                let addr = SocketAddr::from(([127, 0, 0, 1], listening));
+                let addr = SocketAddr::new(host, listening);
                 let info = TcpStream::connect_timeout(&addr, Duration::from_secs(1))
                     .map_err(anyhow::Error::from)
                     .and_then(read_info);

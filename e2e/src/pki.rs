@@ -5,7 +5,9 @@
 //! `scripts/run` and compose.
 //!
 //! Files in the directory: `ca.pem`, `<principal>.pem` and `<principal>.key` for each of
-//! [`Principal::ALL`], `nats.pem` and `nats.key` (the broker's), `jwt-secret`. Keys and the secret are written readable by the
+//! [`Principal::ALL`], `nats.pem` and `nats.key` (the broker's), `jwt-secret`, and, from
+//! [`Pki::write_broker_config`], `nats.conf` (the broker's TLS and per-principal
+//! authorization, for compose's broker). Keys and the secret are written readable by the
 //! owner only.
 
 use std::{
@@ -34,6 +36,10 @@ pub const SERVICE_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Names every server certificate carries besides its principal's, so that a local
 /// client (grpcurl, a browser) reaching `127.0.0.1` or `localhost` can check it too.
 const LOCAL_NAMES: [&str; 2] = ["localhost", "127.0.0.1"];
+
+/// The names the broker's certificate carries: clients check it by the host of their
+/// `NATS_URL`, unlike the gRPC clients, which check a server by its principal's name.
+const BROKER_NAMES: [&str; 3] = ["nats", "localhost", "127.0.0.1"];
 
 /// A CA that can issue more certificates (tests: rotation, unknown names).
 pub struct Authority {
@@ -103,10 +109,7 @@ impl Pki {
         for principal in Principal::ALL {
             pki.reissue(principal)?;
         }
-        // The broker's: a server certificate only, for the names clients reach it by.
-        let (cert, key) = authority.issue(&["nats", "localhost", "127.0.0.1"])?;
-        write(&pki.dir.join("nats.key"), key.as_bytes(), true)?;
-        write(&pki.dir.join("nats.pem"), cert.as_bytes(), false)?;
+        pki.reissue_broker(&[])?;
         let secret = format!(
             "{}{}\n",
             uuid::Uuid::new_v4().simple(),
@@ -140,6 +143,17 @@ impl Pki {
         names.extend(LOCAL_NAMES);
         let (cert, key) = authority.issue(&names)?;
         self.install(principal, &cert, &key)
+    }
+
+    /// Issues the broker a new certificate for the names clients reach it by, and
+    /// `addresses` besides (a test host's IP, where the services' `NATS_URL` names it).
+    /// Only for a PKI this process generated.
+    pub fn reissue_broker(&self, addresses: &[&str]) -> anyhow::Result<()> {
+        let mut names = BROKER_NAMES.to_vec();
+        names.extend(addresses);
+        let (cert, key) = self.issue(&names)?;
+        write(&self.dir.join("nats.key"), key.as_bytes(), true)?;
+        write(&self.dir.join("nats.pem"), cert.as_bytes(), false)
     }
 
     /// A certificate and key (PEM) for `names`, signed by this PKI's CA (tests: a name
@@ -180,6 +194,29 @@ impl Pki {
             key: self.dir.join("nats.key"),
             ca: self.ca(),
         }
+    }
+
+    /// Writes `nats.conf`: a broker configuration serving this PKI's `nats` certificate,
+    /// checking clients against its CA and letting each certificate do only what its
+    /// principal may ([`crate::nats_auth::broker_config`]), naming the files by their
+    /// absolute paths so that it reads the same from any working folder. Returns its
+    /// path. Written afresh each time, so a PKI kept from an earlier version gets the
+    /// current permissions.
+    pub fn write_broker_config(&self) -> anyhow::Result<PathBuf> {
+        let dir = std::fs::canonicalize(&self.dir)
+            .with_context(|| format!("cannot resolve {}", self.dir.display()))?;
+        let tls = BrokerTls {
+            cert: dir.join("nats.pem"),
+            key: dir.join("nats.key"),
+            ca: dir.join("ca.pem"),
+        };
+        let path = self.dir.join("nats.conf");
+        write(
+            &path,
+            crate::nats_auth::broker_config(&tls).as_bytes(),
+            false,
+        )?;
+        Ok(path)
     }
 
     /// The HS256 secret front-door tokens are signed with.

@@ -14,6 +14,8 @@ use std::{
 use anyhow::{Context, bail};
 use sqlx::{Connection, PgConnection};
 
+use crate::hosts::Place;
+
 /// How a stop ends the server's connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shutdown {
@@ -39,6 +41,8 @@ struct Cluster {
     dir: PathBuf,
     bin: PathBuf,
     as_postgres: bool,
+    /// Where the server runs and listens: the loopback, or a test host's namespace.
+    place: Place,
 }
 
 impl Postgres {
@@ -61,7 +65,7 @@ impl Postgres {
                 cluster: None,
             });
         }
-        let cluster = Cluster::start("")?;
+        let cluster = Cluster::start("", Place::default())?;
         let port = cluster.port;
         let admin_url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
         answers(&admin_url).await?;
@@ -80,13 +84,22 @@ impl Postgres {
     /// [`Postgres::start_own`] with server settings of the test's choosing (`-c NAME=VALUE`,
     /// after and so over the harness's own).
     pub async fn start_own_with(settings: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::start_own_at(Place::default(), settings).await
+    }
+
+    /// [`Postgres::start_own_with`] at `place`: on a test host, the server runs in that
+    /// host's namespace and listens on its address only, so every connection to it
+    /// crosses the hosts' network.
+    pub async fn start_own_at(place: Place, settings: &[(&str, &str)]) -> anyhow::Result<Self> {
         let settings: Vec<String> = settings
             .iter()
             .map(|(name, value)| format!(" -c {name}={value}"))
             .collect();
+        let host = place.ip;
         let started =
-            tokio::task::spawn_blocking(move || Cluster::start(&settings.concat())).await??;
-        let admin_url = format!("postgres://postgres@127.0.0.1:{}/postgres", started.port);
+            tokio::task::spawn_blocking(move || Cluster::start(&settings.concat(), place))
+                .await??;
+        let admin_url = format!("postgres://postgres@{host}:{}/postgres", started.port);
         answers(&admin_url).await?;
         Ok(Self {
             admin_url,
@@ -193,8 +206,9 @@ struct Started {
 }
 
 impl Cluster {
-    /// Makes and starts a cluster; `settings` is appended to the server's options.
-    fn start(settings: &str) -> anyhow::Result<Started> {
+    /// Makes and starts a cluster at `place`; `settings` is appended to the server's
+    /// options.
+    fn start(settings: &str, place: Place) -> anyhow::Result<Started> {
         let bin = bindir().context(
             "no Postgres found: set DATABASE_URL to an admin URL, start a server on \
              127.0.0.1:5432, or install PostgreSQL (Debian: apt-get install postgresql)",
@@ -206,12 +220,18 @@ impl Cluster {
             run(Command::new("chown").arg("postgres").arg(&dir))
                 .context("chown the cluster folder to the postgres user")?;
         }
+        let host = place.ip;
         let cluster = Cluster {
             dir: dir.clone(),
             bin,
             as_postgres,
+            place,
         };
-        let port = crate::net::free_port()?;
+        // On a host of its own any port is free; on the loopback, one of the free ones.
+        let port = match cluster.place.netns {
+            Some(_) => 5432,
+            None => crate::net::free_port()?,
+        };
         let data = dir.join("data");
         run(cluster.command("initdb").arg("-D").arg(&data).args([
             "-U",
@@ -220,8 +240,18 @@ impl Cluster {
             "-E",
             "UTF8",
         ]))?;
+        if cluster.place.netns.is_some() {
+            // initdb trusts the loopback only; on a test host every client (the test on
+            // the bridge, the services on their hosts) is on the hosts' subnet.
+            let mut hba = std::fs::OpenOptions::new()
+                .append(true)
+                .open(data.join("pg_hba.conf"))
+                .context("opening pg_hba.conf")?;
+            std::io::Write::write_all(&mut hba, b"host all all samenet trust\n")
+                .context("writing pg_hba.conf")?;
+        }
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off{settings}",
+            "-p {port} -k {} -c listen_addresses={host} -c max_connections=300 -c fsync=off{settings}",
             dir.display()
         );
         run(cluster
@@ -234,22 +264,30 @@ impl Cluster {
         Ok(Started { cluster, port })
     }
 
+    /// `tool` run at the cluster's place (the server `pg_ctl` starts inherits its
+    /// namespace), as the `postgres` user when we are root.
     fn command(&self, tool: &str) -> Command {
+        self.command_at(&self.place, tool)
+    }
+
+    fn command_at(&self, place: &Place, tool: &str) -> Command {
         let path = self.bin.join(tool);
         if self.as_postgres {
-            let mut command = Command::new("runuser");
+            let mut command = place.command("runuser");
             command.args(["-u", "postgres", "--"]).arg(path);
             command
         } else {
-            Command::new(path)
+            place.command(path)
         }
     }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        // Stopping needs no network (pg_ctl signals the server by its pid file): from
+        // here, so that it works even if the server's namespace is already gone.
         let _ = self
-            .command("pg_ctl")
+            .command_at(&Place::default(), "pg_ctl")
             .arg("-D")
             .arg(self.dir.join("data"))
             .args(["-m", "immediate", "stop"])

@@ -4,6 +4,8 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
+use futures::future::join_all;
+
 use shop_proto::{checkout::v1 as pb, common::v1 as common, inventory::v1 as inventory};
 use tonic::{Code, Request};
 
@@ -235,4 +237,42 @@ pub async fn assert_invariants(
         );
     }
     assert!(violations.is_empty(), "{violations:#?}");
+}
+
+/// `count` checkouts of one unit of `sku` (keys `<sku>-<i>`), the i-th placed after
+/// i × `gap`, each repeated with its key until the front door accepts it.
+pub fn place_spread(
+    clients: &Clients,
+    sku: &'static str,
+    count: u32,
+    gap: Duration,
+    fault: Option<&'static str>,
+) -> Vec<tokio::task::JoinHandle<pb::Checkout>> {
+    (0..count)
+        .map(|i| {
+            let clients = clients.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(gap * i).await;
+                let message = place(&format!("{sku}-{i}"), "tok_visa", "FR", &[(sku, 1)]);
+                place_until_accepted(&clients, message, fault).await
+            })
+        })
+        .collect()
+}
+
+/// Waits for every client task, then for every checkout to end: one per key, and every
+/// invariant holding for the units of `stocked` (sku, units stocked).
+pub async fn every_checkout_ends(
+    clients: &mut Clients,
+    calls: Vec<tokio::task::JoinHandle<pb::Checkout>>,
+    stocked: (&str, i64),
+) -> Vec<pb::Checkout> {
+    let placed = calls.len();
+    for call in join_all(calls).await {
+        call.expect("the client task");
+    }
+    let checkouts = all_terminal(clients).await;
+    assert_eq!(checkouts.len(), placed, "one checkout per key");
+    assert_invariants(clients, &checkouts, &[stocked]).await;
+    checkouts
 }

@@ -32,6 +32,7 @@ use platform::{
 use shop_proto::checkout::v1::checkout_service_client::CheckoutServiceClient;
 
 use crate::{
+    hosts::{Host, Hosts, Place},
     nats::Nats,
     net::free_port,
     pki::Pki,
@@ -123,6 +124,12 @@ pub struct StackOptions {
     /// Keep the PKI in this folder (made there if it holds none) instead of a fresh one
     /// in the log folder: the local runner's, so that grpcurl and tokens outlive a run.
     pub pki_dir: Option<PathBuf>,
+    /// Run each process on a test host of its own ([`crate::hosts`]): Postgres (a cluster
+    /// of the stack's own), NATS and each binary in its host's network namespace, on its
+    /// address and the docs/CONTRACT.md port, so that the test can cut the network
+    /// between any two of them. `None`: everything on the loopback, as usual. Replicas
+    /// ([`Stack::start_replica`]) still run beside the test, on the loopback side.
+    pub hosts: Option<Arc<Hosts>>,
 }
 
 impl StackOptions {
@@ -146,6 +153,8 @@ impl StackOptions {
 #[derive(Debug)]
 struct Process {
     child: Option<Child>,
+    /// Where it runs: its address, and its host's namespace.
+    place: Place,
     port: u16,
     metrics_port: Option<u16>,
     database: String,
@@ -195,10 +204,11 @@ impl Stack {
     /// Starts Postgres (or finds it), a NATS server and the five services, and waits until
     /// all serve.
     pub async fn start(options: StackOptions) -> anyhow::Result<Self> {
-        let postgres = if options.own_postgres {
-            Postgres::start_own().await?
-        } else {
-            Postgres::find_or_start().await?
+        let postgres = match &options.hosts {
+            // Its own, on its host: a found server is not on the hosts' network.
+            Some(hosts) => Postgres::start_own_at(hosts.place(Host::Postgres), &[]).await?,
+            None if options.own_postgres => Postgres::start_own().await?,
+            None => Postgres::find_or_start().await?,
         };
         Self::start_on(Arc::new(postgres), options).await
     }
@@ -208,6 +218,16 @@ impl Stack {
         postgres
             .ensure_free_slots(options.database_connections())
             .await?;
+        if options.hosts.is_some() && options.own_orchestrator_postgres {
+            bail!("a second Postgres of the orchestrator's own is not placed on the test hosts");
+        }
+        let hosts = options.hosts.clone();
+        let place = |host: Host| {
+            hosts
+                .as_ref()
+                .map(|hosts| hosts.place(host))
+                .unwrap_or_default()
+        };
         let bin_dir = bin_dir()?;
         for svc in Svc::ALL {
             let path = bin_dir.join(svc.binary());
@@ -232,9 +252,20 @@ impl Stack {
             (Some(pki), client)
         };
         let nats_log = log_dir.join("nats-server.log");
+        let nats_place = place(Host::Nats);
         // Over TLS the broker is one of the stack's own, serving mutual TLS: one found
-        // on 4222 would be plaintext.
+        // on 4222 would be plaintext. On a test host, its certificate names its address.
         let nats = match (&pki, options.default_ports) {
+            _ if options.hosts.is_some() => {
+                let tls = match &pki {
+                    Some(pki) => {
+                        pki.reissue_broker(&[&nats_place.ip.to_string()])?;
+                        Some(pki.broker())
+                    }
+                    None => None,
+                };
+                Nats::start_at(nats_place, &nats_log, tls).await
+            }
             (Some(pki), _) => Nats::start_tls(&nats_log, pki.broker()).await,
             (None, true) => Nats::find_or_start_default(&nats_log).await,
             (None, false) => Nats::start(&nats_log).await,
@@ -268,7 +299,11 @@ impl Stack {
             client,
         };
         for svc in Svc::ALL {
-            let port = if stack.options.default_ports {
+            let place = place(Host::Svc(svc));
+            let port = if place.netns.is_some() {
+                // A host of its own: its address is free, and so is every port on it.
+                svc.default_port()
+            } else if stack.options.default_ports {
                 let port = svc.default_port();
                 TcpListener::bind(("127.0.0.1", port))
                     .with_context(|| format!("port {port} for {} is taken", svc.binary()))?;
@@ -291,6 +326,7 @@ impl Stack {
                 svc,
                 Process {
                     child: None,
+                    place,
                     port,
                     metrics_port,
                     database,
@@ -318,19 +354,22 @@ impl Stack {
             .unwrap_or_else(|| unreachable!("every service is registered"))
     }
 
-    /// The address a service listens on.
+    /// The address a service listens on (its test host's, with `hosts`).
     pub fn addr(&self, svc: Svc) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.process(svc).port))
+        let process = self.process(svc);
+        SocketAddr::new(process.place.ip, process.port)
     }
 
     /// Where a service serves Prometheus metrics, when started with `metrics`.
     pub fn metrics_addr(&self, svc: Svc) -> Option<SocketAddr> {
-        self.process(svc)
+        let process = self.process(svc);
+        process
             .metrics_port
-            .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
+            .map(|port| SocketAddr::new(process.place.ip, port))
     }
 
-    /// `https://127.0.0.1:PORT` of a service (`http://` with `dev_insecure`).
+    /// `https://127.0.0.1:PORT` of a service (`http://` with `dev_insecure`; its test
+    /// host's address with `hosts`).
     pub fn url(&self, svc: Svc) -> String {
         format!("{}://{}", self.scheme(), self.addr(svc))
     }
@@ -447,8 +486,8 @@ impl Stack {
 
     fn spawn(&mut self, svc: Svc) -> anyhow::Result<()> {
         let mut command = self.command(svc, self.addr(svc), &self.log_file(svc))?;
-        if let Some(port) = self.process(svc).metrics_port {
-            command.env("METRICS_LISTEN_ADDR", format!("127.0.0.1:{port}"));
+        if let Some(addr) = self.metrics_addr(svc) {
+            command.env("METRICS_LISTEN_ADDR", addr.to_string());
         }
         let child = command
             .spawn()
@@ -459,9 +498,17 @@ impl Stack {
         Ok(())
     }
 
-    /// The command that runs `svc` on `addr` with the stack's settings, logging to `log`.
+    /// The command that runs `svc` on `addr` with the stack's settings, logging to `log`,
+    /// at `svc`'s place when `addr` is its own (a replica runs beside the test).
     fn command(&self, svc: Svc, addr: SocketAddr, log: &Path) -> anyhow::Result<Command> {
-        let mut command = logged_command(&self.bin_dir.join(svc.binary()), addr, log)?;
+        let process = self.process(svc);
+        let place = if addr.ip() == process.place.ip {
+            process.place.clone()
+        } else {
+            Place::default()
+        };
+        let binary = self.bin_dir.join(svc.binary());
+        let mut command = logged_command_at(&place, &binary, addr, log)?;
         command
             .env("DATABASE_URL", self.database_url(svc))
             .env("NATS_URL", self.nats.url())
@@ -578,11 +625,21 @@ impl Stack {
 /// stdin, stdout and stderr appended to `log`, `RUST_LOG` from `STACK_LOG` (default
 /// `info`), no colours.
 pub fn logged_command(binary: &Path, addr: SocketAddr, log: &Path) -> anyhow::Result<Command> {
+    logged_command_at(&Place::default(), binary, addr, log)
+}
+
+/// [`logged_command`] run at `place` (in a test host's namespace).
+pub fn logged_command_at(
+    place: &Place,
+    binary: &Path,
+    addr: SocketAddr,
+    log: &Path,
+) -> anyhow::Result<Command> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)?;
-    let mut command = Command::new(binary);
+    let mut command = place.command(binary);
     command
         .env("LISTEN_ADDR", addr.to_string())
         .env(
@@ -694,6 +751,11 @@ fn signal(child: &Child, signal: Signal) -> anyhow::Result<()> {
 
 impl Drop for Stack {
     fn drop(&mut self) {
+        // A test that failed mid-fault leaves its rules: lift them, or dropping the
+        // databases below would wait on a Postgres it cannot reach.
+        if let Some(hosts) = &self.options.hosts {
+            let _ = hosts.heal();
+        }
         for process in self.processes.values_mut() {
             if let Some(mut child) = process.child.take() {
                 if process.paused {

@@ -15,6 +15,7 @@ use e2e::{
     },
 };
 use futures::future::join_all;
+use platform::security::Principal;
 use shop_proto::{
     checkout::v1::{self as pb, CoordinationMode},
     events::v1::{ListDeadLettersRequest, event_admin_service_client::EventAdminServiceClient},
@@ -266,13 +267,12 @@ async fn services_killed_amid_their_handlers_finish_the_work_after_restart() {
 #[tokio::test]
 async fn a_poison_message_is_parked_and_listed() {
     let (stack, _clients) = stack_with(&[("MUG", 700, 10)]).await;
-    let client = platform::events::broker::client(
-        &stack.nats_url(),
-        "test",
-        stack.security().tls().as_deref(),
-    )
-    .await
-    .unwrap();
+    // The broker takes order events from order-svc's certificate only.
+    let order_svc = stack.pki().unwrap().security(Principal::OrderSvc).unwrap();
+    let client =
+        platform::events::broker::client(&stack.nats_url(), "test", order_svc.tls().as_deref())
+            .await
+            .unwrap();
     let js = async_nats::jetstream::new(client);
     js.publish("shop.events.order.OrderPlaced", "not an envelope".into())
         .await

@@ -818,6 +818,14 @@ fn flag_value<'a>(command: &'a [String], names: &[&str]) -> Option<&'a str> {
         .map(|pair| pair[1].as_str())
 }
 
+/// The volume (or host folder) a service mounts at `path`.
+fn volume_at(service: &Value, path: &str) -> Option<String> {
+    strings(&service["volumes"]).into_iter().find_map(|mount| {
+        let (source, rest) = mount.split_once(':')?;
+        (rest.split(':').next() == Some(path)).then(|| source.to_owned())
+    })
+}
+
 #[test]
 fn nats_keeps_its_stream_on_a_volume_and_every_server_waits_for_it() {
     let df = dockerfile();
@@ -842,17 +850,36 @@ fn nats_keeps_its_stream_on_a_volume_and_every_server_waits_for_it() {
     );
     let store = flag_value(&command, &["-sd", "--store_dir"])
         .unwrap_or_else(|| panic!("{name}: a JetStream store folder (-sd): {command:?}"));
-    let volume = strings(&nats["volumes"])
-        .into_iter()
-        .find_map(|mount| {
-            let (source, rest) = mount.split_once(':')?;
-            (rest.split(':').next() == Some(store)).then(|| source.to_owned())
-        })
+    let volume = volume_at(nats, store)
         .unwrap_or_else(|| panic!("{name}: the store {store} is on no volume"));
     assert!(
         !volume.starts_with(['.', '/', '~']) && doc["volumes"].get(volume.as_str()).is_some(),
         "{name}: the store is on a named volume declared under `volumes:`, not {volume}"
     );
+    // Mutual TLS and each certificate's permissions: the nats.conf the certs job writes
+    // (e2e/src/nats_auth.rs), read from the volume that job writes to.
+    let config = flag_value(&command, &["-c", "--config"]).unwrap_or_else(|| {
+        panic!("{name}: the certs job's nats.conf (--config), for TLS and authorization")
+    });
+    let (folder, file) = config.rsplit_once('/').unwrap();
+    assert_eq!(file, "nats.conf", "{name}: {config} is not the certs job's");
+    let (certs_name, certs) = services
+        .iter()
+        .find(|(_, s)| s["build"]["target"].as_str() == Some("certs"))
+        .expect("a certs job (the Dockerfile's certs target)");
+    let certs_command = strings(&certs["command"]);
+    let written = flag_value(&certs_command, &["--dir"])
+        .unwrap_or_else(|| panic!("{certs_name}: --dir, where it writes"));
+    assert!(
+        volume_at(nats, folder).is_some() && volume_at(nats, folder) == volume_at(certs, written),
+        "{name}: {folder} is not the volume {certs_name} writes its files to"
+    );
+    assert!(
+        nats["depends_on"][certs_name.as_str()]["condition"].as_str()
+            == Some("service_completed_successfully"),
+        "{name}: starts once {certs_name} wrote nats.conf"
+    );
+
     let client_port: u16 =
         flag_value(&command, &["-p", "--port"]).map_or(4222, |p| p.parse().unwrap());
     let monitor_port: u16 = flag_value(&command, &["-m", "--http_port"])

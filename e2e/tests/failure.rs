@@ -15,8 +15,8 @@ use e2e::{
     net::free_port,
     postgres::{Postgres, Shutdown},
     scenario::{
-        all_terminal, assert_invariants, options, place, place_until_accepted, request, stack_with,
-        stack_with_options,
+        all_terminal, assert_invariants, every_checkout_ends, options, place, place_spread,
+        place_until_accepted, request, stack_with, stack_with_options,
     },
     stack::{Stack, StackOptions, bin_dir, logged_command},
 };
@@ -485,44 +485,6 @@ async fn a_crash_of_the_orchestrators_postgres_alone_leaves_no_driver_ahead_of_t
             .all(|c| c.status() == pb::CheckoutStatus::Completed),
         "{checkouts:#?}"
     );
-}
-
-/// `count` checkouts of one unit of `sku` (keys `<sku>-<i>`), the i-th placed after
-/// i × `gap`, each repeated with its key until the front door accepts it.
-fn place_spread(
-    clients: &Clients,
-    sku: &'static str,
-    count: u32,
-    gap: Duration,
-    fault: Option<&'static str>,
-) -> Vec<tokio::task::JoinHandle<pb::Checkout>> {
-    (0..count)
-        .map(|i| {
-            let clients = clients.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(gap * i).await;
-                let message = place(&format!("{sku}-{i}"), "tok_visa", "FR", &[(sku, 1)]);
-                place_until_accepted(&clients, message, fault).await
-            })
-        })
-        .collect()
-}
-
-/// Waits for every client task, then for every checkout to end: one per key, and every
-/// invariant holding for the units of `stocked` (sku, units stocked).
-async fn every_checkout_ends(
-    clients: &mut Clients,
-    calls: Vec<tokio::task::JoinHandle<pb::Checkout>>,
-    stocked: (&str, i64),
-) -> Vec<pb::Checkout> {
-    let placed = calls.len();
-    for call in join_all(calls).await {
-        call.expect("the client task");
-    }
-    let checkouts = all_terminal(clients).await;
-    assert_eq!(checkouts.len(), placed, "one checkout per key");
-    assert_invariants(clients, &checkouts, &[stocked]).await;
-    checkouts
 }
 
 /// A Postgres whose connection slots are all taken is named as the cause, by the harness

@@ -50,6 +50,23 @@ fn broken(profile: &str, target: &str, change: impl FnOnce(&mut Value)) -> Vec<V
     objects
 }
 
+/// A copy of a render with one file of a generated ConfigMap (`name-<hash>`) changed.
+fn edited_config_map(
+    profile: &str,
+    name: &str,
+    file: &str,
+    change: impl FnOnce(&str) -> String,
+) -> Vec<Value> {
+    let mut objects = rendered(profile).to_vec();
+    let map = objects
+        .iter_mut()
+        .find(|o| kind(o) == "ConfigMap" && id(o).starts_with(&format!("ConfigMap/{name}-")))
+        .unwrap_or_else(|| panic!("{profile} renders no ConfigMap {name}"));
+    let text = change(map["data"][file].as_str().unwrap());
+    map["data"][file] = json!(text);
+    objects
+}
+
 /// The first container of a workload.
 fn container(object: &mut Value) -> &mut Value {
     &mut object["spec"]["template"]["spec"]["containers"][0]
@@ -321,6 +338,7 @@ fn the_contract_checks_reject_broken_copies() {
     let references: Check = Box::new(|o| contract::reference_problems(o, &doc));
     let images: Check = Box::new(|o| contract::image_problems(o, &stages));
     let restricted: Check = Box::new(|o| contract::restricted_problems(o, &stages));
+    let broker: Check = Box::new(contract::broker_authorization_problems);
     let push_env = |o: &mut Value, name: &str, value: &str| {
         container(o)["env"]
             .as_array_mut()
@@ -448,6 +466,25 @@ fn the_contract_checks_reject_broken_copies() {
             }),
             &restricted,
             "Dockerfile's user",
+        ),
+        (
+            "a broker that does not map client certificates to principals",
+            edited_config_map("dev", "nats-config", "nats.conf", |text| {
+                text.replacen("verify_and_map: true", "verify: true", 1)
+            }),
+            &broker,
+            "verify_and_map",
+        ),
+        (
+            "a broker authorization other than the generated one",
+            edited_config_map(
+                "production",
+                "nats-authorization",
+                "nats-authorization.conf",
+                |text| text.replace("\"shop.events.payment.>\"", "\"shop.events.>\""),
+            ),
+            &broker,
+            "not what e2e/src/nats_auth.rs writes",
         ),
     ];
     for (what, objects, check, needle) in cases {
@@ -794,8 +831,8 @@ fn production_has_a_certificate_per_principal_a_cluster_per_database_and_three_b
         "a route to each server"
     );
     assert!(
-        config.contains("verify: true"),
-        "clients and routes present certificates"
+        config.contains("verify_and_map: true") && config.contains("verify: true"),
+        "clients (each mapped to its principal) and routes present certificates"
     );
     for server in SERVERS {
         assert_eq!(
@@ -855,4 +892,20 @@ fn dev_runs_as_compose_does() {
     }
     assert!(of_kind(objects, "HorizontalPodAutoscaler").next().is_none());
     assert!(of_kind(objects, "Cluster").next().is_none());
+}
+
+#[test]
+fn the_broker_maps_each_certificate_to_its_principal_with_the_generated_permissions() {
+    assert!(
+        read("deploy/k8s/base/nats-authorization.conf") == e2e::nats_auth::authorization(),
+        "deploy/k8s/base/nats-authorization.conf is not what e2e/src/nats_auth.rs writes \
+         from the principal table: run `cargo run -p e2e --bin shop-certs -- \
+         --nats-authorization deploy/k8s/base/nats-authorization.conf`"
+    );
+    for overlay in OVERLAYS {
+        assert_none(
+            &format!("{overlay}: the broker's authorization"),
+            &contract::broker_authorization_problems(rendered(overlay)),
+        );
+    }
 }

@@ -27,15 +27,11 @@ use crate::{
     reservations,
 };
 
-/// The durable consumer: the two events inventory-svc reacts to.
+/// The durable consumer: the two events inventory-svc reacts to (`PaymentCaptured`,
+/// `ShipmentRejected`), from its role in `platform::events::roles`, which the broker's
+/// authorization is made from too.
 pub fn consumer() -> ConsumerSpec {
-    ConsumerSpec::of(
-        crate::NAME,
-        &[
-            ("payment", "PaymentCaptured"),
-            ("shipping", "ShipmentRejected"),
-        ],
-    )
+    platform::events::roles::INVENTORY_SVC.consumer()
 }
 
 /// What `ServiceSpec::events` runs: the outbox relay and the consumer, until dropped.

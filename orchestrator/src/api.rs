@@ -34,7 +34,7 @@ use crate::{
     loaded::{Begin, Created, DriveError, Saga},
     metadata::{header, wait_budget},
     resilience::{Call, send},
-    saga::CoordinationMode,
+    saga::{CoordinationMode, SagaStatus},
     store::{self, NewSaga, SagaRow},
 };
 
@@ -48,6 +48,9 @@ pub struct CheckoutApi {
     max_wait: Duration,
     /// How long without progress flags a checkout that has not ended as stalled.
     stall_after: Duration,
+    /// `RETENTION`: after it the services no longer know a checkout's calls, so it is
+    /// not resumed.
+    retention: Duration,
 }
 
 impl CheckoutApi {
@@ -56,6 +59,7 @@ impl CheckoutApi {
         engine: Arc<Engine>,
         clients: &crate::downstream::Clients,
         settings: &crate::config::Settings,
+        retention: Duration,
     ) -> Self {
         Self {
             pool,
@@ -63,6 +67,7 @@ impl CheckoutApi {
             price_cart: clients.price_cart.clone(),
             max_wait: settings.max_wait,
             stall_after: settings.stall_after,
+            retention,
         }
     }
 }
@@ -331,6 +336,21 @@ impl CheckoutApi {
         req: pb::ResumeCheckoutRequest,
     ) -> Result<pb::ResumeCheckoutResponse, ApiError> {
         let saga_id = command::resumed(&req)?;
+        let (row, _) = self.load(saga_id).await?;
+        let age = (chrono::Utc::now() - row.created_at)
+            .to_std()
+            .unwrap_or_default();
+        if row.status == SagaStatus::NeedsAttention && age > self.retention {
+            return Err(ApiError::precondition(
+                reason::CHECKOUT_BEYOND_RETENTION,
+                format!(
+                    "checkout {saga_id} started more than RETENTION ({:?}) ago: the services \
+                     no longer hold the keys its compensations need; finish it by hand \
+                     (docs/OPERATIONS.md, \"Parked beyond retention\")",
+                    self.retention
+                ),
+            ));
+        }
         let Some(claim) = store::claim_parked(&self.pool, saga_id, self.engine.lease()).await?
         else {
             let (row, _) = self.load(saga_id).await?;
@@ -481,7 +501,7 @@ fn checkout_requested(
         shipping_address: order.request.shipping_address.clone(),
     };
     platform::events::Event::new(
-        "checkout",
+        platform::events::roles::ORCHESTRATOR.producer,
         &saga_id.to_string(),
         None,
         Payload::CheckoutRequested(events::CheckoutRequested {

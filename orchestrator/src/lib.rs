@@ -38,6 +38,7 @@ pub mod loaded;
 pub mod metadata;
 pub mod recovery;
 pub mod resilience;
+pub mod retention;
 pub mod retry;
 pub mod saga;
 pub mod stalls;
@@ -86,7 +87,13 @@ pub async fn build_with_engine(
         Security::Tls(_) => Some(Verifier::from_args(&settings.tokens)?),
     };
     let engine = Arc::new(Engine::new(pool.clone(), clients.clone(), &settings));
-    let api = api::CheckoutApi::new(pool.clone(), engine.clone(), &clients, &settings);
+    let api = api::CheckoutApi::new(
+        pool.clone(),
+        engine.clone(),
+        &clients,
+        &settings,
+        config.retention.keep,
+    );
     let service = CheckoutServiceServer::new(api)
         .max_decoding_message_size(platform::server::MAX_MESSAGE_BYTES);
     let (engine_for_recovery, stopping) = (engine.clone(), engine.clone());
@@ -97,7 +104,7 @@ pub async fn build_with_engine(
     let events = config.nats_url.clone().map(|nats_url| {
         let config = EventsConfig {
             nats_url,
-            producer: "checkout",
+            producer: platform::events::roles::ORCHESTRATOR.producer,
             tls: tls.clone(),
             stream_replicas,
         };
@@ -110,6 +117,11 @@ pub async fn build_with_engine(
         }
     });
     let watched = pool.clone();
+    let retention = config.retention;
+    let sweeps = vec![
+        crate::retention::finished_sagas(retention),
+        platform::retention::inbox(retention, platform::events::STREAM_MAX_AGE),
+    ];
     let mut app = App::builder(NAME, config)
         .front_door(BearerCheck::new(
             <CheckoutServiceServer<api::CheckoutApi> as NamedService>::NAME,
@@ -130,6 +142,7 @@ pub async fn build_with_engine(
             tokio::join!(
                 recovery::recover_forever(engine_for_recovery, settings.recovery_interval),
                 platform::metrics::watch_pool(NAME, watched.clone()),
+                platform::retention::run(NAME, watched.clone(), retention, sweeps),
                 stalls::watch(watched, settings.stall_after),
                 events,
             );

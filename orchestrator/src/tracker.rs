@@ -20,17 +20,10 @@ use crate::{
     store,
 };
 
-/// The subjects the tracker follows: every service's events.
+/// The subjects the tracker follows: every service's events, from the front door's role
+/// in `platform::events::roles`, which the broker's authorization is made from too.
 pub fn consumer() -> ConsumerSpec {
-    ConsumerSpec::of(
-        crate::NAME,
-        &[
-            ("order", ">"),
-            ("payment", ">"),
-            ("inventory", ">"),
-            ("shipping", ">"),
-        ],
-    )
+    platform::events::roles::ORCHESTRATOR.consumer()
 }
 
 /// The channel saga changes are announced on (payload: the saga id).

@@ -23,17 +23,11 @@ use uuid::Uuid;
 
 use crate::ops::{self, Moved};
 
-/// The durable consumer of order-svc and the subjects it reacts to.
+/// The durable consumer of order-svc and the subjects it reacts to (`CheckoutRequested`,
+/// `ShipmentCreated`, `PaymentDeclined`, `PaymentRefunded`): its role in
+/// `platform::events::roles`, which the broker's authorization is made from too.
 pub fn consumer() -> ConsumerSpec {
-    ConsumerSpec::of(
-        crate::NAME,
-        &[
-            ("checkout", "CheckoutRequested"),
-            ("shipping", "ShipmentCreated"),
-            ("payment", "PaymentDeclined"),
-            ("payment", "PaymentRefunded"),
-        ],
-    )
+    platform::events::roles::ORDER_SVC.consumer()
 }
 
 /// The service's events task (`ServiceSpec::events`): relays the outbox and consumes.

@@ -27,16 +27,11 @@ use crate::{
     store,
 };
 
-/// The durable consumer of payment-svc and the subjects it reacts to.
+/// The durable consumer of payment-svc and the subjects it reacts to (`OrderPlaced`,
+/// `StockRejected`, `StockReleased`): its role in `platform::events::roles`, which the
+/// broker's authorization is made from too.
 pub fn consumer() -> ConsumerSpec {
-    ConsumerSpec::of(
-        crate::NAME,
-        &[
-            ("order", "OrderPlaced"),
-            ("inventory", "StockRejected"),
-            ("inventory", "StockReleased"),
-        ],
-    )
+    platform::events::roles::PAYMENT_SVC.consumer()
 }
 
 /// The service's events task (`ServiceSpec::events`): relays the outbox and consumes.

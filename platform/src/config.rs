@@ -64,6 +64,17 @@ pub struct ServiceArgs {
           value_parser = clap::value_parser!(u8).range(1..=5))]
     pub nats_stream_replicas: u8,
 
+    /// How long finished records are kept before the sweep deletes them: idempotency
+    /// responses, inbox rows, finished sagas with their steps and events (docs/
+    /// OPERATIONS.md, "Retention"). Live and parked sagas and dead letters are never
+    /// swept. Set the same value on every binary.
+    #[arg(long, env = "RETENTION", default_value = "30d", value_parser = parse_positive_duration)]
+    pub retention: Duration,
+
+    /// How often this binary sweeps what is older than `RETENTION`.
+    #[arg(long, env = "RETENTION_INTERVAL", default_value = "1h", value_parser = parse_positive_duration)]
+    pub retention_interval: Duration,
+
     /// Calls this server serves at once; one more is refused at once with
     /// RESOURCE_EXHAUSTED (load shedding) rather than queued without end.
     #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 1024)]
@@ -115,6 +126,8 @@ pub struct ServerConfig {
     pub security: Security,
     /// Calls served at once before more are shed.
     pub max_in_flight: usize,
+    /// What is kept how long, and how often it is swept.
+    pub retention: crate::retention::Retention,
 }
 
 /// Why a binary cannot start.
@@ -148,11 +161,16 @@ impl ServiceArgs {
             nats_stream_replicas: self.nats_stream_replicas,
             security: self.security.security()?,
             max_in_flight: self.max_in_flight.max(1),
+            retention: crate::retention::Retention {
+                keep: self.retention,
+                every: self.retention_interval,
+            },
         })
     }
 }
 
-/// Parses `500ms`, `10s`, `2m`, `24h` or a bare number of seconds.
+/// Parses `500ms`, `10s`, `2m`, `24h`, `30d` or a bare number of seconds. A value too
+/// large to represent is refused, not wrapped.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = text
@@ -160,13 +178,25 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_or((text, "s"), |at| text.split_at(at));
     let value: u64 = number
         .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 500ms, 10s or 2m"))?;
+        .map_err(|_| format!("`{text}` is not a duration like 500ms, 10s, 2m or 30d"))?;
+    let too_long = || format!("`{text}` is too long a duration");
+    let seconds = |per: u64| value.checked_mul(per).ok_or_else(too_long);
     match unit {
         "ms" => Ok(Duration::from_millis(value)),
         "s" => Ok(Duration::from_secs(value)),
-        "m" => Ok(Duration::from_secs(value * 60)),
-        "h" => Ok(Duration::from_secs(value * 3600)),
-        _ => Err(format!("`{text}`: unit must be ms, s, m or h")),
+        "m" => Ok(Duration::from_secs(seconds(60)?)),
+        "h" => Ok(Duration::from_secs(seconds(3600)?)),
+        "d" => Ok(Duration::from_secs(seconds(86_400)?)),
+        _ => Err(format!("`{text}`: unit must be ms, s, m, h or d")),
+    }
+}
+
+/// [`parse_duration`], refusing zero: for settings where zero would mean "at once,
+/// always" (a sweep of everything, a loop without pause).
+pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        Duration::ZERO => Err(format!("`{text}`: must be longer than zero")),
+        positive => Ok(positive),
     }
 }
 
@@ -182,6 +212,12 @@ mod tests {
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert!(parse_duration("soon").is_err());
         assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
-        assert!(parse_duration("5d").is_err());
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert!(parse_duration("5w").is_err());
+        assert!(parse_duration(&format!("{}d", u64::MAX)).is_err());
+        assert!(parse_duration(&format!("{}h", u64::MAX / 60)).is_err());
+        assert_eq!(parse_positive_duration("2s"), Ok(Duration::from_secs(2)));
+        assert!(parse_positive_duration("0s").is_err());
+        assert!(parse_positive_duration("0").is_err());
     }
 }

@@ -37,6 +37,7 @@ pub mod healthcheck;
 pub mod idempotency;
 pub mod metrics;
 pub mod page;
+pub mod retention;
 pub mod security;
 pub mod server;
 pub mod service;

@@ -124,8 +124,18 @@ impl<S: GrpcService> ServiceSpec<S> {
                 };
                 start(pool.clone(), events)
             });
-        let (ready, watched, migrator, name) =
-            (pool.clone(), pool.clone(), self.migrator, self.name);
+        let (ready, watched, swept, migrator, name) = (
+            pool.clone(),
+            pool.clone(),
+            pool.clone(),
+            self.migrator,
+            self.name,
+        );
+        let retention = config.retention;
+        let sweeps = vec![
+            crate::retention::idempotency_keys(retention),
+            crate::retention::inbox(retention, crate::events::STREAM_MAX_AGE),
+        ];
         let mut app = App::builder(self.name, config).add_service((self.server)(pool.clone()));
         if self.events.is_some() {
             app = app.add_service(DeadLetters::server(pool));
@@ -138,7 +148,11 @@ impl<S: GrpcService> ServiceSpec<S> {
                         events.await;
                     }
                 };
-                tokio::join!(crate::metrics::watch_pool(name, watched), events);
+                tokio::join!(
+                    crate::metrics::watch_pool(name, watched),
+                    crate::retention::run(name, swept, retention, sweeps),
+                    events
+                );
             })
             .bind()
             .await?;

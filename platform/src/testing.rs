@@ -141,6 +141,7 @@ where
         nats_stream_replicas: 1,
         security: crate::security::Security::DevInsecure,
         max_in_flight: 1024,
+        retention: crate::retention::Retention::default(),
     };
     let app = build(config).await.expect("build app");
     let addr = app.local_addr();
@@ -326,7 +327,9 @@ impl Drop for TestNats {
 impl TestNats {
     /// A JetStream context on this broker, with the shop's stream in place.
     pub async fn jetstream(&self) -> async_nats::jetstream::Context {
-        crate::events::broker::connect(&self.url, "test", None, 1).await
+        crate::events::broker::connect(&self.url, "test", None, 1)
+            .await
+            .0
     }
 }
 

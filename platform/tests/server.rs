@@ -113,6 +113,7 @@ async fn the_health_only_listener_follows_readiness_and_serves_nothing_else() {
         nats_stream_replicas: 1,
         security: platform::security::Security::DevInsecure,
         max_in_flight: 16,
+        retention: platform::retention::Retention::default(),
     };
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
     let app = App::builder("probed-svc", config)

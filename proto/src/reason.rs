@@ -29,6 +29,9 @@ pub const UNDELIVERABLE_ADDRESS: &str = "UNDELIVERABLE_ADDRESS";
 pub const ORDER_ALREADY_SHIPPED: &str = "ORDER_ALREADY_SHIPPED";
 /// orchestrator: ResumeCheckout on a checkout that is not NEEDS_ATTENTION.
 pub const CHECKOUT_NOT_PARKED: &str = "CHECKOUT_NOT_PARKED";
+/// orchestrator: ResumeCheckout on a checkout started longer than `RETENTION` ago: the
+/// services have swept the keys its compensations would look their calls up by.
+pub const CHECKOUT_BEYOND_RETENTION: &str = "CHECKOUT_BEYOND_RETENTION";
 
 /// A checkout's `failure_reason`: why it ended CANCELLED, as `Checkout.failure_reason`
 /// and the choreography's failure events (`PaymentDeclined`, `StockRejected`, ...) name

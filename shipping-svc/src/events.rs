@@ -22,9 +22,11 @@ use uuid::Uuid;
 
 use crate::shipments;
 
-/// The durable consumer: shipping-svc reacts to reserved stock only.
+/// The durable consumer: shipping-svc reacts to reserved stock only (`StockReserved`),
+/// from its role in `platform::events::roles`, which the broker's authorization is made
+/// from too.
 pub fn consumer() -> ConsumerSpec {
-    ConsumerSpec::of(crate::NAME, &[("inventory", "StockReserved")])
+    platform::events::roles::SHIPPING_SVC.consumer()
 }
 
 /// What `ServiceSpec::events` runs: the outbox relay and the consumer, until dropped.

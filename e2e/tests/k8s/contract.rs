@@ -11,8 +11,8 @@ use super::{
     policy::secret_data,
     source::{Dockerfile, binary_of, env_names_read_by, workspace_version},
     support::{
-        array, containers, find, host_port, id, kind, labels, name, of_kind, pod_labels, pod_spec,
-        read,
+        array, containers, find, host_port, id, kind, labels, mounted_config_maps, name, of_kind,
+        pod_labels, pod_spec, read,
     },
 };
 
@@ -145,10 +145,62 @@ pub fn env_problems(objects: &[Value], dockerfile: &Dockerfile) -> Vec<String> {
 
 /// The text of the NATS configuration a pod mounts, if it mounts one.
 pub fn nats_config(objects: &[Value], spec: &Value) -> Option<String> {
-    array(&spec["volumes"]).iter().find_map(|volume| {
-        let map = find(objects, "ConfigMap", volume["configMap"]["name"].as_str()?)?;
-        map["data"]["nats.conf"].as_str().map(str::to_owned)
-    })
+    mounted_config_maps(objects, spec)
+        .into_iter()
+        .find_map(|map| map["data"]["nats.conf"].as_str().map(str::to_owned))
+}
+
+/// The broker's client authorization: its nats.conf maps client certificates to users
+/// (`verify_and_map` in the clients' `tls` block) and includes `nats-authorization.conf`,
+/// mounted next to it with the text e2e/src/nats_auth.rs writes from the principal table.
+pub fn broker_authorization_problems(objects: &[Value]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some(spec) = find(objects, "StatefulSet", "nats").and_then(pod_spec) else {
+        return vec!["no StatefulSet nats".into()];
+    };
+    let Some(config) = nats_config(objects, spec) else {
+        return vec!["StatefulSet/nats mounts no nats.conf".into()];
+    };
+    // The first tls block is the clients' (production's routes have their own).
+    let clients = config
+        .find("tls {")
+        .map(|at| &config[at..])
+        .and_then(|rest| rest.find('}').map(|end| &rest[..end]))
+        .unwrap_or_default();
+    if !clients.contains("verify_and_map: true") {
+        problems.push(format!(
+            "nats.conf: client certificates are not mapped to users (verify_and_map): {clients}"
+        ));
+    }
+    if !config.contains("include nats-authorization.conf") {
+        problems.push("nats.conf does not include nats-authorization.conf".into());
+    }
+    let generated = e2e::nats_auth::authorization();
+    let mut found = false;
+    for volume in array(&spec["volumes"]) {
+        let maps: Vec<&Value> = array(&volume["projected"]["sources"])
+            .iter()
+            .filter_map(|s| find(objects, "ConfigMap", s["configMap"]["name"].as_str()?))
+            .collect();
+        if !maps.iter().any(|m| m["data"]["nats.conf"].is_string()) {
+            continue;
+        }
+        for map in maps {
+            if let Some(text) = map["data"]["nats-authorization.conf"].as_str() {
+                found = true;
+                if text != generated {
+                    problems.push(format!(
+                        "{}: nats-authorization.conf is not what e2e/src/nats_auth.rs writes",
+                        id(map)
+                    ));
+                }
+            }
+        }
+    }
+    if !found {
+        problems.push("no nats-authorization.conf is mounted next to nats.conf".into());
+    }
+    problems
 }
 
 /// A container's setting, from `env` or an `envFrom` ConfigMap of the render.

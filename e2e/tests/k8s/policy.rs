@@ -17,8 +17,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::support::{
-    array, base64_decode, containers, find, host_port, kind, labels, name, of_kind, pod_labels,
-    pod_spec,
+    array, base64_decode, containers, find, host_port, kind, labels, mounted_config_maps, name,
+    of_kind, pod_labels, pod_spec,
 };
 
 const NAMESPACE: &str = "shop";
@@ -512,13 +512,7 @@ pub fn configured(objects: &[Value], peers: &[Peer]) -> (BTreeMap<Edge, String>,
             }
         }
         // NATS cluster routes, from the configuration the broker mounts.
-        for volume in array(&spec["volumes"]) {
-            let Some(map) = volume["configMap"]["name"].as_str() else {
-                continue;
-            };
-            let Some(config) = find(objects, "ConfigMap", map) else {
-                continue;
-            };
+        for config in mounted_config_maps(objects, spec) {
             for text in config["data"]
                 .as_object()
                 .into_iter()

@@ -206,6 +206,23 @@ pub fn find<'a>(objects: &'a [Value], wanted: &str, named: &str) -> Option<&'a V
         .find(|o| kind(o) == wanted && name(o) == named)
 }
 
+/// The ConfigMaps of the render a pod mounts, as volumes of their own or as sources of a
+/// projected volume (the broker's: its nats.conf and the authorization it includes).
+pub fn mounted_config_maps<'a>(objects: &'a [Value], spec: &Value) -> Vec<&'a Value> {
+    array(&spec["volumes"])
+        .iter()
+        .flat_map(|volume| {
+            let direct = volume["configMap"]["name"].as_str();
+            let projected = array(&volume["projected"]["sources"])
+                .iter()
+                .filter_map(|source| source["configMap"]["name"].as_str())
+                .collect::<Vec<_>>();
+            direct.into_iter().chain(projected)
+        })
+        .filter_map(|map| find(objects, "ConfigMap", map))
+        .collect()
+}
+
 /// The pod template of a workload (Deployment, StatefulSet, Job), if it is one.
 pub fn pod_spec(object: &Value) -> Option<&Value> {
     matches!(

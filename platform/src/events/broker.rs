@@ -4,23 +4,29 @@
 use std::time::Duration;
 
 use async_nats::{
-    Client,
+    Client, Event, ServerError,
     jetstream::{self, stream},
 };
 
-use super::{DUPLICATE_WINDOW, STREAM, SUBJECTS};
+use super::{DUPLICATE_WINDOW, STREAM, SUBJECTS, permissions::inbox_prefix, refusals::Refusals};
 use crate::security::Tls;
 
 /// Connects to `url` and makes sure the stream exists as configured here, with
 /// `replicas` copies, retrying until the broker answers (a service starts, and serves its
-/// API, while the broker is down; its events wait in the outbox).
-pub async fn connect(url: &str, name: &str, tls: Option<&Tls>, replicas: u8) -> jetstream::Context {
+/// API, while the broker is down; its events wait in the outbox). Also returns what the
+/// broker refuses this connection from then on.
+pub async fn connect(
+    url: &str,
+    name: &str,
+    tls: Option<&Tls>,
+    replicas: u8,
+) -> (jetstream::Context, Refusals) {
     let mut wait = Duration::from_millis(200);
     loop {
         match try_connect(url, name, tls, replicas).await {
-            Ok(js) => return js,
+            Ok(connected) => return connected,
             Err(error) => {
-                tracing::warn!(%error, url, "broker unavailable; events wait in the outbox");
+                tracing::warn!(error = %format!("{error:#}"), url, "broker unavailable; events wait in the outbox");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(5));
             }
@@ -31,16 +37,62 @@ pub async fn connect(url: &str, name: &str, tls: Option<&Tls>, replicas: u8) -> 
 /// A client of the broker at `url`, over mutual TLS with `tls` (the binary's certificate,
 /// and the shop's CA for the broker's), plaintext without.
 pub async fn client(url: &str, name: &str, tls: Option<&Tls>) -> anyhow::Result<Client> {
+    Ok(connection(url, name, tls).await?.0)
+}
+
+/// [`client`], and what the broker refuses it (each refusal is also logged as an error).
+///
+/// Over TLS its reply subjects start with its principal's own inbox prefix: the broker
+/// lets each principal subscribe there only, so replies and pulled events meant for one
+/// certificate cannot be read with another.
+pub async fn connection(
+    url: &str,
+    name: &str,
+    tls: Option<&Tls>,
+) -> anyhow::Result<(Client, Refusals)> {
+    let refusals = Refusals::default();
     let mut options = async_nats::ConnectOptions::new()
         .name(name)
-        .connection_timeout(Duration::from_secs(2));
+        .connection_timeout(Duration::from_secs(2))
+        .event_callback(log_events(name.to_owned(), refusals.clone()));
     if let Some(tls) = tls {
         let mut config = (*tls.client_config()).clone();
         // Ours asks for HTTP/2 (gRPC); NATS speaks its own protocol inside TLS.
         config.alpn_protocols.clear();
         options = options.require_tls(true).tls_client_config(config);
+        if let Some(principal) = tls.principal() {
+            options = options.custom_inbox_prefix(inbox_prefix(principal));
+        }
     }
-    Ok(options.connect(url).await?)
+    Ok((options.connect(url).await?, refusals))
+}
+
+/// The connection's event handler: records refusals and logs each subject's first (a
+/// batch of refused events would otherwise log one line each), logs other server
+/// errors. A refusal is an error, not a warning: the broker's authorization and this
+/// binary disagree, which no retry mends.
+fn log_events(
+    name: String,
+    refusals: Refusals,
+) -> impl Fn(Event) -> std::future::Ready<()> + Send + Sync + 'static {
+    move |event| {
+        if let Event::ServerError(ServerError::Other(message)) = &event {
+            match refusals.record(message) {
+                Some(refused) if refused.again => {}
+                Some(refused) => tracing::error!(
+                    connection = %name,
+                    operation = refused.operation.as_str(),
+                    subject = refused.subject,
+                    "the broker refused this; the certificate's principal may not do it \
+                     (docs/SECURITY.md)"
+                ),
+                None => {
+                    tracing::warn!(connection = %name, error = %message, "the broker reported an error")
+                }
+            }
+        }
+        std::future::ready(())
+    }
 }
 
 async fn try_connect(
@@ -48,10 +100,11 @@ async fn try_connect(
     name: &str,
     tls: Option<&Tls>,
     replicas: u8,
-) -> anyhow::Result<jetstream::Context> {
-    let js = jetstream::new(client(url, name, tls).await?);
+) -> anyhow::Result<(jetstream::Context, Refusals)> {
+    let (client, refusals) = connection(url, name, tls).await?;
+    let js = jetstream::new(client);
     ensure_stream(&js, replicas).await?;
-    Ok(js)
+    Ok((js, refusals))
 }
 
 /// Creates the stream, or updates it to this configuration.
@@ -69,8 +122,7 @@ pub fn stream_config(replicas: u8) -> stream::Config {
         subjects: vec![SUBJECTS.to_owned()],
         storage: stream::StorageType::File,
         duplicate_window: DUPLICATE_WINDOW,
-        // A week of events: enough to replay, bounded so a demo does not fill a disk.
-        max_age: Duration::from_secs(7 * 24 * 3600),
+        max_age: super::STREAM_MAX_AGE,
         num_replicas: usize::from(replicas.max(1)),
         ..Default::default()
     }

@@ -235,6 +235,18 @@ async fn process<H: Handler>(
             return;
         }
     };
+    if let Err(reason) = event.check_origin(message.subject.as_str()) {
+        park(
+            pool,
+            spec,
+            &message,
+            &event.id.to_string(),
+            deliveries,
+            &reason,
+        )
+        .await;
+        return;
+    }
     let span = tracing::info_span!(
         "event",
         consumer = spec.durable,

@@ -45,6 +45,28 @@ pub fn checkout_of(payload: &Payload) -> Option<&pb::Checkout> {
     }
 }
 
+/// The one producer that publishes a payload of this type. The broker lets each
+/// certificate publish only under its own producer's subjects; this says which types a
+/// producer's subjects may carry, so a service that publishes another's type under its
+/// own name (a compromised payment-svc sending `OrderConfirmed`) is caught by the
+/// consumer ([`Event::check_origin`]). Exhaustive: a new event type must name its
+/// producer here.
+pub fn producer_of(payload: &Payload) -> &'static str {
+    match payload {
+        Payload::CheckoutRequested(_) => "checkout",
+        Payload::OrderPlaced(_) | Payload::OrderConfirmed(_) | Payload::OrderCancelled(_) => {
+            "order"
+        }
+        Payload::PaymentCaptured(_) | Payload::PaymentDeclined(_) | Payload::PaymentRefunded(_) => {
+            "payment"
+        }
+        Payload::StockReserved(_) | Payload::StockRejected(_) | Payload::StockReleased(_) => {
+            "inventory"
+        }
+        Payload::ShipmentCreated(_) | Payload::ShipmentRejected(_) => "shipping",
+    }
+}
+
 /// The subject an event of `producer` and `kind` is published under.
 pub fn subject(producer: &str, kind: EventKind) -> String {
     format!("shop.events.{producer}.{kind}")
@@ -131,6 +153,25 @@ impl Event {
         subject(&self.producer, self.kind())
     }
 
+    /// Whether this event may have come the way it did: `arrived_on` must be the subject
+    /// its type's one producer publishes it under, and the envelope must name that
+    /// producer. The broker guarantees the subject's producer is who sent it, so an event
+    /// that passes came from the service that owns its type. Else the reason, for the
+    /// dead letter.
+    pub fn check_origin(&self, arrived_on: &str) -> Result<(), String> {
+        let owner = producer_of(&self.payload);
+        let expected = subject(owner, self.kind());
+        if arrived_on != expected || self.producer != owner {
+            return Err(format!(
+                "a {} (envelope producer `{}`) arrived on {arrived_on}, but only `{owner}` \
+                 publishes it, on {expected}: not acted on",
+                self.kind(),
+                self.producer
+            ));
+        }
+        Ok(())
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         self.envelope.encode_to_vec()
     }
@@ -200,5 +241,28 @@ mod tests {
             Err(Unreadable::NoPayload)
         ));
         assert!(Event::decode(&Bytes::from_static(b"\xff\xff")).is_err());
+    }
+
+    #[test]
+    fn an_event_is_acted_on_only_from_the_producer_that_owns_its_type() {
+        let genuine = Event::new("order", "c-1", None, placed());
+        assert_eq!(
+            genuine.check_origin("shop.events.order.OrderPlaced"),
+            Ok(())
+        );
+        // The broker let payment-svc publish under its own name; the type is not its.
+        let smuggled = genuine.check_origin("shop.events.payment.OrderPlaced");
+        assert!(smuggled.is_err_and(|reason| reason.contains("only `order` publishes")));
+        let renamed = Event::new("payment", "c-1", None, placed());
+        assert!(
+            renamed
+                .check_origin("shop.events.payment.OrderPlaced")
+                .is_err()
+        );
+        assert!(
+            renamed
+                .check_origin("shop.events.order.OrderPlaced")
+                .is_err()
+        );
     }
 }

@@ -10,7 +10,10 @@
 //! - `consumer`: a durable pull consumer that runs a [`Handler`] per event, in a
 //!   transaction with its inbox row; refusals are the handler's own events, transient
 //!   errors are redelivered with backoff, and a message that keeps failing is parked.
-//! - `broker`: connecting, and the stream every event goes to.
+//! - `broker`: connecting, and the stream every event goes to; `refusals`: what the
+//!   broker refused a connection.
+//! - `roles`: who publishes and consumes what, per principal; `permissions`: the
+//!   broker's authorization that follows from it (docs/SECURITY.md).
 //! - `admin`: `EventAdminService`, which lists parked messages.
 //!
 //! The tables (`outbox`, `inbox`, `dead_letters`) are created by each service's own
@@ -21,6 +24,9 @@ pub mod broker;
 pub mod consumer;
 pub mod envelope;
 pub mod outbox;
+pub mod permissions;
+pub mod refusals;
+pub mod roles;
 
 use std::time::Duration;
 
@@ -40,6 +46,10 @@ pub const SUBJECTS: &str = "shop.events.>";
 /// stores it once. Far longer than a relay takes to restart.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
+/// How long the stream keeps an event: a week, enough to replay, bounded so a demo does
+/// not fill a disk. Inbox rows outlive it ([`crate::retention::inbox`]).
+pub const STREAM_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// What a service needs to take part: who it is as a producer and what it consumes.
 #[derive(Debug, Clone)]
 pub struct EventsConfig {
@@ -58,7 +68,7 @@ pub struct EventsConfig {
 /// Runs a service's part in the choreography until dropped: connects to the broker
 /// (waiting for it if need be), then relays the outbox and consumes.
 pub async fn run<H: Handler>(pool: PgPool, config: EventsConfig, spec: ConsumerSpec, handler: H) {
-    let js = broker::connect(
+    let (js, refusals) = broker::connect(
         &config.nats_url,
         config.producer,
         config.tls.as_deref(),
@@ -67,7 +77,7 @@ pub async fn run<H: Handler>(pool: PgPool, config: EventsConfig, spec: ConsumerS
     .await;
     tracing::info!(url = %config.nats_url, consumer = spec.durable, "events: connected to the broker");
     tokio::join!(
-        outbox::relay(pool.clone(), js.clone(), config.producer),
+        outbox::relay(pool.clone(), js.clone(), config.producer, refusals),
         consumer::consume(pool, js, spec, handler),
     );
 }

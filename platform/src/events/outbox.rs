@@ -9,14 +9,20 @@
 //! replicas of a service relay disjoint batches; a relay that dies between publishing and
 //! marking leaves its rows to be published again, and the stream's duplicate window
 //! stores them once. Sent rows are pruned after [`KEEP_SENT`].
+//!
+//! An event the broker refuses (this service's certificate may not publish its subject:
+//! the broker's authorization and the service disagree) stays in the outbox. The relay
+//! says so at ERROR, naming the subject, counts it in `outbox_publish_refused_total`, and
+//! tries again on a slower schedule than after an outage ([`retry_wait`]), since only a
+//! person can mend it; the events it did publish are marked sent meanwhile.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 use async_nats::{HeaderMap, jetstream};
 use sqlx::{PgConnection, PgPool, postgres::PgListener};
 use uuid::Uuid;
 
-use super::Event;
+use super::{Event, refusals::Refusals};
 
 /// The channel the outbox notifies on.
 const CHANNEL: &str = "outbox";
@@ -62,10 +68,31 @@ pub enum RelayError {
     Db(#[from] sqlx::Error),
     #[error("publishing to JetStream: {0}")]
     Publish(#[from] async_nats::jetstream::context::PublishError),
+    /// The broker refused these subjects (how many events of each): the events stay.
+    #[error("the broker refused to take events on {0:?}")]
+    Refused(BTreeMap<String, u64>),
 }
 
-/// Publishes committed events until the task is dropped.
-pub async fn relay(pool: PgPool, js: jetstream::Context, producer: &'static str) {
+/// How long the relay waits after its `failures`th failed round in a row: 200 ms
+/// doubling to 6.4 s after an outage, which ends by itself; 2 s doubling to a minute
+/// after a refusal, which does not, so that a misconfigured broker costs a few log lines
+/// a minute rather than a busy loop.
+pub fn retry_wait(failures: u32, refused: bool) -> Duration {
+    if refused {
+        Duration::from_secs(2u64.pow(failures.clamp(1, 6))).min(Duration::from_secs(60))
+    } else {
+        Duration::from_millis(100 * 2u64.pow(failures.min(6)))
+    }
+}
+
+/// Publishes committed events until the task is dropped. `refusals` are the broker
+/// connection's (see [`super::broker::connection`]).
+pub async fn relay(
+    pool: PgPool,
+    js: jetstream::Context,
+    producer: &'static str,
+    refusals: Refusals,
+) {
     let mut listener = None;
     let mut failures = 0u32;
     let mut housekeeping = tokio::time::Instant::now();
@@ -73,7 +100,7 @@ pub async fn relay(pool: PgPool, js: jetstream::Context, producer: &'static str)
         if listener.is_none() {
             listener = listen(&pool).await;
         }
-        let round = publish_all(&pool, &js).await;
+        let round = publish_all(&pool, &js, &refusals).await;
         // Measured whatever the round did: the lag matters most while rounds fail.
         if housekeeping.elapsed() >= HOUSEKEEPING {
             housekeeping = tokio::time::Instant::now();
@@ -84,9 +111,12 @@ pub async fn relay(pool: PgPool, js: jetstream::Context, producer: &'static str)
             Ok(()) => failures = 0,
             Err(error) => {
                 failures += 1;
-                tracing::warn!(%error, producer, "outbox relay round failed; retrying");
-                let wait = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
-                tokio::time::sleep(wait).await;
+                let refused = matches!(error, RelayError::Refused(_));
+                match &error {
+                    RelayError::Refused(subjects) => report_refused(producer, subjects),
+                    _ => tracing::warn!(%error, producer, "outbox relay round failed; retrying"),
+                }
+                tokio::time::sleep(retry_wait(failures, refused)).await;
                 continue;
             }
         }
@@ -113,9 +143,34 @@ async fn listen(pool: &PgPool) -> Option<PgListener> {
 }
 
 /// Publishes batches until the outbox has nothing unsent.
-async fn publish_all(pool: &PgPool, js: &jetstream::Context) -> Result<(), RelayError> {
-    while publish_batch(pool, js).await? == BATCH {}
+async fn publish_all(
+    pool: &PgPool,
+    js: &jetstream::Context,
+    refusals: &Refusals,
+) -> Result<(), RelayError> {
+    while publish_batch(pool, js, refusals).await? == BATCH {}
     Ok(())
+}
+
+/// Says loudly that the broker refused events: an error naming each subject, and
+/// `outbox_publish_refused_total{producer,subject}` counting the refused publishes.
+fn report_refused(producer: &'static str, subjects: &BTreeMap<String, u64>) {
+    for (subject, events) in subjects {
+        metrics::counter!(
+            "outbox_publish_refused_total",
+            "producer" => producer,
+            "subject" => subject.clone()
+        )
+        .increment(*events);
+        tracing::error!(
+            producer,
+            subject = subject.as_str(),
+            events,
+            "the broker refused to publish this service's events: its certificate may not \
+             publish this subject (see docs/OPERATIONS.md#outboxpublishrefused); they stay \
+             in the outbox and are tried again"
+        );
+    }
 }
 
 /// Deletes rows sent more than [`KEEP_SENT`] ago.
@@ -129,8 +184,14 @@ async fn prune(pool: &PgPool) {
     }
 }
 
-/// One batch: claim, publish every event (acks awaited together), mark sent, commit.
-async fn publish_batch(pool: &PgPool, js: &jetstream::Context) -> Result<i64, RelayError> {
+/// One batch: claim, publish every event (acks awaited together), mark the acknowledged
+/// ones sent, commit. Returns how many rows it claimed, or why some were not published
+/// (those stay unsent; the others are marked sent all the same).
+async fn publish_batch(
+    pool: &PgPool,
+    js: &jetstream::Context,
+    refusals: &Refusals,
+) -> Result<i64, RelayError> {
     let mut tx = pool.begin().await?;
     let rows: Vec<(Uuid, String, Vec<u8>)> = sqlx::query_as(
         "SELECT event_id, subject, envelope FROM outbox
@@ -152,17 +213,37 @@ async fn publish_batch(pool: &PgPool, js: &jetstream::Context) -> Result<i64, Re
                 .await?,
         );
     }
-    for ack in acks {
-        ack.await?;
+    // Awaited together: a refused event's ack never comes, and awaiting each in turn
+    // would wait out the ack timeout once per refused event.
+    let outcomes = futures::future::join_all(acks.into_iter().map(IntoFuture::into_future)).await;
+    let mut sent: Vec<Uuid> = Vec::with_capacity(rows.len());
+    let mut refused: BTreeMap<String, u64> = BTreeMap::new();
+    let mut failed = None;
+    for ((event_id, subject, _), outcome) in rows.iter().zip(outcomes) {
+        match outcome {
+            Ok(_) => sent.push(*event_id),
+            // The broker's refusal arrived long before the ack's timeout did.
+            Err(_) if refusals.take_publish(subject) => {
+                *refused.entry(subject.clone()).or_default() += 1;
+            }
+            Err(error) => {
+                failed.get_or_insert(error);
+            }
+        }
     }
-    let ids: Vec<Uuid> = rows.iter().map(|(id, _, _)| *id).collect();
     sqlx::query("UPDATE outbox SET sent_at = now() WHERE event_id = ANY($1)")
-        .bind(&ids)
+        .bind(&sent)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    metrics::counter!("outbox_published_total").increment(ids.len() as u64);
-    Ok(i64::try_from(ids.len()).unwrap_or(BATCH))
+    metrics::counter!("outbox_published_total").increment(sent.len() as u64);
+    if !refused.is_empty() {
+        return Err(RelayError::Refused(refused));
+    }
+    if let Some(error) = failed {
+        return Err(error.into());
+    }
+    Ok(i64::try_from(rows.len()).unwrap_or(BATCH))
 }
 
 /// `outbox_lag_seconds`: the age of the oldest event not yet published.
@@ -175,5 +256,19 @@ async fn record_lag(pool: &PgPool, producer: &'static str) {
     .await;
     if let Ok(lag) = oldest {
         metrics::gauge!("outbox_lag_seconds", "producer" => producer).set(lag.unwrap_or(0.0));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_is_retried_slowly_and_an_outage_quickly() {
+        assert_eq!(retry_wait(1, false), Duration::from_millis(200));
+        assert_eq!(retry_wait(20, false), Duration::from_millis(6400));
+        assert_eq!(retry_wait(1, true), Duration::from_secs(2));
+        assert_eq!(retry_wait(3, true), Duration::from_secs(8));
+        assert_eq!(retry_wait(20, true), Duration::from_secs(60));
     }
 }

@@ -16,7 +16,7 @@ use rustls::{
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 
-use super::settings::TlsFiles;
+use super::{Principal, settings::TlsFiles};
 
 /// How often the files are checked for changes.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(2);
@@ -69,6 +69,8 @@ struct Configs {
     required: Arc<ServerConfig>,
     optional: Arc<ServerConfig>,
     client: Arc<ClientConfig>,
+    /// Whose certificate this is, read from it once per load.
+    principal: Option<Principal>,
     stamp: Stamp,
 }
 
@@ -123,6 +125,14 @@ impl Tls {
     /// The client config for the next outgoing connection.
     pub fn client_config(&self) -> Arc<ClientConfig> {
         self.current().client.clone()
+    }
+
+    /// The principal this binary's certificate is issued to (`None`: a name no principal
+    /// has). The broker connection names its reply subjects after it, because the
+    /// broker lets each principal receive on its own reply subjects only
+    /// ([`crate::events::permissions`]).
+    pub fn principal(&self) -> Option<Principal> {
+        self.current().principal
     }
 
     /// Rebuilds the configs if a file changed since the last load. Returns whether it
@@ -200,6 +210,7 @@ fn build(files: &TlsFiles) -> Result<Configs, TlsError> {
     // Stamped before reading: a change while reading is seen at the next check.
     let stamp = stamp(files);
     let chain = certificates(&files.cert, "certificate")?;
+    let principal = chain.first().and_then(Principal::of_certificate);
     let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|source| TlsError::Pem {
         what: "private key",
         path: display(&files.key),
@@ -244,6 +255,7 @@ fn build(files: &TlsFiles) -> Result<Configs, TlsError> {
         required,
         optional,
         client: Arc::new(client),
+        principal,
         stamp,
     })
 }

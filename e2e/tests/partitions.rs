@@ -1,0 +1,414 @@
+//! Faults between hosts: the stack spread over network namespaces of its own
+//! ([`e2e::hosts`]: Postgres, NATS and each binary on a host with its own address on a
+//! private bridge), and the network between two of them cut while checkouts run: both
+//! ways, one way, a service from its database, a service from the broker. Every test
+//! ends with the checker over the final state: every checkout ends, one per key, no
+//! charge without an order, no double charge, no stock held for a cancelled checkout,
+//! stock conserved. One more test checks the fault helpers themselves, with TCP connects.
+//!
+//! The tests need root (namespaces, veths, iptables); elsewhere each prints why and
+//! passes without running. Measured recovery times are printed (`--nocapture`).
+
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use e2e::{
+    StackOptions, Svc,
+    clients::Clients,
+    hosts::{Host, Hosts},
+    nats::Nats,
+    scenario::{
+        all_terminal, assert_invariants, every_checkout_ends, options, place, place_briefly,
+        place_in, place_spread, place_until_accepted, stack_with_options,
+    },
+    stack::Stack,
+};
+use futures::future::join_all;
+use shop_proto::{checkout::v1 as pb, inventory::v1 as inventory};
+use tonic::Code;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+const ORCHESTRATOR: Host = Host::Svc(Svc::Orchestrator);
+const PAYMENT: Host = Host::Svc(Svc::Payment);
+const INVENTORY: Host = Host::Svc(Svc::Inventory);
+
+/// The test hosts, or `None` (the reason printed) where this machine cannot make them.
+fn hosts() -> Option<Arc<Hosts>> {
+    Hosts::create()
+        .unwrap_or_else(|error| panic!("the test hosts: {error:#}"))
+        .map(Arc::new)
+}
+
+/// A stack across `hosts` with the suite's short timeouts (`scenario::options`: 500 ms
+/// per attempt, 3 s per step, leases of 2 s) and the given catalog.
+async fn stack_on(hosts: &Arc<Hosts>, products: &[(&str, i64, i64)]) -> (Stack, Clients) {
+    let options = StackOptions {
+        hosts: Some(hosts.clone()),
+        ..options()
+    };
+    stack_with_options(options, products).await
+}
+
+/// The orchestrator and payment-svc lose each other for 15 s while checkouts arrive
+/// before, during and after: charges without an answer fail their step, the refunds by
+/// the charges' keys wait out the partition (the compensation lane retries for as long as
+/// it takes), and after the heal every checkout ends: completed, or cancelled as
+/// `dependency_unavailable` with nothing captured.
+#[tokio::test]
+async fn orchestrator_and_payment_partitioned_for_fifteen_seconds_amid_checkouts() {
+    let Some(hosts) = hosts() else { return };
+    let (_stack, mut clients) = stack_on(&hosts, &[("SPLIT", 500, 100)]).await;
+    // One every 500 ms for 20 s: the partition runs from 2 s to 17 s.
+    let calls = place_spread(&clients, "SPLIT", 40, Duration::from_millis(500), None);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    hosts
+        .partition(ORCHESTRATOR, PAYMENT)
+        .expect("the partition");
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    hosts.heal().expect("the heal");
+    let healed = Instant::now();
+    let checkouts = every_checkout_ends(&mut clients, calls, ("SPLIT", 100)).await;
+    eprintln!(
+        "orchestrator | payment-svc, 15 s: every checkout ended {:?} after the heal",
+        healed.elapsed()
+    );
+    let outcomes = outcomes(&checkouts);
+    eprintln!("outcomes: {outcomes:?}");
+    for c in &checkouts {
+        let ok = c.status() == pb::CheckoutStatus::Completed
+            || c.failure_reason == "dependency_unavailable";
+        assert!(ok, "{c:#?}");
+    }
+    assert!(
+        checkouts
+            .iter()
+            .any(|c| c.status() == pb::CheckoutStatus::Completed),
+        "nothing completed, not even before the partition: {outcomes:?}"
+    );
+    assert!(
+        checkouts
+            .iter()
+            .any(|c| c.failure_reason == "dependency_unavailable"),
+        "no checkout felt the partition: {outcomes:?}"
+    );
+}
+
+/// inventory-svc cut off from its database (both ways, Postgres itself up, every other
+/// service still reaching it) for 12 s amid checkouts: its callers get UNAVAILABLE
+/// within the pool's acquire timeout, not a hang; once healed it serves again, the same
+/// process, and every checkout ends with every invariant holding.
+#[tokio::test]
+async fn a_service_cut_off_from_its_database_answers_unavailable_and_recovers_without_a_restart() {
+    let Some(hosts) = hosts() else { return };
+    let (stack, mut clients) = stack_on(&hosts, &[("DBCUT", 500, 100)]).await;
+    // Slow charges keep checkouts in flight when the cut comes; more arrive during it.
+    let fault = "svc=payment-svc,method=Charge,before_ms=1000";
+    let calls = place_spread(
+        &clients,
+        "DBCUT",
+        16,
+        Duration::from_millis(400),
+        Some(fault),
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    hosts
+        .partition(INVENTORY, Host::Postgres)
+        .expect("the partition");
+    let cut = Instant::now();
+
+    let mut inventory = clients.inventory.clone();
+    let mut request = tonic::Request::new(inventory::GetStockRequest {
+        sku: "DBCUT".into(),
+    });
+    request.set_timeout(Duration::from_secs(20));
+    let refused = inventory
+        .get_stock(request)
+        .await
+        .expect_err("no database, no stock level");
+    let answered = cut.elapsed();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(
+        answered < Duration::from_secs(10),
+        "UNAVAILABLE only after {answered:?}"
+    );
+    let health = health(&stack, Svc::Inventory).await;
+    eprintln!(
+        "inventory-svc | postgres: GetStock answered UNAVAILABLE {answered:?} after the cut; \
+         health says {health:?}"
+    );
+
+    tokio::time::sleep(Duration::from_secs(12).saturating_sub(cut.elapsed())).await;
+    hosts.heal().expect("the heal");
+    let healed = Instant::now();
+    let mut served_again = None;
+    while healed.elapsed() < Duration::from_secs(60) {
+        let mut request = tonic::Request::new(inventory::GetStockRequest {
+            sku: "DBCUT".into(),
+        });
+        request.set_timeout(Duration::from_secs(10));
+        if inventory.get_stock(request).await.is_ok() {
+            served_again = Some(healed.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let served_again = served_again.expect("inventory-svc serves again after the heal");
+    eprintln!("inventory-svc served again {served_again:?} after the heal, not restarted");
+    let checkouts = every_checkout_ends(&mut clients, calls, ("DBCUT", 100)).await;
+    eprintln!(
+        "every checkout ended {:?} after the heal: {:?}",
+        healed.elapsed(),
+        outcomes(&checkouts)
+    );
+    for c in &checkouts {
+        let ok = c.status() == pb::CheckoutStatus::Completed
+            || c.failure_reason == "dependency_unavailable";
+        assert!(ok, "{c:#?}");
+    }
+}
+
+/// Requests from the orchestrator reach inventory-svc, its answers to the orchestrator
+/// are lost, for 5 s, while checkouts reach ReserveStock: inventory reserves and its
+/// answer never arrives, the orchestrator tries again with the same key and, past the
+/// step's deadline, releases by that key. Each checkout holds at most one reservation,
+/// and only a completed one keeps it.
+#[tokio::test]
+async fn answers_lost_from_inventory_to_the_orchestrator_still_give_one_reservation_per_checkout() {
+    let Some(hosts) = hosts() else { return };
+    let (_stack, mut clients) = stack_on(&hosts, &[("ASYM", 500, 100)]).await;
+    // A first checkout, so that the orchestrator's connection to inventory-svc is up:
+    // a one-way cut lets no new connection open (the SYN-ACK is lost).
+    let warm = place_until_accepted(
+        &clients,
+        place("ASYM-warm", "tok_visa", "FR", &[("ASYM", 1)]),
+        None,
+    )
+    .await;
+    assert_eq!(warm.status(), pb::CheckoutStatus::Completed, "{warm:#?}");
+    // Held 1.5 s at their charge, so that all of them reach ReserveStock under the cut.
+    let fault = "svc=payment-svc,method=Charge,before_ms=1500";
+    let calls: Vec<_> = (0..8)
+        .map(|i| {
+            let clients = clients.clone();
+            tokio::spawn(async move {
+                let message = place(&format!("ASYM-{i}"), "tok_visa", "FR", &[("ASYM", 1)]);
+                place_until_accepted(&clients, message, Some(fault)).await
+            })
+        })
+        .collect();
+    // Every checkout recorded means every cart priced (inventory answered that).
+    wait_recorded(&mut clients, 9).await;
+    hosts
+        .partition_one_way(INVENTORY, ORCHESTRATOR)
+        .expect("the one-way partition");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    hosts.heal().expect("the heal");
+    let healed = Instant::now();
+    for call in join_all(calls).await {
+        call.expect("the client task");
+    }
+    let checkouts = all_terminal(&mut clients).await;
+    eprintln!(
+        "inventory -> orchestrator lost for 5 s: every checkout ended {:?} after the heal: {:?}",
+        healed.elapsed(),
+        outcomes(&checkouts)
+    );
+    assert_eq!(checkouts.len(), 9, "one checkout per key");
+    let retried = checkouts
+        .iter()
+        .filter(|c| {
+            c.steps
+                .iter()
+                .any(|s| s.name == "reserve_stock" && s.attempts > 1)
+        })
+        .count();
+    assert!(
+        retried > 0,
+        "no ReserveStock was retried: the cut was not felt"
+    );
+    for c in &checkouts {
+        let ok = c.status() == pb::CheckoutStatus::Completed
+            || c.failure_reason == "dependency_unavailable";
+        assert!(ok, "{c:#?}");
+    }
+    // At most one reservation per order (a unique index says so too), none left held
+    // by a cancelled checkout, and the units held are exactly the completed ones'.
+    assert_invariants(&mut clients, &checkouts, &[("ASYM", 100)]).await;
+}
+
+/// Choreographed: payment-svc loses the broker for 15 s (both ways) while checkouts
+/// arrive. Its consumer gets nothing and its outbox keeps what it would publish; the
+/// checkouts wait at their charge; after the heal the flow resumes by itself and every
+/// checkout completes, each charged once.
+#[tokio::test]
+async fn choreographed_checkouts_wait_out_a_service_cut_off_from_the_broker() {
+    let Some(hosts) = hosts() else { return };
+    let options = StackOptions {
+        hosts: Some(hosts.clone()),
+        ..StackOptions::default()
+    };
+    let (_stack, mut clients) = stack_with_options(options, &[("EVENT", 500, 100)]).await;
+    let choreographed = |key: String| {
+        place_in(
+            pb::CoordinationMode::Choreographed,
+            &key,
+            "tok_visa",
+            "FR",
+            &[("EVENT", 1)],
+        )
+    };
+    join_all((0..6).map(|i| place_briefly(&clients, choreographed(format!("before-{i}"))))).await;
+    hosts.partition(PAYMENT, Host::Nats).expect("the partition");
+    let cut = Instant::now();
+    let during =
+        join_all((0..6).map(|i| place_briefly(&clients, choreographed(format!("during-{i}")))))
+            .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for placed in &during {
+        let c = get(&mut clients, &placed.checkout_id).await;
+        assert_eq!(
+            c.status(),
+            pb::CheckoutStatus::Running,
+            "a checkout went on without payment-svc's events: {c:#?}"
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(15).saturating_sub(cut.elapsed())).await;
+    hosts.heal().expect("the heal");
+    let healed = Instant::now();
+    let checkouts = all_terminal(&mut clients).await;
+    eprintln!(
+        "payment-svc | nats, 15 s: every choreographed checkout ended {:?} after the heal",
+        healed.elapsed()
+    );
+    assert_eq!(checkouts.len(), 12, "one checkout per key");
+    assert!(
+        checkouts
+            .iter()
+            .all(|c| c.status() == pb::CheckoutStatus::Completed),
+        "{:?}",
+        outcomes(&checkouts)
+    );
+    assert_invariants(&mut clients, &checkouts, &[("EVENT", 100)]).await;
+}
+
+/// The helpers cut what they say and `heal` undoes it, seen by TCP connects to a
+/// listener on the broker's host (a real nats-server there) from another host and from
+/// the test itself.
+#[tokio::test]
+async fn the_fault_helpers_cut_what_they_say_and_heal_undoes_it() {
+    let Some(hosts) = hosts() else { return };
+    let log = std::env::temp_dir().join(format!("shop-hosts-{}.log", std::process::id()));
+    let nats = Nats::start_at(hosts.place(Host::Nats), &log, None)
+        .await
+        .expect("a broker on its host");
+    let broker = SocketAddr::new(hosts.ip(Host::Nats), nats.port());
+    let from_test =
+        || std::net::TcpStream::connect_timeout(&broker, Duration::from_secs(1)).is_ok();
+    let from = |host: Host| {
+        hosts
+            .place(host)
+            .command("timeout")
+            .args(["1", "bash", "-c"])
+            .arg(format!(
+                "exec 3<>/dev/tcp/{}/{}",
+                broker.ip(),
+                broker.port()
+            ))
+            .status()
+            .expect("bash runs")
+            .success()
+    };
+    assert!(
+        from_test() && from(PAYMENT) && from(INVENTORY),
+        "all linked"
+    );
+    hosts.partition(PAYMENT, Host::Nats).expect("the partition");
+    assert!(!from(PAYMENT), "payment-svc still reaches the broker");
+    assert!(
+        from(INVENTORY) && from_test(),
+        "the partition cut others too"
+    );
+    hosts.heal().expect("the heal");
+    assert!(
+        from(PAYMENT),
+        "healed, payment-svc reaches the broker again"
+    );
+    // Answers lost: the connect's SYN-ACK never comes back.
+    hosts
+        .partition_one_way(Host::Nats, PAYMENT)
+        .expect("the one-way partition");
+    assert!(
+        !from(PAYMENT) && from(INVENTORY),
+        "one way, from the broker"
+    );
+    hosts.heal().expect("the heal");
+    hosts.isolate(Host::Nats).expect("the isolation");
+    assert!(
+        !from(PAYMENT) && !from(INVENTORY) && !from_test(),
+        "isolated"
+    );
+    hosts.heal().expect("the heal");
+    assert!(from(PAYMENT) && from_test(), "healed");
+    drop(nats);
+    let _ = std::fs::remove_file(log);
+}
+
+/// What a service's health check says (UNKNOWN when it gives no answer within 2 s).
+async fn health(stack: &Stack, svc: Svc) -> ServingStatus {
+    let mut health = HealthClient::new(stack.channel(svc));
+    let check = health.check(HealthCheckRequest::default());
+    match tokio::time::timeout(Duration::from_secs(2), check).await {
+        Ok(Ok(reply)) => reply.into_inner().status(),
+        _ => ServingStatus::Unknown,
+    }
+}
+
+/// Waits (up to 30 s) until `count` checkouts are recorded.
+async fn wait_recorded(clients: &mut Clients, count: usize) {
+    for _ in 0..300 {
+        let listed = clients
+            .checkout
+            .list_checkouts(pb::ListCheckoutsRequest {
+                page_size: 100,
+                ..pb::ListCheckoutsRequest::default()
+            })
+            .await
+            .expect("ListCheckouts answers")
+            .into_inner()
+            .checkouts;
+        if listed.len() >= count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("fewer than {count} checkouts recorded after 30 s");
+}
+
+async fn get(clients: &mut Clients, checkout_id: &str) -> pb::Checkout {
+    clients
+        .checkout
+        .get_checkout(pb::GetCheckoutRequest {
+            checkout_id: checkout_id.into(),
+            order_id: String::new(),
+        })
+        .await
+        .expect("GetCheckout answers")
+        .into_inner()
+        .checkout
+        .expect("a checkout")
+}
+
+/// How many checkouts ended how: status and failure reason.
+fn outcomes(checkouts: &[pb::Checkout]) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for c in checkouts {
+        let key = format!("{} {}", c.status().as_str_name(), c.failure_reason);
+        *counts.entry(key.trim().to_owned()).or_default() += 1;
+    }
+    counts
+}
