@@ -19,7 +19,7 @@ use e2e::{
     clients::Clients,
     metrics,
     pki::Pki,
-    scenario::{self, place_in, request, stack_with, stack_with_options},
+    scenario::{self, place_in, place_until_accepted, stack_with, stack_with_options},
 };
 use futures::StreamExt;
 use platform::{
@@ -73,10 +73,15 @@ impl Broker {
 
     /// Publishes `event` as a relay does; the stream's ack, or why there is none.
     async fn publish(&self, event: &Event) -> Result<PublishAck, PublishError> {
+        self.publish_on(&event.subject(), event).await
+    }
+
+    /// [`Broker::publish`] on a subject of the caller's choosing.
+    async fn publish_on(&self, subject: &str, event: &Event) -> Result<PublishAck, PublishError> {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", event.id.to_string().as_str());
         self.js
-            .publish_with_headers(event.subject(), headers, event.encode().into())
+            .publish_with_headers(subject.to_owned(), headers, event.encode().into())
             .await?
             .await
     }
@@ -132,32 +137,32 @@ fn checkout(quantity: i32) -> ev::Checkout {
     }
 }
 
+/// An event from `producer` about a new checkout of `quantity` MUGs, its payload made
+/// by `payload` around that checkout.
+fn forged(producer: &str, quantity: i32, payload: impl FnOnce(ev::Checkout) -> Payload) -> Event {
+    let checkout = checkout(quantity);
+    let checkout_id = checkout.checkout_id.clone();
+    Event::new(producer, &checkout_id, None, payload(checkout))
+}
+
 /// A forged `PaymentCaptured`: inventory-svc would reserve its MUGs.
 fn captured(quantity: i32) -> Event {
-    let checkout = checkout(quantity);
-    Event::new(
-        "payment",
-        &checkout.checkout_id.clone(),
-        None,
+    forged("payment", quantity, |checkout| {
         Payload::PaymentCaptured(ev::PaymentCaptured {
             checkout: Some(checkout),
             payment_id: Uuid::now_v7().to_string(),
-        }),
-    )
+        })
+    })
 }
 
 /// A forged `OrderPlaced` (payment-svc would charge it), and its order id.
 fn placed() -> (Event, String) {
-    let checkout = checkout(1);
-    let order_id = checkout.order_id.clone();
-    let event = Event::new(
-        "order",
-        &checkout.checkout_id.clone(),
-        None,
+    let event = forged("order", 1, |checkout| {
         Payload::OrderPlaced(ev::OrderPlaced {
             checkout: Some(checkout),
-        }),
-    );
+        })
+    });
+    let order_id = event.checkout().expect("a checkout").order_id.clone();
     (event, order_id)
 }
 
@@ -361,7 +366,7 @@ async fn a_certificate_of_no_principal_is_not_let_in() {
 
 #[tokio::test]
 async fn a_choreographed_checkout_completes_and_the_broker_refuses_nothing_on_the_way() {
-    let (stack, mut clients) = stack_with(&[("MUG", 700, 10)]).await;
+    let (stack, clients) = stack_with(&[("MUG", 700, 10)]).await;
     let message = place_in(
         CoordinationMode::Choreographed,
         "authorized",
@@ -369,14 +374,7 @@ async fn a_choreographed_checkout_completes_and_the_broker_refuses_nothing_on_th
         "FR",
         &[("MUG", 2)],
     );
-    let checkout = clients
-        .checkout
-        .place_order(request(message, None, Duration::from_secs(20)))
-        .await
-        .unwrap()
-        .into_inner()
-        .checkout
-        .unwrap();
+    let checkout = place_until_accepted(&clients, message, None).await;
     assert_eq!(
         checkout.status(),
         pb::CheckoutStatus::Completed,
@@ -494,42 +492,23 @@ async fn an_event_the_broker_refuses_stays_in_the_outbox_and_is_reported() {
 async fn a_service_cannot_pass_off_another_services_event_under_its_own_name() {
     let (stack, _clients) = stack_with(&[("MUG", 700, 10)]).await;
     let payment_svc = Broker::of(&stack, Principal::PaymentSvc).await;
-    let confirmed = {
-        let checkout = checkout(1);
-        Event::new(
-            "order",
-            &checkout.checkout_id.clone(),
-            None,
-            Payload::OrderConfirmed(ev::OrderConfirmed {
-                checkout: Some(checkout),
-                ..Default::default()
-            }),
-        )
-    };
-    let rejected = {
-        let checkout = checkout(1);
-        Event::new(
-            "payment",
-            &checkout.checkout_id.clone(),
-            None,
-            Payload::ShipmentRejected(ev::ShipmentRejected {
-                checkout: Some(checkout),
-                ..Default::default()
-            }),
-        )
-    };
+    let confirmed = forged("order", 1, |checkout| {
+        Payload::OrderConfirmed(ev::OrderConfirmed {
+            checkout: Some(checkout),
+            ..Default::default()
+        })
+    });
+    let rejected = forged("payment", 1, |checkout| {
+        Payload::ShipmentRejected(ev::ShipmentRejected {
+            checkout: Some(checkout),
+            ..Default::default()
+        })
+    });
     for (event, subject) in [
         (&confirmed, "shop.events.payment.OrderConfirmed"),
         (&rejected, "shop.events.payment.PaymentCaptured"),
     ] {
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", event.id.to_string().as_str());
-        let stored = payment_svc
-            .js
-            .publish_with_headers(subject, headers, event.encode().into())
-            .await
-            .unwrap()
-            .await;
+        let stored = payment_svc.publish_on(subject, event).await;
         assert!(
             stored.is_ok(),
             "payment-svc's own subject {subject}: {stored:?}"

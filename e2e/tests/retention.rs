@@ -57,13 +57,14 @@ async fn terminal(clients: &mut Clients, checkout_id: &str) -> pb::Checkout {
     .expect("the checkout is there")
 }
 
+/// Waits until `GetCheckout` answers NOT_FOUND (panics if it never does).
 async fn swept(clients: &mut Clients, checkout_id: &str) {
-    let gone = until(clients, checkout_id, "was swept", |got| {
+    until(clients, checkout_id, "was swept", |got| {
         got.as_ref()
             .is_err_and(|status| status.code() == Code::NotFound)
     })
-    .await;
-    assert!(gone.is_err());
+    .await
+    .expect_err("swept");
 }
 
 async fn db(stack: &Stack, svc: Svc) -> PgConnection {

@@ -336,11 +336,17 @@ impl CheckoutApi {
         req: pb::ResumeCheckoutRequest,
     ) -> Result<pb::ResumeCheckoutResponse, ApiError> {
         let saga_id = command::resumed(&req)?;
-        let (row, _) = self.load(saga_id).await?;
-        let age = (chrono::Utc::now() - row.created_at)
-            .to_std()
-            .unwrap_or_default();
-        if row.status == SagaStatus::NeedsAttention && age > self.retention {
+        let Some(claim) =
+            store::claim_parked(&self.pool, saga_id, self.engine.lease(), self.retention).await?
+        else {
+            // Not taken: say why, from the row as it stands.
+            let (row, _) = self.load(saga_id).await?;
+            if row.status != SagaStatus::NeedsAttention {
+                return Err(ApiError::precondition(
+                    reason::CHECKOUT_NOT_PARKED,
+                    format!("checkout {saga_id} is {}, not NEEDS_ATTENTION", row.status),
+                ));
+            }
             return Err(ApiError::precondition(
                 reason::CHECKOUT_BEYOND_RETENTION,
                 format!(
@@ -349,14 +355,6 @@ impl CheckoutApi {
                      (docs/OPERATIONS.md, \"Parked beyond retention\")",
                     self.retention
                 ),
-            ));
-        }
-        let Some(claim) = store::claim_parked(&self.pool, saga_id, self.engine.lease()).await?
-        else {
-            let (row, _) = self.load(saga_id).await?;
-            return Err(ApiError::precondition(
-                reason::CHECKOUT_NOT_PARKED,
-                format!("checkout {saga_id} is {}, not NEEDS_ATTENTION", row.status),
             ));
         };
         self.engine

@@ -120,7 +120,7 @@ pub async fn build_with_engine(
     let retention = config.retention;
     let sweeps = vec![
         crate::retention::finished_sagas(retention),
-        platform::retention::inbox(retention, platform::events::STREAM_MAX_AGE),
+        platform::retention::inbox(retention),
     ];
     let mut app = App::builder(NAME, config)
         .front_door(BearerCheck::new(

@@ -18,7 +18,7 @@ pub fn finished_sagas(retention: Retention) -> Sweep {
         sql: "WITH doomed AS (
                   SELECT saga_id FROM sagas
                   WHERE status IN ('COMPLETED', 'CANCELLED')
-                    AND updated_at < now() - make_interval(secs => $1)
+                    AND updated_at < now() - $1
                   ORDER BY updated_at LIMIT $2
                   FOR UPDATE SKIP LOCKED),
               events AS (DELETE FROM saga_events WHERE saga_id IN (SELECT saga_id FROM doomed)),

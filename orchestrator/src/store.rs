@@ -421,19 +421,22 @@ pub async fn claim_expired(
 }
 
 /// Takes a parked (NEEDS_ATTENTION) saga for a driver under a fresh lease token, as
-/// recovery takes an expired one; `None` unless it is parked.
+/// recovery takes an expired one; `None` unless it is parked and started within
+/// `retention` (after it the services have swept the keys its compensations need).
 pub async fn claim_parked(
     pool: &PgPool,
     saga_id: SagaId,
     lease: Duration,
+    retention: Duration,
 ) -> Result<Option<Claim>, sqlx::Error> {
     sqlx::query_as(
         "UPDATE sagas SET lease_owner = gen_random_uuid(), lease_until = now() + $2
-          WHERE saga_id = $1 AND status = 'NEEDS_ATTENTION'
+          WHERE saga_id = $1 AND status = 'NEEDS_ATTENTION' AND created_at > now() - $3
           RETURNING saga_id, traceparent, lease_owner",
     )
     .bind(saga_id)
     .bind(platform::db::interval(lease))
+    .bind(platform::db::interval(retention))
     .fetch_optional(pool)
     .await
 }

@@ -51,7 +51,7 @@ pub const BATCH: i64 = 500;
 pub struct Sweep {
     /// The table, as metrics and logs name it.
     pub table: &'static str,
-    /// A DELETE of at most `$2` rows older than `$1` seconds (a `float8`).
+    /// A DELETE of at most `$2` rows older than `$1` (an interval).
     pub sql: &'static str,
     /// How old a row must be to go.
     pub keep: Duration,
@@ -63,7 +63,7 @@ pub fn idempotency_keys(retention: Retention) -> Sweep {
         table: "idempotency_keys",
         sql: "DELETE FROM idempotency_keys k
               USING (SELECT operation, key FROM idempotency_keys
-                     WHERE created_at < now() - make_interval(secs => $1)
+                     WHERE created_at < now() - $1
                      ORDER BY created_at LIMIT $2) old
               WHERE k.operation = old.operation AND k.key = old.key",
         keep: retention.keep,
@@ -71,16 +71,16 @@ pub fn idempotency_keys(retention: Retention) -> Sweep {
 }
 
 /// The rule for `inbox`, in every binary that consumes events: rows go after the longer
-/// of the retention and `stream_max_age`, so no event the stream could still deliver
-/// again finds its row gone.
-pub fn inbox(retention: Retention, stream_max_age: Duration) -> Sweep {
+/// of the retention and the stream's `max_age`, so no event the stream could still
+/// deliver again finds its row gone.
+pub fn inbox(retention: Retention) -> Sweep {
     Sweep {
         table: "inbox",
         sql: "DELETE FROM inbox WHERE event_id IN (
                   SELECT event_id FROM inbox
-                  WHERE handled_at < now() - make_interval(secs => $1)
+                  WHERE handled_at < now() - $1
                   ORDER BY handled_at LIMIT $2)",
-        keep: retention.keep.max(stream_max_age),
+        keep: retention.keep.max(crate::events::STREAM_MAX_AGE),
     }
 }
 
@@ -111,7 +111,7 @@ pub async fn sweep_once(pool: &PgPool, sweep: &Sweep) -> Result<u64, sqlx::Error
     let mut total = 0;
     loop {
         let deleted = sqlx::query(sweep.sql)
-            .bind(sweep.keep.as_secs_f64())
+            .bind(crate::db::interval(sweep.keep))
             .bind(BATCH)
             .execute(pool)
             .await?
@@ -136,11 +136,9 @@ mod tests {
             every: Duration::from_secs(1),
         };
         let week = Duration::from_secs(7 * 86_400);
-        assert_eq!(inbox(retention, week).keep, week);
-        assert_eq!(
-            inbox(Retention::default(), week).keep,
-            Retention::default().keep
-        );
+        assert_eq!(crate::events::STREAM_MAX_AGE, week);
+        assert_eq!(inbox(retention).keep, week);
+        assert_eq!(inbox(Retention::default()).keep, Retention::default().keep);
         assert_eq!(idempotency_keys(retention).keep, Duration::from_secs(2));
     }
 }

@@ -134,7 +134,7 @@ impl<S: GrpcService> ServiceSpec<S> {
         let retention = config.retention;
         let sweeps = vec![
             crate::retention::idempotency_keys(retention),
-            crate::retention::inbox(retention, crate::events::STREAM_MAX_AGE),
+            crate::retention::inbox(retention),
         ];
         let mut app = App::builder(self.name, config).add_service((self.server)(pool.clone()));
         if self.events.is_some() {
