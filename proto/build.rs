@@ -22,9 +22,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(PROTOS, ["."])?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(out_dir.join("shop_descriptor.bin"), fds.encode_to_vec())?;
+    // `prost::Name` on every message: its full name finds its descriptor, which the
+    // idempotency fingerprint (platform::idempotency) reads the request by.
+    let mut config = tonic_prost_build::Config::new();
+    config.enable_type_names();
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        .compile_fds(fds)?;
+        .compile_fds_with_config(fds, config)?;
     Ok(())
 }

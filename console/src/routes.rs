@@ -29,6 +29,7 @@ use crate::{
     shop::Shop,
     site::{self, Site, forbidden},
     views::{
+        actions,
         checkout::{self, TraceLinks},
         form,
         layout::{Viewer, error_page},
@@ -55,6 +56,7 @@ pub fn router(console: Console) -> Router {
         .route("/checkouts", post(place))
         .route("/checkouts/{id}", get(show))
         .route("/checkouts/{id}/events", get(events))
+        .route("/checkouts/{id}/resume", get(confirm_resume).post(resume))
         .route("/sign-in", get(sign_in_page).post(sign_in))
         .route("/sign-out", post(sign_out))
         .route("/assets/console.css", get(stylesheet))
@@ -220,17 +222,72 @@ async fn place(
     }
 }
 
+/// The query of a checkout's page: `notice=resumed` after an operator resumed it.
+#[derive(Debug, Default, Deserialize)]
+struct ShowQuery {
+    #[serde(default)]
+    notice: String,
+}
+
 async fn show(
     State(console): State<Console>,
     SignedIn(who): SignedIn,
     Path(id): Path<String>,
+    Query(query): Query<ShowQuery>,
 ) -> Response {
     match console.shop.get(&who, &id).await {
         Ok(found) => html(
             StatusCode::OK,
-            checkout::page_of(&found, &console.traces, &who.viewer()),
+            checkout::page_of(
+                &found,
+                &console.traces,
+                &who.viewer(),
+                query.notice == "resumed",
+            ),
         ),
         Err(error) => shop_refused(&console, error, "No such checkout"),
+    }
+}
+
+/// `GET /checkouts/{id}/resume`: asks an operator to confirm resuming a parked checkout
+/// (a page of its own, so the confirmation works without JavaScript).
+async fn confirm_resume(
+    State(console): State<Console>,
+    SignedIn(who): SignedIn,
+    Path(id): Path<String>,
+) -> Response {
+    if !who.is_operator() {
+        return forbidden("Only an operator resumes checkouts.");
+    }
+    match console.shop.get(&who, &id).await {
+        Ok(found) => {
+            let (status, body) = actions::confirm_resume(&found, &who.viewer());
+            html(status, body)
+        }
+        Err(error) => shop_refused(&console, error, "No such checkout"),
+    }
+}
+
+/// `POST /checkouts/{id}/resume`: ResumeCheckout as the signed-in operator, then the
+/// checkout's page with the outcome; a refusal is shown in the shop's words.
+async fn resume(
+    State(console): State<Console>,
+    SignedIn(who): SignedIn,
+    Path(id): Path<String>,
+    submitted: Result<Form<CsrfForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(form_values)) = submitted else {
+        return bad_csrf();
+    };
+    if !who.csrf_matches(&form_values.csrf) {
+        return bad_csrf();
+    }
+    match console.shop.resume(&who, &id).await {
+        Ok(resumed) => see_other(
+            &format!("/checkouts/{}?notice=resumed", resumed.checkout_id),
+            Vec::new(),
+        ),
+        Err(error) => shop_refused(&console, error, "The shop did not resume this checkout"),
     }
 }
 

@@ -25,6 +25,8 @@ const PLACE_DEADLINE: Duration = Duration::from_secs(1);
 /// The repeat, with the same key, when the first call ran out of time before the
 /// checkout was even recorded (pricing the cart was slow).
 const PLACE_REPEAT_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a resume may take: the claim, then the driver's first moves.
+const RESUME_DEADLINE: Duration = Duration::from_secs(10);
 
 /// A lazily connected CheckoutService client; cheap to clone (one HTTP/2 connection).
 #[derive(Debug, Clone)]
@@ -87,6 +89,22 @@ impl Shop {
             .watch_checkout(as_who(who, request, None))
             .await?
             .into_inner())
+    }
+
+    /// ResumeCheckout as `who` (the shop answers PERMISSION_DENIED unless `who` is an
+    /// operator): the parked checkout is claimed and driven again; the answer is the
+    /// checkout as the claim left it.
+    pub async fn resume(&self, who: &Session, checkout_id: &str) -> Result<pb::Checkout, Status> {
+        let mut client = self.client.clone();
+        let request = pb::ResumeCheckoutRequest {
+            checkout_id: checkout_id.to_owned(),
+        };
+        client
+            .resume_checkout(as_who(who, request, Some(RESUME_DEADLINE)))
+            .await?
+            .into_inner()
+            .checkout
+            .ok_or_else(|| Status::internal("ResumeCheckout answered without a checkout"))
     }
 
     /// PlaceOrder as `who`, returning as soon as the checkout is recorded and has had a

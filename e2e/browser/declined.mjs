@@ -1,7 +1,8 @@
 // A checkout with a declined card, placed through the console's form in slow motion by
 // a signed-in customer (CUSTOMER, with CUSTOMER_TOKEN): the page opens while the saga
 // still runs, and the compensation (cancel the order) appears on the timeline live,
-// pushed by server-sent events, until the checkout ends CANCELLED with card_declined.
+// pushed by server-sent events, until the checkout ends CANCELLED with card_declined;
+// the waterfall draws the steps and the compensation on one time axis.
 // With CONSOLE_SCREENSHOT=path, saves the final page there (docs/console.png in the
 // README).
 import { check, env, run, signIn } from "./browser.mjs";
@@ -68,6 +69,11 @@ await run("a declined card unwinds live on the timeline", async (browser) => {
     );
   }
   await page.waitForFunction(() => document.getElementById("live").dataset.live === "ended");
+  // The waterfall draws the same story on one time axis.
+  const bar = (name) => page.locator(`#waterfall [data-bar="${name}"]`);
+  check((await bar("charge_payment").getAttribute("class")) === "step failed", "the charge's bar is failed");
+  check((await bar("undo create_order").count()) === 1, "the waterfall draws the order's cancellation");
+  check((await bar("reserve_stock").count()) === 0, "a step never reached has no bar");
 
   // The page needs no script to show the same ending (a new browser context: it signs
   // in again, without JavaScript too).
@@ -77,6 +83,10 @@ await run("a declined card unwinds live on the timeline", async (browser) => {
   check(
     (await again.locator("#checkout-status").textContent()) === "cancelled",
     "without JavaScript the page shows the checkout cancelled",
+  );
+  check(
+    (await again.locator('#waterfall [data-bar="undo create_order"]').count()) === 1,
+    "without JavaScript the waterfall is drawn too",
   );
   await again.close();
 

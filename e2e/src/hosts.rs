@@ -27,17 +27,19 @@ use anyhow::{Context, bail};
 
 use crate::stack::Svc;
 
-/// A host of the layout: Postgres's, the broker's, or one service's.
+/// A host of the layout: Postgres's, the broker's, one service's, or the second
+/// orchestrator replica's ([`crate::Stack::start_replica`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Host {
     Postgres,
     Nats,
     Svc(Svc),
+    Replica,
 }
 
 impl Host {
     /// Every host, each made by [`Hosts::create`].
-    pub const ALL: [Host; 7] = [
+    pub const ALL: [Host; 8] = [
         Host::Postgres,
         Host::Nats,
         Host::Svc(Svc::Order),
@@ -45,6 +47,7 @@ impl Host {
         Host::Svc(Svc::Inventory),
         Host::Svc(Svc::Shipping),
         Host::Svc(Svc::Orchestrator),
+        Host::Replica,
     ];
 
     /// The host's name, in its namespace's name and in messages.
@@ -53,6 +56,7 @@ impl Host {
             Host::Postgres => "postgres",
             Host::Nats => "nats",
             Host::Svc(svc) => svc.binary(),
+            Host::Replica => "replica",
         }
     }
 
@@ -66,6 +70,7 @@ impl Host {
             Host::Svc(Svc::Inventory) => 13,
             Host::Svc(Svc::Shipping) => 14,
             Host::Svc(Svc::Orchestrator) => 10,
+            Host::Replica => 15,
         }
     }
 }

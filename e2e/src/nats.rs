@@ -2,8 +2,11 @@
 //!
 //! A stack gets a broker of its own: `nats-server -js` on a free loopback port, its store
 //! in a temporary folder, so that tests never share one, nor use a broker that happens to
-//! run on the machine. It lives as long as the stack, can be killed (-9) and restarted on
-//! the same port and store, and goes with its store when dropped. The local runner, on
+//! run on the machine. The port is chosen once, below the ephemeral range
+//! ([`crate::net`]), and named on the command line: the broker lives as long as the
+//! stack, can be killed (-9) and restarted on the same port and store (by
+//! [`Nats::restart`], or by hand from its own command line), so its clients reconnect to
+//! the address they know; it goes with its store when dropped. The local runner, on
 //! the docs/CONTRACT.md ports, instead uses the NATS server already answering on
 //! 127.0.0.1:4222 if there is one (it must have JetStream on), else starts its own there.
 //!
@@ -97,9 +100,8 @@ pub fn binary() -> anyhow::Result<PathBuf> {
 }
 
 impl Nats {
-    /// Starts a broker of our own on a free loopback port (chosen by nats-server itself,
-    /// so no other process can take it between the choice and the bind), its store in a
-    /// fresh temporary folder; its output is appended to `log`.
+    /// Starts a broker of our own on a free loopback port, its store in a fresh temporary
+    /// folder; its output is appended to `log`.
     pub async fn start(log: &Path) -> anyhow::Result<Self> {
         Self::start_on(None, log, None, Place::default()).await
     }
@@ -155,8 +157,8 @@ impl Nats {
         }
     }
 
-    /// Starts `nats-server -js` on `port` (`None`: one it picks) in a fresh folder, over
-    /// mutual TLS when given its files.
+    /// Starts `nats-server -js` on `port` (`None`: a free one, chosen here) in a fresh
+    /// folder, over mutual TLS when given its files.
     async fn start_on(
         port: Option<u16>,
         log: &Path,
@@ -182,6 +184,19 @@ impl Nats {
                 tls,
                 place,
             }),
+        };
+        let Some(port) = port else {
+            // A port chosen here can still be taken by another process between the check
+            // and the broker's bind (rarely, below the ephemeral range): try another.
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                match nats.launch(crate::net::free_port()?).await {
+                    Ok(()) => return Ok(nats),
+                    Err(error) if tries >= 3 => return Err(error),
+                    Err(_) => {}
+                }
+            }
         };
         // On failure `nats` is dropped here, which kills the process and removes the folder.
         nats.launch(port).await?;
@@ -266,12 +281,12 @@ impl Nats {
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.kill()?;
         let port = self.port;
-        self.launch(Some(port)).await
+        self.launch(port).await
     }
 
-    /// Spawns the process and waits (up to 10 s) until it has written its ports file and
-    /// answers with an INFO that says JetStream is on.
-    async fn launch(&mut self, port: Option<u16>) -> anyhow::Result<()> {
+    /// Spawns the process on `port` and waits (up to 10 s) until it has written its ports
+    /// file and answers with an INFO that says JetStream is on.
+    async fn launch(&mut self, port: u16) -> anyhow::Result<()> {
         let owned = self.owned_mut()?;
         // A server killed with -9 leaves its ports file behind.
         remove_ports_files(&owned.dir);
@@ -280,12 +295,17 @@ impl Nats {
             .append(true)
             .open(&owned.log)
             .with_context(|| format!("opening {}", owned.log.display()))?;
-        // -1: a port the server picks; it says which in its ports file.
-        let port_arg = port.map_or_else(|| "-1".to_owned(), |p| p.to_string());
         let host = owned.place.ip;
         let mut command = owned.place.command(&owned.binary);
         command
-            .args(["-js", "-a", &host.to_string(), "-p", &port_arg, "-sd"])
+            .args([
+                "-js",
+                "-a",
+                &host.to_string(),
+                "-p",
+                &port.to_string(),
+                "-sd",
+            ])
             .arg(owned.dir.join("store"))
             .arg("--ports_file_dir")
             .arg(&owned.dir);
@@ -312,17 +332,14 @@ impl Nats {
                 && let Some(status) = child.try_wait()?
             {
                 owned.child = None;
-                let taken = port
-                    .map(|p| format!(" (is port {p} taken?)"))
-                    .unwrap_or_default();
                 bail!(
-                    "nats-server exited with {status}{taken}; see {}",
+                    "nats-server exited with {status} (is port {port} taken?); see {}",
                     log.display()
                 );
             }
             if let Some(listening) = ports_file_port(&dir) {
-                if port.is_some_and(|p| p != listening) {
-                    bail!("nats-server listens on {listening}, not on {port:?}");
+                if listening != port {
+                    bail!("nats-server listens on {listening}, not on {port}");
                 }
                 let addr = SocketAddr::new(host, listening);
                 let info = TcpStream::connect_timeout(&addr, Duration::from_secs(1))
@@ -511,6 +528,67 @@ mod tests {
         drop(nats);
         assert!(!dir.exists(), "the store goes with the broker");
         assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+        let _ = std::fs::remove_file(log);
+    }
+
+    #[tokio::test]
+    async fn a_broker_restarted_from_its_own_command_line_comes_back_at_its_address() {
+        let log = log();
+        let mut nats = Nats::start(&log).await.unwrap();
+        let port = nats.port();
+        assert!(
+            (20_000..32_000).contains(&port),
+            "below the ephemeral range: {port}"
+        );
+        let created = request(
+            port,
+            "$JS.API.STREAM.CREATE.T",
+            r#"{"name":"T","subjects":["t.>"],"storage":"file"}"#,
+        );
+        assert!(!created.contains("\"error\""), "{created}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        // What an operator (or a supervisor) would run again: the command line as is.
+        let pid = nats.owned.as_ref().unwrap().child.as_ref().unwrap().id();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        let argv: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .filter(|arg| !arg.is_empty())
+            .map(|arg| String::from_utf8_lossy(arg).into_owned())
+            .collect();
+        nats.kill().unwrap();
+        /// The broker started by hand, killed however the test ends.
+        struct ByHand(Child);
+        impl Drop for ByHand {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let again = ByHand(
+            std::process::Command::new(&argv[0])
+                .args(&argv[1..])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        for _ in 0..100 {
+            let up = TcpStream::connect(("127.0.0.1", port))
+                .map_err(anyhow::Error::from)
+                .and_then(read_info);
+            if up.is_ok_and(|info| info.jetstream) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let info = request(port, "$JS.API.STREAM.INFO.T", "");
+        drop(again);
+        assert!(
+            info.contains("\"name\":\"T\""),
+            "the same address and store: {info}"
+        );
+        drop(nats);
         let _ = std::fs::remove_file(log);
     }
 

@@ -127,8 +127,8 @@ pub struct StackOptions {
     /// Run each process on a test host of its own ([`crate::hosts`]): Postgres (a cluster
     /// of the stack's own), NATS and each binary in its host's network namespace, on its
     /// address and the docs/CONTRACT.md port, so that the test can cut the network
-    /// between any two of them. `None`: everything on the loopback, as usual. Replicas
-    /// ([`Stack::start_replica`]) still run beside the test, on the loopback side.
+    /// between any two of them. `None`: everything on the loopback, as usual. A replica
+    /// ([`Stack::start_replica`]) then runs on [`Host::Replica`].
     pub hosts: Option<Arc<Hosts>>,
 }
 
@@ -501,14 +501,20 @@ impl Stack {
     /// The command that runs `svc` on `addr` with the stack's settings, logging to `log`,
     /// at `svc`'s place when `addr` is its own (a replica runs beside the test).
     fn command(&self, svc: Svc, addr: SocketAddr, log: &Path) -> anyhow::Result<Command> {
-        let process = self.process(svc);
-        let place = if addr.ip() == process.place.ip {
-            process.place.clone()
-        } else {
-            Place::default()
-        };
+        let place = self.process(svc).place.clone();
+        self.command_at(svc, &place, addr, log)
+    }
+
+    /// The command that runs `svc` at `place`, on `addr`, with the stack's settings.
+    fn command_at(
+        &self,
+        svc: Svc,
+        place: &Place,
+        addr: SocketAddr,
+        log: &Path,
+    ) -> anyhow::Result<Command> {
         let binary = self.bin_dir.join(svc.binary());
-        let mut command = logged_command_at(&place, &binary, addr, log)?;
+        let mut command = logged_command_at(place, &binary, addr, log)?;
         command
             .env("DATABASE_URL", self.database_url(svc))
             .env("NATS_URL", self.nats.url())
@@ -552,16 +558,23 @@ impl Stack {
     /// the same settings: a second replica sharing the sagas, which takes over the ones
     /// the stack's own orchestrator held if that one dies.
     pub async fn start_replica(&self) -> anyhow::Result<Replica> {
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let place = self
+            .options
+            .hosts
+            .as_ref()
+            .map(|hosts| hosts.place(Host::Replica))
+            .unwrap_or_default();
+        let addr = SocketAddr::new(place.ip, free_port()?);
         let log = self
             .log_dir
             .join(format!("orchestrator-replica-{}.log", addr.port()));
         let child = self
-            .command(Svc::Orchestrator, addr, &log)?
+            .command_at(Svc::Orchestrator, &place, addr, &log)?
             .spawn()
             .context("starting an orchestrator replica")?;
         let mut replica = Replica {
             child: Some(child),
+            log: log.clone(),
             addr,
             scheme: self.scheme(),
             security: self.client.clone(),
@@ -704,6 +717,8 @@ fn log_tail(log: &Path) -> String {
 #[derive(Debug)]
 pub struct Replica {
     child: Option<Child>,
+    /// Its log file.
+    pub log: PathBuf,
     addr: SocketAddr,
     scheme: &'static str,
     security: Security,

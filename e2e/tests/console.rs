@@ -440,3 +440,64 @@ async fn the_list_filters_by_customer_and_status_without_javascript() {
         ],
     );
 }
+
+/// An operator resumes a parked checkout through the console (list, page, confirmation,
+/// outcome); its customer sees it but cannot resume it. The checkout parks because
+/// shipping refuses Antarctica and payment-svc refuses the refund once.
+#[tokio::test]
+async fn an_operator_resumes_a_parked_checkout_from_its_page_after_confirming() {
+    require_tools();
+    let (stack, clients, console) = stack_and_console().await;
+    let customer = format!(
+        "browser-parked-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let mut message = place(
+        &format!("{customer}-key"),
+        "tok_visa",
+        "AQ",
+        &[("MUG-1", 1)],
+    );
+    message.customer_id = customer.clone();
+    let placed = place_until_accepted(
+        &clients,
+        message,
+        Some("svc=payment-svc,method=Refund,code=failed_precondition,times=1"),
+    )
+    .await;
+    let mut client = clients.checkout.clone();
+    let mut status = placed.status();
+    for _ in 0..200 {
+        if status == pb::CheckoutStatus::NeedsAttention {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        status = client
+            .get_checkout(pb::GetCheckoutRequest {
+                checkout_id: placed.checkout_id.clone(),
+                order_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .checkout
+            .unwrap()
+            .status();
+    }
+    assert_eq!(status, pb::CheckoutStatus::NeedsAttention, "{placed:?}");
+    run_browser_test(
+        "resume.mjs",
+        &console,
+        &[
+            ("PARKED", &placed.checkout_id),
+            (
+                "OPERATOR_TOKEN",
+                &sign_in_token(&stack, "operator", true).unwrap(),
+            ),
+            (
+                "CUSTOMER_TOKEN",
+                &sign_in_token(&stack, &customer, false).unwrap(),
+            ),
+        ],
+    );
+}

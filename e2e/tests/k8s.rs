@@ -397,6 +397,26 @@ fn the_contract_checks_reject_broken_copies() {
             "readinessProbe",
         ),
         (
+            "a readiness probe of the process, which stays SERVING without its database",
+            broken("production", "Deployment/payment-svc", |o| {
+                container(o)["readinessProbe"]["grpc"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("service");
+            }),
+            &ports,
+            "readinessProbe asks for service \"\"",
+        ),
+        (
+            "a liveness probe of the database's readiness, which would restart a pod for an outage",
+            broken("production", "Deployment/orchestrator", |o| {
+                container(o)["livenessProbe"]["grpc"]["service"] =
+                    json!("shop.checkout.v1.CheckoutService");
+            }),
+            &ports,
+            "livenessProbe asks for service",
+        ),
+        (
             "a Service leading to a port nobody listens on",
             broken("dev", "Service/payment-svc", |o| {
                 o["spec"]["ports"][0]["targetPort"] = json!("grcp");

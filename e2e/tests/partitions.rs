@@ -27,7 +27,10 @@ use e2e::{
     stack::Stack,
 };
 use futures::future::join_all;
-use shop_proto::{checkout::v1 as pb, inventory::v1 as inventory};
+use shop_proto::{
+    checkout::v1::{self as pb, checkout_service_client::CheckoutServiceClient},
+    inventory::v1 as inventory,
+};
 use tonic::Code;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -94,10 +97,125 @@ async fn orchestrator_and_payment_partitioned_for_fifteen_seconds_amid_checkouts
     );
 }
 
+/// Two orchestrator replicas; the one driving a batch of checkouts loses Postgres (both
+/// ways) while it still reaches every service, for 10 s. It can record nothing, and its
+/// drivers stop by themselves within two thirds of a lease (they cannot know the lease is
+/// theirs any more), before the lease lets the other replica take the sagas over. The
+/// other finishes every checkout from what is on disk, repeating each step's key; the
+/// cut-off replica's late calls are repeats of those keys, so the checker finds one
+/// order, one charge and one reservation per checkout. After the heal the cut-off
+/// replica changes nothing: its fenced writes fail and it serves again, not restarted.
+#[tokio::test]
+async fn an_orchestrator_replica_cut_off_from_postgres_fences_itself_and_the_other_finishes() {
+    let Some(hosts) = hosts() else { return };
+    let (stack, mut clients) = stack_on(&hosts, &[("FENCE", 500, 100)]).await;
+    let mut replica = stack.start_replica().await.expect("the replica starts");
+    let through_replica = Clients {
+        checkout: CheckoutServiceClient::with_interceptor(
+            replica.channel(),
+            stack.token("operator", true).expect("a token"),
+        ),
+        ..clients.clone()
+    };
+    // Every step slow (each attempt still within its timeout), so the replica is mid-saga
+    // in all of them when the cut comes.
+    let slow = "svc=order-svc,method=CreateOrder,before_ms=300;\
+                svc=payment-svc,method=Charge,before_ms=300;\
+                svc=inventory-svc,method=ReserveStock,before_ms=300;\
+                svc=shipping-svc,method=CreateShipment,before_ms=300";
+    let placed = join_all((0..12).map(|i| {
+        let mut message = place(&format!("FENCE-{i}"), "tok_visa", "FR", &[("FENCE", 1)]);
+        message.idempotency_key = format!("fence-{i}");
+        let clients = through_replica.clone();
+        async move { place_briefly_with(&clients, message, slow).await }
+    }))
+    .await;
+    assert!(
+        placed
+            .iter()
+            .all(|c| c.status() == pb::CheckoutStatus::Running),
+        "all in flight at the replica: {:?}",
+        outcomes(&placed)
+    );
+    hosts
+        .partition(Host::Replica, Host::Postgres)
+        .expect("the partition");
+    let cut = Instant::now();
+    // The other replica finishes them while the cut lasts.
+    let checkouts = all_terminal(&mut clients).await;
+    let ended = cut.elapsed();
+    eprintln!(
+        "replica | postgres: every checkout ended {ended:?} after the cut, through the other \
+         replica: {:?}",
+        outcomes(&checkouts)
+    );
+    assert!(
+        ended < Duration::from_secs(10),
+        "not within the cut: {ended:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(10).saturating_sub(cut.elapsed())).await;
+    hosts.heal().expect("the heal");
+    assert_eq!(checkouts.len(), placed.len());
+    assert_completed_or_undone(&checkouts);
+    assert_invariants(&mut clients, &checkouts, &[("FENCE", 100)]).await;
+
+    let log = std::fs::read_to_string(&replica.log).expect("the replica's log");
+    let fenced = log.matches("fenced by time").count();
+    eprintln!("the cut-off replica's drivers fenced themselves: {fenced}");
+    assert!(
+        fenced > 0,
+        "the replica was driving sagas when it lost Postgres, and none stopped itself"
+    );
+    // Healed, not restarted: it serves again.
+    let mut health = HealthClient::new(replica.channel());
+    let mut serving = false;
+    for _ in 0..50 {
+        let check = health.check(HealthCheckRequest {
+            service: "shop.checkout.v1.CheckoutService".into(),
+        });
+        serving = matches!(
+            tokio::time::timeout(Duration::from_secs(2), check).await,
+            Ok(Ok(reply)) if reply.get_ref().status() == ServingStatus::Serving
+        );
+        if serving {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(serving, "the cut-off replica serves again after the heal");
+    replica.kill();
+}
+
+/// Places `message` through `clients` with `fault`, briefly (see [`place_briefly`]).
+async fn place_briefly_with(
+    clients: &Clients,
+    message: pb::PlaceOrderRequest,
+    fault: &str,
+) -> pb::Checkout {
+    let mut client = clients.checkout.clone();
+    for deadline in [300, 2_000, 10_000] {
+        let mut call = tonic::Request::new(message.clone());
+        call.set_timeout(Duration::from_millis(deadline));
+        call.metadata_mut()
+            .insert("x-fault", fault.parse().expect("an ASCII fault spec"));
+        match client.place_order(call).await {
+            Ok(reply) => return reply.into_inner().checkout.expect("a checkout"),
+            Err(status)
+                if matches!(
+                    status.code(),
+                    Code::Cancelled | Code::DeadlineExceeded | Code::Unavailable
+                ) => {}
+            Err(status) => panic!("PlaceOrder {}: {status:?}", message.idempotency_key),
+        }
+    }
+    panic!("PlaceOrder {} never answered", message.idempotency_key);
+}
+
 /// inventory-svc cut off from its database (both ways, Postgres itself up, every other
 /// service still reaching it) for 12 s amid checkouts: its callers get UNAVAILABLE
-/// within the pool's acquire timeout, not a hang; once healed it serves again, the same
-/// process, and every checkout ends with every invariant holding.
+/// within the pool's acquire timeout, not a hang, and its service reports NOT_SERVING
+/// while the process stays SERVING (alive); once healed it serves again, SERVING, the
+/// same process, and every checkout ends with every invariant holding.
 #[tokio::test]
 async fn a_service_cut_off_from_its_database_answers_unavailable_and_recovers_without_a_restart() {
     let Some(hosts) = hosts() else { return };
@@ -132,10 +250,24 @@ async fn a_service_cut_off_from_its_database_answers_unavailable_and_recovers_wi
         answered < Duration::from_secs(10),
         "UNAVAILABLE only after {answered:?}"
     );
-    let health = health(&stack, Svc::Inventory).await;
+    // Its service says it cannot work; the process says it is alive (no restart).
+    let mut not_serving = None;
+    while cut.elapsed() < Duration::from_secs(10) {
+        if health_of(&stack, Svc::Inventory, INVENTORY_SERVICE).await == ServingStatus::NotServing {
+            not_serving = Some(cut.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let not_serving = not_serving.expect("inventory-svc reports NOT_SERVING without its database");
+    assert_eq!(
+        health_of(&stack, Svc::Inventory, "").await,
+        ServingStatus::Serving,
+        "the process is alive"
+    );
     eprintln!(
         "inventory-svc | postgres: GetStock answered UNAVAILABLE {answered:?} after the cut; \
-         health says {health:?}"
+         its service NOT_SERVING {not_serving:?} after"
     );
 
     tokio::time::sleep(Duration::from_secs(12).saturating_sub(cut.elapsed())).await;
@@ -154,6 +286,16 @@ async fn a_service_cut_off_from_its_database_answers_unavailable_and_recovers_wi
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let served_again = served_again.expect("inventory-svc serves again after the heal");
+    let mut serving = false;
+    for _ in 0..50 {
+        serving =
+            health_of(&stack, Svc::Inventory, INVENTORY_SERVICE).await == ServingStatus::Serving;
+        if serving {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(serving, "SERVING again after the heal");
     eprintln!("inventory-svc served again {served_again:?} after the heal, not restarted");
     let checkouts = every_checkout_ends(&mut clients, calls, ("DBCUT", 100)).await;
     eprintln!(
@@ -346,10 +488,16 @@ async fn the_fault_helpers_cut_what_they_say_and_heal_undoes_it() {
     let _ = std::fs::remove_file(log);
 }
 
-/// What a service's health check says (UNKNOWN when it gives no answer within 2 s).
-async fn health(stack: &Stack, svc: Svc) -> ServingStatus {
+/// inventory-svc's gRPC service, as its health service names it.
+const INVENTORY_SERVICE: &str = "shop.inventory.v1.InventoryService";
+
+/// What a binary's health check says of `service` (`""`: the process), UNKNOWN when it
+/// gives no answer within 2 s.
+async fn health_of(stack: &Stack, svc: Svc, service: &str) -> ServingStatus {
     let mut health = HealthClient::new(stack.channel(svc));
-    let check = health.check(HealthCheckRequest::default());
+    let check = health.check(HealthCheckRequest {
+        service: service.into(),
+    });
     match tokio::time::timeout(Duration::from_secs(2), check).await {
         Ok(Ok(reply)) => reply.into_inner().status(),
         _ => ServingStatus::Unknown,

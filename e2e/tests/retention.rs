@@ -3,7 +3,8 @@
 //! (the checkout answers NOT_FOUND, its key starts a new checkout, the services' keys go);
 //! what is still needed stays: a parked checkout (which is no longer resumed, since the
 //! services have forgotten its calls' keys), a checkout in flight across many sweeps, a
-//! dead letter, inbox rows the stream could still redeliver.
+//! dead letter, inbox rows the stream could still redeliver; a dead letter settled a
+//! retention ago goes.
 
 use std::time::Duration;
 
@@ -104,6 +105,17 @@ async fn finished_records_go_and_everything_still_needed_stays() {
     .execute(&mut payments)
     .await
     .expect("a dead letter");
+    // And one an operator discarded long ago: its record has served its time.
+    sqlx::query(
+        "INSERT INTO dead_letters (event_id, subject, consumer, deliveries, reason, payload,
+                                   parked_at, state, settled_at, settled_by, settle_note)
+         VALUES ('', 'shop.events.order.OrderPlaced', 'payment', 5, 'not an Envelope', 'x',
+                 now() - interval '2 days', 'discarded', now() - interval '1 day',
+                 'operator', 'garbage')",
+    )
+    .execute(&mut payments)
+    .await
+    .expect("a settled dead letter");
 
     // Finished: one checkout in each mode.
     let done = place("done", "tok_visa", "FR", &[("MUG", 1)]);
@@ -236,9 +248,15 @@ async fn finished_records_go_and_everything_still_needed_stays() {
             "{svc:?}: the inbox outlives the retention, as the stream does"
         );
     }
-    let letters = count(&mut payments, "SELECT count(*) FROM dead_letters").await;
+    let parked = count(
+        &mut payments,
+        "SELECT count(*) FROM dead_letters WHERE state = 'parked'",
+    )
+    .await;
     assert_eq!(
-        letters, 1,
-        "dead letters stay until an operator resolves them"
+        parked, 1,
+        "dead letters stay until an operator settles them"
     );
+    let letters = count(&mut payments, "SELECT count(*) FROM dead_letters").await;
+    assert_eq!(letters, 1, "a letter settled a retention ago is swept");
 }

@@ -17,6 +17,8 @@ use platform::security::{Principal, Security, SecurityArgs, connect, token::Atta
 use rustls_pki_types::{CertificateDer, ServerName, pem::PemObject};
 use shop_proto::{
     checkout::v1::{self as pb, checkout_service_client::CheckoutServiceClient},
+    common::v1 as common,
+    inventory::v1::{self as inventory, inventory_service_client::InventoryServiceClient},
     order::v1::{self as order, order_service_client::OrderServiceClient},
     payment::v1::{self as payment, payment_service_client::PaymentServiceClient},
 };
@@ -155,8 +157,8 @@ async fn each_peer_may_call_only_what_it_needs() {
         ..Default::default()
     };
 
-    // The console and the checker read; they cannot move money or stock.
-    for principal in [Principal::Console, Principal::Loadgen, Principal::Operator] {
+    // The checker and operators read; they cannot move money or stock.
+    for principal in [Principal::Loadgen, Principal::Operator] {
         let security = pki.security(principal).unwrap();
         let mut payments = PaymentServiceClient::new(stack.channel_as(Svc::Payment, &security));
         let listed = payments
@@ -177,6 +179,17 @@ async fn each_peer_may_call_only_what_it_needs() {
             "{refused:?}"
         );
     }
+
+    // The console reaches only the front door: not even a read of the services.
+    let console = pki.security(Principal::Console).unwrap();
+    let mut payments = PaymentServiceClient::new(stack.channel_as(Svc::Payment, &console));
+    let refused = payments
+        .list_payments(payment::ListPaymentsRequest {
+            order_id: order_id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
 
     // A service is no orchestrator: it cannot drive another's saga steps.
     let inventory = pki.security(Principal::InventorySvc).unwrap();
@@ -204,6 +217,76 @@ async fn each_peer_may_call_only_what_it_needs() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+}
+
+#[tokio::test]
+async fn only_an_operator_writes_the_catalogue_and_stock() {
+    let (stack, mut clients) = stack_with(&[("CAT-1", 1200, 5)]).await;
+    let pki = pki(&stack);
+    let reprice = || inventory::UpsertProductRequest {
+        sku: "CAT-1".into(),
+        name: "A bargain".into(),
+        unit_price: Some(common::Money {
+            amount_minor: 1,
+            currency: "EUR".into(),
+        }),
+    };
+    let restock = || inventory::SetStockRequest {
+        sku: "CAT-1".into(),
+        quantity: 1_000_000,
+    };
+
+    // The console's and the load generator's certificates (say, stolen from their hosts)
+    // may not reprice or restock, nor may any service's.
+    for principal in Principal::ALL
+        .into_iter()
+        .filter(|p| *p != Principal::Operator)
+    {
+        let security = pki.security(principal).unwrap();
+        let mut inventory =
+            InventoryServiceClient::new(stack.channel_as(Svc::Inventory, &security));
+        let repriced = inventory.upsert_product(reprice()).await.unwrap_err();
+        assert_eq!(
+            repriced.code(),
+            Code::PermissionDenied,
+            "{principal}: {repriced:?}"
+        );
+        let restocked = inventory.set_stock(restock()).await.unwrap_err();
+        assert_eq!(
+            restocked.code(),
+            Code::PermissionDenied,
+            "{principal}: {restocked:?}"
+        );
+    }
+
+    // Nothing moved: the price and the stock are the operator's, and a customer pays it.
+    let stock = clients
+        .inventory
+        .get_stock(inventory::GetStockRequest {
+            sku: "CAT-1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stock.available, 5);
+    let placed = clients
+        .checkout
+        .place_order(request(
+            place("cat-customer", "tok_visa", "FR", &[("CAT-1", 3)]),
+            None,
+            Duration::from_secs(10),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .checkout
+        .unwrap();
+    assert_eq!(placed.status(), pb::CheckoutStatus::Completed, "{placed:?}");
+    assert_eq!(placed.total.map(|t| t.amount_minor), Some(3600));
+
+    // The operator may.
+    clients.inventory.upsert_product(reprice()).await.unwrap();
+    clients.inventory.set_stock(restock()).await.unwrap();
 }
 
 #[tokio::test]
@@ -254,6 +337,12 @@ async fn a_customer_sees_and_places_only_their_own_checkouts() {
         .await
         .unwrap_err();
     assert_eq!(by_order.code(), Code::NotFound, "{by_order:?}");
+    // The answer names what Bob sent (the order), never Alice's checkout id.
+    assert!(
+        by_order.message().contains(&placed.order_id)
+            && !by_order.message().contains(&placed.checkout_id),
+        "{by_order:?}"
+    );
     let watched = bob
         .watch_checkout(pb::WatchCheckoutRequest {
             checkout_id: placed.checkout_id.clone(),
@@ -288,6 +377,58 @@ async fn a_customer_sees_and_places_only_their_own_checkouts() {
             .await
             .is_ok()
     );
+}
+
+#[tokio::test]
+async fn idempotency_keys_are_each_customers_own() {
+    let (stack, _clients) = stack_with(&[("KEY", 500, 50)]).await;
+    let as_customer = |subject: &str| {
+        CheckoutServiceClient::with_interceptor(
+            stack.channel(Svc::Orchestrator),
+            stack.token(subject, false).unwrap(),
+        )
+    };
+    let (mut alice, mut bob) = (as_customer("alice"), as_customer("bob"));
+    let mine = |quantity: i32| {
+        let mut request = place("shared-key", "tok_visa", "FR", &[("KEY", quantity)]);
+        request.customer_id = String::new();
+        request
+    };
+    let hers = alice
+        .place_order(request(mine(1), None, Duration::from_secs(10)))
+        .await
+        .unwrap()
+        .into_inner()
+        .checkout
+        .unwrap();
+
+    // Bob picks the same key for another cart: his own checkout, not ALREADY_EXISTS (which
+    // would tell him Alice's key exists), and not hers.
+    let his = bob
+        .place_order(request(mine(2), None, Duration::from_secs(10)))
+        .await
+        .unwrap()
+        .into_inner()
+        .checkout
+        .unwrap();
+    assert_ne!(his.checkout_id, hers.checkout_id);
+    assert_eq!(his.customer_id, "bob");
+    assert_eq!(his.status(), pb::CheckoutStatus::Completed, "{his:?}");
+
+    // Within one customer the key still means one checkout.
+    let again = alice
+        .place_order(request(mine(1), None, Duration::from_secs(10)))
+        .await
+        .unwrap()
+        .into_inner()
+        .checkout
+        .unwrap();
+    assert_eq!(again.checkout_id, hers.checkout_id);
+    let reused = alice
+        .place_order(request(mine(3), None, Duration::from_secs(10)))
+        .await
+        .unwrap_err();
+    assert_eq!(reused.code(), Code::AlreadyExists, "{reused:?}");
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! The gRPC face of inventory-svc: validate every field, run one transaction, map
 //! errors. Each RPC's codes are listed in `inventory.proto`.
 
+use platform::reason::Reason;
 use platform::{
     ApiError,
     compensation::Compensation,
@@ -11,7 +12,6 @@ use platform::{
 };
 use shop_proto::common::v1 as common;
 use shop_proto::inventory::v1::{self as pb, inventory_service_server::InventoryService};
-use shop_proto::reason;
 use sqlx::PgPool;
 use tracing::Span;
 
@@ -192,7 +192,7 @@ impl InventoryApi {
             Claim::Replay(response) => return Ok(response),
             Claim::Blocked => {
                 return Err(ApiError::precondition(
-                    reason::RELEASED_BEFORE_RESERVED,
+                    Reason::ReleasedBeforeReserved,
                     "this reservation was released before it arrived; it does not take effect",
                 ));
             }

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
+use platform::reason::Reason;
 use platform::{ApiError, validate::Violations};
-use shop_proto::reason;
 
 /// Most units `SetStock` accepts for one sku.
 pub const MAX_STOCK: i64 = 1_000_000_000;
@@ -56,10 +56,10 @@ impl From<InventoryError> for ApiError {
         match error {
             InventoryError::UnknownSkus(ref skus) => ApiError::not_found("sku", skus.join(", ")),
             InventoryError::OutOfStock(_) => {
-                ApiError::precondition(reason::OUT_OF_STOCK, error.to_string())
+                ApiError::precondition(Reason::OutOfStock, error.to_string())
             }
             InventoryError::MixedCurrencies(_) => {
-                ApiError::precondition(reason::MIXED_CURRENCIES, error.to_string())
+                ApiError::precondition(Reason::MixedCurrencies, error.to_string())
             }
             InventoryError::Overflow => ApiError::invalid("lines", error.to_string()),
         }

@@ -10,16 +10,15 @@
 //! written to the outbox in that same transaction, so the change and its announcement
 //! commit together; the inbox makes a redelivery change nothing.
 
-use std::{future::Future, pin::Pin};
-
+use platform::reason::Reason;
 use platform::{
     ApiError,
-    events::{ConsumerSpec, Event, EventsConfig, Handler, HandlerError, envelope::kind_of, outbox},
+    events::{ConsumerSpec, Event, Handler, HandlerError, Participant, envelope::kind_of, outbox},
     validate::Violations,
 };
 use shop_proto::events::v1::{self as pb, envelope::Payload};
 use shop_proto::reason;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::{
@@ -34,15 +33,10 @@ pub fn consumer() -> ConsumerSpec {
     platform::events::roles::INVENTORY_SVC.consumer()
 }
 
-/// What `ServiceSpec::events` runs: the outbox relay and the consumer, until dropped.
-pub fn start(pool: PgPool, config: EventsConfig) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-    let producer = config.producer;
-    Box::pin(platform::events::run(
-        pool,
-        config,
-        consumer(),
-        InventoryHandler { producer },
-    ))
+/// `ServiceSpec::events`: the consumer and the handler the service's events task runs
+/// (beside the outbox relay), and that `EventAdminService` retries dead letters with.
+pub fn participant(producer: &'static str) -> Participant {
+    Participant::new(consumer(), InventoryHandler { producer })
 }
 
 /// Reacts to the checkout's events; all state is in the transaction it is handed.
@@ -85,7 +79,7 @@ async fn payment_captured(
             reservation_id: reservation.row.reservation_id.to_string(),
         }),
         Err(ApiError::FailedPrecondition {
-            reason: reason::OUT_OF_STOCK,
+            reason: Reason::OutOfStock,
             message,
         }) => {
             tracing::info!(%order_id, %message, "checkout refused: out of stock");

@@ -36,7 +36,7 @@ pub const SERVICE: ServiceSpec<InventoryServiceServer<api::InventoryApi>> = Serv
         InventoryServiceServer::new(api::InventoryApi::new(pool))
             .max_decoding_message_size(platform::server::MAX_MESSAGE_BYTES)
     },
-    events: Some(events::start),
+    events: Some(events::participant),
 };
 
 /// Builds the server: lazy pool, the API, readiness after migrations, and its part in

@@ -6,7 +6,7 @@
 //! a failure event and commits leaves nothing half-reserved behind.
 
 use platform::ApiError;
-use shop_proto::reason;
+use platform::reason::Reason;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -46,7 +46,7 @@ pub async fn reserve(
         .map_err(|e| {
             platform::error::unique_violation_as(e, || {
                 ApiError::precondition(
-                    reason::ORDER_ALREADY_RESERVED,
+                    Reason::OrderAlreadyReserved,
                     format!("order {order_id} already holds a reservation"),
                 )
             })

@@ -78,7 +78,8 @@ struct Targets {
         default_value = "http://127.0.0.1:50054"
     )]
     shipping_svc_url: String,
-    /// TLS files (the `loadgen` certificate) or --dev-insecure.
+    /// TLS files or --dev-insecure: for `run`, which sets up its own products (a
+    /// catalogue write), the operator's certificate; for `check`, the `loadgen` one.
     #[command(flatten)]
     security: SecurityArgs,
     /// An operator token: the load places checkouts for many customers.

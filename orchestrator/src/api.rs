@@ -7,15 +7,15 @@ use futures::Stream;
 use platform::{
     ApiError,
     error::{Reply, reply},
-    idempotency::fingerprint,
+    fingerprint::Fingerprint,
     page,
+    reason::Reason,
     security::caller::Caller,
 };
 use prost::Message;
 use shop_proto::{
     checkout::v1::{self as pb, checkout_service_server::CheckoutService},
     inventory::v1 as inventory,
-    reason,
 };
 use sqlx::PgPool;
 use tokio::{sync::mpsc, time::Instant};
@@ -35,7 +35,7 @@ use crate::{
     metadata::{header, wait_budget},
     resilience::{Call, send},
     saga::{CoordinationMode, SagaStatus},
-    store::{self, NewSaga, SagaRow},
+    store::{self, NewSaga, SagaRow, WriteError},
 };
 
 /// The CheckoutService implementation.
@@ -150,7 +150,7 @@ impl CheckoutApi {
     ) -> Result<Started, ApiError> {
         let order = PlaceOrder::try_from(req)?;
         tracing::Span::current().record("key", order.idempotency_key.as_str());
-        let hash = fingerprint(&order.request);
+        let hash = Fingerprint::of(&order.request)?;
         // The key is not looked up first: a new checkout (the usual case) learns it is new
         // from the insert itself, one statement fewer. A repeat prices its cart again (a
         // read), then finds its checkout on the insert's conflict, or, if pricing now
@@ -177,7 +177,13 @@ impl CheckoutApi {
         let priced = match priced {
             Ok(priced) => priced,
             Err(refused) => {
-                return match store::find_by_key(&self.pool, &order.idempotency_key).await? {
+                return match store::find_by_key(
+                    &self.pool,
+                    &order.customer_id,
+                    &order.idempotency_key,
+                )
+                .await?
+                {
                     Some(existing) => replay(existing, &hash),
                     None => Err(refused),
                 };
@@ -189,7 +195,7 @@ impl CheckoutApi {
         let new = NewSaga {
             saga_id,
             idempotency_key: &order.idempotency_key,
-            request_hash: &hash,
+            request_hash: hash.as_bytes(),
             request: &order.request.encode_to_vec(),
             priced_cart: &priced.encode_to_vec(),
             customer_id: &order.customer_id,
@@ -223,11 +229,12 @@ impl CheckoutApi {
         };
         if !inserted {
             // A concurrent PlaceOrder with the same key won the insert.
-            let existing = store::find_by_key(&self.pool, &order.idempotency_key)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::Internal(anyhow::anyhow!("saga vanished after a key conflict"))
-                })?;
+            let existing =
+                store::find_by_key(&self.pool, &order.customer_id, &order.idempotency_key)
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::Internal(anyhow::anyhow!("saga vanished after a key conflict"))
+                    })?;
             return replay(existing, &hash);
         }
         tracing::info!(%saga_id, mode = %order.mode, "checkout started");
@@ -297,16 +304,23 @@ impl CheckoutApi {
         caller: &Caller,
         req: pb::GetCheckoutRequest,
     ) -> Result<pb::GetCheckoutResponse, ApiError> {
-        let saga_id = match CheckoutRef::try_from(&req)? {
+        let by = CheckoutRef::try_from(&req)?;
+        // Every NOT_FOUND names only what the caller sent: a checkout looked up by its
+        // order must not answer with the checkout id (another customer's, say).
+        let not_found = || match by {
+            CheckoutRef::Checkout(_) => ApiError::not_found("checkout", &req.checkout_id),
+            CheckoutRef::Order(_) => ApiError::not_found("checkout of order", &req.order_id),
+        };
+        let saga_id = match by {
             CheckoutRef::Checkout(id) => id,
             CheckoutRef::Order(order_id) => store::find_by_order(&self.pool, order_id)
                 .await?
-                .ok_or_else(|| ApiError::not_found("checkout of order", &req.order_id))?,
+                .ok_or_else(not_found)?,
         };
-        let (row, steps) = self.load(saga_id).await?;
-        if !caller.may_see(&row.customer_id) {
-            return Err(ApiError::not_found("checkout", saga_id.to_string()));
-        }
+        let (row, steps) = store::load(&self.pool, saga_id)
+            .await?
+            .filter(|(row, _)| caller.may_see(&row.customer_id))
+            .ok_or_else(not_found)?;
         Ok(pb::GetCheckoutResponse {
             checkout: Some(to_checkout(row, steps, self.stall_after)),
         })
@@ -343,12 +357,12 @@ impl CheckoutApi {
             let (row, _) = self.load(saga_id).await?;
             if row.status != SagaStatus::NeedsAttention {
                 return Err(ApiError::precondition(
-                    reason::CHECKOUT_NOT_PARKED,
+                    Reason::CheckoutNotParked,
                     format!("checkout {saga_id} is {}, not NEEDS_ATTENTION", row.status),
                 ));
             }
             return Err(ApiError::precondition(
-                reason::CHECKOUT_BEYOND_RETENTION,
+                Reason::CheckoutBeyondRetention,
                 format!(
                     "checkout {saga_id} started more than RETENTION ({:?}) ago: the services \
                      no longer hold the keys its compensations need; finish it by hand \
@@ -361,7 +375,14 @@ impl CheckoutApi {
             .resume_parked(claim)
             .await
             .map_err(|error| match error {
-                DriveError::Db(db) => ApiError::from(db),
+                DriveError::Db(db) | DriveError::Write(WriteError::Db(db)) => ApiError::from(db),
+                // Another ResumeCheckout claimed it between this one's claim and its first
+                // write, and resumed it: for this caller it is no longer parked, as if the
+                // other had come first.
+                DriveError::Write(WriteError::LeaseLost(_)) => ApiError::precondition(
+                    Reason::CheckoutNotParked,
+                    format!("checkout {saga_id} was resumed by another call at the same time"),
+                ),
                 other => ApiError::Internal(other.into()),
             })?;
         let (row, steps) = self.load(saga_id).await?;
@@ -415,8 +436,8 @@ struct Started {
 }
 
 /// A repeat of a known key: the same checkout, waited for like the first call.
-fn replay(existing: SagaRow, hash: &[u8]) -> Result<Started, ApiError> {
-    if existing.request_hash != hash {
+fn replay(existing: SagaRow, hash: &Fingerprint) -> Result<Started, ApiError> {
+    if !hash.matches(&existing.request_hash) {
         return Err(ApiError::KeyReused {
             key: existing.idempotency_key,
         });
@@ -521,12 +542,8 @@ fn pricing_error(error: BoxError) -> ApiError {
                 .unwrap_or_default();
             ApiError::not_found("sku", skus)
         }
-        tonic::Code::FailedPrecondition
-            if status
-                .get_details_error_info()
-                .is_some_and(|info| info.reason == reason::MIXED_CURRENCIES) =>
-        {
-            ApiError::precondition(reason::MIXED_CURRENCIES, status.message())
+        tonic::Code::FailedPrecondition if Reason::of(&status) == Some(Reason::MixedCurrencies) => {
+            ApiError::precondition(Reason::MixedCurrencies, status.message())
         }
         tonic::Code::InvalidArgument => ApiError::invalid("items", status.message()),
         _ => ApiError::DependencyUnavailable("inventory-svc".into()),

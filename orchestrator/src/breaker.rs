@@ -3,8 +3,12 @@
 //! and it counts only transient failures (a refused card says the payment service is
 //! fine).
 //!
-//! Closed → (N consecutive transient failures) → Open → (after `open_for`) → HalfOpen,
-//! which admits one probe: its success closes the breaker, its failure opens it again.
+//! Closed → (N consecutive transient failures) → Open → (after the open time) → HalfOpen,
+//! which admits one probe: its success closes the breaker, its failure opens it again for
+//! twice as long as the last time, up to `open_max` (linkerd2-proxy's failure accrual
+//! backs off the same way): a downstream that stays down is probed less and less often,
+//! and one that comes back is found within `open_max`. Closing resets the open time to
+//! `open_for`.
 //!
 //! Two rules keep the machine honest, as in linkerd2-proxy's breaker:
 //!
@@ -67,20 +71,36 @@ pub enum Admission {
 #[derive(Debug)]
 pub struct Breaker {
     threshold: u32,
+    /// The first open time after closed, and how long a lost probe is waited for.
     open_for: Duration,
+    /// The longest open time, however many probes failed in a row.
+    open_max: Duration,
+    /// The open time of the last opening: doubled by each failed probe, up to `open_max`.
+    opened_for: Duration,
     state: State,
     /// Bumped on every change of state; tickets carry it.
     epoch: u64,
 }
 
 impl Breaker {
-    pub fn new(threshold: u32, open_for: Duration) -> Self {
+    /// Opens after `threshold` consecutive transient failures, for `open_for` first and
+    /// twice as long after each failed probe, at most `open_max` (at least `open_for`).
+    pub fn new(threshold: u32, open_for: Duration, open_max: Duration) -> Self {
         Self {
             threshold: threshold.max(1),
             open_for,
+            open_max: open_max.max(open_for),
+            opened_for: open_for,
             state: State::Closed { failures: 0 },
             epoch: 0,
         }
+    }
+
+    /// Opens for `opened_for`, from `now`.
+    fn open(&mut self, now: Instant) {
+        self.enter(State::Open {
+            until: now + self.opened_for,
+        });
     }
 
     fn enter(&mut self, state: State) {
@@ -116,9 +136,14 @@ impl Breaker {
                     failures: failures + 1,
                 };
             }
-            (State::Closed { .. } | State::HalfOpen { .. }, true) => self.enter(State::Open {
-                until: now + self.open_for,
-            }),
+            (State::Closed { .. }, true) => {
+                self.opened_for = self.open_for;
+                self.open(now);
+            }
+            (State::HalfOpen { .. }, true) => {
+                self.opened_for = (self.opened_for * 2).min(self.open_max);
+                self.open(now);
+            }
             (State::Closed { .. }, false) => self.state = State::Closed { failures: 0 },
             (State::HalfOpen { .. }, false) => self.enter(State::Closed { failures: 0 }),
             // No call is admitted while open, so no current ticket answers here.
@@ -276,7 +301,7 @@ mod tests {
     #[test]
     fn opens_after_consecutive_failures_and_recovers_through_one_probe() {
         let start = Instant::now();
-        let mut b = Breaker::new(3, Duration::from_secs(5));
+        let mut b = Breaker::new(3, Duration::from_secs(5), Duration::from_secs(5));
         for _ in 0..2 {
             let t = admitted(b.admit(start));
             b.report(t, true, start);
@@ -304,7 +329,7 @@ mod tests {
     #[test]
     fn a_late_failure_does_not_push_the_reopen_time_out() {
         let start = Instant::now();
-        let mut b = Breaker::new(1, Duration::from_secs(2));
+        let mut b = Breaker::new(1, Duration::from_secs(2), Duration::from_secs(2));
         let first = admitted(b.admit(start));
         let in_flight = admitted(b.admit(start));
         b.report(first, true, start);
@@ -313,9 +338,43 @@ mod tests {
     }
 
     #[test]
+    fn each_failed_probe_doubles_the_open_time_up_to_the_max_and_closing_resets_it() {
+        let start = Instant::now();
+        let secs = Duration::from_secs;
+        let mut b = Breaker::new(1, secs(1), secs(5));
+        let t = admitted(b.admit(start));
+        b.report(t, true, start);
+        let mut now = start;
+        let mut open_times = Vec::new();
+        for _ in 0..5 {
+            let Admission::WaitUntil(until) = b.admit(now) else {
+                panic!("open");
+            };
+            open_times.push(until - now);
+            now = until;
+            let probe = admitted(b.admit(now));
+            b.report(probe, true, now);
+        }
+        assert_eq!(open_times, [secs(1), secs(2), secs(4), secs(5), secs(5)]);
+        let Admission::WaitUntil(until) = b.admit(now) else {
+            panic!("open");
+        };
+        let probe = admitted(b.admit(until));
+        b.report(probe, false, until);
+        assert!(!b.is_open(), "the probe's success closes it");
+        let t = admitted(b.admit(until));
+        b.report(t, true, until);
+        assert_eq!(
+            b.admit(until),
+            Admission::WaitUntil(until + secs(1)),
+            "open for the base time again"
+        );
+    }
+
+    #[test]
     fn only_the_probe_answer_closes_or_reopens_a_half_open_breaker() {
         let start = Instant::now();
-        let mut b = Breaker::new(1, Duration::from_secs(1));
+        let mut b = Breaker::new(1, Duration::from_secs(1), Duration::from_secs(1));
         let old = admitted(b.admit(start));
         let older = admitted(b.admit(start));
         b.report(old, true, start);
@@ -330,7 +389,7 @@ mod tests {
     #[test]
     fn a_lost_probe_does_not_wedge_the_breaker() {
         let start = Instant::now();
-        let mut b = Breaker::new(1, Duration::from_secs(1));
+        let mut b = Breaker::new(1, Duration::from_secs(1), Duration::from_secs(8));
         let t = admitted(b.admit(start));
         b.report(t, true, start);
         admitted(b.admit(start + Duration::from_secs(1)));
@@ -362,17 +421,20 @@ mod tests {
         /// open means no admission before its time and a reopen time that never moves;
         /// half-open admits one probe per window; only answers to calls admitted in the
         /// current state change anything; the breaker opens only on the threshold-th
-        /// consecutive current failure or a failed probe, and closes only on the probe's
-        /// success.
+        /// consecutive current failure (for the base time) or a failed probe (for twice
+        /// the last open time, at most the max), and closes only on the probe's success.
         #[test]
         fn the_state_machine_holds_its_rules(
             threshold in 1u32..4,
             events in proptest::collection::vec(event(), 1..200),
         ) {
             let open_for = Duration::from_secs(1);
+            let open_max = Duration::from_secs(6);
             let start = Instant::now();
             let mut now = start;
-            let mut b = Breaker::new(threshold, open_for);
+            let mut b = Breaker::new(threshold, open_for, open_max);
+            // The model: how long the breaker last opened for.
+            let mut last_open = open_for;
             let mut out: Vec<Ticket> = Vec::new();
             let mut admitted_in_window = 0;
             for event in events {
@@ -420,9 +482,13 @@ mod tests {
                             (State::Closed { failures }, true, State::Open { until }) => {
                                 prop_assert_eq!(failures + 1, threshold);
                                 prop_assert_eq!(until, now + open_for);
+                                last_open = open_for;
                             }
                             (State::HalfOpen { .. }, true, State::Open { until }) => {
-                                prop_assert_eq!(until, now + open_for);
+                                let doubled = (last_open * 2).min(open_max);
+                                prop_assert_eq!(until, now + doubled);
+                                prop_assert!(doubled <= open_max);
+                                last_open = doubled;
                             }
                             (State::Closed { .. } | State::HalfOpen { .. }, false, State::Closed { failures }) => {
                                 prop_assert_eq!(failures, 0);

@@ -140,6 +140,11 @@ pub struct SagaArgs {
     /// How long an open breaker fails fast before letting one probe through.
     #[arg(long, env = "BREAKER_OPEN_FOR", default_value = "2s", value_parser = parse_duration)]
     pub breaker_open_for: Duration,
+
+    /// The longest an open breaker fails fast: each failed probe doubles the open time,
+    /// from BREAKER_OPEN_FOR up to this.
+    #[arg(long, env = "BREAKER_OPEN_MAX", default_value = "10s", value_parser = parse_duration)]
+    pub breaker_open_max: Duration,
 }
 
 /// The checked settings the saga runs with.
@@ -180,6 +185,7 @@ impl SagaArgs {
                 concurrency: self.downstream_concurrency.max(1),
                 breaker_failures: self.breaker_failures.max(1),
                 breaker_open_for: self.breaker_open_for,
+                breaker_open_max: self.breaker_open_max.max(self.breaker_open_for),
             },
             tokens: TokenArgs::default(),
         }

@@ -23,7 +23,7 @@ use crate::{
         rules::{self, Action, Decision, Transition},
     },
     steps,
-    store::{self, WriteError},
+    store::{self, LeaseLost, WriteError},
 };
 
 /// Drives sagas for one orchestrator replica.
@@ -141,9 +141,12 @@ impl Engine {
             .await?
             .ok_or(DriveError::NotFound(claim.saga_id))?;
         let mut saga = Saga::from_rows(row, steps, claim.lease)?;
-        if let Some(resumed) = rules::resume(&saga.state) {
-            self.commit(&mut saga, resumed).await?;
-        }
+        // Parked when claimed and not now: another ResumeCheckout claimed it after this
+        // one and resumed it first (only a lease holder changes a saga). Its driver has
+        // it; this claim's lease is gone.
+        let resumed = rules::resume(&saga.state)
+            .ok_or_else(|| DriveError::from(WriteError::from(LeaseLost(saga.id))))?;
+        self.commit(&mut saga, resumed).await?;
         tracing::warn!(saga_id = %saga.id, status = %saga.state.status, "parked saga resumed by an operator");
         self.spawn(Begin::Held(Box::new(saga)), Some(&claim.traceparent));
         Ok(())
@@ -308,6 +311,9 @@ fn log_failure(step: Step, transition: &Transition) {
     let Some(reason) = transition.saga.failure_reason else {
         return;
     };
+    if transition.saga.status != Some(SagaStatus::Compensating) {
+        return; // parked instead: `log_parked` says so
+    }
     let error = transition
         .steps
         .first()

@@ -5,6 +5,13 @@
 //! every write is fenced by it (see `store`), so losing a lease (a pause, a partition,
 //! another claim) stops a driver's writes at once; renewing it every third of its length
 //! keeps a healthy driver's saga its own.
+//!
+//! Fencing the writes is not enough for a replica cut off from its database while it
+//! still reaches the services: it can write nothing, but its driver could go on calling
+//! services (a step's retries) after another replica took the saga over. So a driver
+//! also fences itself by time: when it has not renewed for two thirds of the lease, it
+//! cannot know the lease is still its own before it expires, and it stops, before the
+//! expiry lets anyone else claim the saga.
 
 use std::{collections::HashSet, sync::Mutex, time::Duration};
 
@@ -40,6 +47,12 @@ impl Drop for Held<'_> {
     }
 }
 
+/// Whether a driver whose lease was last renewed `since` ago must stop: the next
+/// renewal, a third of the lease later, could come after the lease expired.
+fn must_stop(since: Duration, lease: Duration) -> bool {
+    since + lease / 3 >= lease
+}
+
 impl Leases {
     pub fn new(duration: Duration) -> Self {
         Self {
@@ -66,14 +79,31 @@ impl Leases {
         }
     }
 
-    /// Renews the lease every third of its length; returns when it is lost. A failed
-    /// renewal (the database is briefly away) is retried: the lease may still be ours.
+    /// Renews the lease every third of its length; returns when it is lost, or may be
+    /// lost before it could be renewed again. A failed renewal (the database is away) is
+    /// retried once: the lease is still ours until its expiry, which is counted from
+    /// before the last renewal that succeeded (or from the start here, after the claim).
     pub async fn keep(&self, pool: &PgPool, saga_id: SagaId, token: LeaseToken) -> LeaseLost {
+        let mut renewed = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(self.duration / 3).await;
-            match store::renew(pool, saga_id, token, self.duration).await {
-                Ok(true) => {}
+            let attempt = tokio::time::Instant::now();
+            // Bounded: a renewal stuck on an unreachable database (up to the pool's
+            // acquire timeout) must not outlast the lease it is renewing.
+            let renewal = tokio::time::timeout(
+                self.duration / 3,
+                store::renew(pool, saga_id, token, self.duration),
+            )
+            .await
+            .unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut));
+            match renewal {
+                Ok(true) => renewed = attempt,
                 Ok(false) => return LeaseLost(saga_id),
+                Err(error) if must_stop(renewed.elapsed(), self.duration) => {
+                    tracing::warn!(%error, %saga_id, "cannot renew lease before it may expire: the driver stops (fenced by time)");
+                    metrics::counter!("saga_lease_self_fenced_total").increment(1);
+                    return LeaseLost(saga_id);
+                }
                 Err(error) => tracing::warn!(%error, "cannot renew lease; retrying"),
             }
         }
@@ -106,5 +136,20 @@ impl Leases {
             Ok(count) => tracing::info!(count, "released saga leases"),
             Err(error) => tracing::warn!(%error, "could not release leases; they will expire"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_driver_stops_before_its_lease_could_expire_unrenewed() {
+        let lease = Duration::from_secs(3);
+        // The first renewal failed: one more try still lands before the expiry.
+        assert!(!must_stop(Duration::from_secs(1), lease));
+        // The second failed too (or hung for its third): the next would come too late.
+        assert!(must_stop(Duration::from_secs(2), lease));
+        assert!(must_stop(Duration::from_secs(7), lease));
     }
 }

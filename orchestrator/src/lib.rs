@@ -58,7 +58,7 @@ use shop_proto::checkout::v1::checkout_service_server::CheckoutServiceServer;
 
 use tonic::server::NamedService;
 
-use crate::{config::Settings, downstream::Clients, engine::Engine, tracker::Tracker};
+use crate::{config::Settings, downstream::Clients, engine::Engine};
 
 /// Binary name, used in logs and fault specs.
 pub const NAME: &str = "orchestrator";
@@ -111,7 +111,7 @@ pub async fn build_with_engine(
         let (pool, engine) = (pool.clone(), engine.clone());
         async move {
             tokio::join!(
-                platform::events::run(pool.clone(), config, tracker::consumer(), Tracker),
+                platform::events::run(pool.clone(), config, tracker::participant()),
                 tracker::forward_changes(pool, engine),
             );
         }
@@ -121,15 +121,17 @@ pub async fn build_with_engine(
     let sweeps = vec![
         crate::retention::finished_sagas(retention),
         platform::retention::inbox(retention),
+        platform::retention::settled_dead_letters(retention),
     ];
     let mut app = App::builder(NAME, config)
         .front_door(BearerCheck::new(
             <CheckoutServiceServer<api::CheckoutApi> as NamedService>::NAME,
             verifier,
         ))
-        .add_service(service);
+        .add_service(service)
+        .database(pool.clone());
     if events.is_some() {
-        app = app.add_service(DeadLetters::server(pool.clone()));
+        app = app.add_service(DeadLetters::server(pool.clone(), tracker::participant()));
     }
     let app = app
         .ready_when(async move { platform::db::migrate_until_ready(&pool, &MIGRATOR).await })

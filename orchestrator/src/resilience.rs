@@ -51,6 +51,7 @@ pub struct Resilience {
     pub concurrency: usize,
     pub breaker_failures: u32,
     pub breaker_open_for: Duration,
+    pub breaker_open_max: Duration,
 }
 
 /// What travels with one downstream call besides its message.
@@ -140,7 +141,11 @@ impl LaneState {
             breaker: SharedBreaker::new(
                 downstream,
                 lane,
-                Breaker::new(settings.breaker_failures, settings.breaker_open_for),
+                Breaker::new(
+                    settings.breaker_failures,
+                    settings.breaker_open_for,
+                    settings.breaker_open_max,
+                ),
             ),
             budget: Arc::new(TpsBudget::new(
                 Duration::from_secs(10),

@@ -136,7 +136,8 @@ pub fn initial_status(step: Step) -> StepStatus {
 
 /// Inserts a saga leased under the token `owner`, with every step's row and the first intent
 /// (create_order RUNNING), in one statement (so one round trip and one commit), flushed
-/// before it returns ([`Durability::Flushed`]). `false` when the key already exists.
+/// before it returns ([`Durability::Flushed`]). `false` when the customer has used the key
+/// already.
 pub async fn insert_saga(
     conn: &mut PgConnection,
     new: &NewSaga<'_>,
@@ -167,7 +168,7 @@ pub async fn insert_saga(
                      CASE WHEN $23 = 'choreographed' THEN 'infinity'::timestamptz
                           ELSE now() + $12 END,
                      $23)
-             ON CONFLICT (idempotency_key) DO NOTHING
+             ON CONFLICT (customer_id, idempotency_key) DO NOTHING
              -- Flushed whatever the server's default: a creation is acted on at once.
              RETURNING saga_id, set_config('synchronous_commit', 'on', true)),
          steps AS (
@@ -213,12 +214,19 @@ pub async fn insert_saga(
     Ok(inserted == 1)
 }
 
-pub async fn find_by_key(pool: &PgPool, key: &str) -> Result<Option<SagaRow>, sqlx::Error> {
+/// The checkout `customer_id` placed under `key`: keys are each customer's own, so one
+/// customer's key neither finds nor blocks another's checkout.
+pub async fn find_by_key(
+    pool: &PgPool,
+    customer_id: &str,
+    key: &str,
+) -> Result<Option<SagaRow>, sqlx::Error> {
     sqlx::query_as(concat!(
         "SELECT ",
         saga_columns!(),
-        " FROM sagas WHERE idempotency_key = $1"
+        " FROM sagas WHERE customer_id = $1 AND idempotency_key = $2"
     ))
+    .bind(customer_id)
     .bind(key)
     .fetch_optional(pool)
     .await

@@ -4,18 +4,20 @@
 //! It only listens: it never commands a service.
 //!
 //! Each event is applied in its consumer's transaction (with its inbox row), the saga row
-//! locked, through `saga::choreography` (which decides what the event means and never
-//! moves the timeline back), and announced with `NOTIFY saga_changed` so waiters on any
-//! replica wake at commit.
+//! locked, through `saga::choreography` (which decides what the event means, never moves
+//! the timeline back, and refuses an event that contradicts it: parked, not applied), and
+//! announced with `NOTIFY saga_changed` so waiters on any replica wake at commit.
 
-use platform::events::{ConsumerSpec, Event, Handler, HandlerError};
+use platform::events::{ConsumerSpec, Event, Handler, HandlerError, Participant};
 use sqlx::PgConnection;
 
 use crate::{
     engine::Engine,
     ids::SagaId,
     saga::{
-        CoordinationMode, Durability, FailureReason, StepState, choreography, rules::SagaState,
+        CoordinationMode, Durability, FailureReason, StepState,
+        choreography::{self, Recorded},
+        rules::SagaState,
     },
     store,
 };
@@ -24,6 +26,12 @@ use crate::{
 /// in `platform::events::roles`, which the broker's authorization is made from too.
 pub fn consumer() -> ConsumerSpec {
     platform::events::roles::ORCHESTRATOR.consumer()
+}
+
+/// The tracker as the choreography's consumer: its durable consumer and handler, shared
+/// by the consumer task and `EventAdminService`'s retry of a dead letter.
+pub fn participant() -> Participant {
+    Participant::new(consumer(), Tracker)
 }
 
 /// The channel saga changes are announced on (payload: the saga id).
@@ -64,7 +72,15 @@ impl Handler for Tracker {
                 })
                 .collect(),
         };
-        let transition = choreography::merge(&state, transition);
+        let recorded = Recorded {
+            state,
+            payment_id: Some(row.payment_id).filter(|p| !p.is_empty()),
+            tracking_number: Some(row.tracking_number).filter(|t| !t.is_empty()),
+        };
+        // A contradiction is parked with its reason, and nothing of the event applied.
+        let transition = choreography::merge(&recorded, transition)
+            .map_err(|c| HandlerError::Poison(format!("checkout {saga_id}: {c}")))?;
+        let state = recorded.state;
         // Always flushed: the event is acknowledged once this commits, and a lost record
         // would never be delivered again to re-derive it. Unfenced: the row is locked.
         store::apply(

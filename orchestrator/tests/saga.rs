@@ -14,7 +14,10 @@ use e2e::{
 };
 use futures::{StreamExt, future::join_all};
 use orchestrator::{config::Settings, engine::Engine};
-use platform::testing::{self, Options, TestServer, bad_fields};
+use platform::{
+    reason::Reason,
+    testing::{self, Options, TestServer, bad_fields},
+};
 use shop_proto::common::v1 as common;
 use shop_proto::{
     checkout::v1::{self as pb, checkout_service_client::CheckoutServiceClient},
@@ -471,6 +474,35 @@ async fn a_refused_compensation_parks_the_saga_until_an_operator_resumes_it() {
 
     let again = resume(&stack, &c.checkout_id).await.unwrap_err();
     assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
+}
+
+#[tokio::test]
+async fn concurrent_resumes_resume_once_and_tell_the_others_it_is_not_parked() {
+    let stack = stack().await;
+    let fault = "svc=payment-svc,method=Refund,code=failed_precondition,times=1";
+    let c = place_order(
+        &stack,
+        with_fault(place("k", "tok_visa", "AQ", &[("MUG", 2)]), fault),
+    )
+    .await;
+    let c = parked(&stack, &c.checkout_id).await;
+    // Operators (or a script retrying) resume the same checkout at once: their claims
+    // interleave with each other's first write.
+    let results = join_all((0..8).map(|_| resume(&stack, &c.checkout_id))).await;
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(won, 1, "one resume takes it: {results:?}");
+    for lost in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(lost.code(), Code::FailedPrecondition, "{lost:?}");
+        assert_eq!(
+            Reason::of(lost),
+            Some(Reason::CheckoutNotParked),
+            "{lost:?}"
+        );
+    }
+    let c = terminal(&stack, &c.checkout_id).await;
+    assert_eq!(c.status(), pb::CheckoutStatus::Cancelled, "{c:?}");
+    assert_invariants(&stack, &c).await;
+    assert_eq!(stock(&stack, "MUG").await, (10, 0));
 }
 
 #[tokio::test]

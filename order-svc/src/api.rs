@@ -1,6 +1,7 @@
 //! The gRPC face of order-svc: validate every field, run one transaction, map errors.
 //! Each RPC's codes are listed in `order.proto`.
 
+use platform::reason::Reason;
 use platform::{
     ApiError,
     compensation::Compensation,
@@ -11,7 +12,6 @@ use platform::{
 };
 use shop_proto::common::v1 as common;
 use shop_proto::order::v1::{self as pb, order_service_server::OrderService};
-use shop_proto::reason;
 use sqlx::PgPool;
 use tracing::Span;
 use uuid::Uuid;
@@ -60,6 +60,7 @@ impl OrderApi {
         let draft = ops::draft(
             &mut v,
             "",
+            &req.checkout_id,
             &req.customer_id,
             &req.lines,
             req.shipping_address.as_ref(),
@@ -72,7 +73,7 @@ impl OrderApi {
             Claim::Replay(response) => return Ok(response),
             Claim::Blocked => {
                 return Err(ApiError::precondition(
-                    reason::CANCELLED_BEFORE_CREATED,
+                    Reason::CancelledBeforeCreated,
                     "a cancellation for this order arrived first; it is not created",
                 ));
             }
@@ -224,6 +225,7 @@ fn to_order(order: Order) -> pb::Order {
     };
     pb::Order {
         order_id: row.order_id.to_string(),
+        checkout_id: row.checkout_id.map(|id| id.to_string()).unwrap_or_default(),
         customer_id: row.customer_id.clone(),
         status: to_status(Status::parse(&row.status)).into(),
         lines: order

@@ -1,7 +1,7 @@
 //! Order rules, free of I/O: the status state machine and the arithmetic of lines.
 
 use platform::ApiError;
-use shop_proto::reason;
+use platform::reason::Reason;
 
 /// The status of an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +46,7 @@ pub fn transition(from: Status, to: Status) -> Result<Transition, ApiError> {
         (Status::Pending, Status::Confirmed | Status::Cancelled) => Ok(Transition::Apply),
         (from, to) if from == to => Ok(Transition::AlreadyThere),
         (from, to) => Err(ApiError::precondition(
-            reason::ILLEGAL_TRANSITION,
+            Reason::IllegalTransition,
             format!(
                 "an order that is {} cannot become {}",
                 from.as_str(),

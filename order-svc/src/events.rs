@@ -8,17 +8,17 @@
 //! Each reaction runs the same operations as the gRPC API ([`crate::ops`]) in the
 //! consumer's transaction, and writes its follow-up event to the outbox in that same
 //! transaction. An event that cannot make sense here (no checkout, a bad order_id, lines
-//! the API would refuse) is poison: the consumer parks it, naming the field.
-
-use std::{future::Future, pin::Pin};
+//! the API would refuse) is poison: the consumer parks it, naming the field. So is one
+//! that contradicts what order-svc recorded: a `CheckoutRequested` for a checkout that
+//! has an order already (one order per checkout, held by the database).
 
 use platform::{
-    events::{self, ConsumerSpec, Event, EventsConfig, HandlerError, outbox},
+    events::{self, ConsumerSpec, Event, HandlerError, Participant, outbox},
     validate::Violations,
 };
 use shop_proto::events::v1::{self as ev, envelope::Payload};
 use shop_proto::order::v1 as pb;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::ops::{self, Moved};
@@ -30,10 +30,10 @@ pub fn consumer() -> ConsumerSpec {
     platform::events::roles::ORDER_SVC.consumer()
 }
 
-/// The service's events task (`ServiceSpec::events`): relays the outbox and consumes.
-pub fn run(pool: PgPool, config: EventsConfig) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-    let handler = Handler::new(config.producer);
-    Box::pin(events::run(pool, config, consumer(), handler))
+/// `ServiceSpec::events`: the consumer and the handler the service's events task runs
+/// (beside the outbox relay), and that `EventAdminService` retries dead letters with.
+pub fn participant(producer: &'static str) -> Participant {
+    Participant::new(consumer(), Handler::new(producer))
 }
 
 /// Reacts to the events order-svc consumes.
@@ -82,6 +82,7 @@ async fn place(tx: &mut PgConnection, checkout: &ev::Checkout) -> Result<Payload
     let draft = ops::draft(
         &mut v,
         "checkout.",
+        &checkout.checkout_id,
         &checkout.customer_id,
         &lines,
         checkout.shipping_address.as_ref(),

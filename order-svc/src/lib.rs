@@ -34,7 +34,7 @@ pub const SERVICE: ServiceSpec<OrderServiceServer<api::OrderApi>> = ServiceSpec 
         OrderServiceServer::new(api::OrderApi::new(pool))
             .max_decoding_message_size(platform::server::MAX_MESSAGE_BYTES)
     },
-    events: Some(events::run),
+    events: Some(events::participant),
 };
 
 /// Builds the server: lazy pool, the API, readiness after migrations.

@@ -6,6 +6,7 @@
 
 use platform::{
     ApiError,
+    reason::Reason,
     validate::{MIN_PRICE_MINOR, Violations},
 };
 use shop_proto::common::v1::{Address, Money};
@@ -26,6 +27,8 @@ const CONFIRMED: &str = "confirmed";
 /// A new order whose fields passed [`draft`]: ready for [`place`].
 #[derive(Debug, Clone)]
 pub struct Draft {
+    /// The checkout the order is for: one order each.
+    pub checkout_id: Uuid,
     pub customer_id: String,
     pub currency: String,
     /// The sum of the line totals.
@@ -40,14 +43,17 @@ pub struct Draft {
 pub fn draft(
     v: &mut Violations,
     prefix: &str,
+    checkout_id: &str,
     customer_id: &str,
     lines: &[pb::OrderLine],
     address: Option<&Address>,
 ) -> Draft {
+    let checkout_id = v.uuid(&format!("{prefix}checkout_id"), checkout_id);
     v.text(&format!("{prefix}customer_id"), customer_id, 1, 64);
     let (lines, currency, total_minor) = parse_lines(v, &format!("{prefix}lines"), lines);
     v.address(&format!("{prefix}shipping_address"), address);
     Draft {
+        checkout_id,
         customer_id: customer_id.to_owned(),
         currency,
         total_minor,
@@ -56,16 +62,25 @@ pub fn draft(
     }
 }
 
-/// Creates the PENDING order of a checked draft.
+/// Creates the PENDING order of a checked draft. A checkout that has an order already
+/// gets no second one: FAILED_PRECONDITION (CHECKOUT_ALREADY_ORDERED), which parks an
+/// event that asked for it. The existing order is not named: the caller sent a checkout.
 pub async fn place(tx: &mut PgConnection, draft: Draft) -> Result<Order, ApiError> {
+    let checkout_id = draft.checkout_id;
     let new = NewOrder {
+        checkout_id,
         customer_id: &draft.customer_id,
         currency: &draft.currency,
         total_minor: draft.total_minor,
         address: &draft.address,
         lines: draft.lines,
     };
-    Ok(store::insert(tx, new).await?)
+    store::insert(tx, new).await?.ok_or_else(|| {
+        ApiError::precondition(
+            Reason::CheckoutAlreadyOrdered,
+            format!("checkout {checkout_id} already has an order; a checkout gets one"),
+        )
+    })
 }
 
 /// Checks the reason a cancellation records (CancelOrderRequest.reason, an event's
@@ -212,7 +227,8 @@ mod tests {
             line_total: eur(1400),
         }];
         let mut v = Violations::default();
-        let draft = draft(&mut v, "checkout.", "c-1", &lines, None);
+        let checkout = Uuid::now_v7().to_string();
+        let draft = draft(&mut v, "checkout.", &checkout, "c-1", &lines, None);
         assert_eq!((draft.total_minor, draft.currency.as_str()), (1400, "EUR"));
         let error = v
             .finish(())

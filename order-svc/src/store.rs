@@ -25,6 +25,9 @@ pub struct OrderRow {
     pub cancel_reason: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The checkout the order is for: at most one order each (a unique constraint).
+    /// `None` only for orders made before orders recorded it.
+    pub checkout_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
@@ -54,13 +57,14 @@ pub struct Order {
 macro_rules! columns {
     () => {
         "order_id, customer_id, status, currency, total_minor, ship_name, ship_line1, ship_line2,
-         ship_city, ship_postal, ship_country, cancel_reason, created_at, updated_at"
+         ship_city, ship_postal, ship_country, cancel_reason, created_at, updated_at, checkout_id"
     };
 }
 
 /// A validated new order.
 #[derive(Debug)]
 pub struct NewOrder<'a> {
+    pub checkout_id: Uuid,
     pub customer_id: &'a str,
     pub currency: &'a str,
     pub total_minor: i64,
@@ -68,13 +72,21 @@ pub struct NewOrder<'a> {
     pub lines: Vec<LineRow>,
 }
 
-/// Inserts a PENDING order, its lines and the first history entry.
-pub async fn insert(conn: &mut PgConnection, new: NewOrder<'_>) -> Result<Order, sqlx::Error> {
+/// Inserts a PENDING order, its lines and the first history entry; `None`, with nothing
+/// written, when the checkout has an order already (a concurrent insert for it waits for
+/// the first to commit, then finds it).
+pub async fn insert(
+    conn: &mut PgConnection,
+    new: NewOrder<'_>,
+) -> Result<Option<Order>, sqlx::Error> {
     let a = new.address;
-    let row: OrderRow = sqlx::query_as(concat!(
+    let row: Option<OrderRow> = sqlx::query_as(concat!(
         "INSERT INTO orders (order_id, customer_id, status, currency, total_minor, ship_name,
-                             ship_line1, ship_line2, ship_city, ship_postal, ship_country)
-         VALUES ($1, $2, 'PENDING', $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ",
+                             ship_line1, ship_line2, ship_city, ship_postal, ship_country,
+                             checkout_id)
+         VALUES ($1, $2, 'PENDING', $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT ON CONSTRAINT orders_one_per_checkout DO NOTHING
+         RETURNING ",
         columns!()
     ))
     .bind(Uuid::now_v7())
@@ -87,8 +99,10 @@ pub async fn insert(conn: &mut PgConnection, new: NewOrder<'_>) -> Result<Order,
     .bind(&a.city)
     .bind(&a.postal_code)
     .bind(&a.country)
-    .fetch_one(&mut *conn)
+    .bind(new.checkout_id)
+    .fetch_optional(&mut *conn)
     .await?;
+    let Some(row) = row else { return Ok(None) };
     let skus: Vec<&str> = new.lines.iter().map(|l| l.sku.as_str()).collect();
     let quantities: Vec<i32> = new.lines.iter().map(|l| l.quantity).collect();
     let prices: Vec<i64> = new.lines.iter().map(|l| l.unit_price_minor).collect();
@@ -107,10 +121,10 @@ pub async fn insert(conn: &mut PgConnection, new: NewOrder<'_>) -> Result<Order,
     .execute(&mut *conn)
     .await?;
     record(conn, row.order_id, None, Status::Pending, "created").await?;
-    Ok(Order {
+    Ok(Some(Order {
         row,
         lines: new.lines,
-    })
+    }))
 }
 
 async fn record(

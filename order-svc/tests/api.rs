@@ -30,9 +30,20 @@ fn line(sku: &str, quantity: i32, unit: i64) -> pb::OrderLine {
     }
 }
 
+/// The checkout a test order is for: one per key (its bytes), so a repeat of a key is
+/// the same request.
+fn checkout_of(key: &str) -> String {
+    let mut bytes = [0u8; 16];
+    for (byte, k) in bytes.iter_mut().zip(key.bytes()) {
+        *byte = k;
+    }
+    uuid::Uuid::from_bytes(bytes).to_string()
+}
+
 fn create(key: &str, customer: &str) -> pb::CreateOrderRequest {
     pb::CreateOrderRequest {
         idempotency_key: key.into(),
+        checkout_id: checkout_of(key),
         customer_id: customer.into(),
         lines: vec![line("MUG", 2, 700), line("TEE", 1, 1500)],
         shipping_address: Some(common::Address {
@@ -193,6 +204,63 @@ async fn replay_creates_once_and_reuse_is_rejected() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::AlreadyExists);
+}
+
+#[tokio::test]
+async fn a_checkout_gets_one_order_whatever_key_asks_for_another() {
+    let (_server, mut client) = spawn(Options::default()).await;
+    let first = client
+        .create_order(create("first", "cust-one"))
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    assert_eq!(first.checkout_id, checkout_of("first"));
+
+    // Another key, the same checkout: refused, naming only the checkout the caller sent.
+    let second = pb::CreateOrderRequest {
+        idempotency_key: "second".into(),
+        ..create("first", "cust-one")
+    };
+    let refused = client.create_order(second.clone()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert_eq!(reason(&refused), "CHECKOUT_ALREADY_ORDERED");
+    assert!(
+        refused.message().contains(&checkout_of("first")),
+        "{refused:?}"
+    );
+    assert!(!refused.message().contains(&first.order_id), "{refused:?}");
+    // Nothing was kept under the refused key: asked again, it is refused again.
+    let again = client.create_order(second).await.unwrap_err();
+    assert_eq!(reason(&again), "CHECKOUT_ALREADY_ORDERED");
+
+    // The first key still answers with its order.
+    let replayed = client
+        .create_order(create("first", "cust-one"))
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    assert_eq!(replayed.order_id, first.order_id);
+    let list = client
+        .list_orders(pb::ListOrdersRequest {
+            customer_id: "cust-one".into(),
+            page_size: 0,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.orders.len(), 1, "{list:?}");
+
+    // An order names its checkout.
+    let mut without = create("none", "cust-one");
+    without.checkout_id = "not-a-uuid".into();
+    let refused = client.create_order(without).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&refused), ["checkout_id"]);
 }
 
 #[tokio::test]

@@ -277,6 +277,46 @@ async fn a_checkout_delivered_again_places_one_order() {
     assert_eq!(orders[0].order_id, placed.order_id);
 }
 
+#[tokio::test]
+async fn a_second_request_for_a_checkout_is_parked_and_places_no_second_order() {
+    let shop = start().await;
+    let checkout = checkout("fay");
+    let placed = place(&shop, &checkout).await;
+
+    // A new event (a new id, past the inbox), at a price of one cent a line: a forgery or
+    // a bug, either way not a second order.
+    let cheap = ev::Checkout {
+        lines: vec![line("MUG", 2, 1), line("TEE", 1, 1)],
+        total: eur(3),
+        ..checkout.clone()
+    };
+    let second = requested(&cheap);
+    publish(&shop.js, &second).await;
+    let letter = eventually("the second request parked", || {
+        let mut admin = shop.admin.clone();
+        let id = second.id.to_string();
+        async move {
+            let page = admin
+                .list_dead_letters(ListDeadLettersRequest::default())
+                .await
+                .unwrap()
+                .into_inner();
+            page.dead_letters.into_iter().find(|l| l.event_id == id)
+        }
+    })
+    .await;
+    assert!(
+        letter.reason.contains(&checkout.checkout_id)
+            && letter.reason.contains("already has an order"),
+        "{letter:?}"
+    );
+    let orders = orders_of(&shop, "fay").await;
+    assert_eq!(orders.len(), 1, "{orders:?}");
+    assert_eq!(orders[0].order_id, placed.order_id);
+    assert_eq!(orders[0].checkout_id, checkout.checkout_id);
+    assert_eq!(orders[0].total.as_ref().map(|t| t.amount_minor), Some(2900));
+}
+
 /// Publishes `request` and returns the checkout its OrderPlaced carries.
 async fn place_with(shop: &Shop, request: &Event) -> ev::Checkout {
     publish(&shop.js, request).await;

@@ -1,6 +1,7 @@
 //! The gRPC face of payment-svc: validate every field, run one transaction, map errors.
 //! Each RPC's codes are listed in `payment.proto`.
 
+use platform::reason::Reason;
 use platform::{
     ApiError,
     compensation::Compensation,
@@ -10,7 +11,6 @@ use platform::{
 };
 use shop_proto::common::v1 as common;
 use shop_proto::payment::v1::{self as pb, payment_service_server::PaymentService};
-use shop_proto::reason;
 use sqlx::PgPool;
 use tracing::Span;
 
@@ -65,7 +65,7 @@ impl PaymentApi {
             Claim::Replay(response) => return Ok(response),
             Claim::Blocked => {
                 return Err(ApiError::precondition(
-                    reason::CANCELLED_BEFORE_CHARGED,
+                    Reason::CancelledBeforeCharged,
                     "a refund for this charge arrived first; the charge does not take effect",
                 ));
             }

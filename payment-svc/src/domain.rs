@@ -2,7 +2,8 @@
 //! may make.
 
 use platform::ApiError;
-use shop_proto::reason::{self, failure};
+use platform::reason::Reason;
+use shop_proto::reason::failure;
 
 /// The state of a payment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +66,7 @@ pub fn refund_effect(status: Status) -> Result<RefundEffect, ApiError> {
         Status::Captured => Ok(RefundEffect::Refund),
         Status::Declined => Ok(RefundEffect::Nothing),
         Status::Refunded => Err(ApiError::precondition(
-            reason::ALREADY_REFUNDED,
+            Reason::AlreadyRefunded,
             "the payment was already refunded under another idempotency key",
         )),
     }

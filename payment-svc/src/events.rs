@@ -12,14 +12,12 @@
 //! amount, an unknown token, nothing captured to refund) is poison: the consumer parks
 //! it for a person, since money must never move on a guess.
 
-use std::{future::Future, pin::Pin};
-
 use platform::{
-    events::{self, ConsumerSpec, Event, EventsConfig, HandlerError, outbox},
+    events::{self, ConsumerSpec, Event, HandlerError, Participant, outbox},
     validate::Violations,
 };
 use shop_proto::events::v1::{self as ev, envelope::Payload};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 
 use crate::{
     domain::Decision,
@@ -34,10 +32,10 @@ pub fn consumer() -> ConsumerSpec {
     platform::events::roles::PAYMENT_SVC.consumer()
 }
 
-/// The service's events task (`ServiceSpec::events`): relays the outbox and consumes.
-pub fn run(pool: PgPool, config: EventsConfig) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-    let handler = Handler::new(config.producer);
-    Box::pin(events::run(pool, config, consumer(), handler))
+/// `ServiceSpec::events`: the consumer and the handler the service's events task runs
+/// (beside the outbox relay), and that `EventAdminService` retries dead letters with.
+pub fn participant(producer: &'static str) -> Participant {
+    Participant::new(consumer(), Handler::new(producer))
 }
 
 /// Reacts to the events payment-svc consumes.

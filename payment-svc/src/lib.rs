@@ -34,7 +34,7 @@ pub const SERVICE: ServiceSpec<PaymentServiceServer<api::PaymentApi>> = ServiceS
         PaymentServiceServer::new(api::PaymentApi::new(pool))
             .max_decoding_message_size(platform::server::MAX_MESSAGE_BYTES)
     },
-    events: Some(events::run),
+    events: Some(events::participant),
 };
 
 /// Builds the server: lazy pool, the API, readiness after migrations.

@@ -3,12 +3,13 @@
 //! the same rules however it was asked for; the callers add only what is theirs
 //! (idempotency keys, events).
 
+use platform::reason::Reason;
 use platform::{
     ApiError,
     validate::{MIN_PRICE_MINOR, Violations},
 };
 use shop_proto::common::v1::Money;
-use shop_proto::reason::{self, failure};
+use shop_proto::reason::failure;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -80,7 +81,7 @@ pub async fn charge(tx: &mut PgConnection, charge: &Charge) -> Result<PaymentRow
     let row = store::insert(tx, &new).await.map_err(|e| {
         platform::error::unique_violation_as(e, || {
             ApiError::precondition(
-                reason::ORDER_ALREADY_PAID,
+                Reason::OrderAlreadyPaid,
                 format!("order {order_id} already has a captured payment"),
             )
         })

@@ -16,7 +16,7 @@
 //! A service supplies what is its own: field names, how to read the target from the
 //! forward response, extra field checks, and the undo.
 
-use prost::Message;
+use prost::{Message, Name};
 use sqlx::{PgConnection, PgPool};
 use tracing::Span;
 use uuid::Uuid;
@@ -49,7 +49,7 @@ pub struct Compensation<'r, Req, Forward> {
 
 impl<Req, Forward> Compensation<'_, Req, Forward>
 where
-    Req: Message,
+    Req: Message + Name,
     Forward: Message + Default,
 {
     /// Runs the compensation; `undo` reverts the target (its id given) inside the

@@ -169,8 +169,14 @@ impl ServiceArgs {
     }
 }
 
+/// The longest duration a setting takes: a hundred years. Longer ones are refused with a
+/// clear error at start-up rather than accepted and left to panic later, when a deadline
+/// is computed as `Instant::now() + duration` (which overflows far below `u64::MAX`
+/// seconds) or bound as a Postgres interval.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
+
 /// Parses `500ms`, `10s`, `2m`, `24h`, `30d` or a bare number of seconds. A value too
-/// large to represent is refused, not wrapped.
+/// large to represent, or longer than [`MAX_DURATION`], is refused, not wrapped.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = text
@@ -181,14 +187,21 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("`{text}` is not a duration like 500ms, 10s, 2m or 30d"))?;
     let too_long = || format!("`{text}` is too long a duration");
     let seconds = |per: u64| value.checked_mul(per).ok_or_else(too_long);
-    match unit {
-        "ms" => Ok(Duration::from_millis(value)),
-        "s" => Ok(Duration::from_secs(value)),
-        "m" => Ok(Duration::from_secs(seconds(60)?)),
-        "h" => Ok(Duration::from_secs(seconds(3600)?)),
-        "d" => Ok(Duration::from_secs(seconds(86_400)?)),
-        _ => Err(format!("`{text}`: unit must be ms, s, m, h or d")),
+    let duration = match unit {
+        "ms" => Duration::from_millis(value),
+        "s" => Duration::from_secs(value),
+        "m" => Duration::from_secs(seconds(60)?),
+        "h" => Duration::from_secs(seconds(3600)?),
+        "d" => Duration::from_secs(seconds(86_400)?),
+        _ => return Err(format!("`{text}`: unit must be ms, s, m, h or d")),
+    };
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "`{text}` is too long a duration: at most 100 years ({}d)",
+            MAX_DURATION.as_secs() / 86_400
+        ));
     }
+    Ok(duration)
 }
 
 /// [`parse_duration`], refusing zero: for settings where zero would mean "at once,
@@ -216,6 +229,16 @@ mod tests {
         assert!(parse_duration("5w").is_err());
         assert!(parse_duration(&format!("{}d", u64::MAX)).is_err());
         assert!(parse_duration(&format!("{}h", u64::MAX / 60)).is_err());
+        // Representable, but a deadline this far out would overflow `Instant`.
+        for huge in [
+            format!("{}s", u64::MAX),
+            format!("{}ms", u64::MAX),
+            "36501d".into(),
+        ] {
+            let error = parse_duration(&huge).expect_err(&huge);
+            assert!(error.contains("too long a duration"), "{error}");
+        }
+        assert_eq!(parse_duration("36500d"), Ok(MAX_DURATION));
         assert_eq!(parse_positive_duration("2s"), Ok(Duration::from_secs(2)));
         assert!(parse_positive_duration("0s").is_err());
         assert!(parse_positive_duration("0").is_err());

@@ -6,9 +6,10 @@
 
 use std::collections::HashMap;
 
-use shop_proto::reason;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+pub use crate::reason::Reason;
 
 /// The `ErrorInfo.domain` of every error the shop returns.
 pub const ERROR_DOMAIN: &str = "shop.example";
@@ -34,10 +35,7 @@ pub enum ApiError {
 
     /// The request is well-formed but the current state forbids it.
     #[error("{message}")]
-    FailedPrecondition {
-        reason: &'static str,
-        message: String,
-    },
+    FailedPrecondition { reason: Reason, message: String },
 
     /// An idempotency key was reused with a different request.
     #[error("idempotency key {key} was already used with a different request")]
@@ -82,7 +80,7 @@ fn describe(violations: &[FieldViolation]) -> String {
 
 impl ApiError {
     /// Shorthand for a precondition failure with a machine-readable reason.
-    pub fn precondition(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn precondition(reason: Reason, message: impl Into<String>) -> Self {
         Self::FailedPrecondition {
             reason,
             message: message.into(),
@@ -160,13 +158,13 @@ impl From<ApiError> for Status {
             ApiError::FailedPrecondition { reason, .. } => Status::with_error_details(
                 Code::FailedPrecondition,
                 message,
-                ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new()),
+                ErrorDetails::with_error_info(reason.as_str(), ERROR_DOMAIN, HashMap::new()),
             ),
             ApiError::KeyReused { .. } => Status::with_error_details(
                 Code::AlreadyExists,
                 message,
                 ErrorDetails::with_error_info(
-                    reason::IDEMPOTENCY_KEY_REUSED,
+                    Reason::IdempotencyKeyReused.as_str(),
                     ERROR_DOMAIN,
                     HashMap::new(),
                 ),
@@ -227,7 +225,10 @@ mod tests {
 
     #[test]
     fn precondition_carries_its_reason() {
-        let status = Status::from(ApiError::precondition("OUT_OF_STOCK", "not enough units"));
+        let status = Status::from(ApiError::precondition(
+            Reason::OutOfStock,
+            "not enough units",
+        ));
         assert_eq!(status.code(), Code::FailedPrecondition);
         assert_eq!(
             status.get_details_error_info().map(|i| i.reason),

@@ -9,17 +9,20 @@
 //!   (or rolls back), then reads the stored response: a replay changes nothing;
 //! - a different request under the same key is [`ApiError::KeyReused`] (ALREADY_EXISTS).
 //!
+//! The fingerprint is over a canonical form of the request ([`crate::fingerprint`]), not
+//! its protobuf encoding, so a compatible change of a `.proto` file leaves stored keys
+//! matching their replays.
+//!
 //! Compensations ([`crate::compensation`]) look up the *forward* call's key. If the
 //! forward call never arrived they insert a `blocked` row in its place, so the forward
 //! call, if it comes later, finds [`Claim::Blocked`] and does not take effect:
 //! compensation wins.
 
-use prost::Message;
-use sha2::{Digest, Sha256};
+use prost::{Message, Name};
 use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::{error::ApiError, fingerprint::Fingerprint};
 
 /// What a forward call finds under its key.
 #[derive(Debug)]
@@ -41,26 +44,21 @@ enum Forward<R> {
     Blocked,
 }
 
-/// A fingerprint of the request, to tell a replay from a reuse of the key.
-pub fn fingerprint<M: Message>(request: &M) -> Vec<u8> {
-    Sha256::digest(request.encode_to_vec()).to_vec()
-}
-
 /// Claims `(operation, key)` for `request` inside the caller's transaction.
-pub async fn claim<Req: Message, Resp: Message + Default>(
+pub async fn claim<Req: Message + Name, Resp: Message + Default>(
     tx: &mut PgConnection,
     operation: &str,
     key: &str,
     request: &Req,
 ) -> Result<Claim<Resp>, ApiError> {
-    let hash = fingerprint(request);
+    let fingerprint = Fingerprint::of(request)?;
     let inserted = sqlx::query(
         "INSERT INTO idempotency_keys (operation, key, request_hash, state)
          VALUES ($1, $2, $3, 'completed') ON CONFLICT DO NOTHING",
     )
     .bind(operation)
     .bind(key)
-    .bind(&hash)
+    .bind(fingerprint.as_bytes())
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -79,7 +77,7 @@ pub async fn claim<Req: Message, Resp: Message + Default>(
     if state == "blocked" {
         return Ok(Claim::Blocked);
     }
-    if stored_hash.as_deref() != Some(hash.as_slice()) {
+    if !stored_hash.is_some_and(|stored| fingerprint.matches(&stored)) {
         return Err(ApiError::KeyReused { key: key.into() });
     }
     let bytes = response.ok_or_else(|| {

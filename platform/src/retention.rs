@@ -16,7 +16,10 @@
 //! - `inbox`: a redelivered event is one still in the stream, so an inbox row is kept at
 //!   least as long as the stream keeps events ([`inbox`] takes the longer of the two).
 //!
-//! Never swept here: `dead_letters` (an operator resolves them), unsent outbox rows (the
+//! - `dead_letters` an operator settled (retried or discarded): the decision is on record
+//!   for a retention, like a finished saga.
+//!
+//! Never swept here: parked dead letters (they wait for a person), unsent outbox rows (the
 //! relay prunes sent ones), and the domain records themselves (orders, payments, stock,
 //! shipments are the business's books, not bookkeeping).
 
@@ -81,6 +84,19 @@ pub fn inbox(retention: Retention) -> Sweep {
                   WHERE handled_at < now() - $1
                   ORDER BY handled_at LIMIT $2)",
         keep: retention.keep.max(crate::events::STREAM_MAX_AGE),
+    }
+}
+
+/// The rule for `dead_letters`, in every binary that consumes events: only letters an
+/// operator settled, a retention after they settled them.
+pub fn settled_dead_letters(retention: Retention) -> Sweep {
+    Sweep {
+        table: "dead_letters",
+        sql: "DELETE FROM dead_letters WHERE id IN (
+                  SELECT id FROM dead_letters
+                  WHERE settled_at < now() - $1
+                  ORDER BY settled_at LIMIT $2)",
+        keep: retention.keep,
     }
 }
 

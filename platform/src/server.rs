@@ -14,6 +14,7 @@
 use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use futures::future::BoxFuture;
+use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tonic::{
     body::Body,
@@ -98,6 +99,7 @@ pub struct AppBuilder {
     on_shutdown: Option<BoxFuture<'static, ()>>,
     client_auth: ClientAuth,
     bearer: BearerCheck,
+    database: Option<PgPool>,
 }
 
 /// A bound server, not yet serving. Tests read [`App::local_addr`] when listening on port 0.
@@ -120,6 +122,8 @@ pub struct App {
     client_auth: ClientAuth,
     bearer: BearerCheck,
     max_in_flight: usize,
+    /// Probed once ready: the services are NOT_SERVING while it cannot be reached.
+    database: Option<PgPool>,
 }
 
 /// Why a server could not start or stopped with an error.
@@ -135,6 +139,10 @@ pub enum ServeError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("gRPC server failed")]
     Transport(#[from] tonic::transport::Error),
+    /// The task serving the listener panicked (or was cancelled): the binary must not
+    /// look as if it stopped on request, so this exits non-zero like any failure.
+    #[error("the server task crashed")]
+    Crashed(#[source] tokio::task::JoinError),
 }
 
 impl App {
@@ -150,6 +158,7 @@ impl App {
             on_shutdown: None,
             client_auth: ClientAuth::Required,
             bearer: BearerCheck::default(),
+            database: None,
         }
     }
 
@@ -225,15 +234,24 @@ impl App {
             let names = self.service_names.clone();
             let ready = self.ready;
             let background = self.background;
+            let database = self.database;
             tokio::spawn(async move {
                 if let Some(ready) = ready {
                     ready.await;
                 }
                 set_all(&reporter, &names, ServingStatus::Serving).await;
                 tracing::info!(service = name, "ready: SERVING");
-                if let Some(background) = background {
-                    background.await;
-                }
+                let watch = async move {
+                    if let Some(pool) = database {
+                        crate::readiness::watch_database(name, pool, reporter, names).await;
+                    }
+                };
+                let background = async move {
+                    if let Some(background) = background {
+                        background.await;
+                    }
+                };
+                tokio::join!(watch, background);
             })
         });
 
@@ -330,15 +348,14 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// The server task's end as the binary's result: a transport error or a crashed task is
+/// an error (exit 1 from [`run_binary`]), only a clean stop is `Ok`.
 fn flatten(
     joined: Result<Result<(), tonic::transport::Error>, tokio::task::JoinError>,
 ) -> Result<(), ServeError> {
     match joined {
         Ok(result) => Ok(result?),
-        Err(join) => {
-            tracing::error!(error = %join, "server task ended abnormally");
-            Ok(())
-        }
+        Err(join) => Err(ServeError::Crashed(join)),
     }
 }
 
@@ -354,6 +371,13 @@ impl AppBuilder {
     pub fn add_service<S: GrpcService>(mut self, service: S) -> Self {
         self.service_names.push(S::NAME);
         self.routes.add_service(service);
+        self
+    }
+
+    /// Once ready, the server probes `pool` and reports its services NOT_SERVING while
+    /// the database cannot be reached ([`crate::readiness`]).
+    pub fn database(mut self, pool: PgPool) -> Self {
+        self.database = Some(pool);
         self
     }
 
@@ -410,6 +434,7 @@ impl AppBuilder {
             client_auth: self.client_auth,
             bearer: self.bearer,
             max_in_flight: self.config.max_in_flight,
+            database: self.database,
         })
     }
 }
@@ -520,5 +545,27 @@ where
             tracing::error!(service = name, error = format!("{error:#}"), "failed");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server task that panics, as a bug in the accept loop would make it.
+    fn serve_and_crash() -> Result<(), tonic::transport::Error> {
+        std::panic::panic_any("the accept loop fell over")
+    }
+
+    #[tokio::test]
+    async fn a_crashed_server_task_is_a_failure_not_a_clean_stop() {
+        let crashed = tokio::spawn(async { serve_and_crash() }).await;
+        let error = flatten(crashed).expect_err("a panic is not a clean stop");
+        assert!(
+            matches!(&error, ServeError::Crashed(join) if join.is_panic()),
+            "{error:?}"
+        );
+        let stopped = tokio::spawn(async { Ok::<(), tonic::transport::Error>(()) }).await;
+        assert!(flatten(stopped).is_ok(), "a clean stop is Ok");
     }
 }

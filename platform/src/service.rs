@@ -12,7 +12,7 @@
 //!     default_listen: "127.0.0.1:50051",
 //!     migrator: &MIGRATOR,
 //!     server: |pool| OrderServiceServer::new(OrderApi::new(pool)),
-//!     events: Some(events::run),
+//!     events: Some(events::participant),
 //! };
 //!
 //! #[tokio::main]
@@ -24,12 +24,11 @@
 use std::{ffi::OsString, net::SocketAddr, process::ExitCode};
 
 use clap::{CommandFactory, FromArgMatches, Parser};
-use futures::future::BoxFuture;
 use sqlx::{PgPool, migrate::Migrator};
 
 use crate::{
     config::{Command, ServerConfig, ServiceArgs},
-    events::{EventsConfig, admin::DeadLetters},
+    events::{EventsConfig, Participant, admin::DeadLetters},
     server::{App, GrpcService},
 };
 
@@ -48,10 +47,11 @@ pub struct ServiceSpec<S> {
     pub migrator: &'static Migrator,
     /// The tonic server over the service's pool.
     pub server: fn(PgPool) -> S,
-    /// The service's part in the choreographed checkout, run once it is SERVING: usually
-    /// `platform::events::run` with its consumer and handler. Given the service's pool and
-    /// its broker settings; `None` for a service that neither emits nor consumes events.
-    pub events: Option<fn(PgPool, EventsConfig) -> BoxFuture<'static, ()>>,
+    /// The service's part in the choreographed checkout: its consumer and handler, given
+    /// the producer name of the events it emits. Run once it is SERVING (with the outbox
+    /// relay) when the config names a broker, and behind `EventAdminService`'s retry of a
+    /// dead letter. `None` for a service that neither emits nor consumes events.
+    pub events: Option<fn(&'static str) -> Participant>,
 }
 
 /// The command line every domain service takes. Name, about, version and the default
@@ -111,19 +111,21 @@ impl<S: GrpcService> ServiceSpec<S> {
     /// own.
     pub async fn build(&self, config: ServerConfig) -> anyhow::Result<App> {
         let pool = crate::db::lazy_pool(&config.database_url, config.database_max_connections)?;
-        let events = self
+        // `order-svc` publishes under `shop.events.order.*`.
+        let producer = self.name.trim_end_matches("-svc");
+        let participant = self
             .events
             .zip(config.nats_url.clone())
-            .map(|(start, nats_url)| {
-                let events = EventsConfig {
-                    nats_url,
-                    // `order-svc` publishes under `shop.events.order.*`.
-                    producer: self.name.trim_end_matches("-svc"),
-                    tls: config.security.tls(),
-                    stream_replicas: config.nats_stream_replicas,
-                };
-                start(pool.clone(), events)
-            });
+            .map(|(participant, nats_url)| (participant(producer), nats_url));
+        let events = participant.clone().map(|(participant, nats_url)| {
+            let events = EventsConfig {
+                nats_url,
+                producer,
+                tls: config.security.tls(),
+                stream_replicas: config.nats_stream_replicas,
+            };
+            crate::events::run(pool.clone(), events, participant)
+        });
         let (ready, watched, swept, migrator, name) = (
             pool.clone(),
             pool.clone(),
@@ -135,10 +137,13 @@ impl<S: GrpcService> ServiceSpec<S> {
         let sweeps = vec![
             crate::retention::idempotency_keys(retention),
             crate::retention::inbox(retention),
+            crate::retention::settled_dead_letters(retention),
         ];
-        let mut app = App::builder(self.name, config).add_service((self.server)(pool.clone()));
-        if self.events.is_some() {
-            app = app.add_service(DeadLetters::server(pool));
+        let mut app = App::builder(self.name, config)
+            .add_service((self.server)(pool.clone()))
+            .database(pool.clone());
+        if let Some((participant, _)) = participant {
+            app = app.add_service(DeadLetters::server(pool, participant));
         }
         let app = app
             .ready_when(async move { crate::db::migrate_until_ready(&ready, migrator).await })

@@ -244,12 +244,12 @@ pub struct TestNats {
 }
 
 impl TestNats {
-    /// Starts a broker and waits until it accepts connections.
+    /// Starts a broker and waits until it accepts connections. Its port is chosen once,
+    /// below the ephemeral range ([`crate::ports`]): a port `bind(0)` picked could be
+    /// taken by an outgoing connection while the broker is down, and a restarted broker
+    /// must come back at the same address for its clients to reconnect.
     pub async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
+        let port = crate::ports::free_port().expect("a free port");
         let store = std::env::temp_dir().join(format!("shop-nats-{}-{port}", std::process::id()));
         let mut nats = Self {
             url: format!("nats://127.0.0.1:{port}"),

@@ -73,7 +73,11 @@ async fn setup() -> Setup {
         tls: None,
         stream_replicas: 1,
     };
-    let events = tokio::spawn(events::run(pool.clone(), config, spec, Recorder::default()));
+    let events = tokio::spawn(events::run(
+        pool.clone(),
+        config,
+        events::Participant::new(spec, Recorder::default()),
+    ));
     Setup {
         _db: db,
         nats,

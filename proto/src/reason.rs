@@ -17,6 +17,8 @@ pub const ORDER_ALREADY_RESERVED: &str = "ORDER_ALREADY_RESERVED";
 pub const CANCELLED_BEFORE_CREATED: &str = "CANCELLED_BEFORE_CREATED";
 /// order-svc: the order's status cannot move that way.
 pub const ILLEGAL_TRANSITION: &str = "ILLEGAL_TRANSITION";
+/// order-svc: the checkout has an order already (one order per checkout).
+pub const CHECKOUT_ALREADY_ORDERED: &str = "CHECKOUT_ALREADY_ORDERED";
 /// payment-svc: refunded (by the charge's key) before the charge arrived.
 pub const CANCELLED_BEFORE_CHARGED: &str = "CANCELLED_BEFORE_CHARGED";
 /// payment-svc: the payment was refunded already.
@@ -32,6 +34,15 @@ pub const CHECKOUT_NOT_PARKED: &str = "CHECKOUT_NOT_PARKED";
 /// orchestrator: ResumeCheckout on a checkout started longer than `RETENTION` ago: the
 /// services have swept the keys its compensations would look their calls up by.
 pub const CHECKOUT_BEYOND_RETENTION: &str = "CHECKOUT_BEYOND_RETENTION";
+/// Any service's EventAdminService: RetryDeadLetter on a letter that was discarded.
+pub const DEAD_LETTER_DISCARDED: &str = "DEAD_LETTER_DISCARDED";
+/// Any service's EventAdminService: DiscardDeadLetter on a letter a retry handled.
+pub const DEAD_LETTER_RETRIED: &str = "DEAD_LETTER_RETRIED";
+/// Any service's EventAdminService: RetryDeadLetter on a message no envelope could be
+/// read from.
+pub const DEAD_LETTER_UNREADABLE: &str = "DEAD_LETTER_UNREADABLE";
+/// Any service's EventAdminService: RetryDeadLetter whose handler refused the event again.
+pub const DEAD_LETTER_STILL_FAILING: &str = "DEAD_LETTER_STILL_FAILING";
 
 /// A checkout's `failure_reason`: why it ended CANCELLED, as `Checkout.failure_reason`
 /// and the choreography's failure events (`PaymentDeclined`, `StockRejected`, ...) name

@@ -1,6 +1,7 @@
 //! The gRPC face of shipping-svc: validate every field, run one transaction, map errors.
 //! Each RPC's codes are listed in `shipping.proto`.
 
+use platform::reason::Reason;
 use platform::{
     ApiError,
     compensation::Compensation,
@@ -9,7 +10,6 @@ use platform::{
     validate::Violations,
 };
 use shop_proto::common::v1 as common;
-use shop_proto::reason;
 use shop_proto::shipping::v1::{self as pb, shipping_service_server::ShippingService};
 use sqlx::PgPool;
 use tracing::Span;
@@ -65,7 +65,7 @@ impl ShippingApi {
             Claim::Replay(response) => return Ok(response),
             Claim::Blocked => {
                 return Err(ApiError::precondition(
-                    reason::CANCELLED_BEFORE_CREATED,
+                    Reason::CancelledBeforeCreated,
                     "a cancellation for this shipment arrived first; it is not created",
                 ));
             }

@@ -3,8 +3,8 @@
 //! served and the one-live-shipment-per-order rule are enforced in one place.
 
 use platform::ApiError;
+use platform::reason::Reason;
 use shop_proto::common::v1::Address;
-use shop_proto::reason;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -20,7 +20,7 @@ pub fn deliverable(to: &Address) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::precondition(
-            reason::UNDELIVERABLE_ADDRESS,
+            Reason::UndeliverableAddress,
             format!("no carrier delivers to {}", to.country),
         ))
     }
@@ -38,7 +38,7 @@ pub async fn create(
     store::insert(tx, order_id, to).await.map_err(|e| {
         platform::error::unique_violation_as(e, || {
             ApiError::precondition(
-                reason::ORDER_ALREADY_SHIPPED,
+                Reason::OrderAlreadyShipped,
                 format!("order {order_id} already has a live shipment"),
             )
         })

@@ -1,16 +1,20 @@
-//! One checkout as a timeline: its facts, each forward step (start, end, attempts, last
+//! One checkout as a timeline: its facts, a waterfall of its steps on a time axis
+//! ([`super::waterfall`]), each forward step (start, end, attempts, last
 //! error and its code), then the compensations in the order they run. The page is
 //! complete without JavaScript; while the checkout runs, the script swaps the
 //! [`live_region`] for each new rendering the server pushes (`/checkouts/{id}/events`).
 
+use chrono::Utc;
 use shop_proto::checkout::v1 as pb;
 
 use crate::{
     html::{escape, query_value},
     views::{
+        actions,
         format::{date_time, duration, money, time},
         labels,
         layout::{Head, Viewer, page},
+        waterfall::waterfall,
     },
 };
 
@@ -37,8 +41,14 @@ impl TraceLinks {
 /// Seconds between reloads of a running checkout's page when scripts are off.
 const REFRESH_SECONDS: u32 = 2;
 
-/// The whole page of one checkout, for `viewer`.
-pub fn page_of(checkout: &pb::Checkout, traces: &TraceLinks, viewer: &Viewer) -> String {
+/// The whole page of one checkout, for `viewer`; `resumed` right after an operator
+/// resumed it (the banner saying so).
+pub fn page_of(
+    checkout: &pb::Checkout,
+    traces: &TraceLinks,
+    viewer: &Viewer,
+    resumed: bool,
+) -> String {
     let id = escape(&checkout.checkout_id);
     let running = !labels::is_final(checkout.status);
     let live = if running {
@@ -62,9 +72,15 @@ pub fn page_of(checkout: &pb::Checkout, traces: &TraceLinks, viewer: &Viewer) ->
         },
         &format!(
             "<p class=\"back\"><a href=\"/\">{back}</a></p>\n\
-<h1>Checkout <code class=\"id\">{id}</code></h1>\n\
+<h1>Checkout <code class=\"id\">{id}</code></h1>\n{notice}{actions}\
 <p id=\"announce\" class=\"sr-only\" role=\"status\" aria-live=\"polite\"></p>\n\
 <div id=\"live\"{live}>\n{region}\n</div>",
+            notice = if resumed {
+                actions::resumed_notice()
+            } else {
+                ""
+            },
+            actions = actions::for_checkout(checkout, viewer),
             region = live_region(checkout, traces),
             back = if viewer.operator {
                 "All checkouts"
@@ -90,7 +106,7 @@ pub fn live_region(checkout: &pb::Checkout, traces: &TraceLinks) -> String {
     format!(
         "<div class=\"checkout\" data-status=\"{status}\">\n\
 <p class=\"summary\">Status: <span class=\"status {status}\" id=\"checkout-status\">{status}</span>{reason}</p>\n\
-{explained}{watching}\n{facts}\n<h2>Timeline</h2>\n{timeline}\n</div>",
+{explained}{watching}\n{facts}\n{waterfall}\n<h2>Timeline</h2>\n{timeline}\n</div>",
         reason = if checkout.failure_reason.is_empty() {
             String::new()
         } else {
@@ -100,6 +116,7 @@ pub fn live_region(checkout: &pb::Checkout, traces: &TraceLinks) -> String {
             )
         },
         facts = facts(checkout, traces),
+        waterfall = waterfall(checkout, Utc::now()),
         timeline = timeline(checkout),
     )
 }
@@ -302,12 +319,12 @@ mod tests {
     #[test]
     fn a_finished_checkout_needs_no_live_updates() {
         let viewer = Viewer::default();
-        let html = page_of(&declined(), &TraceLinks::default(), &viewer);
+        let html = page_of(&declined(), &TraceLinks::default(), &viewer, false);
         assert!(!html.contains("data-live"), "{html}");
         assert!(!html.contains("http-equiv=\"refresh\""));
         let mut running = declined();
         running.status = pb::CheckoutStatus::Compensating.into();
-        let html = page_of(&running, &TraceLinks::default(), &viewer);
+        let html = page_of(&running, &TraceLinks::default(), &viewer, false);
         assert!(
             html.contains("data-events=\"/checkouts/0190aaaa-0000-7000-8000-000000000001/events\"")
         );

@@ -94,9 +94,15 @@ pub fn page(head: &Head<'_>, main: &str) -> String {
 /// The site navigation and who is signed in, with the sign-out button (a POST: signing
 /// out changes something, so it carries the CSRF token like every other form).
 fn nav(viewer: &Viewer) -> String {
+    // Operators act on parked checkouts: one click to the ones waiting for them.
+    let attention = if viewer.operator {
+        "\n<li><a href=\"/?status=needs-attention\" id=\"nav-attention\">Needs attention</a></li>"
+    } else {
+        ""
+    };
     format!(
         r#"<nav aria-label="Site"><ul>
-<li><a href="/">Checkouts</a></li>
+<li><a href="/">Checkouts</a></li>{attention}
 <li><a href="/#place">Place a demo checkout</a></li>
 </ul></nav>
 <form method="post" action="/sign-out" class="who">

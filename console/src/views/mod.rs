@@ -4,10 +4,13 @@
 //! - [`layout`]: the document every page shares.
 //! - [`list`]: the checkouts, filtered and paged.
 //! - [`checkout`]: one checkout as a timeline, and the region live updates replace.
+//! - [`actions`]: an operator's action on a checkout (resume), with its confirmation.
+//! - [`waterfall`]: a checkout's steps on a time axis, as SVG.
 //! - [`form`]: the demo checkout form.
 //! - [`sign_in`]: the sign-in page.
 //! - [`labels`]: words for the shop's enums; [`format`]: times, durations, money.
 
+pub mod actions;
 pub mod checkout;
 pub mod form;
 pub mod format;
@@ -15,3 +18,4 @@ pub mod labels;
 pub mod layout;
 pub mod list;
 pub mod sign_in;
+pub mod waterfall;

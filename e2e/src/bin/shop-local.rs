@@ -4,7 +4,8 @@
 //! started there), the five real binaries on the docs/CONTRACT.md
 //! ports), seeds the demo catalog, starts the console (the saga viewer) on
 //! http://127.0.0.1:8080, prints how to call it and the development operator's token to
-//! sign in to the console with, and runs until Ctrl-C.
+//! sign in to the console with, and runs until Ctrl-C or SIGTERM: either stops every
+//! process it started.
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -15,6 +16,7 @@ use e2e::{
     console::{Console, sign_in_token},
     demo,
 };
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,9 +41,67 @@ struct Args {
     pki_dir: PathBuf,
 }
 
+/// SIGINT (Ctrl-C) and SIGTERM (a supervisor, a script's `kill`), listened for from the
+/// first line of `main`. Without a handler SIGTERM would end this process alone, at once:
+/// the five binaries, the console and the broker it started would run on as orphans. With
+/// one, either signal, while the stack starts or once it runs, drops the stack, which
+/// kills them, drops the databases and removes the broker's store.
+struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Signals {
+    fn listen() -> std::io::Result<Self> {
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// The next signal, by name.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    let mut signals = match Signals::listen() {
+        Ok(signals) => signals,
+        Err(error) => {
+            eprintln!("shop-local: cannot listen for SIGINT and SIGTERM: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // A signal while starting drops what has started so far (the stack's parts stop
+    // themselves when dropped).
+    let (stack, console) = tokio::select! {
+        started = start(&args) => match started {
+            Ok(started) => started,
+            Err(code) => return code,
+        },
+        name = signals.next() => {
+            println!("\n{name}: stopping what has started...");
+            return ExitCode::SUCCESS;
+        }
+    };
+    if let Err(code) = announce(&args, &stack, &console) {
+        return code;
+    }
+    let name = signals.next().await;
+    println!("\n{name}: stopping...");
+    drop(console);
+    drop(stack);
+    ExitCode::SUCCESS
+}
+
+/// Starts the stack, seeds the demo catalog and starts the console.
+async fn start(args: &Args) -> Result<(Stack, Console), ExitCode> {
     let options = StackOptions {
         fault_injection: args.fault_injection,
         default_ports: !args.any_ports,
@@ -54,21 +114,25 @@ async fn main() -> ExitCode {
         Ok(stack) => stack,
         Err(error) => {
             eprintln!("shop-local: {error:#}");
-            return ExitCode::FAILURE;
+            return Err(ExitCode::FAILURE);
         }
     };
     let mut clients = Clients::of(&stack);
     if let Err(status) = demo::seed(&mut clients.inventory).await {
         eprintln!("shop-local: seeding the demo catalog failed: {status}");
-        return ExitCode::FAILURE;
+        return Err(ExitCode::FAILURE);
     }
-    let console = match Console::start(&stack, !args.any_ports).await {
-        Ok(console) => console,
+    match Console::start(&stack, !args.any_ports).await {
+        Ok(console) => Ok((stack, console)),
         Err(error) => {
             eprintln!("shop-local: the console: {error:#}");
-            return ExitCode::FAILURE;
+            Err(ExitCode::FAILURE)
         }
-    };
+    }
+}
+
+/// Prints where everything is and how to call it.
+fn announce(args: &Args, stack: &Stack, console: &Console) -> Result<(), ExitCode> {
     println!(
         "\nThe shop is running (logs in {}):",
         stack.log_dir.display()
@@ -78,11 +142,11 @@ async fn main() -> ExitCode {
     }
     // Printed, not put in a URL: a token in a URL ends up in the browser's history and
     // in logs. The console keeps no token of its own, so without this nobody could use it.
-    let operator_token = match sign_in_token(&stack, "operator", true) {
+    let operator_token = match sign_in_token(stack, "operator", true) {
         Ok(token) => token,
         Err(error) => {
             eprintln!("shop-local: the operator's token: {error:#}");
-            return ExitCode::FAILURE;
+            return Err(ExitCode::FAILURE);
         }
     };
     let where_else = if stack.pki().is_some() {
@@ -125,7 +189,7 @@ async fn main() -> ExitCode {
                 Ok(env) => env,
                 Err(error) => {
                     eprintln!("shop-local: writing the tools' files: {error:#}");
-                    return ExitCode::FAILURE;
+                    return Err(ExitCode::FAILURE);
                 }
             };
             println!(
@@ -146,12 +210,8 @@ async fn main() -> ExitCode {
         ),
     }
     println!(
-        "\nCtrl-C stops everything, drops the databases and, if it started the NATS server, \
-         stops it and removes its store."
+        "\nCtrl-C (or SIGTERM) stops everything, drops the databases and, if it started the \
+         NATS server, stops it and removes its store."
     );
-    let _ = tokio::signal::ctrl_c().await;
-    println!("\nstopping...");
-    drop(console);
-    drop(stack);
-    ExitCode::SUCCESS
+    Ok(())
 }

@@ -239,6 +239,18 @@ fn probe_port(container: &Value, port: &Value) -> Option<u16> {
 
 const PROBES: [&str; 3] = ["startupProbe", "readinessProbe", "livenessProbe"];
 
+/// The gRPC service a server's health reports its readiness under, by Dockerfile target.
+fn grpc_service(target: &str) -> &'static str {
+    match target {
+        "orchestrator" => "shop.checkout.v1.CheckoutService",
+        "order-svc" => "shop.order.v1.OrderService",
+        "payment-svc" => "shop.payment.v1.PaymentService",
+        "inventory-svc" => "shop.inventory.v1.InventoryService",
+        "shipping-svc" => "shop.shipping.v1.ShippingService",
+        _ => "",
+    }
+}
+
 /// The servers' ports are their binaries' (the Dockerfile's LISTEN_ADDR and EXPOSE), the
 /// probes ask the health port, and every Service leads to a port a pod listens on.
 pub fn port_problems(objects: &[Value], dockerfile: &Dockerfile) -> Vec<String> {
@@ -316,6 +328,19 @@ pub fn port_problems(objects: &[Value], dockerfile: &Dockerfile) -> Vec<String> 
                     continue;
                 }
                 if serving_port == "grpc" {
+                    // Readiness follows the database (platform::readiness reports the
+                    // service NOT_SERVING without it); liveness and startup the process.
+                    let asks = probe["grpc"]["service"].as_str().unwrap_or_default();
+                    let wants = if probe_name == "readinessProbe" {
+                        grpc_service(target)
+                    } else {
+                        ""
+                    };
+                    if asks != wants {
+                        problems.push(format!(
+                            "{at}: {probe_name} asks for service {asks:?}, not {wants:?}"
+                        ));
+                    }
                     let port = probe_port(container, &probe["grpc"]["port"]);
                     if probe["grpc"].is_null() || port.is_none() || port != health {
                         problems.push(format!("{at}: {probe_name} is not a gRPC probe of the health listener (HEALTH_LISTEN_ADDR port {health:?})"));

@@ -55,9 +55,17 @@ pub struct Effects {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Done(Effects),
-    /// A business refusal: nothing took effect, compensate what came before.
+    /// A refusal: nothing took effect under this key, compensate what came before, and
+    /// end with `reason`.
     Refused {
         reason: FailureReason,
+        error: StepError,
+    },
+    /// The order already has what this step makes, made under another key (a second
+    /// payment, reservation, shipment or order): compensating by this step's key would
+    /// leave that one standing under a cancelled order, so the saga parks for a person
+    /// (failed with `dependency_unavailable`, so ResumeCheckout compensates).
+    Conflict {
         error: StepError,
     },
     /// Retries exhausted, or a failure whose effect is unknown.
@@ -186,7 +194,7 @@ pub fn after_forward(state: &SagaState, step: Step, attempts: i32, outcome: Outc
             Decision::Record(Transition { saga, steps })
         }
         // Past the pivot the saga only goes forward; a refusal will not pass by itself.
-        Outcome::Refused { error, .. } if step.after_pivot() => {
+        Outcome::Refused { error, .. } | Outcome::Conflict { error } if step.after_pivot() => {
             Decision::Record(park(StepChange {
                 add_attempts: attempts,
                 error: Some(error),
@@ -209,6 +217,17 @@ pub fn after_forward(state: &SagaState, step: Step, attempts: i32, outcome: Outc
                 .code
                 .is_some_and(|c| c.0 == tonic::Code::AlreadyExists);
             Decision::Record(fail(step, attempts, reason, attempts > 1 || landed, error))
+        }
+        Outcome::Conflict { error } => {
+            let mut parked = fail(
+                step,
+                attempts,
+                FailureReason::DependencyUnavailable,
+                attempts > 1,
+                error,
+            );
+            parked.saga.status = Some(SagaStatus::NeedsAttention);
+            Decision::Record(parked)
         }
         Outcome::Unavailable { error } => Decision::Record(fail(
             step,
@@ -460,6 +479,42 @@ mod tests {
             panic!("recorded");
         };
         assert_eq!(t.steps[0].uncertain, Some(true), "the key took effect");
+    }
+
+    #[test]
+    fn a_conflict_parks_with_a_failure_so_that_resuming_compensates() {
+        let s = saga(&[Succeeded, Succeeded, Succeeded, Running]);
+        let Decision::Record(t) = after_forward(
+            &s,
+            Step::ReserveStock,
+            1,
+            Outcome::Conflict {
+                error: StepError::new(
+                    "ORDER_ALREADY_RESERVED: held",
+                    Some(tonic::Code::FailedPrecondition),
+                ),
+            },
+        ) else {
+            panic!("before the pivot a conflict is recorded");
+        };
+        assert_eq!(t.saga.status, Some(SagaStatus::NeedsAttention));
+        assert_eq!(
+            t.saga.failure_reason,
+            Some(FailureReason::DependencyUnavailable)
+        );
+        assert_eq!(t.steps[0].status, Some(Failed));
+        assert_eq!(t.saga.durability(), Durability::Flushed, "a decision");
+        let mut parked = s.clone();
+        parked.apply(&t);
+        assert_eq!(next_action(&parked), Action::Parked, "nothing moves it");
+        let resumed = resume(&parked).expect("parked");
+        assert_eq!(resumed.saga.status, Some(SagaStatus::Compensating));
+        parked.apply(&resumed);
+        assert_eq!(
+            next_action(&parked),
+            Action::Compensate(Step::ChargePayment),
+            "the conflicting step took nothing under its key"
+        );
     }
 
     #[test]

@@ -5,9 +5,8 @@
 
 use shop_proto::common::v1 as common;
 use shop_proto::payment::v1 as payment;
-use tonic::Status;
 
-use super::{Context, attempt, outcome, undone};
+use super::{Context, attempt, no_business_reason, outcome, undone};
 use crate::{
     downstream::Clients,
     saga::{
@@ -34,7 +33,12 @@ pub fn request(ctx: &Context<'_>) -> payment::ChargeRequest {
 pub(super) async fn forward(clients: &Clients, ctx: &Context<'_>) -> (i32, Outcome) {
     let call = ctx.call(request(ctx), STEP.key(ctx.saga_id));
     let (attempts, result) = attempt(&clients.charge, call).await;
-    (attempts, outcome(result, refusal, captured))
+    // A decline is the customer's answer, in the reply; payment-svc refusing the request
+    // itself (the front door checked token and amount with the same limits) is not.
+    (
+        attempts,
+        outcome(STEP, result, no_business_reason, captured),
+    )
 }
 
 pub(super) async fn compensate(
@@ -75,11 +79,4 @@ fn captured(reply: payment::ChargeResponse) -> Outcome {
             None,
         ),
     }
-}
-
-/// payment-svc refused the request itself (the front door checked token and amount with
-/// the same limits, so this is a disagreement between services, or a refund that raced
-/// ahead): not a decline, and not the customer's card; the step's error tells which.
-fn refusal(_: &Status) -> FailureReason {
-    FailureReason::DependencyUnavailable
 }

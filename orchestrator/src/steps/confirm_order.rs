@@ -2,13 +2,12 @@
 //! and the engine retries it until it succeeds (a refusal here needs a person).
 
 use shop_proto::order::v1 as order;
-use tonic::Status;
 
-use super::{Context, attempt, outcome};
+use super::{Context, attempt, no_business_reason, outcome};
 use crate::{
     downstream::Clients,
     saga::{
-        FailureReason, Step,
+        Step,
         rules::{Effects, Outcome},
     },
 };
@@ -26,10 +25,9 @@ pub fn request(ctx: &Context<'_>) -> order::ConfirmOrderRequest {
 pub(super) async fn forward(clients: &Clients, ctx: &Context<'_>) -> (i32, Outcome) {
     let call = ctx.call(request(ctx), STEP.key(ctx.saga_id));
     let (attempts, result) = attempt(&clients.confirm_order, call).await;
-    let outcome = outcome(result, refusal, |_| Outcome::Done(Effects::default()));
+    // Past the pivot any refusal parks the saga; none is the customer's answer.
+    let outcome = outcome(STEP, result, no_business_reason, |_| {
+        Outcome::Done(Effects::default())
+    });
     (attempts, outcome)
-}
-
-fn refusal(_: &Status) -> FailureReason {
-    FailureReason::DependencyUnavailable
 }

@@ -1,15 +1,15 @@
 //! create_order: record the order (PENDING) in order-svc, with the priced lines.
-//! Compensation: cancel the order, found by this call's key. A refusal here is not the
-//! customer's doing: the checkout fails as `dependency_unavailable`.
+//! Compensation: cancel the order, found by this call's key. A refusal here is never the
+//! customer's answer: the checkout fails as `dependency_unavailable` (or parks when the
+//! checkout has an order already; see [`super`] for how refusals are read).
 
 use shop_proto::{inventory::v1 as inventory, order::v1 as order};
-use tonic::Status;
 
-use super::{Context, attempt, outcome, undone};
+use super::{Context, attempt, no_business_reason, outcome, undone};
 use crate::{
     downstream::Clients,
     saga::{
-        FailureReason, Step, StepError,
+        Step, StepError,
         rules::{Effects, Outcome},
     },
 };
@@ -20,6 +20,8 @@ const STEP: Step = Step::CreateOrder;
 pub fn request(ctx: &Context<'_>) -> order::CreateOrderRequest {
     order::CreateOrderRequest {
         idempotency_key: STEP.key(ctx.saga_id).to_string(),
+        // The checkout is the saga: order-svc keeps one order per checkout.
+        checkout_id: ctx.saga_id.to_string(),
         customer_id: ctx.request.customer_id.clone(),
         lines: lines(ctx.priced),
         shipping_address: ctx.request.shipping_address.clone(),
@@ -29,7 +31,7 @@ pub fn request(ctx: &Context<'_>) -> order::CreateOrderRequest {
 pub(super) async fn forward(clients: &Clients, ctx: &Context<'_>) -> (i32, Outcome) {
     let call = ctx.call(request(ctx), STEP.key(ctx.saga_id));
     let (attempts, result) = attempt(&clients.create_order, call).await;
-    (attempts, outcome(result, refusal, placed))
+    (attempts, outcome(STEP, result, no_business_reason, placed))
 }
 
 /// The order the reply names. A reply without a readable order id breaks order-svc's
@@ -64,10 +66,6 @@ pub(super) async fn compensate(
     };
     let (attempts, result) = attempt(&clients.cancel_order, ctx.call(message, key)).await;
     (attempts, undone(result))
-}
-
-fn refusal(_: &Status) -> FailureReason {
-    FailureReason::DependencyUnavailable
 }
 
 /// The order lines of a priced cart.

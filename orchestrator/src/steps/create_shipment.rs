@@ -2,8 +2,8 @@
 //! that, an address shipping-svc does not serve (`UNDELIVERABLE_ADDRESS`) unwinds every
 //! earlier step. Compensation: cancel the shipment, found by this call's key.
 
+use platform::reason::Reason;
 use shop_proto::shipping::v1 as shipping;
-use tonic::Status;
 
 use super::{Context, attempt, outcome, undone};
 use crate::{
@@ -28,7 +28,7 @@ pub fn request(ctx: &Context<'_>) -> shipping::CreateShipmentRequest {
 pub(super) async fn forward(clients: &Clients, ctx: &Context<'_>) -> (i32, Outcome) {
     let call = ctx.call(request(ctx), STEP.key(ctx.saga_id));
     let (attempts, result) = attempt(&clients.create_shipment, call).await;
-    let outcome = outcome(result, refusal, |reply| {
+    let outcome = outcome(STEP, result, business, |reply| {
         Outcome::Done(Effects {
             tracking_number: reply.shipment.map(|s| s.tracking_number),
             ..Effects::default()
@@ -51,7 +51,7 @@ pub(super) async fn compensate(
     (attempts, undone(result))
 }
 
-/// shipping-svc refuses an address it does not serve.
-fn refusal(_: &Status) -> FailureReason {
-    FailureReason::UndeliverableAddress
+/// The customer's answer at this step: shipping-svc does not serve the address.
+pub(super) fn business(reason: Reason) -> Option<FailureReason> {
+    (reason == Reason::UndeliverableAddress).then_some(FailureReason::UndeliverableAddress)
 }

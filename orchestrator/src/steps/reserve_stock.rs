@@ -2,8 +2,8 @@
 //! article's order), so an out-of-stock line refunds the payment. Compensation: release,
 //! found by this call's key.
 
+use platform::reason::Reason;
 use shop_proto::inventory::v1 as inventory;
-use tonic::Status;
 
 use super::{Context, attempt, outcome, undone};
 use crate::{
@@ -36,7 +36,12 @@ pub fn request(ctx: &Context<'_>) -> inventory::ReserveStockRequest {
 pub(super) async fn forward(clients: &Clients, ctx: &Context<'_>) -> (i32, Outcome) {
     let call = ctx.call(request(ctx), STEP.key(ctx.saga_id));
     let (attempts, result) = attempt(&clients.reserve_stock, call).await;
-    let outcome = outcome(result, refusal, |_| Outcome::Done(Effects::default()));
+    let outcome = outcome(
+        STEP,
+        result,
+        business,
+        |_| Outcome::Done(Effects::default()),
+    );
     (attempts, outcome)
 }
 
@@ -54,7 +59,7 @@ pub(super) async fn compensate(
     (attempts, undone(result))
 }
 
-/// inventory-svc refuses a reservation it cannot fill (`OUT_OF_STOCK`).
-fn refusal(_: &Status) -> FailureReason {
-    FailureReason::OutOfStock
+/// The customer's answer at this step: a line needs more units than are available.
+pub(super) fn business(reason: Reason) -> Option<FailureReason> {
+    (reason == Reason::OutOfStock).then_some(FailureReason::OutOfStock)
 }

@@ -13,8 +13,9 @@
 //! - [`HandlerError::Poison`] (the event makes no sense here), an unreadable message, or
 //!   a transient error on the [`ConsumerSpec::max_deliveries`]th delivery: parked, that
 //!   is, a `dead_letters` row with the reason, `events_parked_total`, an error log, and
-//!   the message terminated (never redelivered). `EventAdminService.ListDeadLetters`
-//!   lists them.
+//!   the message terminated (never redelivered by the broker). `EventAdminService`
+//!   lists them, and an operator retries (through [`handle_in`], the same path) or
+//!   discards each.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -23,7 +24,7 @@ use async_nats::jetstream::{
     consumer::{AckPolicy, pull},
     message::AckKind,
 };
-use futures::StreamExt;
+use futures::{StreamExt, future::BoxFuture};
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
@@ -85,6 +86,52 @@ impl HandlerError {
     }
 }
 
+/// A [`Handler`] behind a pointer. The consumer and the operator's retry of a dead
+/// letter ([`super::admin`]) share one, so a retried event is handled by the very code
+/// its consumer runs.
+pub trait DynHandler: Send + Sync + 'static {
+    fn handle_boxed<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        event: &'a Event,
+    ) -> BoxFuture<'a, Result<(), HandlerError>>;
+}
+
+impl<H: Handler> DynHandler for H {
+    fn handle_boxed<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        event: &'a Event,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(self.handle(tx, event))
+    }
+}
+
+/// A binary's part in the choreography as a consumer: its durable consumer and the
+/// handler behind it.
+#[derive(Clone)]
+pub struct Participant {
+    pub consumer: ConsumerSpec,
+    pub handler: Arc<dyn DynHandler>,
+}
+
+impl Participant {
+    pub fn new(consumer: ConsumerSpec, handler: impl Handler) -> Self {
+        Self {
+            consumer,
+            handler: Arc::new(handler),
+        }
+    }
+}
+
+impl std::fmt::Debug for Participant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Participant")
+            .field("consumer", &self.consumer)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One durable consumer.
 #[derive(Debug, Clone)]
 pub struct ConsumerSpec {
@@ -132,13 +179,11 @@ pub const MAX_DELIVERIES: i64 = 20;
 /// subject gets a durable consumer of its own (`<durable>-<producer>-<type>`): NATS
 /// before 2.10 filters a consumer on one subject only, and per-subject consumers let the
 /// broker filter on every version.
-pub async fn consume<H: Handler>(
-    pool: PgPool,
-    js: jetstream::Context,
-    spec: ConsumerSpec,
-    handler: H,
-) {
-    let handler = Arc::new(handler);
+pub async fn consume(pool: PgPool, js: jetstream::Context, participant: Participant) {
+    let Participant {
+        consumer: spec,
+        handler,
+    } = participant;
     // One budget for every subject, so the service never runs more handlers (and holds
     // more connections) than `concurrency`.
     let permits = Arc::new(Semaphore::new(spec.concurrency.max(1)));
@@ -168,12 +213,12 @@ pub fn durable_name(service: &str, subject: &str) -> String {
     format!("{service}-{tail}")
 }
 
-async fn consume_once<H: Handler>(
+async fn consume_once(
     pool: &PgPool,
     js: &jetstream::Context,
     spec: &ConsumerSpec,
     subject: &str,
-    handler: &Arc<H>,
+    handler: &Arc<dyn DynHandler>,
     permits: &Arc<Semaphore>,
 ) -> anyhow::Result<()> {
     let stream = js.get_stream(STREAM).await?;
@@ -218,10 +263,10 @@ async fn consume_once<H: Handler>(
     Ok(())
 }
 
-async fn process<H: Handler>(
+async fn process(
     pool: &PgPool,
     spec: &ConsumerSpec,
-    handler: &H,
+    handler: &dyn DynHandler,
     message: jetstream::Message,
 ) {
     let deliveries = message.info().map_or(1, |info| info.delivered);
@@ -274,29 +319,52 @@ async fn process<H: Handler>(
 }
 
 /// Handles `event` once: its inbox row and its effects commit together, or neither.
-async fn handle<H: Handler>(
+async fn handle(
     pool: &PgPool,
-    handler: &H,
+    handler: &dyn DynHandler,
     spec: &ConsumerSpec,
     event: &Event,
 ) -> Result<(), HandlerError> {
     let mut tx = pool.begin().await?;
+    if handle_in(&mut tx, handler, spec.durable, event).await? == Handled::Duplicate {
+        tracing::debug!("event already handled; acknowledging the duplicate");
+        return Ok(());
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Whether [`handle_in`] acted on an event or found it handled before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// The handler ran: its effects and the inbox row wait for the caller's commit.
+    Now,
+    /// The inbox already holds the event: nothing was done.
+    Duplicate,
+}
+
+/// Records `event` in `consumer`'s inbox and runs `handler` on it, in the caller's
+/// transaction; an event the inbox already holds is not handled again.
+pub async fn handle_in(
+    tx: &mut PgConnection,
+    handler: &dyn DynHandler,
+    consumer: &str,
+    event: &Event,
+) -> Result<Handled, HandlerError> {
     let fresh = sqlx::query(
         "INSERT INTO inbox (event_id, consumer) VALUES ($1, $2) ON CONFLICT DO NOTHING",
     )
     .bind(event.id)
-    .bind(spec.durable)
+    .bind(consumer)
     .execute(&mut *tx)
     .await?
     .rows_affected()
         == 1;
     if !fresh {
-        tracing::debug!("event already handled; acknowledging the duplicate");
-        return Ok(());
+        return Ok(Handled::Duplicate);
     }
-    handler.handle(&mut tx, event).await?;
-    tx.commit().await?;
-    Ok(())
+    handler.handle_boxed(tx, event).await?;
+    Ok(Handled::Now)
 }
 
 /// Parks a message for a person: a dead-letter row, a metric, an error log, and no more
@@ -376,7 +444,10 @@ mod tests {
 
     #[test]
     fn refusals_of_the_domain_park_and_outages_retry() {
-        let refused = HandlerError::from(ApiError::precondition("OUT_OF_STOCK", "none left"));
+        let refused = HandlerError::from(ApiError::precondition(
+            crate::reason::Reason::OutOfStock,
+            "none left",
+        ));
         assert!(matches!(refused, HandlerError::Poison(_)));
         let away = HandlerError::from(ApiError::Unavailable(sqlx::Error::PoolTimedOut));
         assert!(matches!(away, HandlerError::Transient(_)));

@@ -14,7 +14,8 @@
 //!   broker refused a connection.
 //! - `roles`: who publishes and consumes what, per principal; `permissions`: the
 //!   broker's authorization that follows from it (docs/SECURITY.md).
-//! - `admin`: `EventAdminService`, which lists parked messages.
+//! - `admin`: `EventAdminService`, which lists parked messages and lets an operator retry
+//!   or discard each.
 //!
 //! The tables (`outbox`, `inbox`, `dead_letters`) are created by each service's own
 //! migration `*_events.sql`: every service owns its database, these tables included.
@@ -32,7 +33,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
-pub use consumer::{ConsumerSpec, Handler, HandlerError};
+pub use consumer::{ConsumerSpec, Handler, HandlerError, Participant};
 pub use envelope::{Event, EventKind};
 
 /// The JetStream stream every event is stored in.
@@ -67,7 +68,7 @@ pub struct EventsConfig {
 
 /// Runs a service's part in the choreography until dropped: connects to the broker
 /// (waiting for it if need be), then relays the outbox and consumes.
-pub async fn run<H: Handler>(pool: PgPool, config: EventsConfig, spec: ConsumerSpec, handler: H) {
+pub async fn run(pool: PgPool, config: EventsConfig, participant: Participant) {
     let (js, refusals) = broker::connect(
         &config.nats_url,
         config.producer,
@@ -75,9 +76,9 @@ pub async fn run<H: Handler>(pool: PgPool, config: EventsConfig, spec: ConsumerS
         config.stream_replicas,
     )
     .await;
-    tracing::info!(url = %config.nats_url, consumer = spec.durable, "events: connected to the broker");
+    tracing::info!(url = %config.nats_url, consumer = participant.consumer.durable, "events: connected to the broker");
     tokio::join!(
         outbox::relay(pool.clone(), js.clone(), config.producer, refusals),
-        consumer::consume(pool, js, spec, handler),
+        consumer::consume(pool, js, participant),
     );
 }

@@ -1,8 +1,11 @@
 //! Which principal may call which RPC: one table for the whole shop, checked by a tower
-//! layer in front of every server running TLS. The internal services accept only the
-//! calls each peer needs: the orchestrator drives the saga steps, the console, the load
-//! generator's checker and operators read, and only operators (and the load generator,
-//! which seeds its own catalogue) administer. A method without a rule is refused.
+//! layer in front of every server running TLS. Least privilege: the internal services
+//! accept only the calls each peer needs. The orchestrator drives the saga steps; the
+//! load generator's checker and operators read; only operators write the catalogue and
+//! stock levels (the demo seed runs with the operator's certificate: seeding is the
+//! operator's act, done by a tool) and settle dead letters. The console reaches only the
+//! front door, and the services only health and reflection. A method without a rule is
+//! refused. The tests below argue every grant, principal by principal and RPC by RPC.
 //!
 //! The front door (`CheckoutService`) is open to any peer that completed the handshake:
 //! its callers prove who they are with a bearer token (see [`super::token`]).
@@ -24,15 +27,19 @@ pub enum Allow {
     Only(&'static [Principal]),
 }
 
-use Principal::{Console, Loadgen, Operator, Orchestrator};
+use Principal::{Loadgen, Operator, Orchestrator};
 
 /// The saga's steps and compensations.
 const SAGA: Allow = Allow::Only(&[Orchestrator]);
-/// Reads of what a checkout did (the checker and the console verify from outside).
-const READ: Allow = Allow::Only(&[Orchestrator, Console, Loadgen, Operator]);
-/// The catalogue and stock levels, set by hand or by a tool seeding its own products.
-const ADMIN: Allow = Allow::Only(&[Operator, Loadgen, Console]);
-/// Dead letters hold whole events: operators only.
+/// Reads of what a checkout did: the load generator's checker verifies the invariants
+/// from outside, operators look. (The orchestrator and the console read nothing here:
+/// the saga keeps its own record, the console reads only the front door.)
+const READ: Allow = Allow::Only(&[Loadgen, Operator]);
+/// The catalogue and stock levels: what customers pay and what can be sold. Operators
+/// only (by hand, or through a tool run with their certificate: the demo seed, a load
+/// test setting up its products).
+const ADMIN: Allow = Allow::Only(&[Operator]);
+/// Dead letters hold whole events, and settling one acts on the event: operators only.
 const OPERATE: Allow = Allow::Only(&[Operator]);
 
 /// `(service, method, who)`; method `*` covers every method of the service.
@@ -70,6 +77,16 @@ pub const RULES: &[(&str, &str, Allow)] = &[
     (
         "shop.events.v1.EventAdminService",
         "ListDeadLetters",
+        OPERATE,
+    ),
+    (
+        "shop.events.v1.EventAdminService",
+        "RetryDeadLetter",
+        OPERATE,
+    ),
+    (
+        "shop.events.v1.EventAdminService",
+        "DiscardDeadLetter",
         OPERATE,
     ),
 ];

@@ -9,7 +9,7 @@
 //!   server's certificate against the name of the service they meant to reach.
 //! - [`principal`]: the names certificates are issued to, and how a peer's is read.
 //! - [`gate`]: the one layer that checks a call before its request is read.
-//! - [`access`]: which principal may call which RPC.
+//! - [`access`]: which principal may call which RPC; `grants` (tests) argues each grant.
 //! - [`token`]: the front door's bearer tokens (signed JWT): claims, signing, checking.
 //! - [`caller`]: who a token proves a front-door caller to be, and what they may see.
 
@@ -17,6 +17,8 @@ pub mod access;
 pub mod caller;
 pub mod connect;
 pub mod gate;
+#[cfg(test)]
+mod grants;
 pub mod incoming;
 pub mod principal;
 pub mod settings;

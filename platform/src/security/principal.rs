@@ -15,11 +15,13 @@ pub enum Principal {
     PaymentSvc,
     InventorySvc,
     ShippingSvc,
-    /// The live view: reads, and seeds its demo catalogue.
+    /// The live view: a client of the front door only, with the signed-in person's token.
     Console,
-    /// The load generator and invariant checker: seeds stock and reads everything back.
+    /// The load generator's invariant checker: reads everything back. (Its load sets up
+    /// its products with the operator's certificate: the catalogue is the operator's.)
     Loadgen,
-    /// A person or tool operating the shop: administration and reads.
+    /// A person or tool operating the shop: the catalogue and stock, dead letters, reads.
+    /// The demo seed runs as the operator too: seeding is the operator's act.
     Operator,
 }
 
