@@ -28,10 +28,16 @@ const PLACE_REPEAT_DEADLINE: Duration = Duration::from_secs(10);
 /// How long a resume may take: the claim, then the driver's first moves.
 const RESUME_DEADLINE: Duration = Duration::from_secs(10);
 
-/// A lazily connected CheckoutService client; cheap to clone (one HTTP/2 connection).
+/// A lazily connected CheckoutService client; cheap to clone (two HTTP/2 connections).
 #[derive(Debug, Clone)]
 pub struct Shop {
     client: CheckoutServiceClient<Channel>,
+    /// WatchCheckout's own connection. A connection carries a bounded number of calls at
+    /// once (the shop's MAX_STREAMS_PER_CONNECTION, 256) and a live page holds one for as
+    /// long as it is open: on one shared connection, hundreds of open pages left the list
+    /// page's calls queued until the proxy gave up (502). Apart, pages queue only behind
+    /// pages.
+    watches: CheckoutServiceClient<Channel>,
 }
 
 impl Shop {
@@ -40,9 +46,16 @@ impl Shop {
     /// shows a readable error, while the shop is still down.
     pub fn connect_lazy(url: &str, security: &Security) -> Result<Self, tonic::transport::Error> {
         let endpoint = Endpoint::from_shared(url.to_owned())?;
-        let channel = connect::channel(endpoint, security, Principal::Orchestrator);
+        let client = |endpoint| {
+            CheckoutServiceClient::new(connect::channel(
+                endpoint,
+                security,
+                Principal::Orchestrator,
+            ))
+        };
         Ok(Self {
-            client: CheckoutServiceClient::new(channel),
+            client: client(endpoint.clone()),
+            watches: client(endpoint),
         })
     }
 
@@ -75,13 +88,14 @@ impl Shop {
     }
 
     /// WatchCheckout: the checkout's events from its start, then live, until it ends.
-    /// No deadline: the stream lasts as long as the checkout runs.
+    /// No deadline: the stream lasts as long as the checkout runs. RESOURCE_EXHAUSTED
+    /// when `who` (or everyone) has as many streams open as the shop allows.
     pub async fn watch(
         &self,
         who: &Session,
         checkout_id: &str,
     ) -> Result<Streaming<pb::WatchCheckoutResponse>, Status> {
-        let mut client = self.client.clone();
+        let mut client = self.watches.clone();
         let request = pb::WatchCheckoutRequest {
             checkout_id: checkout_id.to_owned(),
         };

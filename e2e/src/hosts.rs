@@ -9,7 +9,8 @@
 //! ([`StackOptions::hosts`](crate::StackOptions::hosts)) starts Postgres, NATS and each
 //! binary inside its host's namespace ([`Place::command`]), serving on that host's address.
 //!
-//! Faults are iptables rules inside the namespaces, always on the *receiving* side
+//! Faults are iptables rules inside the namespaces (a partition drops every packet, a
+//! lossy link a random share of them), always on the *receiving* side
 //! (`INPUT -s SENDER -j DROP`): a dropped packet is lost silently, as on a real network,
 //! where a rule on the sending side (`OUTPUT`) would fail the sender's `send` at once
 //! with EPERM, which no network does. `tc netem` (delay, loss) is not in every kernel and
@@ -207,6 +208,32 @@ impl Hosts {
     pub fn partition_one_way(&self, from: Host, to: Host) -> anyhow::Result<()> {
         let source = self.ip(from).to_string();
         self.iptables(to, &["-I", "INPUT", "-s", &source, "-j", "DROP"])
+    }
+
+    /// A lossy link: each packet from `a` to `b`, and from `b` to `a`, is lost with
+    /// `probability` (iptables' `statistic` match, drawn per packet). TCP resends what is
+    /// lost, so calls arrive late rather than not at all.
+    pub fn lossy(&self, a: Host, b: Host, probability: f64) -> anyhow::Result<()> {
+        let chance = format!("{probability:.4}");
+        for (from, to) in [(a, b), (b, a)] {
+            let source = self.ip(from).to_string();
+            let rule = [
+                "-I",
+                "INPUT",
+                "-s",
+                &source,
+                "-m",
+                "statistic",
+                "--mode",
+                "random",
+                "--probability",
+                &chance,
+                "-j",
+                "DROP",
+            ];
+            self.iptables(to, &rule)?;
+        }
+        Ok(())
     }
 
     /// `a` and `b` lose every packet to each other; each still reaches everyone else.

@@ -187,19 +187,7 @@ pub async fn place_until_accepted(
 /// Waits until every checkout ends (at most ~60 s).
 pub async fn all_terminal(clients: &mut Clients) -> Vec<pb::Checkout> {
     for _ in 0..600 {
-        let list = clients
-            .checkout
-            .list_checkouts(pb::ListCheckoutsRequest {
-                mode: pb::CoordinationMode::Unspecified.into(),
-                page_size: 500,
-                page_token: String::new(),
-                status: 0,
-                customer_id: String::new(),
-            })
-            .await
-            .expect("a test call succeeds")
-            .into_inner()
-            .checkouts;
+        let list = all_checkouts(clients).await;
         if list.iter().all(|c| {
             matches!(
                 c.status(),
@@ -211,6 +199,32 @@ pub async fn all_terminal(clients: &mut Clients) -> Vec<pb::Checkout> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("some checkouts never ended");
+}
+
+/// Every checkout, newest first, read page by page (100 a page, the most the shop
+/// serves).
+pub async fn all_checkouts(clients: &mut Clients) -> Vec<pb::Checkout> {
+    let mut all = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = clients
+            .checkout
+            .list_checkouts(pb::ListCheckoutsRequest {
+                mode: pb::CoordinationMode::Unspecified.into(),
+                page_size: 100,
+                page_token,
+                status: 0,
+                customer_id: String::new(),
+            })
+            .await
+            .expect("a test call succeeds")
+            .into_inner();
+        all.extend(page.checkouts);
+        if page.next_page_token.is_empty() {
+            return all;
+        }
+        page_token = page.next_page_token;
+    }
 }
 
 /// Every invariant for every checkout, plus stock conservation for each stocked sku.

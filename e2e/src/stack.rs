@@ -22,7 +22,7 @@ use tonic_health::pb::{
 };
 
 use platform::{
-    config::DEFAULT_DATABASE_MAX_CONNECTIONS,
+    config::{DEFAULT_DATABASE_MAX_CONNECTIONS, DEFAULT_DATABASE_READ_CONNECTIONS},
     security::{
         Principal, Security,
         connect::{self, FrontDoor},
@@ -134,19 +134,24 @@ pub struct StackOptions {
 
 impl StackOptions {
     /// Database connections the stack's services may open at most: each pool's size
-    /// (`DATABASE_MAX_CONNECTIONS` from the options, else the services' default), and
-    /// one each for the harness's own statements.
+    /// (`DATABASE_MAX_CONNECTIONS` from the options, else the services' default), the
+    /// orchestrator's read pool (`DATABASE_READ_CONNECTIONS`) on top, and one each for
+    /// the harness's own statements.
     pub fn database_connections(&self) -> u32 {
-        let pool_size = |env: &[(String, String)]| {
+        let setting = |env: &[(String, String)], name: &str| {
             env.iter()
                 .rev()
-                .find(|(name, _)| name == "DATABASE_MAX_CONNECTIONS")
+                .find(|(key, _)| key == name)
                 .and_then(|(_, value)| value.parse().ok())
         };
+        let pool_size = |env: &[(String, String)]| setting(env, "DATABASE_MAX_CONNECTIONS");
         let domain = pool_size(&self.env).unwrap_or(DEFAULT_DATABASE_MAX_CONNECTIONS);
         let orchestrator = pool_size(&self.orchestrator_env).unwrap_or(domain);
+        let reads = setting(&self.orchestrator_env, "DATABASE_READ_CONNECTIONS")
+            .or_else(|| setting(&self.env, "DATABASE_READ_CONNECTIONS"))
+            .unwrap_or(DEFAULT_DATABASE_READ_CONNECTIONS);
         let services = u32::try_from(Svc::ALL.len()).unwrap_or(u32::MAX);
-        (services - 1) * domain + orchestrator + services
+        (services - 1) * domain + orchestrator + reads + services
     }
 }
 
@@ -587,6 +592,11 @@ impl Stack {
         )
         .await?;
         Ok(replica)
+    }
+
+    /// The process id of `svc`, while it runs (to read its `/proc` entry).
+    pub fn pid(&self, svc: Svc) -> Option<u32> {
+        self.process(svc).child.as_ref().map(Child::id)
     }
 
     /// kill -9: the process dies at once, mid-call, leases and all.

@@ -748,10 +748,22 @@ fn production_runs_every_server_replicated_autoscaled_spread_and_drained() {
         assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], server);
         assert!(hpa["spec"]["minReplicas"].as_u64() >= Some(2));
         // The most pooled connections its replicas may open fit in its database.
+        // The orchestrator's read pool comes on top (the others have none).
+        let reads: u64 = setting_of(objects, server, "DATABASE_READ_CONNECTIONS").map_or_else(
+            || {
+                if server == "orchestrator" {
+                    u64::from(platform::config::DEFAULT_DATABASE_READ_CONNECTIONS)
+                } else {
+                    0
+                }
+            },
+            |v| v.parse().unwrap(),
+        );
         let pool: u64 = setting_of(objects, server, "DATABASE_MAX_CONNECTIONS")
             .unwrap()
-            .parse()
-            .unwrap();
+            .parse::<u64>()
+            .unwrap()
+            + reads;
         let max_replicas = hpa["spec"]["maxReplicas"].as_u64().unwrap();
         let secret = setting_secret(objects, server);
         let cluster = find(objects, "Cluster", secret.strip_suffix("-app").unwrap()).unwrap();

@@ -186,6 +186,42 @@ async fn an_orchestrator_replica_cut_off_from_postgres_fences_itself_and_the_oth
     replica.kill();
 }
 
+/// 5 % of the packets between the orchestrator and every service lost, both ways, while
+/// 30 checkouts arrive over 15 s. TCP resends what is lost, late (its first resend comes
+/// after about 200 ms), so some attempts outlive `ATTEMPT_TIMEOUT` and are retried under
+/// their keys. Every checkout ends, and the checker finds every invariant holding; how
+/// long they took and how they ended is printed, not asserted.
+#[tokio::test]
+async fn a_lossy_link_between_the_orchestrator_and_every_service_slows_checkouts_but_breaks_none() {
+    let Some(hosts) = hosts() else { return };
+    let (_stack, mut clients) = stack_on(&hosts, &[("LOSSY", 500, 100)]).await;
+    for svc in [Svc::Order, Svc::Payment, Svc::Inventory, Svc::Shipping] {
+        hosts
+            .lossy(ORCHESTRATOR, Host::Svc(svc), 0.05)
+            .expect("the lossy link");
+    }
+    let calls = place_spread(&clients, "LOSSY", 30, Duration::from_millis(500), None);
+    let checkouts = every_checkout_ends(&mut clients, calls, ("LOSSY", 100)).await;
+    hosts.heal().expect("the heal");
+    let mut took: Vec<f64> = checkouts
+        .iter()
+        .filter_map(|c| {
+            let (start, end) = (c.create_time.as_ref()?, c.update_time.as_ref()?);
+            Some((end.seconds - start.seconds) as f64 + f64::from(end.nanos - start.nanos) / 1e9)
+        })
+        .collect();
+    took.sort_by(f64::total_cmp);
+    let at = |share: f64| took[((took.len() - 1) as f64 * share) as usize];
+    eprintln!(
+        "5 % loss orchestrator <-> services: checkout durations p50 {:.2} s, p90 {:.2} s, max {:.2} s; {:?}",
+        at(0.5),
+        at(0.9),
+        at(1.0),
+        outcomes(&checkouts)
+    );
+    assert_completed_or_undone(&checkouts);
+}
+
 /// Places `message` through `clients` with `fault`, briefly (see [`place_briefly`]).
 async fn place_briefly_with(
     clients: &Clients,

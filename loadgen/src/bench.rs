@@ -217,23 +217,33 @@ async fn step_breakdown(
     clients: &mut Clients,
     run_id: &str,
 ) -> anyhow::Result<BTreeMap<String, f64>> {
-    let page = clients
-        .checkout
-        .list_checkouts(pb::ListCheckoutsRequest {
-            mode: pb::CoordinationMode::Unspecified.into(),
-            page_size: 500,
-            page_token: String::new(),
-            status: pb::CheckoutStatus::Completed.into(),
-            customer_id: run_id.into(),
-        })
-        .await?
-        .into_inner();
+    // Its newest 500, 100 a page (the most the shop serves).
+    let mut checkouts = Vec::new();
+    let mut page_token = String::new();
+    while checkouts.len() < 500 {
+        let page = clients
+            .checkout
+            .list_checkouts(pb::ListCheckoutsRequest {
+                mode: pb::CoordinationMode::Unspecified.into(),
+                page_size: 100,
+                page_token,
+                status: pb::CheckoutStatus::Completed.into(),
+                customer_id: run_id.into(),
+            })
+            .await?
+            .into_inner();
+        checkouts.extend(page.checkouts);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
     let mut sums: BTreeMap<String, (f64, u32)> = BTreeMap::new();
     let ms = |t: &Option<prost_types::Timestamp>| {
         t.as_ref()
             .map(|t| t.seconds as f64 * 1000.0 + f64::from(t.nanos) / 1e6)
     };
-    for checkout in &page.checkouts {
+    for checkout in &checkouts {
         let (Some(first), Some(last)) = (
             checkout.steps.first().and_then(|s| ms(&s.start_time)),
             ms(&checkout.update_time),

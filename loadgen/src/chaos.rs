@@ -1,6 +1,8 @@
 //! The chaos run: load with injected faults (transient errors, late successes past the
-//! attempt timeout) while the orchestrator is killed with SIGKILL and restarted and the
-//! stack's own Postgres is restarted, then the checker. Correctness, not speed: the
+//! attempt timeout) while the orchestrator is killed with SIGKILL and restarted, the
+//! stack's own Postgres is restarted, the broker is killed and restarted on its store,
+//! and two random hosts are partitioned (the stack then spread over network namespaces,
+//! `e2e::hosts`), then the checker. Correctness, not speed: the
 //! verdict must list no violation, and nothing may stay unfinished.
 
 use std::{
@@ -11,7 +13,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use e2e::{Stack, StackOptions, Svc, clients::Clients};
+use anyhow::Context as _;
+use e2e::{
+    Stack, StackOptions, Svc,
+    clients::Clients,
+    hosts::{Host, Hosts},
+};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
@@ -41,6 +48,12 @@ pub struct ChaosConfig {
     /// Restart the stack's Postgres this many times during the run (the stack then starts
     /// a cluster of its own rather than use a shared server).
     pub postgres_restarts: u32,
+    /// Kill the broker this many times during the run, each restarted on its store after
+    /// [`BROKER_DOWN`].
+    pub broker_kills: u32,
+    /// Partition two random hosts this many times during the run, for
+    /// [`PARTITION_FOR`] each (the stack then runs across network namespaces).
+    pub partitions: u32,
     pub modes: load::Modes,
     /// How long the checker waits for unfinished checkouts.
     pub wait: Duration,
@@ -60,6 +73,8 @@ impl Default for ChaosConfig {
             late: 0.1,
             kills: 2,
             postgres_restarts: 0,
+            broker_kills: 0,
+            partitions: 0,
             modes: load::Modes::Both,
             wait: Duration::from_secs(60),
             check_concurrency: check::DEFAULT_CONCURRENCY,
@@ -69,6 +84,16 @@ impl Default for ChaosConfig {
 }
 
 impl ChaosConfig {
+    /// The faults this run plans.
+    fn planned(&self) -> Planned {
+        Planned {
+            kills: self.kills,
+            postgres_restarts: self.postgres_restarts,
+            broker_kills: self.broker_kills,
+            partitions: self.partitions,
+        }
+    }
+
     /// The run's length settled once, so the load and the fault schedule measure the same
     /// run: neither a duration nor a count is [`DEFAULT_DURATION`].
     fn resolved(&self) -> Self {
@@ -88,6 +113,8 @@ pub struct ChaosReport {
     pub load: Report,
     pub kills: Faults,
     pub postgres_restarts: Faults,
+    pub broker_kills: Faults,
+    pub partitions: Faults,
     /// Seconds from the start of the load to the end of the last fault (the restarted
     /// process serving again).
     pub last_fault_at_s: Option<f64>,
@@ -113,11 +140,16 @@ impl ChaosReport {
     pub fn render(&self) -> String {
         let mut text = self.load.render();
         text.push_str(&format!(
-            "faults: orchestrator kills {}/{}, postgres restarts {}/{}",
+            "faults: orchestrator kills {}/{}, postgres restarts {}/{}, broker kills {}/{}, \
+             partitions {}/{}",
             self.kills.done,
             self.kills.planned,
             self.postgres_restarts.done,
-            self.postgres_restarts.planned
+            self.postgres_restarts.planned,
+            self.broker_kills.done,
+            self.broker_kills.planned,
+            self.partitions.done,
+            self.partitions.planned
         ));
         if let Some(at) = self.last_fault_at_s {
             text.push_str(&format!(", last at {at:.1} s"));
@@ -152,20 +184,51 @@ fn orchestrator_env() -> Vec<(String, String)> {
     .collect()
 }
 
+/// How long a killed broker stays down: long enough for every binary to notice and for
+/// events to pile up in the outboxes.
+pub const BROKER_DOWN: Duration = Duration::from_secs(2);
+
+/// How long a partition lasts.
+pub const PARTITION_FOR: Duration = Duration::from_secs(3);
+
+/// The hosts a partition may cut apart: Postgres, the broker and every binary.
+const PARTITIONED: [Host; 7] = [
+    Host::Postgres,
+    Host::Nats,
+    Host::Svc(Svc::Order),
+    Host::Svc(Svc::Payment),
+    Host::Svc(Svc::Inventory),
+    Host::Svc(Svc::Shipping),
+    Host::Svc(Svc::Orchestrator),
+];
+
+/// The two hosts the `n`th partition cuts apart: drawn, the same every run.
+fn partitioned(n: u64) -> (Host, Host) {
+    let count = PARTITIONED.len();
+    let pick = |salt| (load::unit(n, salt) * count as f64) as usize % count;
+    let a = pick(11);
+    let b = (a + 1 + pick(13) % (count - 1)) % count;
+    (PARTITIONED[a], PARTITIONED[b])
+}
+
 /// One fault of the schedule.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Fault {
     KillOrchestrator,
     RestartPostgres,
+    KillBroker,
+    Partition,
 }
 
-/// `n` faults of a kind spread evenly over the run: at 1/(n+1), 2/(n+1)… of it, as
+/// `n` faults of each kind spread evenly over the run: at 1/(n+1), 2/(n+1)… of it, as
 /// shares of the run's length (its duration, or its count of checkouts).
-fn schedule(kills: u32, restarts: u32) -> Vec<(f64, Fault)> {
+fn schedule(planned: Planned) -> Vec<(f64, Fault)> {
     let spread =
         |n: u32, fault: Fault| (1..=n).map(move |i| (f64::from(i) / f64::from(n + 1), fault));
-    let mut all: Vec<_> = spread(kills, Fault::KillOrchestrator)
-        .chain(spread(restarts, Fault::RestartPostgres))
+    let mut all: Vec<_> = spread(planned.kills, Fault::KillOrchestrator)
+        .chain(spread(planned.postgres_restarts, Fault::RestartPostgres))
+        .chain(spread(planned.broker_kills, Fault::KillBroker))
+        .chain(spread(planned.partitions, Fault::Partition))
         .collect();
     all.sort_by(|a, b| a.0.total_cmp(&b.0));
     all
@@ -186,6 +249,7 @@ fn share_done(config: &ChaosConfig, elapsed: Duration, made: u64) -> f64 {
 /// has ended or the run is stopped; returns when the last fault ended.
 async fn inject(
     stack: Arc<Mutex<Stack>>,
+    hosts: Option<Arc<Hosts>>,
     config: ChaosConfig,
     live: Arc<Live>,
     load_over: Arc<AtomicBool>,
@@ -193,7 +257,7 @@ async fn inject(
 ) -> anyhow::Result<Option<Instant>> {
     let started = Instant::now();
     let mut last = None;
-    for (at, fault) in schedule(config.kills, config.postgres_restarts) {
+    for (at, fault) in schedule(config.planned()) {
         while share_done(
             &config,
             started.elapsed(),
@@ -217,6 +281,23 @@ async fn inject(
                 stack.restart_postgres().await?;
                 live.postgres_restarts.fetch_add(1, Ordering::Relaxed);
             }
+            Fault::KillBroker => {
+                stack.kill_nats()?;
+                tokio::time::sleep(BROKER_DOWN).await;
+                stack.restart_nats().await?;
+                live.broker_kills.fetch_add(1, Ordering::Relaxed);
+            }
+            Fault::Partition => {
+                let hosts = hosts
+                    .as_ref()
+                    .context("a partition needs the stack on test hosts")?;
+                let n = u64::from(live.partitions.load(Ordering::Relaxed));
+                let (a, b) = partitioned(n);
+                hosts.partition(a, b)?;
+                tokio::time::sleep(PARTITION_FOR).await;
+                hosts.heal()?;
+                live.partitions.fetch_add(1, Ordering::Relaxed);
+            }
         }
         last = Some(Instant::now());
     }
@@ -228,20 +309,27 @@ async fn inject(
 pub async fn run(config: &ChaosConfig, stop: &Stop) -> anyhow::Result<ChaosReport> {
     let started = Instant::now();
     let config = &config.resolved();
+    let hosts = if config.partitions > 0 {
+        let hosts = Hosts::create()?.context(
+            "--partitions runs the stack across network namespaces: run as root with `ip` \
+             and `iptables` (scripts/deps.sh netns installs them)",
+        )?;
+        Some(Arc::new(hosts))
+    } else {
+        None
+    };
     let stack = Stack::start(StackOptions {
         fault_injection: true,
         orchestrator_env: orchestrator_env(),
         own_postgres: config.postgres_restarts > 0,
+        hosts: hosts.clone(),
         ..StackOptions::default()
     })
     .await?;
     let mut clients = Clients::of(&stack);
     let mut state = load::setup(&mut clients, "chaos").await?;
     let live = Arc::new(Live::default());
-    let planned = Planned {
-        kills: config.kills,
-        postgres_restarts: config.postgres_restarts,
-    };
+    let planned = config.planned();
     let ticker = config
         .progress
         .then(|| progress::show(live.clone(), planned, Instant::now()));
@@ -249,6 +337,7 @@ pub async fn run(config: &ChaosConfig, stop: &Stop) -> anyhow::Result<ChaosRepor
     let load_over = Arc::new(AtomicBool::new(false));
     let injector = tokio::spawn(inject(
         stack.clone(),
+        hosts,
         config.clone(),
         live.clone(),
         load_over.clone(),
@@ -309,6 +398,8 @@ pub async fn run(config: &ChaosConfig, stop: &Stop) -> anyhow::Result<ChaosRepor
     });
     let kills_done = live.kills.load(Ordering::Relaxed);
     let restarts_done = live.postgres_restarts.load(Ordering::Relaxed);
+    let broker_kills_done = live.broker_kills.load(Ordering::Relaxed);
+    let partitions_done = live.partitions.load(Ordering::Relaxed);
     drop(stack);
     Ok(ChaosReport {
         load: report,
@@ -319,6 +410,14 @@ pub async fn run(config: &ChaosConfig, stop: &Stop) -> anyhow::Result<ChaosRepor
         postgres_restarts: Faults {
             planned: config.postgres_restarts,
             done: restarts_done,
+        },
+        broker_kills: Faults {
+            planned: config.broker_kills,
+            done: broker_kills_done,
+        },
+        partitions: Faults {
+            planned: config.partitions,
+            done: partitions_done,
         },
         last_fault_at_s: last_fault.map(|at| (at - load_started).as_secs_f64()),
         drained_after_s,
@@ -333,16 +432,27 @@ mod tests {
 
     #[test]
     fn faults_are_spread_evenly_and_interleaved() {
-        let plan = schedule(3, 1);
+        let plan = schedule(Planned {
+            kills: 3,
+            postgres_restarts: 1,
+            broker_kills: 1,
+            partitions: 0,
+        });
         let at: Vec<f64> = plan.iter().map(|(at, _)| *at).collect();
-        assert_eq!(at, [0.25, 0.5, 0.5, 0.75]);
-        assert_eq!(
-            plan.iter()
-                .filter(|(_, f)| *f == Fault::RestartPostgres)
-                .count(),
-            1
-        );
-        assert!(schedule(0, 0).is_empty());
+        assert_eq!(at, [0.25, 0.5, 0.5, 0.5, 0.75]);
+        for fault in [Fault::RestartPostgres, Fault::KillBroker] {
+            assert_eq!(plan.iter().filter(|(_, f)| *f == fault).count(), 1);
+        }
+        assert!(schedule(Planned::default()).is_empty());
+    }
+
+    #[test]
+    fn each_partition_cuts_two_different_hosts_the_same_every_run() {
+        let pairs: Vec<_> = (0..50).map(partitioned).collect();
+        assert!(pairs.iter().all(|(a, b)| a != b), "{pairs:?}");
+        assert_eq!(pairs, (0..50).map(partitioned).collect::<Vec<_>>());
+        let distinct: std::collections::BTreeSet<_> = pairs.iter().collect();
+        assert!(distinct.len() > 10, "drawn, not fixed: {distinct:?}");
     }
 
     #[test]

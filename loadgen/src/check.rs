@@ -82,6 +82,9 @@ impl Verdict {
     }
 }
 
+/// The largest `page_size` the shop's list RPCs serve (docs/CONTRACT.md): fewest pages.
+const PAGE_SIZE: i32 = 100;
+
 /// Every checkout of customer `run_id`, all pages, counted in `live.found`.
 async fn checkouts_of(
     clients: &mut Clients,
@@ -96,7 +99,7 @@ async fn checkouts_of(
             let mut checkout = clients.checkout.clone();
             let request = pb::ListCheckoutsRequest {
                 mode: pb::CoordinationMode::Unspecified.into(),
-                page_size: 500,
+                page_size: PAGE_SIZE,
                 page_token: token.clone(),
                 status: 0,
                 customer_id: run_id.to_owned(),
@@ -130,7 +133,7 @@ async fn orphan_orders(
             let mut order = clients.order.clone();
             let request = order::ListOrdersRequest {
                 customer_id: run_id.to_owned(),
-                page_size: 500,
+                page_size: PAGE_SIZE,
                 page_token: token.clone(),
             };
             async move { order.list_orders(request).await }

@@ -221,7 +221,7 @@ pub async fn setup(clients: &mut Clients, run_id: &str) -> Result<RunState, toni
 }
 
 /// A number in [0, 1) from `n` and a salt, the same every run (splitmix64).
-fn unit(n: u64, salt: u64) -> f64 {
+pub(crate) fn unit(n: u64, salt: u64) -> f64 {
     let mut z = n.wrapping_add(salt).wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

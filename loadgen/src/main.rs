@@ -169,6 +169,15 @@ struct ChaosArgs {
     /// on a Postgres cluster of its own, not a shared server.
     #[arg(long, default_value_t = 0)]
     postgres_restarts: u32,
+    /// Kills of the broker (SIGKILL, restarted 2 s later on its store) during the run:
+    /// choreographed checkouts wait in the outboxes and the broker meanwhile.
+    #[arg(long, default_value_t = 0)]
+    broker_kills: u32,
+    /// Partitions of two random hosts (both ways, 3 s each) during the run. The stack
+    /// then runs across network namespaces of its own, one host per process: needs root,
+    /// `ip` and `iptables` (scripts/deps.sh netns).
+    #[arg(long, default_value_t = 0)]
+    partitions: u32,
     /// How long the checker waits for unfinished checkouts.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     wait: Duration,
@@ -317,6 +326,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 late: args.late,
                 kills: args.kills,
                 postgres_restarts: args.postgres_restarts,
+                broker_kills: args.broker_kills,
+                partitions: args.partitions,
                 modes: args.mode,
                 wait: args.wait,
                 check_concurrency: args.check_concurrency,

@@ -26,6 +26,8 @@ pub struct Live {
     pub violations: AtomicU64,
     pub kills: AtomicU32,
     pub postgres_restarts: AtomicU32,
+    pub broker_kills: AtomicU32,
+    pub partitions: AtomicU32,
     phase: Mutex<&'static str>,
 }
 
@@ -34,6 +36,8 @@ pub struct Live {
 pub struct Planned {
     pub kills: u32,
     pub postgres_restarts: u32,
+    pub broker_kills: u32,
+    pub partitions: u32,
 }
 
 impl Live {
@@ -67,6 +71,20 @@ impl Live {
                 ", postgres restarts {}/{}",
                 self.postgres_restarts.load(Ordering::Relaxed),
                 planned.postgres_restarts
+            ));
+        }
+        if planned.broker_kills > 0 {
+            line.push_str(&format!(
+                ", broker kills {}/{}",
+                self.broker_kills.load(Ordering::Relaxed),
+                planned.broker_kills
+            ));
+        }
+        if planned.partitions > 0 {
+            line.push_str(&format!(
+                ", partitions {}/{}",
+                self.partitions.load(Ordering::Relaxed),
+                planned.partitions
             ));
         }
         line
@@ -126,6 +144,8 @@ mod tests {
             Planned {
                 kills: 8,
                 postgres_restarts: 2,
+                broker_kills: 0,
+                partitions: 0,
             },
         );
         assert!(

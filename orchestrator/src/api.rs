@@ -30,18 +30,22 @@ use crate::{
     command::{self, CheckoutRef, ListQuery, PlaceOrder},
     convert::{self, to_checkout},
     engine::Engine,
+    feed::Feed,
     ids::{LeaseToken, SagaId},
     loaded::{Begin, Created, DriveError, Saga},
     metadata::{header, wait_budget},
     resilience::{Call, send},
     saga::{CoordinationMode, SagaStatus},
     store::{self, NewSaga, SagaRow, WriteError},
+    streams::{StreamPermit, Streams},
 };
 
 /// The CheckoutService implementation.
 #[derive(Debug, Clone)]
 pub struct CheckoutApi {
+    /// The drivers' pool: PlaceOrder and ResumeCheckout, which start or wait for them.
     pool: PgPool,
+    read: ReadSide,
     engine: Arc<Engine>,
     price_cart:
         crate::resilience::StepService<inventory::PriceCartRequest, inventory::PriceCartResponse>,
@@ -53,9 +57,22 @@ pub struct CheckoutApi {
     retention: Duration,
 }
 
+/// What serves GetCheckout, ListCheckouts and WatchCheckout, apart from the drivers.
+#[derive(Debug, Clone)]
+pub struct ReadSide {
+    /// The read pool (`DATABASE_READ_CONNECTIONS`): reads wait for these connections,
+    /// never for one a driver needs to renew its lease.
+    pub pool: PgPool,
+    /// Wakes PlaceOrder waiters and WatchCheckout streams when their saga changes.
+    pub feed: Arc<Feed>,
+    /// The caps on open WatchCheckout streams.
+    pub streams: Arc<Streams>,
+}
+
 impl CheckoutApi {
     pub fn new(
         pool: PgPool,
+        read: ReadSide,
         engine: Arc<Engine>,
         clients: &crate::downstream::Clients,
         settings: &crate::config::Settings,
@@ -63,6 +80,7 @@ impl CheckoutApi {
     ) -> Self {
         Self {
             pool,
+            read,
             engine,
             price_cart: clients.price_cart.clone(),
             max_wait: settings.max_wait,
@@ -136,7 +154,12 @@ impl CheckoutService for CheckoutApi {
         request: Request<pb::WatchCheckoutRequest>,
     ) -> Reply<EventStream> {
         let caller = Caller::of(&request)?;
-        reply(self.watch_checkout(&caller, request.into_inner()).await)
+        // Counted first: a refused stream costs no read. Held until the stream ends.
+        let permit = self.read.streams.admit(&caller)?;
+        reply(
+            self.watch_checkout(&caller, permit, request.into_inner())
+                .await,
+        )
     }
 }
 
@@ -275,8 +298,9 @@ impl CheckoutApi {
         saga_id: SagaId,
         until: Instant,
     ) -> Result<pb::PlaceOrderResponse, ApiError> {
-        let mut changes = self.engine.subscribe();
+        let mut watch = self.read.feed.watch(saga_id);
         loop {
+            watch.mark_seen();
             let (row, steps) = self.load(saga_id).await?;
             // A parked checkout will not move before a person resumes it.
             if !row.status.is_moving() || Instant::now() >= until {
@@ -284,10 +308,10 @@ impl CheckoutApi {
                     checkout: Some(to_checkout(row, steps, self.stall_after)),
                 });
             }
-            // Woken by this replica's driver, or by polling when another replica drives.
+            // Woken by the change feed: this replica's driver, any replica's tracker, or
+            // the feed's poll when another replica drives it.
             tokio::select! {
-                () = next_change(&mut changes, saga_id) => {}
-                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                () = watch.changed() => {}
                 () = tokio::time::sleep_until(until) => {}
             }
         }
@@ -313,11 +337,11 @@ impl CheckoutApi {
         };
         let saga_id = match by {
             CheckoutRef::Checkout(id) => id,
-            CheckoutRef::Order(order_id) => store::find_by_order(&self.pool, order_id)
+            CheckoutRef::Order(order_id) => store::find_by_order(&self.read.pool, order_id)
                 .await?
                 .ok_or_else(not_found)?,
         };
-        let (row, steps) = store::load(&self.pool, saga_id)
+        let (row, steps) = store::load(&self.read.pool, saga_id)
             .await?
             .filter(|(row, _)| caller.may_see(&row.customer_id))
             .ok_or_else(not_found)?;
@@ -333,7 +357,7 @@ impl CheckoutApi {
     ) -> Result<pb::ListCheckoutsResponse, ApiError> {
         let mut query = ListQuery::try_from(&req)?;
         query.filter.customer_id = caller.list_filter(query.filter.customer_id.take());
-        let sagas = store::list(&self.pool, &query.filter, query.page_size + 1).await?;
+        let sagas = store::list(&self.read.pool, &query.filter, query.page_size + 1).await?;
         let (sagas, next_page_token) =
             page::split(sagas, query.page_size, |(row, _)| row.saga_id.to_string());
         Ok(pb::ListCheckoutsResponse {
@@ -394,19 +418,23 @@ impl CheckoutApi {
     async fn watch_checkout(
         &self,
         caller: &Caller,
+        permit: StreamPermit,
         req: pb::WatchCheckoutRequest,
     ) -> Result<EventStream, ApiError> {
         let saga_id = command::watched(&req)?;
-        match store::load(&self.pool, saga_id).await? {
+        // Registered before the first read, so no change after it is missed.
+        let mut watch = self.read.feed.watch(saga_id);
+        match store::load(&self.read.pool, saga_id).await? {
             Some((row, _)) if caller.may_see(&row.customer_id) => {}
             _ => return Err(ApiError::not_found("checkout", &req.checkout_id)),
         }
         let (tx, rx) = mpsc::channel(32);
-        let pool = self.pool.clone();
-        let mut changes = self.engine.subscribe();
+        let pool = self.read.pool.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let mut last = 0;
             loop {
+                watch.mark_seen();
                 let sent = stream_events(&pool, saga_id, &mut last, &tx).await;
                 match sent {
                     Ok(true) => return,
@@ -416,9 +444,9 @@ impl CheckoutApi {
                         return;
                     }
                 }
+                // No timer: the change feed wakes it (see `feed`).
                 tokio::select! {
-                    () = next_change(&mut changes, saga_id) => {}
-                    () = tokio::time::sleep(Duration::from_millis(250)) => {}
+                    () = watch.changed() => {}
                     () = tx.closed() => return,
                 }
             }
@@ -477,20 +505,6 @@ async fn stream_events(
         }
     }
     Ok(row.status.is_terminal())
-}
-
-/// Completes when `saga_id` changes (or when changes were missed).
-async fn next_change(changes: &mut tokio::sync::broadcast::Receiver<SagaId>, saga_id: SagaId) {
-    loop {
-        match changes.recv().await {
-            Ok(id) if id == saga_id => return,
-            Ok(_) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                std::future::pending::<()>().await;
-            }
-        }
-    }
 }
 
 /// The event that starts a choreographed checkout: everything the services need, priced

@@ -5,11 +5,14 @@ use std::{net::SocketAddr, time::Duration};
 use clap::Subcommand;
 use clap::{Args, Parser};
 use platform::{
-    config::{Command, ServiceArgs, parse_duration},
+    config::{
+        Command, DEFAULT_DATABASE_READ_CONNECTIONS, ServiceArgs, parse_duration,
+        parse_positive_duration,
+    },
     security::token::TokenArgs,
 };
 
-use crate::resilience::Resilience;
+use crate::{resilience::Resilience, streams::StreamLimits};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,6 +33,9 @@ pub struct Cli {
 
     #[command(flatten)]
     pub saga: SagaArgs,
+
+    #[command(flatten)]
+    pub reads: ReadArgs,
 
     #[command(flatten)]
     pub tokens: TokenArgs,
@@ -147,6 +153,60 @@ pub struct SagaArgs {
     pub breaker_open_max: Duration,
 }
 
+/// How reads (GetCheckout, ListCheckouts, WatchCheckout) are bounded, so that no read
+/// load can cost a saga driver its lease or a PlaceOrder its deadline.
+#[derive(Debug, Clone, Args)]
+pub struct ReadArgs {
+    /// Connections of a second pool that serves GetCheckout, ListCheckouts and
+    /// WatchCheckout alone, on top of DATABASE_MAX_CONNECTIONS (the drivers', PlaceOrder's
+    /// and recovery's): reads queue for these and never for a driver's connection, so a
+    /// flood of them cannot delay a lease renewal. Count both pools against the
+    /// database's max_connections.
+    #[arg(long, env = "DATABASE_READ_CONNECTIONS", default_value_t = DEFAULT_DATABASE_READ_CONNECTIONS)]
+    pub database_read_connections: u32,
+
+    /// WatchCheckout streams this replica keeps open at once, from all callers; the next
+    /// is refused with RESOURCE_EXHAUSTED (reason WATCH_STREAMS_EXHAUSTED). Streams do not
+    /// count against MAX_IN_FLIGHT (they outlive their call), so this is their bound.
+    #[arg(long, env = "MAX_WATCH_STREAMS", default_value_t = 1000)]
+    pub max_watch_streams: usize,
+
+    /// WatchCheckout streams one caller (a token's subject) keeps open on this replica at
+    /// once; the next is refused with RESOURCE_EXHAUSTED (reason
+    /// WATCH_STREAMS_PER_CALLER_EXHAUSTED), so one customer cannot take every stream.
+    /// Not applied with --dev-insecure, where callers have no identity.
+    #[arg(long, env = "MAX_WATCH_STREAMS_PER_CALLER", default_value_t = 32)]
+    pub max_watch_streams_per_caller: usize,
+
+    /// How often this replica looks, in one query, whether any saga it has watchers for
+    /// was changed by another replica's driver (its own drivers and every tracker wake
+    /// watchers at once); the longest such a change takes to reach a watcher here.
+    #[arg(long, env = "WATCH_POLL_INTERVAL", default_value = "250ms", value_parser = parse_positive_duration)]
+    pub watch_poll_interval: Duration,
+}
+
+/// The checked read limits (see [`ReadArgs`]).
+#[derive(Debug, Clone)]
+pub struct Reads {
+    /// Size of the read pool.
+    pub connections: u32,
+    pub streams: StreamLimits,
+    pub poll_interval: Duration,
+}
+
+impl ReadArgs {
+    pub fn reads(&self) -> Reads {
+        Reads {
+            connections: self.database_read_connections.max(1),
+            streams: StreamLimits {
+                total: self.max_watch_streams,
+                per_caller: self.max_watch_streams_per_caller,
+            },
+            poll_interval: self.watch_poll_interval,
+        }
+    }
+}
+
 /// The checked settings the saga runs with.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -159,12 +219,13 @@ pub struct Settings {
     pub max_wait: Duration,
     pub stall_after: Duration,
     pub resilience: Resilience,
+    pub reads: Reads,
     /// How the front door checks bearer tokens (unused with `--dev-insecure`).
     pub tokens: TokenArgs,
 }
 
 impl SagaArgs {
-    pub fn settings(&self) -> Settings {
+    pub fn settings(&self, reads: &ReadArgs) -> Settings {
         Settings {
             order_url: self.order_svc_url.clone(),
             payment_url: self.payment_svc_url.clone(),
@@ -187,6 +248,7 @@ impl SagaArgs {
                 breaker_open_for: self.breaker_open_for,
                 breaker_open_max: self.breaker_open_max.max(self.breaker_open_for),
             },
+            reads: reads.reads(),
             tokens: TokenArgs::default(),
         }
     }
@@ -195,7 +257,8 @@ impl SagaArgs {
 impl Settings {
     /// Defaults with the given downstream URLs (tests and the harness).
     pub fn with_urls(order: String, payment: String, inventory: String, shipping: String) -> Self {
-        let mut settings = Cli::parse_from(["orchestrator"]).saga.settings();
+        let cli = Cli::parse_from(["orchestrator"]);
+        let mut settings = cli.saga.settings(&cli.reads);
         settings.order_url = order;
         settings.payment_url = payment;
         settings.inventory_url = inventory;

@@ -9,11 +9,12 @@
 use std::{sync::Arc, time::Duration};
 
 use sqlx::PgPool;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::{
     downstream::Clients,
+    feed::Feed,
     ids::{LeaseToken, SagaId},
     lease::Leases,
     loaded::{Begin, DriveError, Saga},
@@ -34,13 +35,19 @@ pub struct Engine {
     leases: Leases,
     backoff_base: Duration,
     backoff_max: Duration,
-    changed: broadcast::Sender<SagaId>,
+    /// Told of every write a driver commits, so waiters here wake at once.
+    feed: Arc<Feed>,
     /// Set when the replica stops: drivers and recovery end without touching the saga.
     stop: watch::Sender<bool>,
 }
 
 impl Engine {
-    pub fn new(pool: PgPool, clients: Clients, settings: &crate::config::Settings) -> Self {
+    pub fn new(
+        pool: PgPool,
+        clients: Clients,
+        settings: &crate::config::Settings,
+        feed: Arc<Feed>,
+    ) -> Self {
         Self {
             pool,
             clients,
@@ -50,7 +57,7 @@ impl Engine {
                 .backoff_base
                 .max(Duration::from_millis(10)),
             backoff_max: settings.resilience.backoff_max,
-            changed: broadcast::channel(4096).0,
+            feed,
             stop: watch::channel(false).0,
         }
     }
@@ -62,17 +69,6 @@ impl Engine {
     /// How long a lease lasts without renewal.
     pub fn lease(&self) -> Duration {
         self.leases.duration()
-    }
-
-    /// Saga ids as they change, for waiters and watchers in this replica.
-    pub fn subscribe(&self) -> broadcast::Receiver<SagaId> {
-        self.changed.subscribe()
-    }
-
-    /// Tells this replica's waiters and watchers that `saga_id` changed elsewhere (the
-    /// tracker of a choreographed checkout).
-    pub fn announce(&self, saga_id: SagaId) {
-        let _ = self.changed.send(saga_id);
     }
 
     /// Stops every driver and the recovery loop of this replica, as a crash would: their
@@ -233,7 +229,7 @@ impl Engine {
             tracing::Span::current().record("order_id", order_id.to_string());
         }
         saga.state.apply(&transition);
-        let _ = self.changed.send(saga.id);
+        self.feed.changed(saga.id, Some(saga.fence.version));
         Ok(())
     }
 

@@ -20,6 +20,8 @@
 //! - `stalls`: counts and logs checkouts that stopped making progress.
 //! - `tracker`: follows choreographed checkouts' events into the same saga rows
 //!   (`saga::choreography` says what each event means).
+//! - `feed`: wakes PlaceOrder waiters and WatchCheckout streams when their saga changes
+//!   (one listener and one poll per replica); `streams`: the caps on open streams.
 //! - `command`, `convert`, `metadata`, `api`: the tonic service: requests parsed into
 //!   typed commands, the one mapping to protobuf, what is read from call metadata, and
 //!   the handlers (each asks the `Caller` its bearer token proved what it may see).
@@ -32,6 +34,7 @@ pub mod config;
 pub mod convert;
 pub mod downstream;
 pub mod engine;
+pub mod feed;
 pub mod ids;
 pub mod lease;
 pub mod loaded;
@@ -44,6 +47,7 @@ pub mod saga;
 pub mod stalls;
 pub mod steps;
 pub mod store;
+pub mod streams;
 pub mod tracker;
 
 use std::{sync::Arc, time::Duration};
@@ -86,9 +90,24 @@ pub async fn build_with_engine(
         Security::DevInsecure => None,
         Security::Tls(_) => Some(Verifier::from_args(&settings.tokens)?),
     };
-    let engine = Arc::new(Engine::new(pool.clone(), clients.clone(), &settings));
+    // Reads have a pool of their own, so no read load can hold the connections a driver
+    // renews its lease with (they queue for these instead).
+    let reads = platform::db::lazy_pool(&config.database_url, settings.reads.connections)?;
+    let feed = feed::Feed::new();
+    let engine = Arc::new(Engine::new(
+        pool.clone(),
+        clients.clone(),
+        &settings,
+        feed.clone(),
+    ));
+    let read_side = api::ReadSide {
+        pool: reads.clone(),
+        feed: feed.clone(),
+        streams: streams::Streams::new(settings.reads.streams),
+    };
     let api = api::CheckoutApi::new(
         pool.clone(),
+        read_side,
         engine.clone(),
         &clients,
         &settings,
@@ -100,27 +119,28 @@ pub async fn build_with_engine(
     // Choreographed checkouts: CheckoutRequested leaves through the outbox, the tracker
     // follows the services' events, and its changes wake this replica's waiters.
     let tls = config.security.tls();
-    let stream_replicas = config.nats_stream_replicas;
+    let stream = config.nats_stream;
     let events = config.nats_url.clone().map(|nats_url| {
         let config = EventsConfig {
             nats_url,
             producer: platform::events::roles::ORCHESTRATOR.producer,
             tls: tls.clone(),
-            stream_replicas,
+            stream,
         };
-        let (pool, engine) = (pool.clone(), engine.clone());
+        let (pool, feed) = (pool.clone(), feed.clone());
         async move {
             tokio::join!(
                 platform::events::run(pool.clone(), config, tracker::participant()),
-                tracker::forward_changes(pool, engine),
+                tracker::forward_changes(pool, feed),
             );
         }
     });
     let watched = pool.clone();
+    let poll_interval = settings.reads.poll_interval;
     let retention = config.retention;
     let sweeps = vec![
         crate::retention::finished_sagas(retention),
-        platform::retention::inbox(retention),
+        platform::retention::inbox(retention, stream.max_age),
         platform::retention::settled_dead_letters(retention),
     ];
     let mut app = App::builder(NAME, config)
@@ -146,6 +166,7 @@ pub async fn build_with_engine(
                 platform::metrics::watch_pool(NAME, watched.clone()),
                 platform::retention::run(NAME, watched.clone(), retention, sweeps),
                 stalls::watch(watched, settings.stall_after),
+                feed::poll_watched(feed, reads, poll_interval),
                 events,
             );
         })

@@ -16,7 +16,7 @@ async fn main() -> ExitCode {
         Some(OrchestratorCommand::Common(command)) => Some(command),
         None => None,
     };
-    let mut settings = cli.saga.settings();
+    let mut settings = cli.saga.settings(&cli.reads);
     settings.tokens = cli.tokens;
     platform::server::run_binary(
         orchestrator::NAME,

@@ -374,6 +374,20 @@ pub async fn events_after(
     .await
 }
 
+/// The versions of those of `sagas` that are orchestrated (the change feed's poll; a
+/// choreographed saga's changes are announced by the tracker). One indexed read however
+/// many sagas are watched.
+pub async fn orchestrated_versions(
+    pool: &PgPool,
+    sagas: &[SagaId],
+) -> Result<Vec<(SagaId, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT saga_id, version FROM sagas WHERE saga_id = ANY($1) AND mode = $2")
+        .bind(sagas)
+        .bind(CoordinationMode::Orchestrated)
+        .fetch_all(pool)
+        .await
+}
+
 /// Extends the lease `owner` (a claim's token); `false` when the saga was claimed since.
 pub async fn renew(
     pool: &PgPool,

@@ -12,7 +12,7 @@ use platform::events::{ConsumerSpec, Event, Handler, HandlerError, Participant};
 use sqlx::PgConnection;
 
 use crate::{
-    engine::Engine,
+    feed::Feed,
     ids::SagaId,
     saga::{
         CoordinationMode, Durability, FailureReason, StepState,
@@ -111,18 +111,20 @@ impl Handler for Tracker {
 }
 
 /// Wakes this replica's waiters and watchers when any replica's tracker changed a saga:
-/// forwards `NOTIFY saga_changed` to the engine's broadcast. Reconnects after losing the
-/// connection; waiters poll meanwhile, so a lost notification only delays them.
-pub async fn forward_changes(pool: sqlx::PgPool, engine: std::sync::Arc<Engine>) {
+/// forwards `NOTIFY saga_changed` to the change feed, on one connection per replica.
+/// Reconnects after losing the connection, then wakes every watcher once, since
+/// notifications sent meanwhile are lost.
+pub async fn forward_changes(pool: sqlx::PgPool, feed: std::sync::Arc<Feed>) {
     loop {
         match sqlx::postgres::PgListener::connect_with(&pool).await {
             Ok(mut listener) => {
                 if let Err(error) = listener.listen(CHANGED).await {
                     tracing::warn!(%error, "cannot listen for saga changes");
                 } else {
+                    feed.wake_all();
                     while let Ok(notification) = listener.recv().await {
                         if let Ok(id) = uuid::Uuid::try_parse(notification.payload()) {
-                            engine.announce(SagaId::from(id));
+                            feed.changed(SagaId::from(id), None);
                         }
                     }
                 }

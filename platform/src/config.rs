@@ -12,6 +12,10 @@ use crate::security::{Security, SecurityArgs, SecurityError};
 /// otherwise: what a deployment must leave room for in Postgres' `max_connections`.
 pub const DEFAULT_DATABASE_MAX_CONNECTIONS: u32 = 10;
 
+/// The orchestrator's second pool, for reads alone, unless `DATABASE_READ_CONNECTIONS`
+/// says otherwise: a deployment counts it on top of the first against `max_connections`.
+pub const DEFAULT_DATABASE_READ_CONNECTIONS: u32 = 4;
+
 /// Settings common to every service binary.
 #[derive(Debug, Clone, Args)]
 pub struct ServiceArgs {
@@ -64,6 +68,20 @@ pub struct ServiceArgs {
           value_parser = clap::value_parser!(u8).range(1..=5))]
     pub nats_stream_replicas: u8,
 
+    /// How long the event stream keeps an event (JetStream `max_age`). Inbox rows are
+    /// kept at least as long, so a redelivery always finds its row. Set the same value
+    /// on every binary (each updates the stream to its own at start).
+    #[arg(long, env = "NATS_STREAM_MAX_AGE", default_value = "7d", value_parser = parse_positive_duration)]
+    pub nats_stream_max_age: Duration,
+
+    /// The most bytes the event stream holds (JetStream `max_bytes`: a number of bytes,
+    /// or with KiB, MiB, GiB or TiB), `unlimited` for no bound. A full stream refuses new
+    /// events rather than dropping old ones (`discard: new`): they wait in their
+    /// producers' outboxes (the OutboxLagGrowing alert) until room is made, and nothing
+    /// unconsumed is lost. Set the same value on every binary.
+    #[arg(long, env = "NATS_STREAM_MAX_BYTES", default_value = "unlimited", value_parser = parse_stream_bytes)]
+    pub nats_stream_max_bytes: StreamBytes,
+
     /// How long finished records are kept before the sweep deletes them: idempotency
     /// responses, inbox rows, finished sagas with their steps and events (docs/
     /// OPERATIONS.md, "Retention"). Live and parked sagas and dead letters are never
@@ -79,6 +97,17 @@ pub struct ServiceArgs {
     /// RESOURCE_EXHAUSTED (load shedding) rather than queued without end.
     #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 1024)]
     pub max_in_flight: usize,
+
+    /// Connections this server keeps open at once; past it, new clients wait in the
+    /// kernel's backlog until one closes. Keep it below the process's descriptor limit.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// A connection whose peer sends nothing for this long is closed (its descriptor and
+    /// memory given back); one that never sends its first bytes goes after 10 s.
+    #[arg(long, env = "CONNECTION_IDLE_TIMEOUT", default_value = "5m", value_parser = parse_positive_duration)]
+    pub connection_idle_timeout: Duration,
 
     #[command(flatten)]
     pub security: SecurityArgs,
@@ -120,12 +149,14 @@ pub struct ServerConfig {
     /// `nats://host:port` of the event broker; `None` runs without events (in-process
     /// tests of one service's API, which must not share a broker with other tests).
     pub nats_url: Option<String>,
-    /// Copies of the event stream JetStream keeps (`NATS_STREAM_REPLICAS`).
-    pub nats_stream_replicas: u8,
+    /// The event stream's copies and bounds (`NATS_STREAM_*`).
+    pub nats_stream: crate::events::StreamLimits,
     /// Mutual TLS, or plaintext in development mode.
     pub security: Security,
     /// Calls served at once before more are shed.
     pub max_in_flight: usize,
+    /// Connections kept at once, and how long an idle one lives.
+    pub connections: crate::security::incoming::ConnectionLimits,
     /// What is kept how long, and how often it is swept.
     pub retention: crate::retention::Retention,
 }
@@ -158,9 +189,17 @@ impl ServiceArgs {
             shutdown_grace: self.shutdown_grace,
             reflection: self.reflection,
             nats_url: Some(self.nats_url.clone()),
-            nats_stream_replicas: self.nats_stream_replicas,
+            nats_stream: crate::events::StreamLimits {
+                replicas: self.nats_stream_replicas,
+                max_age: self.nats_stream_max_age,
+                max_bytes: self.nats_stream_max_bytes.0,
+            },
             security: self.security.security()?,
             max_in_flight: self.max_in_flight.max(1),
+            connections: crate::security::incoming::ConnectionLimits {
+                max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+                idle_timeout: self.connection_idle_timeout,
+            },
             retention: crate::retention::Retention {
                 keep: self.retention,
                 every: self.retention_interval,
@@ -206,6 +245,45 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// [`parse_duration`], refusing zero: for settings where zero would mean "at once,
 /// always" (a sweep of everything, a loop without pause).
+/// The most bytes the event stream holds; `None`: unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamBytes(pub Option<u64>);
+
+/// `NATS_STREAM_MAX_BYTES`: `unlimited`, or a positive number of bytes, plain or with a
+/// binary unit (`512MiB`, `10GiB`, `1TiB`; `KiB` too).
+pub fn parse_stream_bytes(text: &str) -> Result<StreamBytes, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("unlimited") {
+        return Ok(StreamBytes(None));
+    }
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "KiB" => 10,
+        "MiB" => 20,
+        "GiB" => 30,
+        "TiB" => 40,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}: use a number of bytes, KiB, MiB, GiB or TiB, or `unlimited`"
+            ));
+        }
+    };
+    let bytes = number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .filter(|bytes| i64::try_from(*bytes).is_ok())
+        .ok_or_else(|| format!("{text:?} is not a size this stream can have"))?;
+    if bytes == 0 {
+        return Err("0 bytes would refuse every event: give a positive size or `unlimited`".into());
+    }
+    Ok(StreamBytes(Some(bytes)))
+}
+
 pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     match parse_duration(text)? {
         Duration::ZERO => Err(format!("`{text}`: must be longer than zero")),
@@ -216,6 +294,20 @@ pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_sizes_parse_with_binary_units_or_unlimited() {
+        assert_eq!(parse_stream_bytes("unlimited"), Ok(StreamBytes(None)));
+        assert_eq!(parse_stream_bytes("1024"), Ok(StreamBytes(Some(1024))));
+        assert_eq!(parse_stream_bytes("10GiB"), Ok(StreamBytes(Some(10 << 30))));
+        assert_eq!(
+            parse_stream_bytes("512 MiB"),
+            Ok(StreamBytes(Some(512 << 20)))
+        );
+        for bad in ["0", "10GB", "-5", "", "99999999999TiB"] {
+            assert!(parse_stream_bytes(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn durations_parse_with_units() {

@@ -2,9 +2,13 @@
 
 use crate::validate::Violations;
 
-/// Default and maximum `page_size` of every list RPC.
+/// Default `page_size` of every list RPC.
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
-pub const MAX_PAGE_SIZE: i64 = 500;
+/// Largest `page_size` of every list RPC. A page is one read holding one pooled
+/// connection for as long as its rows take: 200 parallel ListCheckouts of 500 rows (and
+/// their steps) kept the orchestrator's connections busy for seconds. 100 rows is a page
+/// a person reads and a short statement; a client that wants everything pages through.
+pub const MAX_PAGE_SIZE: i64 = 100;
 
 /// A checked `page_size`: 0 means the default; above the maximum or negative is an error.
 pub fn page_size(v: &mut Violations, field: &str, requested: i32) -> i64 {

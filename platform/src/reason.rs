@@ -67,6 +67,12 @@ reasons! {
     CheckoutNotParked = wire::CHECKOUT_NOT_PARKED,
     /// orchestrator: ResumeCheckout on a checkout started longer than RETENTION ago.
     CheckoutBeyondRetention = wire::CHECKOUT_BEYOND_RETENTION,
+    /// orchestrator (RESOURCE_EXHAUSTED): the caller's WatchCheckout streams are at
+    /// their cap.
+    WatchStreamsPerCallerExhausted = wire::WATCH_STREAMS_PER_CALLER_EXHAUSTED,
+    /// orchestrator (RESOURCE_EXHAUSTED): the replica's WatchCheckout streams are at
+    /// their cap.
+    WatchStreamsExhausted = wire::WATCH_STREAMS_EXHAUSTED,
     /// EventAdminService: RetryDeadLetter on a letter that was discarded.
     DeadLetterDiscarded = wire::DEAD_LETTER_DISCARDED,
     /// EventAdminService: DiscardDeadLetter on a letter a retry handled.

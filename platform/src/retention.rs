@@ -74,16 +74,16 @@ pub fn idempotency_keys(retention: Retention) -> Sweep {
 }
 
 /// The rule for `inbox`, in every binary that consumes events: rows go after the longer
-/// of the retention and the stream's `max_age`, so no event the stream could still
-/// deliver again finds its row gone.
-pub fn inbox(retention: Retention) -> Sweep {
+/// of the retention and the stream's `max_age` (`NATS_STREAM_MAX_AGE`), so no event the
+/// stream could still deliver again finds its row gone.
+pub fn inbox(retention: Retention, stream_max_age: Duration) -> Sweep {
     Sweep {
         table: "inbox",
         sql: "DELETE FROM inbox WHERE event_id IN (
                   SELECT event_id FROM inbox
                   WHERE handled_at < now() - $1
                   ORDER BY handled_at LIMIT $2)",
-        keep: retention.keep.max(crate::events::STREAM_MAX_AGE),
+        keep: retention.keep.max(stream_max_age),
     }
 }
 
@@ -153,8 +153,11 @@ mod tests {
         };
         let week = Duration::from_secs(7 * 86_400);
         assert_eq!(crate::events::STREAM_MAX_AGE, week);
-        assert_eq!(inbox(retention).keep, week);
-        assert_eq!(inbox(Retention::default()).keep, Retention::default().keep);
+        assert_eq!(inbox(retention, week).keep, week);
+        assert_eq!(
+            inbox(Retention::default(), week).keep,
+            Retention::default().keep
+        );
         assert_eq!(idempotency_keys(retention).keep, Duration::from_secs(2));
     }
 }

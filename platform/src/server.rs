@@ -41,7 +41,7 @@ use crate::{
         access::AccessCheck,
         caller::BearerCheck,
         gate::GateLayer,
-        incoming::{ServerTls, incoming},
+        incoming::{ConnectionLimits, ServerTls, incoming},
         tls::ClientAuth,
     },
     wire_errors,
@@ -122,6 +122,7 @@ pub struct App {
     client_auth: ClientAuth,
     bearer: BearerCheck,
     max_in_flight: usize,
+    connection_limits: ConnectionLimits,
     /// Probed once ready: the services are NOT_SERVING while it cannot be reached.
     database: Option<PgPool>,
 }
@@ -302,9 +303,12 @@ impl App {
             .layer(GateLayer(self.bearer))
             .layer(FaultLayer::new(name, self.fault_injection))
             .add_routes(routes)
-            .serve_with_incoming_shutdown(incoming(self.listener, self.connections, tls), async {
-                let _ = stop_rx.await;
-            });
+            .serve_with_incoming_shutdown(
+                incoming(self.listener, self.connections, tls, self.connection_limits),
+                async {
+                    let _ = stop_rx.await;
+                },
+            );
         let mut server = tokio::spawn(server);
         tracing::info!(service = name, addr = %self.local_addr, faults = self.fault_injection, "listening");
 
@@ -434,6 +438,7 @@ impl AppBuilder {
             client_auth: self.client_auth,
             bearer: self.bearer,
             max_in_flight: self.config.max_in_flight,
+            connection_limits: self.config.connections,
             database: self.database,
         })
     }

@@ -122,7 +122,7 @@ impl<S: GrpcService> ServiceSpec<S> {
                 nats_url,
                 producer,
                 tls: config.security.tls(),
-                stream_replicas: config.nats_stream_replicas,
+                stream: config.nats_stream,
             };
             crate::events::run(pool.clone(), events, participant)
         });
@@ -136,7 +136,7 @@ impl<S: GrpcService> ServiceSpec<S> {
         let retention = config.retention;
         let sweeps = vec![
             crate::retention::idempotency_keys(retention),
-            crate::retention::inbox(retention),
+            crate::retention::inbox(retention, config.nats_stream.max_age),
             crate::retention::settled_dead_letters(retention),
         ];
         let mut app = App::builder(self.name, config)

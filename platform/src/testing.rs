@@ -138,9 +138,10 @@ where
         shutdown_grace: Duration::from_secs(5),
         reflection: true,
         nats_url: options.nats_url,
-        nats_stream_replicas: 1,
+        nats_stream: crate::events::StreamLimits::default(),
         security: crate::security::Security::DevInsecure,
         max_in_flight: 1024,
+        connections: crate::security::incoming::ConnectionLimits::default(),
         retention: crate::retention::Retention::default(),
     };
     let app = build(config).await.expect("build app");
@@ -327,9 +328,9 @@ impl Drop for TestNats {
 impl TestNats {
     /// A JetStream context on this broker, with the shop's stream in place.
     pub async fn jetstream(&self) -> async_nats::jetstream::Context {
-        crate::events::broker::connect(&self.url, "test", None, 1)
+        crate::events::broker::connect(&self.url, "test", None, Default::default())
             .await
-            .0
+            .js
     }
 }
 

@@ -1,6 +1,7 @@
 //! The event plumbing against a real Postgres and a real nats-server: what a service
 //! writes to its outbox reaches a consumer once, however often it is delivered; failures
-//! are redelivered, then parked where a person can see them.
+//! are redelivered, then parked where a person can see them; a consumer acts only on
+//! the schema majors it knows.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 
 use std::{
@@ -9,14 +10,24 @@ use std::{
 };
 
 use platform::{
-    events::{self, ConsumerSpec, Event, EventsConfig, Handler, HandlerError, outbox},
-    testing::{TestDb, TestNats},
+    events::{
+        self, ConsumerSpec, Event, EventsConfig, Handler, HandlerError, Participant,
+        admin::DeadLetters, outbox, schema,
+    },
+    server::App,
+    testing::{self, Options, TestDb, TestNats},
 };
-use shop_proto::events::v1::{self as pb, envelope::Payload};
+use prost::Message;
+use shop_proto::events::v1::{
+    self as pb, RetryDeadLetterRequest, envelope::Payload,
+    event_admin_service_client::EventAdminServiceClient,
+};
 use sqlx::{PgConnection, PgPool};
 
 /// The tables every service's `0002_events.sql` creates.
 const SCHEMA: &str = include_str!("../../order-svc/migrations/0002_events.sql");
+/// What an operator's settlement of a dead letter adds to them (`EventAdminService`).
+const SETTLEMENT: &str = include_str!("../../order-svc/migrations/0004_dead_letter_settlement.sql");
 
 /// What the handler under test does, by the checkout id of the event.
 #[derive(Default)]
@@ -52,32 +63,49 @@ struct Setup {
     _events: tokio::task::JoinHandle<()>,
 }
 
-async fn setup() -> Setup {
-    let nats = TestNats::start().await;
+/// A service's database: the event tables and the recorder's `handled`.
+async fn database() -> (TestDb, PgPool) {
     let db = TestDb::create("events").await;
     let pool = PgPool::connect(&db.url).await.unwrap();
     sqlx::raw_sql(SCHEMA).execute(&pool).await.unwrap();
+    sqlx::raw_sql(SETTLEMENT).execute(&pool).await.unwrap();
     sqlx::query("CREATE TABLE handled (event_id uuid NOT NULL, checkout text NOT NULL)")
         .execute(&pool)
         .await
         .unwrap();
-    let spec = ConsumerSpec {
-        durable: "test-svc",
+    (db, pool)
+}
+
+/// Consumer `durable` of every `order` event, knowing the majors `known_major` says.
+fn spec(durable: &'static str, known_major: fn(&Payload) -> u32) -> ConsumerSpec {
+    ConsumerSpec {
+        durable,
         subjects: vec!["shop.events.order.>".into()],
         max_deliveries: 3,
         concurrency: 8,
-    };
+        known_major,
+    }
+}
+
+/// Runs `spec`'s consumer (with a [`Recorder`]) and the `order` relay on `pool`.
+fn run(nats: &TestNats, pool: &PgPool, spec: ConsumerSpec) -> tokio::task::JoinHandle<()> {
     let config = EventsConfig {
         nats_url: nats.url.clone(),
         producer: "order",
         tls: None,
-        stream_replicas: 1,
+        stream: events::StreamLimits::default(),
     };
-    let events = tokio::spawn(events::run(
+    tokio::spawn(events::run(
         pool.clone(),
         config,
-        events::Participant::new(spec, Recorder::default()),
-    ));
+        Participant::new(spec, Recorder::default()),
+    ))
+}
+
+async fn setup() -> Setup {
+    let nats = TestNats::start().await;
+    let (db, pool) = database().await;
+    let events = run(&nats, &pool, spec("test-svc", schema::known_by_this_build));
     Setup {
         _db: db,
         nats,
@@ -252,4 +280,127 @@ fn every_service_creates_the_same_event_tables() {
         orchestrator.ends_with(SCHEMA),
         "{path} differs from order-svc's"
     );
+}
+
+/// What a consumer of a newer build knows: `OrderPlaced` up to major 2 (its meaning
+/// changed), every other type as this build.
+fn knows_order_placed_2(payload: &Payload) -> u32 {
+    match payload {
+        Payload::OrderPlaced(_) => 2,
+        other => schema::known_by_this_build(other),
+    }
+}
+
+/// `event` as a producer of another build writes it: declaring `version`, or nothing
+/// (written before versions existed).
+fn as_written(event: &Event, version: Option<(u32, u32)>) -> Event {
+    let mut envelope = event.envelope.clone();
+    envelope.schema_version = version.map(|(major, minor)| pb::SchemaVersion { major, minor });
+    Event::decode(&envelope.encode_to_vec().into()).unwrap()
+}
+
+/// `EventAdminService` over `pool`'s dead letters, retrying with `spec`'s consumer: the
+/// binary an operator calls.
+async fn admin(
+    db: &TestDb,
+    pool: &PgPool,
+    spec: ConsumerSpec,
+) -> (
+    testing::TestServer,
+    EventAdminServiceClient<tonic::transport::Channel>,
+) {
+    let participant = Participant::new(spec, Recorder::default());
+    let pool = pool.clone();
+    let server = testing::serve(&db.url, Options::default(), |config| async move {
+        Ok(App::builder("events-admin", config)
+            .add_service(DeadLetters::server(pool, participant))
+            .bind()
+            .await?)
+    })
+    .await;
+    let client = EventAdminServiceClient::new(server.channel.clone());
+    (server, client)
+}
+
+#[tokio::test]
+async fn an_old_consumer_parks_a_major_it_does_not_know_and_a_new_one_beside_it_handles_it() {
+    let nats = TestNats::start().await;
+    // Two consumers of the same events, each in its database: one of this build, one of
+    // a newer build that knows OrderPlaced's major 2.
+    let (old_db, old) = database().await;
+    let (_new_db, new) = database().await;
+    let _old = run(&nats, &old, spec("old-svc", schema::known_by_this_build));
+    let _new = run(&nats, &new, spec("new-svc", knows_order_placed_2));
+
+    let js = nats.jetstream().await;
+    let changed = as_written(&placed("changed-meaning"), Some((2, 0)));
+    let legacy = as_written(&placed("legacy"), None);
+    let added_field = as_written(&placed("added-field"), Some((1, 3)));
+    for event in [&changed, &legacy, &added_field] {
+        testing::publish(&js, event).await;
+    }
+
+    // Both act on what they know: an envelope from before versions (read as 1.0) and a
+    // newer minor of major 1.
+    for pool in [&old, &new] {
+        until_count(pool, HANDLED, "legacy", 1).await;
+        until_count(pool, HANDLED, "added-field", 1).await;
+    }
+    // The new meaning: handled by the new consumer, parked by the old one, unhandled,
+    // with a reason that names the version.
+    until_count(&new, HANDLED, "changed-meaning", 1).await;
+    until_count(&old, PARKED, &changed.id.to_string(), 1).await;
+    let (deliveries, reason): (i64, String) =
+        sqlx::query_as("SELECT deliveries, reason FROM dead_letters WHERE event_id = $1")
+            .bind(changed.id.to_string())
+            .fetch_one(&old)
+            .await
+            .unwrap();
+    assert_eq!(deliveries, 1, "parked at once, never retried by the broker");
+    assert!(
+        reason.contains("OrderPlaced is of schema version 2.0")
+            && reason.contains("old-svc")
+            && reason.contains("majors 1 to 1"),
+        "{reason}"
+    );
+    let parked_here: i64 = sqlx::query_scalar("SELECT count(*) FROM dead_letters")
+        .fetch_one(&new)
+        .await
+        .unwrap();
+    assert_eq!(parked_here, 0, "the new consumer parks nothing");
+    until_count(&old, HANDLED, "changed-meaning", 0).await;
+
+    // The operator's retry: refused while the binary still does not know major 2 (and
+    // nothing handled), done once it does.
+    let letter: i64 = sqlx::query_scalar("SELECT id FROM dead_letters WHERE event_id = $1")
+        .bind(changed.id.to_string())
+        .fetch_one(&old)
+        .await
+        .unwrap();
+    let retry = RetryDeadLetterRequest { id: letter };
+    let (_server, mut not_upgraded) =
+        admin(&old_db, &old, spec("old-svc", schema::known_by_this_build)).await;
+    let refused = not_upgraded.retry_dead_letter(retry).await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
+    assert_eq!(testing::reason(&refused), "DEAD_LETTER_STILL_FAILING");
+    assert!(
+        refused.message().contains("schema version 2.0"),
+        "{refused:?}"
+    );
+    until_count(&old, HANDLED, "changed-meaning", 0).await;
+
+    let (_server, mut upgraded) = admin(&old_db, &old, spec("old-svc", knows_order_placed_2)).await;
+    let retried = upgraded
+        .retry_dead_letter(retry)
+        .await
+        .unwrap()
+        .into_inner()
+        .dead_letter
+        .unwrap();
+    assert_eq!(retried.state(), pb::DeadLetterState::Retried);
+    until_count(&old, HANDLED, "changed-meaning", 1).await;
 }

@@ -110,9 +110,10 @@ async fn the_health_only_listener_follows_readiness_and_serves_nothing_else() {
         shutdown_grace: Duration::from_secs(1),
         reflection: true,
         nats_url: None,
-        nats_stream_replicas: 1,
+        nats_stream: platform::events::StreamLimits::default(),
         security: platform::security::Security::DevInsecure,
         max_in_flight: 16,
+        connections: platform::security::incoming::ConnectionLimits::default(),
         retention: platform::retention::Retention::default(),
     };
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
@@ -156,4 +157,85 @@ async fn the_health_only_listener_follows_readiness_and_serves_nothing_else() {
         .expect("the server stops")
         .unwrap()
         .unwrap();
+}
+
+/// Connections are bounded: past `MAX_CONNECTIONS` new clients wait in the backlog,
+/// unaccepted; a peer that sends nothing is closed once its silence outlasts the preface
+/// or idle timeout, which gives its place to a waiting one; a client that keeps calling
+/// keeps its one connection.
+#[tokio::test]
+async fn silent_connections_are_closed_and_the_cap_holds_the_rest_back() {
+    use std::time::{Duration, Instant};
+
+    use platform::security::incoming::ConnectionLimits;
+    use tokio::io::AsyncReadExt;
+
+    let idle = Duration::from_millis(1500);
+    let server = testing::spawn(
+        "bounded-svc",
+        Options::default(),
+        move |mut config| async move {
+            config.connections = ConnectionLimits {
+                max_connections: 8,
+                idle_timeout: idle,
+            };
+            Ok(App::builder("bounded-svc", config).bind().await?)
+        },
+    )
+    .await;
+    let before = server.connections.accepted();
+    let opened = Instant::now();
+    let mut silent = Vec::new();
+    for _ in 0..12 {
+        silent.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let first_round = server.connections.accepted() - before;
+    assert!(
+        first_round <= 8,
+        "{first_round} accepted at once past a cap of 8"
+    );
+    // Each is closed by the server (EOF or reset; the server's own HTTP/2 settings come
+    // first), the waiting ones once a place frees.
+    for mut stream in silent {
+        let mut sink = Vec::new();
+        // Ok (EOF) or a reset: either way the server ended it, within the timeout.
+        let _ended = tokio::time::timeout(Duration::from_secs(15), stream.read_to_end(&mut sink))
+            .await
+            .expect("the server closes a silent connection");
+    }
+    let closed_after = opened.elapsed();
+    assert!(
+        server.connections.accepted() - before >= 12,
+        "the waiting connections were accepted in turn"
+    );
+    assert!(
+        closed_after >= idle,
+        "closed before its time: {closed_after:?}"
+    );
+
+    // A client that calls every 300 ms keeps its connection through several timeouts.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = HealthClient::new(channel);
+    client
+        .check(HealthCheckRequest::default())
+        .await
+        .expect("the busy client's first call");
+    let busy_from = server.connections.accepted();
+    for _ in 0..14 {
+        client
+            .check(HealthCheckRequest::default())
+            .await
+            .expect("a busy connection stays open");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(
+        server.connections.accepted() - busy_from,
+        0,
+        "the busy client never needed a new connection"
+    );
 }

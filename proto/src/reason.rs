@@ -1,7 +1,8 @@
-//! The `google.rpc.ErrorInfo` reasons the services attach to `FAILED_PRECONDITION`, in one
-//! place: the service that refuses and the client that reads the refusal name the same
-//! constant, so a reason cannot drift between them. Part of the public contract (each
-//! RPC's comment in the protos says which it returns).
+//! The `google.rpc.ErrorInfo` reasons the services attach to their refusals (mostly
+//! `FAILED_PRECONDITION`; the code is named where it is another), in one place: the
+//! service that refuses and the client that reads the refusal name the same constant, so
+//! a reason cannot drift between them. Part of the public contract (each RPC's comment in
+//! the protos says which it returns).
 
 /// Any service (ALREADY_EXISTS): an idempotency key came back with a different request.
 pub const IDEMPOTENCY_KEY_REUSED: &str = "IDEMPOTENCY_KEY_REUSED";
@@ -34,6 +35,12 @@ pub const CHECKOUT_NOT_PARKED: &str = "CHECKOUT_NOT_PARKED";
 /// orchestrator: ResumeCheckout on a checkout started longer than `RETENTION` ago: the
 /// services have swept the keys its compensations would look their calls up by.
 pub const CHECKOUT_BEYOND_RETENTION: &str = "CHECKOUT_BEYOND_RETENTION";
+/// orchestrator (RESOURCE_EXHAUSTED): WatchCheckout when the caller (the token's subject)
+/// has `MAX_WATCH_STREAMS_PER_CALLER` streams open already; closing one makes room.
+pub const WATCH_STREAMS_PER_CALLER_EXHAUSTED: &str = "WATCH_STREAMS_PER_CALLER_EXHAUSTED";
+/// orchestrator (RESOURCE_EXHAUSTED): WatchCheckout when the replica has
+/// `MAX_WATCH_STREAMS` streams open in all; retry later, or read with GetCheckout.
+pub const WATCH_STREAMS_EXHAUSTED: &str = "WATCH_STREAMS_EXHAUSTED";
 /// Any service's EventAdminService: RetryDeadLetter on a letter that was discarded.
 pub const DEAD_LETTER_DISCARDED: &str = "DEAD_LETTER_DISCARDED";
 /// Any service's EventAdminService: DiscardDeadLetter on a letter a retry handled.

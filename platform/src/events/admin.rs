@@ -279,6 +279,11 @@ impl DeadLetters {
             )));
         }
         event.check_origin(&letter.subject).map_err(still_failing)?;
+        // A letter parked for its major stays parked until this binary knows that major.
+        self.participant
+            .consumer
+            .check_version(&event)
+            .map_err(still_failing)?;
         match handle_in(tx, self.participant.handler.as_ref(), consumer, &event).await {
             Ok(Handled::Now) => Ok("handled"),
             Ok(Handled::Duplicate) => Ok("already handled"),

@@ -1,29 +1,48 @@
 //! The broker: a NATS connection with JetStream, and the one stream every event goes to,
 //! created or brought up to date at start-up (idempotent, so every replica may do it).
+//!
+//! A broker can come back without its store (a lost volume, a node replaced): the stream
+//! and every durable consumer are gone. Whoever finds that out first creates the stream
+//! again ([`find_or_recreate`], called by consumers; the relay on a publish that finds no
+//! stream), consumers create their durables again, and every relay notices that the
+//! stream is a new one by its creation time ([`Incarnation`]) and publishes again what
+//! its outbox still keeps (`outbox::KEEP_SENT`): the events it had published into the
+//! lost store may not all have been consumed, and the consumers' inboxes absorb the rest.
 
 use std::time::Duration;
 
 use async_nats::{
     Client, Event, ServerError,
-    jetstream::{self, stream},
+    datetime::DateTime,
+    jetstream::{self, ErrorCode, context::GetStreamErrorKind, stream},
 };
 
-use super::{DUPLICATE_WINDOW, STREAM, SUBJECTS, permissions::inbox_prefix, refusals::Refusals};
+use super::{
+    DUPLICATE_WINDOW, STREAM, SUBJECTS, StreamLimits, permissions::inbox_prefix, refusals::Refusals,
+};
 use crate::security::Tls;
 
+/// Which stream a binary last saw: its creation time. A different one means the stream
+/// was created again since (the broker lost its store), with none of the events it held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Incarnation(DateTime);
+
+/// A broker connection: JetStream, the stream as first found, and what the broker refuses
+/// this connection from then on.
+#[derive(Debug, Clone)]
+pub struct Connected {
+    pub js: jetstream::Context,
+    pub stream: Incarnation,
+    pub refusals: Refusals,
+}
+
 /// Connects to `url` and makes sure the stream exists as configured here, with
-/// `replicas` copies, retrying until the broker answers (a service starts, and serves its
-/// API, while the broker is down; its events wait in the outbox). Also returns what the
-/// broker refuses this connection from then on.
-pub async fn connect(
-    url: &str,
-    name: &str,
-    tls: Option<&Tls>,
-    replicas: u8,
-) -> (jetstream::Context, Refusals) {
+/// `stream`'s copies and bounds, retrying until the broker answers (a service starts, and serves its
+/// API, while the broker is down; its events wait in the outbox).
+pub async fn connect(url: &str, name: &str, tls: Option<&Tls>, stream: StreamLimits) -> Connected {
     let mut wait = Duration::from_millis(200);
     loop {
-        match try_connect(url, name, tls, replicas).await {
+        match try_connect(url, name, tls, stream).await {
             Ok(connected) => return connected,
             Err(error) => {
                 tracing::warn!(error = %format!("{error:#}"), url, "broker unavailable; events wait in the outbox");
@@ -99,31 +118,82 @@ async fn try_connect(
     url: &str,
     name: &str,
     tls: Option<&Tls>,
-    replicas: u8,
-) -> anyhow::Result<(jetstream::Context, Refusals)> {
+    stream: StreamLimits,
+) -> anyhow::Result<Connected> {
     let (client, refusals) = connection(url, name, tls).await?;
     let js = jetstream::new(client);
-    ensure_stream(&js, replicas).await?;
-    Ok((js, refusals))
+    let stream = ensure_stream(&js, stream).await?;
+    Ok(Connected {
+        js,
+        stream,
+        refusals,
+    })
 }
 
 /// Creates the stream, or updates it to this configuration.
-pub async fn ensure_stream(js: &jetstream::Context, replicas: u8) -> anyhow::Result<()> {
-    js.create_or_update_stream(stream_config(replicas)).await?;
-    Ok(())
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    stream: StreamLimits,
+) -> anyhow::Result<Incarnation> {
+    let info = js.create_or_update_stream(stream_config(stream)).await?;
+    Ok(Incarnation(info.created))
+}
+
+/// The stream, created again (and said so) when the broker no longer has it.
+pub async fn find_or_recreate(
+    js: &jetstream::Context,
+    limits: StreamLimits,
+) -> anyhow::Result<(stream::Stream, Incarnation)> {
+    match js.get_stream(STREAM).await {
+        Ok(mut stream) => {
+            let created = stream.info().await?.created;
+            Ok((stream, Incarnation(created)))
+        }
+        Err(error) if is_missing(error.kind()) => {
+            tracing::warn!(
+                stream = STREAM,
+                "the stream is gone (the broker lost its store?): creating it again; \
+                 outboxes publish again what they keep"
+            );
+            metrics::counter!("events_stream_recreated_total").increment(1);
+            let incarnation = ensure_stream(js, limits).await?;
+            Ok((js.get_stream(STREAM).await?, incarnation))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The stream as it is now, `None` when the broker has none.
+pub async fn incarnation(js: &jetstream::Context) -> anyhow::Result<Option<Incarnation>> {
+    match js.get_stream(STREAM).await {
+        Ok(mut stream) => Ok(Some(Incarnation(stream.info().await?.created))),
+        Err(error) if is_missing(error.kind()) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn is_missing(kind: GetStreamErrorKind) -> bool {
+    matches!(kind, GetStreamErrorKind::JetStream(error) if error.error_code() == ErrorCode::STREAM_NOT_FOUND)
 }
 
 /// The stream as every service wants it. The replica count is written out, never left
 /// at the library's default: an update carrying the default would scale a clustered
-/// stream back down to one copy each time a service restarts.
-pub fn stream_config(replicas: u8) -> stream::Config {
+/// stream back down to one copy each time a service restarts. A full stream refuses
+/// new events (`discard: new`) instead of dropping the oldest, which consumers may not
+/// have read: refused events wait in their producers' outboxes.
+pub fn stream_config(limits: StreamLimits) -> stream::Config {
     stream::Config {
         name: STREAM.to_owned(),
         subjects: vec![SUBJECTS.to_owned()],
         storage: stream::StorageType::File,
         duplicate_window: DUPLICATE_WINDOW,
-        max_age: super::STREAM_MAX_AGE,
-        num_replicas: usize::from(replicas.max(1)),
+        max_age: limits.max_age,
+        max_bytes: limits
+            .max_bytes
+            .and_then(|bytes| i64::try_from(bytes).ok())
+            .unwrap_or(-1),
+        discard: stream::DiscardPolicy::New,
+        num_replicas: usize::from(limits.replicas.max(1)),
         ..Default::default()
     }
 }
@@ -133,11 +203,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_stream_asks_for_the_replicas_it_is_given() {
-        assert_eq!(stream_config(3).num_replicas, 3);
-        assert_eq!(stream_config(1).num_replicas, 1);
+    fn the_stream_asks_for_the_replicas_and_bounds_it_is_given() {
+        let with = |replicas, max_bytes| {
+            stream_config(StreamLimits {
+                replicas,
+                max_bytes,
+                ..StreamLimits::default()
+            })
+        };
+        assert_eq!(with(3, None).num_replicas, 3);
+        assert_eq!(with(1, None).num_replicas, 1);
         // Zero would mean "the server's default" on create and one copy on update.
-        assert_eq!(stream_config(0).num_replicas, 1);
-        assert_eq!(stream_config(1).name, STREAM);
+        assert_eq!(with(0, None).num_replicas, 1);
+        assert_eq!(with(1, None).name, STREAM);
+        assert_eq!(with(1, None).max_bytes, -1, "unbounded");
+        assert_eq!(with(1, Some(1 << 30)).max_bytes, 1 << 30);
+        assert_eq!(with(1, None).max_age, crate::events::STREAM_MAX_AGE);
+        assert_eq!(with(1, None).discard, stream::DiscardPolicy::New);
     }
 }

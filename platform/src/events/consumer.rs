@@ -10,8 +10,9 @@
 //!   redelivered after a backoff that grows with each delivery (100 ms doubling to 30 s,
 //!   so the default 20 deliveries span about six minutes: a database restart or a
 //!   failover delays events, it does not park them).
-//! - [`HandlerError::Poison`] (the event makes no sense here), an unreadable message, or
-//!   a transient error on the [`ConsumerSpec::max_deliveries`]th delivery: parked, that
+//! - [`HandlerError::Poison`] (the event makes no sense here), an unreadable message, an
+//!   event of a schema major the consumer does not know ([`ConsumerSpec::check_version`],
+//!   checked before the handler runs), or a transient error on the [`ConsumerSpec::max_deliveries`]th delivery: parked, that
 //!   is, a `dead_letters` row with the reason, `events_parked_total`, an error log, and
 //!   the message terminated (never redelivered by the broker). `EventAdminService`
 //!   lists them, and an operator retries (through [`handle_in`], the same path) or
@@ -21,15 +22,19 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use async_nats::jetstream::{
     self,
-    consumer::{AckPolicy, pull},
+    consumer::{
+        AckPolicy,
+        pull::{self, MessagesErrorKind},
+    },
     message::AckKind,
 };
 use futures::{StreamExt, future::BoxFuture};
+use shop_proto::events::v1::envelope::Payload;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-use super::{Event, EventKind, STREAM};
+use super::{Event, EventKind};
 use crate::ApiError;
 
 /// Reacts to one event, in the transaction that records it as handled. Emit follow-up
@@ -145,6 +150,12 @@ pub struct ConsumerSpec {
     /// Messages handled at once across all its subjects, each in its own transaction:
     /// keep it below the database pool's size, or handlers wait on connections.
     pub concurrency: usize,
+    /// The highest schema major of each event type its handler knows; it knows every
+    /// major up to that one, since events of older majors stay in the stream and in
+    /// outboxes long after a producer moves on. An event of a newer major is parked
+    /// unhandled. A plain function of the payload, so that it is exhaustive over the
+    /// types like [`super::schema::written`], which it defaults to.
+    pub known_major: fn(&Payload) -> u32,
 }
 
 impl ConsumerSpec {
@@ -160,7 +171,29 @@ impl ConsumerSpec {
                 .collect(),
             max_deliveries: MAX_DELIVERIES,
             concurrency: 8,
+            known_major: super::schema::known_by_this_build,
         }
+    }
+
+    /// Whether this consumer may act on `event`: it must know the event's major. Any
+    /// minor of a known major is read (a minor only adds fields). Else the reason, for
+    /// the dead letter: it names the version, the consumer and what it knows, so an
+    /// operator sees the rollout went in the wrong order and retries the letter once a
+    /// consumer that knows the major runs.
+    pub fn check_version(&self, event: &Event) -> Result<(), String> {
+        let known = (self.known_major)(&event.payload);
+        if event.version.major > known {
+            return Err(format!(
+                "{} is of schema version {}, a major this consumer ({}) does not know (it \
+                 knows majors 1 to {known}): not acted on; retry it once a consumer that \
+                 knows major {} is deployed",
+                event.kind(),
+                event.version,
+                self.durable,
+                event.version.major
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -171,6 +204,45 @@ pub fn backoff(deliveries: i64) -> Duration {
     Duration::from_millis(100 * 2u64.pow(exponent)).min(Duration::from_secs(30))
 }
 
+/// How often an idle pull subscription hears from the broker, and how long each pull
+/// request lasts: shorter than the library's (15 s and 30 s), so that a subscription
+/// whose consumer is gone (the broker lost its store) is found out within seconds.
+const PULL_HEARTBEAT: Duration = Duration::from_secs(2);
+const PULL_EXPIRES: Duration = Duration::from_secs(5);
+
+/// How long the broker waits for a delivered message's acknowledgement before it
+/// delivers it again: what a consumer that died mid-handling costs its events. Short,
+/// because a handler still working says so every [`PROGRESS_EVERY`] ([`with_progress`]).
+const ACK_WAIT: Duration = Duration::from_secs(5);
+/// How often a handler still running tells the broker to keep waiting for it.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// Runs `work` on `message`, telling the broker every [`PROGRESS_EVERY`] that it is
+/// still being handled (`+WPI`), so a slow handler is not redelivered to another
+/// consumer while it works, and a dead one's messages come back within [`ACK_WAIT`].
+async fn with_progress<T>(
+    message: &jetstream::Message,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::pin!(work);
+    let mut ticks =
+        tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            _ = ticks.tick() => {
+                if let Err(error) = message.ack_with(AckKind::Progress).await {
+                    tracing::debug!(%error, "could not report progress");
+                }
+            }
+        }
+    }
+}
+
+/// Idle heartbeats missed in a row after which a pull subscription is taken for dead and
+/// made again (the broker restarted; made again, the durable is found or created).
+const MISSED_HEARTBEATS_BEFORE_AGAIN: u32 = 3;
+
 /// The delivery on which a message that still fails transiently is parked by default:
 /// with [`backoff`], about six minutes after its first delivery.
 pub const MAX_DELIVERIES: i64 = 20;
@@ -178,8 +250,14 @@ pub const MAX_DELIVERIES: i64 = 20;
 /// Consumes until the task is dropped, reconnecting after any broker trouble. Each
 /// subject gets a durable consumer of its own (`<durable>-<producer>-<type>`): NATS
 /// before 2.10 filters a consumer on one subject only, and per-subject consumers let the
-/// broker filter on every version.
-pub async fn consume(pool: PgPool, js: jetstream::Context, participant: Participant) {
+/// broker filter on every version. A broker that lost its store is repaired here: the
+/// stream (with `stream`'s copies and bounds) and the durable consumers are created again.
+pub async fn consume(
+    pool: PgPool,
+    js: jetstream::Context,
+    stream: super::StreamLimits,
+    participant: Participant,
+) {
     let Participant {
         consumer: spec,
         handler,
@@ -191,7 +269,9 @@ pub async fn consume(pool: PgPool, js: jetstream::Context, participant: Particip
         let (pool, js, spec, handler, permits) = (&pool, &js, &spec, &handler, &permits);
         async move {
             loop {
-                if let Err(error) = consume_once(pool, js, spec, subject, handler, permits).await {
+                if let Err(error) =
+                    consume_once(pool, js, stream, spec, subject, handler, permits).await
+                {
                     tracing::warn!(%error, consumer = spec.durable, subject, "consumer stopped; starting again");
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -216,18 +296,19 @@ pub fn durable_name(service: &str, subject: &str) -> String {
 async fn consume_once(
     pool: &PgPool,
     js: &jetstream::Context,
+    stream: super::StreamLimits,
     spec: &ConsumerSpec,
     subject: &str,
     handler: &Arc<dyn DynHandler>,
     permits: &Arc<Semaphore>,
 ) -> anyhow::Result<()> {
-    let stream = js.get_stream(STREAM).await?;
+    let (stream, _) = super::broker::find_or_recreate(js, stream).await?;
     let durable = durable_name(spec.durable, subject);
     let mut consumer: jetstream::consumer::PullConsumer = stream
         .create_consumer(pull::Config {
             durable_name: Some(durable.clone()),
             ack_policy: AckPolicy::Explicit,
-            ack_wait: Duration::from_secs(30),
+            ack_wait: ACK_WAIT,
             // Unlimited on the server: this side parks, so nothing is dropped unseen.
             max_deliver: -1,
             max_ack_pending: 1024,
@@ -235,7 +316,12 @@ async fn consume_once(
             ..Default::default()
         })
         .await?;
-    let messages = consumer.messages().await?;
+    let messages = consumer
+        .stream()
+        .heartbeat(PULL_HEARTBEAT)
+        .expires(PULL_EXPIRES)
+        .messages()
+        .await?;
     let lag = async {
         loop {
             if let Ok(info) = consumer.info().await {
@@ -245,6 +331,35 @@ async fn consume_once(
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
     };
+    // Pulls end when the consumer is gone (the broker lost its store, or someone deleted
+    // it; the broker then answers a pull "consumer not found", a failed pull) or the
+    // subscription went quiet: the loop in `consume` then finds or creates it again.
+    let mut missed_heartbeats = 0_u32;
+    let messages = messages.take_while(move |message| {
+        let gone = match message {
+            Err(error) => match error.kind() {
+                MessagesErrorKind::ConsumerDeleted
+                | MessagesErrorKind::NoResponders
+                | MessagesErrorKind::Pull => true,
+                MessagesErrorKind::MissingHeartbeat => {
+                    missed_heartbeats += 1;
+                    missed_heartbeats >= MISSED_HEARTBEATS_BEFORE_AGAIN
+                }
+                _ => false,
+            },
+            Ok(_) => {
+                missed_heartbeats = 0;
+                false
+            }
+        };
+        if gone {
+            tracing::warn!(
+                subject,
+                "consumer lost its pull subscription; creating it again"
+            );
+        }
+        std::future::ready(!gone)
+    });
     let handle_all = messages.for_each_concurrent(spec.concurrency, |message| async move {
         match message {
             Ok(message) => {
@@ -280,7 +395,10 @@ async fn process(
             return;
         }
     };
-    if let Err(reason) = event.check_origin(message.subject.as_str()) {
+    let checked = event
+        .check_origin(message.subject.as_str())
+        .and_then(|()| spec.check_version(&event));
+    if let Err(reason) = checked {
         park(
             pool,
             spec,
@@ -296,13 +414,14 @@ async fn process(
         "event",
         consumer = spec.durable,
         kind = event.kind(),
+        schema_version = %event.version,
         event_id = %event.id,
         checkout_id = %event.correlation_id,
         deliveries,
     );
     crate::telemetry::adopt_traceparent(&span, &event.envelope.traceparent);
     async {
-        match handle(pool, handler, spec, &event).await {
+        match with_progress(&message, handle(pool, handler, spec, &event)).await {
             Ok(()) => settle(&message, AckKind::Ack).await,
             Err(HandlerError::Transient(error)) if deliveries < spec.max_deliveries => {
                 tracing::warn!(error = %format!("{error:#}"), "event handling failed; redelivering");
@@ -440,6 +559,28 @@ mod tests {
             before_parking > Duration::from_secs(300),
             "a short outage must not park events: {before_parking:?}"
         );
+    }
+
+    #[test]
+    fn a_consumer_acts_on_every_minor_of_the_majors_it_knows_and_on_no_other_major() {
+        let spec = ConsumerSpec::of("payment-svc", &[("order", "OrderPlaced")]);
+        let mut event = Event::new(
+            "order",
+            "c-1",
+            None,
+            Payload::OrderPlaced(Default::default()),
+        );
+        for (major, minor) in [(1, 0), (1, 7)] {
+            event.version = crate::events::schema::SchemaVersion { major, minor };
+            assert_eq!(spec.check_version(&event), Ok(()), "{major}.{minor}");
+        }
+        event.version.major = 2;
+        let reason = spec.check_version(&event).expect_err("major 2 is unknown");
+        assert!(
+            reason.contains("OrderPlaced is of schema version 2.7"),
+            "{reason}"
+        );
+        assert!(reason.contains("payment-svc"), "{reason}");
     }
 
     #[test]

@@ -6,6 +6,8 @@ use prost::Message;
 use shop_proto::events::v1::{self as pb, envelope::Payload};
 use uuid::Uuid;
 
+use super::schema::{self, NoMajor, SchemaVersion};
+
 /// The type of an event, as its subject and `Envelope.type` name it.
 pub type EventKind = &'static str;
 
@@ -79,6 +81,9 @@ pub struct Event {
     /// The checkout the event belongs to.
     pub correlation_id: String,
     pub producer: String,
+    /// The payload's schema version (1.0 when the envelope predates versions); a
+    /// consumer acts only on the majors it knows ([`super::ConsumerSpec::check_version`]).
+    pub version: SchemaVersion,
     pub payload: Payload,
     pub envelope: pb::Envelope,
 }
@@ -96,11 +101,14 @@ pub enum Unreadable {
     TypeMismatch { declared: String, actual: EventKind },
     #[error("correlation_id is empty")]
     NoCorrelation,
+    #[error(transparent)]
+    Version(#[from] NoMajor),
 }
 
 impl Event {
     /// A new event of `producer`, caused by `cause` (`None` for the first of a checkout),
-    /// carrying the current span's trace context.
+    /// carrying the current span's trace context and the version this build writes of
+    /// its type.
     pub fn new(
         producer: &str,
         correlation_id: &str,
@@ -108,6 +116,7 @@ impl Event {
         payload: Payload,
     ) -> Self {
         let id = Uuid::now_v7();
+        let version = schema::written(&payload);
         let envelope = pb::Envelope {
             event_id: id.to_string(),
             r#type: kind_of(&payload).to_owned(),
@@ -116,12 +125,14 @@ impl Event {
             causation_id: cause.map(|c| c.id.to_string()).unwrap_or_default(),
             producer: producer.to_owned(),
             traceparent: crate::telemetry::current_traceparent(),
+            schema_version: Some(version.wire()),
             payload: Some(payload.clone()),
         };
         Self {
             id,
             correlation_id: correlation_id.to_owned(),
             producer: producer.to_owned(),
+            version,
             payload,
             envelope,
         }
@@ -177,7 +188,8 @@ impl Event {
     }
 
     /// Reads a message's bytes; anything that is not a whole, consistent envelope is
-    /// [`Unreadable`].
+    /// [`Unreadable`]. The envelope is kept as it came (one without a version stays
+    /// without), so what a consumer parks is what arrived.
     pub fn decode(bytes: &Bytes) -> Result<Self, Unreadable> {
         let envelope = pb::Envelope::decode(bytes.as_ref())?;
         let id = Uuid::try_parse(&envelope.event_id)
@@ -193,10 +205,12 @@ impl Event {
         if envelope.correlation_id.is_empty() {
             return Err(Unreadable::NoCorrelation);
         }
+        let version = SchemaVersion::read(envelope.schema_version.as_ref())?;
         Ok(Self {
             id,
             correlation_id: envelope.correlation_id.clone(),
             producer: envelope.producer.clone(),
+            version,
             payload,
             envelope,
         })
@@ -227,6 +241,19 @@ mod tests {
     }
 
     #[test]
+    fn an_event_declares_the_version_its_type_is_written_in_and_an_old_one_reads_as_1() {
+        let event = Event::new("order", "c-1", None, placed());
+        assert_eq!(event.version, schema::written(&event.payload));
+        assert_eq!(event.envelope.schema_version, Some(event.version.wire()));
+        // Written before versions existed: no field on the wire.
+        let mut old = event.envelope.clone();
+        old.schema_version = None;
+        let read = Event::decode(&Bytes::from(old.encode_to_vec())).expect("readable");
+        assert_eq!(read.version, schema::FIRST);
+        assert_eq!(read.encode(), old.encode_to_vec(), "kept as it came");
+    }
+
+    #[test]
     fn inconsistent_envelopes_are_unreadable() {
         let mut event = Event::new("order", "c-1", None, placed());
         event.envelope.r#type = "PaymentCaptured".into();
@@ -239,6 +266,12 @@ mod tests {
         assert!(matches!(
             Event::decode(&Bytes::from(event.encode())),
             Err(Unreadable::NoPayload)
+        ));
+        event.envelope.payload = Some(placed());
+        event.envelope.schema_version = Some(pb::SchemaVersion { major: 0, minor: 2 });
+        assert!(matches!(
+            Event::decode(&Bytes::from(event.encode())),
+            Err(Unreadable::Version(_))
         ));
         assert!(Event::decode(&Bytes::from_static(b"\xff\xff")).is_err());
     }

@@ -4,6 +4,8 @@
 //!
 //! # Layout
 //! - `envelope`: building and reading `shop.events.v1.Envelope`, subjects.
+//! - `schema`: each event type's schema version, and the rule that a consumer acts only
+//!   on the majors it knows.
 //! - `outbox`: [`outbox::enqueue`] writes an event in the caller's transaction, so the
 //!   state change and its event commit together; [`outbox::relay`] publishes what was
 //!   committed.
@@ -28,6 +30,7 @@ pub mod outbox;
 pub mod permissions;
 pub mod refusals;
 pub mod roles;
+pub mod schema;
 
 use std::time::Duration;
 
@@ -47,9 +50,32 @@ pub const SUBJECTS: &str = "shop.events.>";
 /// stores it once. Far longer than a relay takes to restart.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
-/// How long the stream keeps an event: a week, enough to replay, bounded so a demo does
-/// not fill a disk. Inbox rows outlive it ([`crate::retention::inbox`]).
+/// How long the stream keeps an event unless `NATS_STREAM_MAX_AGE` says otherwise: a
+/// week, enough to replay, bounded so a demo does not fill a disk. Inbox rows outlive it
+/// ([`crate::retention::inbox`]).
 pub const STREAM_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The stream's copies and bounds (`NATS_STREAM_REPLICAS`, `NATS_STREAM_MAX_AGE`,
+/// `NATS_STREAM_MAX_BYTES`). Every binary brings the stream to these at start, so all
+/// must agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamLimits {
+    pub replicas: u8,
+    pub max_age: Duration,
+    /// `None`: no bound on the bytes it holds.
+    pub max_bytes: Option<u64>,
+}
+
+impl Default for StreamLimits {
+    /// The command line's defaults: one copy, a week, no byte bound.
+    fn default() -> Self {
+        Self {
+            replicas: 1,
+            max_age: STREAM_MAX_AGE,
+            max_bytes: None,
+        }
+    }
+}
 
 /// What a service needs to take part: who it is as a producer and what it consumes.
 #[derive(Debug, Clone)]
@@ -61,24 +87,29 @@ pub struct EventsConfig {
     /// The binary's TLS identity, when it runs TLS: the broker connection then requires
     /// TLS, checks the broker's certificate and presents the binary's own.
     pub tls: Option<std::sync::Arc<crate::security::Tls>>,
-    /// Copies of the stream JetStream keeps (`NATS_STREAM_REPLICAS`): every service
-    /// brings the stream to this at start, so all must agree.
-    pub stream_replicas: u8,
+    /// The stream's copies and bounds: every service brings the stream to these at
+    /// start, so all must agree.
+    pub stream: StreamLimits,
 }
 
 /// Runs a service's part in the choreography until dropped: connects to the broker
 /// (waiting for it if need be), then relays the outbox and consumes.
 pub async fn run(pool: PgPool, config: EventsConfig, participant: Participant) {
-    let (js, refusals) = broker::connect(
+    let connected = broker::connect(
         &config.nats_url,
         config.producer,
         config.tls.as_deref(),
-        config.stream_replicas,
+        config.stream,
     )
     .await;
     tracing::info!(url = %config.nats_url, consumer = participant.consumer.durable, "events: connected to the broker");
     tokio::join!(
-        outbox::relay(pool.clone(), js.clone(), config.producer, refusals),
-        consumer::consume(pool, js, participant),
+        outbox::relay(
+            pool.clone(),
+            connected.clone(),
+            config.producer,
+            config.stream
+        ),
+        consumer::consume(pool, connected.js, config.stream, participant),
     );
 }

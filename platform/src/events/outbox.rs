@@ -18,11 +18,18 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use async_nats::{HeaderMap, jetstream};
+use async_nats::{
+    HeaderMap,
+    jetstream::{self, context::PublishErrorKind},
+};
 use sqlx::{PgConnection, PgPool, postgres::PgListener};
 use uuid::Uuid;
 
-use super::{Event, refusals::Refusals};
+use super::{
+    Event,
+    broker::{self, Connected, Incarnation},
+    refusals::Refusals,
+};
 
 /// The channel the outbox notifies on.
 const CHANNEL: &str = "outbox";
@@ -85,14 +92,21 @@ pub fn retry_wait(failures: u32, refused: bool) -> Duration {
     }
 }
 
-/// Publishes committed events until the task is dropped. `refusals` are the broker
-/// connection's (see [`super::broker::connection`]).
+/// Publishes committed events until the task is dropped, through `connected` (whose
+/// refusals it reports, see [`super::broker::connection`]). When the stream turns out
+/// to be a new one (the broker lost its store), it creates it if need be, with
+/// `stream`'s copies and bounds, and publishes again every sent row the outbox still keeps.
 pub async fn relay(
     pool: PgPool,
-    js: jetstream::Context,
+    connected: Connected,
     producer: &'static str,
-    refusals: Refusals,
+    stream: super::StreamLimits,
 ) {
+    let Connected {
+        js,
+        stream: mut known,
+        refusals,
+    } = connected;
     let mut listener = None;
     let mut failures = 0u32;
     let mut housekeeping = tokio::time::Instant::now();
@@ -102,6 +116,13 @@ pub async fn relay(
         }
         let round = publish_all(&pool, &js, &refusals).await;
         // Measured whatever the round did: the lag matters most while rounds fail.
+        let no_stream = matches!(
+            &round,
+            Err(RelayError::Publish(error)) if error.kind() == PublishErrorKind::StreamNotFound
+        );
+        if no_stream || housekeeping.elapsed() >= HOUSEKEEPING {
+            follow_stream(&pool, &js, stream, producer, &mut known).await;
+        }
         if housekeeping.elapsed() >= HOUSEKEEPING {
             housekeeping = tokio::time::Instant::now();
             prune(&pool).await;
@@ -170,6 +191,50 @@ fn report_refused(producer: &'static str, subjects: &BTreeMap<String, u64>) {
              publish this subject (see docs/OPERATIONS.md#outboxpublishrefused); they stay \
              in the outbox and are tried again"
         );
+    }
+}
+
+/// Checks that the stream is still the one `known`; when it is gone it is created again,
+/// and when it is a new one every sent row still kept is published again (the lost
+/// store may have held some of them unconsumed; consumers' inboxes absorb the others).
+async fn follow_stream(
+    pool: &PgPool,
+    js: &jetstream::Context,
+    stream: super::StreamLimits,
+    producer: &'static str,
+    known: &mut Incarnation,
+) {
+    let now = match broker::incarnation(js).await {
+        Ok(Some(now)) => now,
+        Ok(None) => match broker::find_or_recreate(js, stream).await {
+            Ok((_, now)) => now,
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "cannot create the stream again; will try again");
+                return;
+            }
+        },
+        // The broker is away: the round's own errors say so.
+        Err(_) => return,
+    };
+    if now == *known {
+        return;
+    }
+    match sqlx::query("UPDATE outbox SET sent_at = NULL WHERE sent_at IS NOT NULL")
+        .execute(pool)
+        .await
+    {
+        Ok(done) => {
+            let rows = done.rows_affected();
+            tracing::warn!(
+                producer,
+                rows,
+                "the stream is a new one (the broker lost its store): publishing again \
+                 what the outbox keeps"
+            );
+            metrics::counter!("outbox_republished_total", "producer" => producer).increment(rows);
+            *known = now;
+        }
+        Err(error) => tracing::warn!(%error, "cannot mark kept events for publishing again"),
     }
 }
 

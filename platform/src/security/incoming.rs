@@ -2,8 +2,21 @@
 //! on) in a task of its own so a slow or hostile client cannot hold up the accept loop,
 //! and the peer's identity handed to tonic as connect info, which it attaches to every
 //! request of the connection.
+//!
+//! Bounded, so that no client can hold a server's memory and descriptors for ever:
+//! - at most [`ConnectionLimits::max_connections`] open at once: a permit is taken
+//!   *before* accepting (as mini-redis does), so past the cap new clients wait in the
+//!   kernel's backlog instead of costing a descriptor and a task each;
+//! - at most [`MAX_HANDSHAKES`] TLS handshakes at once (CPU), each counted from the
+//!   client's first bytes, and the whole within [`HANDSHAKE_TIMEOUT`] of accepting;
+//! - a connection that has sent nothing yet (no HTTP/2 preface) is closed after
+//!   [`PREFACE_TIMEOUT`], and one whose peer has sent nothing for
+//!   [`ConnectionLimits::idle_timeout`] is closed too. Only what the peer sends counts:
+//!   the server's own writes would keep a forgotten connection alive. A watch stream
+//!   with nothing to say for that long is closed with it; its client watches again.
 
 use std::{
+    future::Future,
     io,
     pin::Pin,
     sync::{
@@ -18,7 +31,7 @@ use futures::Stream;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
-    sync::mpsc,
+    sync::{OwnedSemaphorePermit, Semaphore, mpsc},
 };
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
@@ -30,6 +43,29 @@ use super::{
 
 /// Longest a client may take to finish its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a connection may stay silent before its first bytes (the HTTP/2 preface).
+pub const PREFACE_TIMEOUT: Duration = Duration::from_secs(10);
+/// TLS handshakes in progress at once; more wait for one to finish.
+pub const MAX_HANDSHAKES: usize = 128;
+
+/// How many connections a server keeps, and how long an idle one lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Connections open at once (`MAX_CONNECTIONS`).
+    pub max_connections: usize,
+    /// How long a peer may send nothing before its connection is closed
+    /// (`CONNECTION_IDLE_TIMEOUT`).
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 4096,
+            idle_timeout: Duration::from_secs(300),
+        }
+    }
+}
 
 /// The connections a server accepted, and how many of them have TCP_NODELAY. Every one
 /// should: tonic ignores `Server::tcp_nodelay` for a listener handed in as a stream, and
@@ -51,11 +87,31 @@ impl Connections {
     }
 }
 
-/// One accepted connection, ready for HTTP/2.
+/// One accepted connection, ready for HTTP/2. Holds its place under the cap until
+/// dropped, and closes itself when its peer falls silent.
 #[derive(Debug)]
 pub struct Accepted {
     stream: Link,
     peer: Peer,
+    silence: Silence,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// When a connection's peer has been silent for too long: a deadline pushed back by
+/// every read that brings bytes.
+#[derive(Debug)]
+struct Silence {
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    idle: Duration,
+}
+
+impl Silence {
+    fn new(idle: Duration) -> Self {
+        Self {
+            deadline: Box::pin(tokio::time::sleep(PREFACE_TIMEOUT.min(idle))),
+            idle,
+        }
+    }
 }
 
 /// What the bytes of an accepted connection travel over: TCP itself (`--dev-insecure`) or
@@ -80,9 +136,26 @@ impl AsyncRead for Accepted {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().stream {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let read = match &mut this.stream {
             Link::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
             Link::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
+        };
+        match read {
+            Poll::Ready(Ok(())) if buf.filled().len() > before => {
+                let next = tokio::time::Instant::now() + this.silence.idle;
+                this.silence.deadline.as_mut().reset(next);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending if this.silence.deadline.as_mut().poll(cx).is_ready() => {
+                metrics::counter!("connections_closed_idle_total").increment(1);
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the peer sent nothing for too long",
+                )))
+            }
+            other => other,
         }
     }
 }
@@ -139,15 +212,25 @@ pub struct ServerTls {
     pub client_auth: ClientAuth,
 }
 
-/// Accepts connections on `listener` until the returned stream is dropped.
+/// Accepts connections on `listener`, within `limits`, until the returned stream is
+/// dropped.
 pub fn incoming(
     listener: TcpListener,
     connections: Arc<Connections>,
     tls: Option<ServerTls>,
+    limits: ConnectionLimits,
 ) -> impl Stream<Item = io::Result<Accepted>> {
     let (tx, rx) = mpsc::channel(64);
+    let open = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     tokio::spawn(async move {
         loop {
+            // A place first: past the cap, clients wait in the backlog, unaccepted.
+            let permit = tokio::select! {
+                permit = open.clone().acquire_owned() => permit,
+                () = tx.closed() => return,
+            };
+            let Ok(permit) = permit else { return };
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
                 () = tx.closed() => return,
@@ -177,6 +260,8 @@ pub fn incoming(
                             remote_addr,
                             identity: Identity::Plaintext,
                         },
+                        silence: Silence::new(limits.idle_timeout),
+                        _permit: permit,
                     };
                     if tx.send(Ok(accepted)).await.is_err() {
                         return;
@@ -185,10 +270,18 @@ pub fn incoming(
                 Some(server) => {
                     let config = server.tls.server_config(server.client_auth);
                     let tx = tx.clone();
+                    let handshakes = handshakes.clone();
                     tokio::spawn(async move {
                         let acceptor = tokio_rustls::TlsAcceptor::from(config);
-                        let handshake =
-                            tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
+                        // The handshake's turn is taken once the client has spoken: a
+                        // silent connection holds a place under the connection cap, never
+                        // a handshake's, so it cannot keep others from theirs.
+                        let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+                            tcp.readable().await?;
+                            let _turn = handshakes.acquire().await.map_err(io::Error::other)?;
+                            acceptor.accept(tcp).await
+                        })
+                        .await;
                         let stream = match handshake {
                             Ok(Ok(stream)) => stream,
                             Ok(Err(error)) => {
@@ -213,6 +306,8 @@ pub fn incoming(
                                 remote_addr,
                                 identity,
                             },
+                            silence: Silence::new(limits.idle_timeout),
+                            _permit: permit,
                         };
                         let _ = tx.send(Ok(accepted)).await;
                     });
