@@ -24,3 +24,4 @@ pub mod hops;
 pub mod interrupt;
 pub mod load;
 pub mod progress;
+pub mod readers;

@@ -14,6 +14,7 @@ use loadgen::{
     interrupt::Stop,
     load::{self, LoadConfig, Mix, Modes, RunState},
     progress::{self, Live, Planned},
+    readers,
 };
 use platform::{
     config::parse_duration,
@@ -118,6 +119,13 @@ struct RunArgs {
     /// How the checkouts are coordinated.
     #[arg(long, value_enum, default_value_t = Modes::Orchestrated)]
     mode: Modes,
+    /// Live watchers beside the run: each follows the newest checkout with WatchCheckout
+    /// until it ends, then the next (what open console pages cost).
+    #[arg(long, default_value_t = 0)]
+    watchers: usize,
+    /// Listers beside the run: each reads the newest page of 100 checkouts, again and again.
+    #[arg(long, default_value_t = 0)]
+    listers: usize,
     /// Name of this run: the customer id of its orders and the prefix of its keys.
     #[arg(long)]
     run_id: Option<String>,
@@ -284,12 +292,17 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     mix,
                 )
             };
+            let readers = (args.watchers + args.listers > 0)
+                .then(|| readers::spawn(&clients, args.watchers, args.listers));
             let report = load::run(&clients, &config, &mut state).await?;
             std::fs::write(&args.state, serde_json::to_string_pretty(&state)?)?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 print!("{}", report.render());
+                if let Some(readers) = &readers {
+                    print!("{}", readers.render());
+                }
                 eprintln!(
                     "state written to {}; check it with: loadgen check --state {}",
                     args.state.display(),
