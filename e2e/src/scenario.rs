@@ -141,9 +141,18 @@ pub fn request(
 /// answers. On a busy machine the first call (a TLS handshake first) may not make it in
 /// time: the same key again, like any client, with more time.
 pub async fn place_briefly(clients: &Clients, message: pb::PlaceOrderRequest) -> pb::Checkout {
+    place_briefly_with(clients, message, None).await
+}
+
+/// [`place_briefly`] with `fault` specs (docs/FAULTS.md) on the call.
+pub async fn place_briefly_with(
+    clients: &Clients,
+    message: pb::PlaceOrderRequest,
+    fault: Option<&str>,
+) -> pb::Checkout {
     let mut client = clients.checkout.clone();
     for deadline in [300, 2_000, 10_000] {
-        let call = request(message.clone(), None, Duration::from_millis(deadline));
+        let call = request(message.clone(), fault, Duration::from_millis(deadline));
         match client.place_order(call).await {
             Ok(reply) => return reply.into_inner().checkout.expect("a checkout"),
             Err(status)
@@ -155,6 +164,21 @@ pub async fn place_briefly(clients: &Clients, message: pb::PlaceOrderRequest) ->
         }
     }
     panic!("PlaceOrder {} never answered", message.idempotency_key);
+}
+
+/// GetCheckout by checkout id, through the front door.
+pub async fn get_checkout(clients: &mut Clients, checkout_id: &str) -> pb::Checkout {
+    clients
+        .checkout
+        .get_checkout(pb::GetCheckoutRequest {
+            checkout_id: checkout_id.into(),
+            order_id: String::new(),
+        })
+        .await
+        .expect("GetCheckout answers")
+        .into_inner()
+        .checkout
+        .expect("a checkout")
 }
 
 /// Places an order, retrying like a real client while the front door is down.

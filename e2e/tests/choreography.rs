@@ -37,6 +37,20 @@ fn choreographed(
     place_in(CHOREO, key, token, country, items)
 }
 
+/// Every checkout COMPLETED; otherwise the statuses and reasons of all of them.
+fn assert_all_completed(checkouts: &[pb::Checkout]) {
+    assert!(
+        checkouts
+            .iter()
+            .all(|c| c.status() == pb::CheckoutStatus::Completed),
+        "{:?}",
+        checkouts
+            .iter()
+            .map(|c| (c.status(), &c.failure_reason))
+            .collect::<Vec<_>>()
+    );
+}
+
 fn step<'a>(c: &'a pb::Checkout, name: &str) -> &'a pb::Step {
     c.steps.iter().find(|s| s.name == name).unwrap()
 }
@@ -223,16 +237,7 @@ async fn a_broker_restarted_amid_load_loses_no_event() {
     stack.restart_nats().await.unwrap();
     let checkouts = all_terminal(&mut clients).await;
     assert_eq!(checkouts.len(), 25);
-    assert!(
-        checkouts
-            .iter()
-            .all(|c| c.status() == pb::CheckoutStatus::Completed),
-        "{:?}",
-        checkouts
-            .iter()
-            .map(|c| (c.status(), &c.failure_reason))
-            .collect::<Vec<_>>()
-    );
+    assert_all_completed(&checkouts);
     assert_invariants(&mut clients, &checkouts, &[("MUG", 100)]).await;
 }
 
@@ -279,16 +284,7 @@ async fn a_broker_back_with_an_empty_store_is_repaired_and_every_checkout_comple
         restarted.elapsed()
     );
     assert_eq!(checkouts.len(), 15);
-    assert!(
-        checkouts
-            .iter()
-            .all(|c| c.status() == pb::CheckoutStatus::Completed),
-        "{:?}",
-        checkouts
-            .iter()
-            .map(|c| (c.status(), &c.failure_reason))
-            .collect::<Vec<_>>()
-    );
+    assert_all_completed(&checkouts);
     assert_invariants(&mut clients, &checkouts, &[("MUG", 100)]).await;
 }
 
@@ -311,12 +307,7 @@ async fn events_held_by_a_consumer_that_died_come_back_to_its_successor() {
         "events held by a dead consumer: every checkout completed {:?} after its restart",
         restarted.elapsed()
     );
-    assert!(
-        checkouts
-            .iter()
-            .all(|c| c.status() == pb::CheckoutStatus::Completed),
-        "{checkouts:?}"
-    );
+    assert_all_completed(&checkouts);
     assert_invariants(&mut clients, &checkouts, &[("MUG", 100)]).await;
 }
 

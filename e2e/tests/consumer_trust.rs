@@ -13,7 +13,7 @@ use async_nats::{HeaderMap, jetstream};
 use e2e::{
     Stack, Svc,
     clients::Clients,
-    scenario::{place_in, place_until_accepted, stack_with},
+    scenario::{get_checkout, place_in, place_until_accepted, stack_with},
 };
 use platform::{
     events::{Event, broker},
@@ -83,20 +83,6 @@ async fn checkout(clients: &Clients, key: &str, token: &str) -> pb::Checkout {
         &[("MUG", 1)],
     );
     place_until_accepted(clients, message, None).await
-}
-
-async fn get(clients: &mut Clients, checkout_id: &str) -> pb::Checkout {
-    clients
-        .checkout
-        .get_checkout(pb::GetCheckoutRequest {
-            checkout_id: checkout_id.into(),
-            order_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .checkout
-        .unwrap()
 }
 
 /// The checkout as the events carry it, at `unit_minor` a MUG.
@@ -174,7 +160,7 @@ async fn a_second_request_for_a_checkout_makes_no_second_order() {
         .into_inner()
         .payments;
     assert_eq!(payments.len(), 1, "{payments:?}");
-    let now = get(&mut clients, &first.checkout_id).await;
+    let now = get_checkout(&mut clients, &first.checkout_id).await;
     assert_eq!(now.order_id, first.order_id);
     assert_eq!(now.status(), pb::CheckoutStatus::Completed);
 }
@@ -224,7 +210,7 @@ async fn events_contradicting_a_checkouts_record_are_parked_by_the_tracker() {
     );
 
     // The checkout reads as it ended: cancelled, its reason, its order, no shipment.
-    let now = get(&mut clients, &declined.checkout_id).await;
+    let now = get_checkout(&mut clients, &declined.checkout_id).await;
     assert_eq!(now.status(), pb::CheckoutStatus::Cancelled, "{now:?}");
     assert_eq!(now.failure_reason, "card_declined");
     assert_eq!(now.order_id, declined.order_id);

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use e2e::{
     Stack, StackOptions, Svc,
-    clients::Clients,
-    scenario::{all_terminal, assert_invariants, place_briefly, place_in, stack_with_options},
+    scenario::{
+        all_terminal, assert_invariants, get_checkout, place_briefly, place_in, stack_with_options,
+    },
 };
 use platform::security::Principal;
 use shop_proto::{
@@ -90,20 +91,6 @@ fn refused_because(status: &Status, code: Code, why: &str) {
     assert_eq!(info.map(|i| i.reason).as_deref(), Some(why), "{status:?}");
 }
 
-async fn checkout(clients: &mut Clients, id: &str) -> pb::Checkout {
-    clients
-        .checkout
-        .get_checkout(pb::GetCheckoutRequest {
-            checkout_id: id.into(),
-            order_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .checkout
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_parked_event_retried_after_the_fix_is_handled_once_and_its_checkout_completes() {
     let (mut stack, mut clients) =
@@ -139,7 +126,7 @@ async fn a_parked_event_retried_after_the_fix_is_handled_once_and_its_checkout_c
     assert_eq!(letter.state(), DeadLetterState::Parked);
     assert!(letter.reason.contains("LAMP"), "{letter:?}");
     assert!(letter.settle_time.is_none() && letter.settled_by.is_empty());
-    let stuck = checkout(&mut clients, &placed.checkout_id).await;
+    let stuck = get_checkout(&mut clients, &placed.checkout_id).await;
     assert_eq!(stuck.status(), pb::CheckoutStatus::Running);
 
     // Before the fix the handler refuses it again, and nothing changes.

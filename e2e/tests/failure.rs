@@ -15,8 +15,9 @@ use e2e::{
     net::free_port,
     postgres::{Postgres, Shutdown},
     scenario::{
-        all_terminal, assert_completed_or_undone, assert_invariants, every_checkout_ends, options,
-        place, place_spread, place_until_accepted, request, stack_with, stack_with_options,
+        all_terminal, assert_completed_or_undone, assert_invariants, every_checkout_ends,
+        get_checkout, options, place, place_spread, place_until_accepted, request, stack_with,
+        stack_with_options,
     },
     stack::{Stack, StackOptions, bin_dir, logged_command},
 };
@@ -127,7 +128,7 @@ async fn a_compensation_that_keeps_failing_does_not_fail_healthy_checkouts() {
     // Well past the breaker's threshold (10 consecutive failures) before going on.
     let mut attempts = 0;
     for _ in 0..200 {
-        let c = get(&mut clients, &stuck.checkout_id).await;
+        let c = get_checkout(&mut clients, &stuck.checkout_id).await;
         attempts = c
             .steps
             .iter()
@@ -157,7 +158,7 @@ async fn a_compensation_that_keeps_failing_does_not_fail_healthy_checkouts() {
     for c in &healthy {
         assert_eq!(c.status(), pb::CheckoutStatus::Completed, "{c:#?}");
     }
-    let stuck = get(&mut clients, &stuck.checkout_id).await;
+    let stuck = get_checkout(&mut clients, &stuck.checkout_id).await;
     assert_eq!(stuck.status(), pb::CheckoutStatus::Compensating);
     assert_invariants(&mut clients, &healthy, &[]).await;
 }
@@ -277,20 +278,6 @@ fn place_with_curl(
             .unwrap_or_default()
     };
     (field("grpc-status:"), field("grpc-message:"))
-}
-
-async fn get(clients: &mut Clients, checkout_id: &str) -> pb::Checkout {
-    clients
-        .checkout
-        .get_checkout(pb::GetCheckoutRequest {
-            checkout_id: checkout_id.into(),
-            order_id: String::new(),
-        })
-        .await
-        .expect("GetCheckout answers")
-        .into_inner()
-        .checkout
-        .expect("a checkout")
 }
 
 /// Bytes that are not the method's message are the caller's fault (INVALID_ARGUMENT,

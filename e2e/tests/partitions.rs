@@ -21,8 +21,9 @@ use e2e::{
     hosts::{Host, Hosts},
     nats::Nats,
     scenario::{
-        all_terminal, assert_completed_or_undone, assert_invariants, every_checkout_ends, options,
-        place, place_briefly, place_in, place_spread, place_until_accepted, stack_with_options,
+        all_terminal, assert_completed_or_undone, assert_invariants, every_checkout_ends,
+        get_checkout, options, place, place_briefly, place_briefly_with, place_in, place_spread,
+        place_until_accepted, stack_with_options,
     },
     stack::Stack,
 };
@@ -31,7 +32,7 @@ use shop_proto::{
     checkout::v1::{self as pb, checkout_service_client::CheckoutServiceClient},
     inventory::v1 as inventory,
 };
-use tonic::Code;
+use tonic::{Code, transport::Channel};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -127,7 +128,7 @@ async fn an_orchestrator_replica_cut_off_from_postgres_fences_itself_and_the_oth
         let mut message = place(&format!("FENCE-{i}"), "tok_visa", "FR", &[("FENCE", 1)]);
         message.idempotency_key = format!("fence-{i}");
         let clients = through_replica.clone();
-        async move { place_briefly_with(&clients, message, slow).await }
+        async move { place_briefly_with(&clients, message, Some(slow)).await }
     }))
     .await;
     assert!(
@@ -167,22 +168,17 @@ async fn an_orchestrator_replica_cut_off_from_postgres_fences_itself_and_the_oth
         "the replica was driving sagas when it lost Postgres, and none stopped itself"
     );
     // Healed, not restarted: it serves again.
-    let mut health = HealthClient::new(replica.channel());
-    let mut serving = false;
-    for _ in 0..50 {
-        let check = health.check(HealthCheckRequest {
-            service: "shop.checkout.v1.CheckoutService".into(),
-        });
-        serving = matches!(
-            tokio::time::timeout(Duration::from_secs(2), check).await,
-            Ok(Ok(reply)) if reply.get_ref().status() == ServingStatus::Serving
-        );
-        if serving {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(serving, "the cut-off replica serves again after the heal");
+    let serving = health_becomes(
+        replica.channel(),
+        "shop.checkout.v1.CheckoutService",
+        ServingStatus::Serving,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        serving.is_some(),
+        "the cut-off replica serves again after the heal"
+    );
     replica.kill();
 }
 
@@ -220,31 +216,6 @@ async fn a_lossy_link_between_the_orchestrator_and_every_service_slows_checkouts
         outcomes(&checkouts)
     );
     assert_completed_or_undone(&checkouts);
-}
-
-/// Places `message` through `clients` with `fault`, briefly (see [`place_briefly`]).
-async fn place_briefly_with(
-    clients: &Clients,
-    message: pb::PlaceOrderRequest,
-    fault: &str,
-) -> pb::Checkout {
-    let mut client = clients.checkout.clone();
-    for deadline in [300, 2_000, 10_000] {
-        let mut call = tonic::Request::new(message.clone());
-        call.set_timeout(Duration::from_millis(deadline));
-        call.metadata_mut()
-            .insert("x-fault", fault.parse().expect("an ASCII fault spec"));
-        match client.place_order(call).await {
-            Ok(reply) => return reply.into_inner().checkout.expect("a checkout"),
-            Err(status)
-                if matches!(
-                    status.code(),
-                    Code::Cancelled | Code::DeadlineExceeded | Code::Unavailable
-                ) => {}
-            Err(status) => panic!("PlaceOrder {}: {status:?}", message.idempotency_key),
-        }
-    }
-    panic!("PlaceOrder {} never answered", message.idempotency_key);
 }
 
 /// inventory-svc cut off from its database (both ways, Postgres itself up, every other
@@ -287,17 +258,18 @@ async fn a_service_cut_off_from_its_database_answers_unavailable_and_recovers_wi
         "UNAVAILABLE only after {answered:?}"
     );
     // Its service says it cannot work; the process says it is alive (no restart).
-    let mut not_serving = None;
-    while cut.elapsed() < Duration::from_secs(10) {
-        if health_of(&stack, Svc::Inventory, INVENTORY_SERVICE).await == ServingStatus::NotServing {
-            not_serving = Some(cut.elapsed());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let not_serving = not_serving.expect("inventory-svc reports NOT_SERVING without its database");
+    let inventory_health = stack.channel(Svc::Inventory);
+    let not_serving = health_becomes(
+        inventory_health.clone(),
+        INVENTORY_SERVICE,
+        ServingStatus::NotServing,
+        Duration::from_secs(10),
+    )
+    .await
+    .map(|_| cut.elapsed())
+    .expect("inventory-svc reports NOT_SERVING without its database");
     assert_eq!(
-        health_of(&stack, Svc::Inventory, "").await,
+        health_of(inventory_health.clone(), "").await,
         ServingStatus::Serving,
         "the process is alive"
     );
@@ -322,16 +294,14 @@ async fn a_service_cut_off_from_its_database_answers_unavailable_and_recovers_wi
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let served_again = served_again.expect("inventory-svc serves again after the heal");
-    let mut serving = false;
-    for _ in 0..50 {
-        serving =
-            health_of(&stack, Svc::Inventory, INVENTORY_SERVICE).await == ServingStatus::Serving;
-        if serving {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(serving, "SERVING again after the heal");
+    let serving = health_becomes(
+        inventory_health,
+        INVENTORY_SERVICE,
+        ServingStatus::Serving,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(serving.is_some(), "SERVING again after the heal");
     eprintln!("inventory-svc served again {served_again:?} after the heal, not restarted");
     let checkouts = every_checkout_ends(&mut clients, calls, ("DBCUT", 100)).await;
     eprintln!(
@@ -436,7 +406,7 @@ async fn choreographed_checkouts_wait_out_a_service_cut_off_from_the_broker() {
             .await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     for placed in &during {
-        let c = get(&mut clients, &placed.checkout_id).await;
+        let c = get_checkout(&mut clients, &placed.checkout_id).await;
         assert_eq!(
             c.status(),
             pb::CheckoutStatus::Running,
@@ -527,10 +497,10 @@ async fn the_fault_helpers_cut_what_they_say_and_heal_undoes_it() {
 /// inventory-svc's gRPC service, as its health service names it.
 const INVENTORY_SERVICE: &str = "shop.inventory.v1.InventoryService";
 
-/// What a binary's health check says of `service` (`""`: the process), UNKNOWN when it
-/// gives no answer within 2 s.
-async fn health_of(stack: &Stack, svc: Svc, service: &str) -> ServingStatus {
-    let mut health = HealthClient::new(stack.channel(svc));
+/// What the health service at `channel` says of `service` (`""`: the process), UNKNOWN
+/// when it gives no answer within 2 s.
+async fn health_of(channel: Channel, service: &str) -> ServingStatus {
+    let mut health = HealthClient::new(channel);
     let check = health.check(HealthCheckRequest {
         service: service.into(),
     });
@@ -538,6 +508,24 @@ async fn health_of(stack: &Stack, svc: Svc, service: &str) -> ServingStatus {
         Ok(Ok(reply)) => reply.into_inner().status(),
         _ => ServingStatus::Unknown,
     }
+}
+
+/// Asks every 100 ms until `service` at `channel` says `want`; how long that took, or
+/// `None` past `within`.
+async fn health_becomes(
+    channel: Channel,
+    service: &str,
+    want: ServingStatus,
+    within: Duration,
+) -> Option<Duration> {
+    let asked = Instant::now();
+    while asked.elapsed() < within {
+        if health_of(channel.clone(), service).await == want {
+            return Some(asked.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
 }
 
 /// Waits (up to 30 s) until `count` checkouts are recorded.
@@ -559,20 +547,6 @@ async fn wait_recorded(clients: &mut Clients, count: usize) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("fewer than {count} checkouts recorded after 30 s");
-}
-
-async fn get(clients: &mut Clients, checkout_id: &str) -> pb::Checkout {
-    clients
-        .checkout
-        .get_checkout(pb::GetCheckoutRequest {
-            checkout_id: checkout_id.into(),
-            order_id: String::new(),
-        })
-        .await
-        .expect("GetCheckout answers")
-        .into_inner()
-        .checkout
-        .expect("a checkout")
 }
 
 /// How many checkouts ended how: status and failure reason.

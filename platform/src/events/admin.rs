@@ -16,8 +16,8 @@ use shop_proto::events::v1::{
 use sqlx::{PgConnection, PgPool};
 
 use super::{
-    Event, HandlerError, Participant,
-    consumer::{Handled, handle_in},
+    HandlerError, Participant,
+    consumer::{Handled, Inadmissible, admit, handle_in},
 };
 use crate::{
     ApiError,
@@ -261,29 +261,27 @@ impl DeadLetters {
     async fn handle(&self, tx: &mut PgConnection, letter: &Row) -> Result<&'static str, ApiError> {
         let still_failing =
             |why: String| ApiError::precondition(Reason::DeadLetterStillFailing, why);
-        let event =
-            Event::decode(&bytes::Bytes::copy_from_slice(&letter.payload)).map_err(|error| {
-                ApiError::precondition(
-                    Reason::DeadLetterUnreadable,
-                    format!(
-                        "dead letter {} holds no readable event ({error}); discard it",
-                        letter.id
-                    ),
-                )
-            })?;
-        let consumer = self.participant.consumer.durable;
+        let spec = &self.participant.consumer;
+        let consumer = spec.durable;
         if letter.consumer != consumer {
             return Err(still_failing(format!(
                 "dead letter {} was parked by consumer {}, which this binary ({consumer}) does not run",
                 letter.id, letter.consumer
             )));
         }
-        event.check_origin(&letter.subject).map_err(still_failing)?;
-        // A letter parked for its major stays parked until this binary knows that major.
-        self.participant
-            .consumer
-            .check_version(&event)
-            .map_err(still_failing)?;
+        // The delivery's own checks: a letter parked for its major, say, stays parked
+        // until this binary knows that major.
+        let payload = bytes::Bytes::copy_from_slice(&letter.payload);
+        let event = admit(spec, &letter.subject, &payload).map_err(|refused| match refused {
+            Inadmissible::Unreadable(error) => ApiError::precondition(
+                Reason::DeadLetterUnreadable,
+                format!(
+                    "dead letter {} holds no readable event ({error}); discard it",
+                    letter.id
+                ),
+            ),
+            Inadmissible::Refused { reason, .. } => still_failing(reason),
+        })?;
         match handle_in(tx, self.participant.handler.as_ref(), consumer, &event).await {
             Ok(Handled::Now) => Ok("handled"),
             Ok(Handled::Duplicate) => Ok("already handled"),

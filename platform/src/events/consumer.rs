@@ -28,6 +28,7 @@ use async_nats::jetstream::{
     },
     message::AckKind,
 };
+use bytes::Bytes;
 use futures::{StreamExt, future::BoxFuture};
 use shop_proto::events::v1::envelope::Payload;
 use sqlx::{PgConnection, PgPool};
@@ -388,28 +389,14 @@ async fn process(
     if deliveries > 1 {
         metrics::counter!("events_redelivered_total", "consumer" => spec.durable).increment(1);
     }
-    let event = match Event::decode(&message.payload) {
+    let event = match admit(spec, message.subject.as_str(), &message.payload) {
         Ok(event) => event,
-        Err(error) => {
-            park(pool, spec, &message, "", deliveries, &error.to_string()).await;
+        Err(refused) => {
+            let id = refused.event_id();
+            park(pool, spec, &message, &id, deliveries, &refused.to_string()).await;
             return;
         }
     };
-    let checked = event
-        .check_origin(message.subject.as_str())
-        .and_then(|()| spec.check_version(&event));
-    if let Err(reason) = checked {
-        park(
-            pool,
-            spec,
-            &message,
-            &event.id.to_string(),
-            deliveries,
-            &reason,
-        )
-        .await;
-        return;
-    }
     let span = tracing::info_span!(
         "event",
         consumer = spec.durable,
@@ -435,6 +422,46 @@ async fn process(
     }
     .instrument(span)
     .await;
+}
+
+/// Why a message is no event this consumer may handle, whatever its handler would say.
+#[derive(Debug, thiserror::Error)]
+pub enum Inadmissible {
+    /// No event could be read from it.
+    #[error("{0}")]
+    Unreadable(String),
+    /// An event, from a producer that does not own its type or of a schema major this
+    /// consumer does not know.
+    #[error("{reason}")]
+    Refused { event: Box<Event>, reason: String },
+}
+
+impl Inadmissible {
+    /// The event's id, empty when there is none.
+    pub fn event_id(&self) -> String {
+        match self {
+            Self::Unreadable(_) => String::new(),
+            Self::Refused { event, .. } => event.id.to_string(),
+        }
+    }
+}
+
+/// The checks a message passes before its handler sees it, the same for a delivery and
+/// for an operator's retry of a dead letter: it decodes, its producer owns its type
+/// (`subject` is where it was published), and its schema major is one `spec` knows.
+pub fn admit(spec: &ConsumerSpec, subject: &str, payload: &Bytes) -> Result<Event, Inadmissible> {
+    let event =
+        Event::decode(payload).map_err(|error| Inadmissible::Unreadable(error.to_string()))?;
+    match event
+        .check_origin(subject)
+        .and_then(|()| spec.check_version(&event))
+    {
+        Ok(()) => Ok(event),
+        Err(reason) => Err(Inadmissible::Refused {
+            event: Box::new(event),
+            reason,
+        }),
+    }
 }
 
 /// Handles `event` once: its inbox row and its effects commit together, or neither.
