@@ -13,6 +13,7 @@ const PROTOS: &[&str] = &[
     "shop/shipping/v1/shipping.proto",
     "shop/checkout/v1/checkout.proto",
     "shop/events/v1/events.proto",
+    "shop/operations/v1/operations.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

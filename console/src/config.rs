@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use clap::{Parser, Subcommand};
-use platform::security::SecurityArgs;
+use platform::{config::LogFormat, security::SecurityArgs};
 
 /// The saga viewer: a web page of checkouts, each one's steps live, and a demo form.
 #[derive(Debug, Parser)]
@@ -15,7 +15,12 @@ pub struct Cli {
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// The orchestrator's public CheckoutService: the only thing the console talks to.
+    /// Log line format, as for every service.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// The orchestrator's front door (CheckoutService, and DeadLetterService for operators):
+    /// the only server the console talks to.
     #[arg(
         long,
         env = "ORCHESTRATOR_URL",

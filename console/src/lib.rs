@@ -1,15 +1,17 @@
 //! The saga viewer: a small web server that shows the shop's checkouts, each one's
 //! steps, attempts, errors and compensations as a timeline (live while it runs), and a
-//! form to place a demo checkout.
+//! form to place a demo checkout; for operators, the checkouts that need attention and
+//! every service's dead letters, with their actions.
 //!
 //! It is a separate binary rather than a route of the orchestrator so the orchestrator
 //! stays an API server, and so the console is what it shows: a client of the public
-//! `shop.checkout.v1.CheckoutService` and nothing else (no database, no broker), which
-//! can be deployed, scaled and secured apart from the shop.
+//! front door (`shop.checkout.v1.CheckoutService`, and `shop.operations.v1.
+//! DeadLetterService` for operators) and nothing else (no database, no broker, no
+//! internal service), which can be deployed, scaled and secured apart from the shop.
 //!
 //! # Layout
 //! - [`config`]: the flags and environment variables.
-//! - [`shop`]: the CheckoutService client and its deadlines.
+//! - [`shop`]: the front door's clients and their deadlines.
 //! - [`routes`]: the HTTP routes; [`live`]: the server-sent events of a running checkout.
 //! - [`session`]: who is signed in (their token, in a cookie) and the forms' CSRF tokens.
 //! - [`site`]: where the console is reached: the `Origin` check of every state-changing
@@ -52,7 +54,7 @@ pub async fn serve(listener: TcpListener, console: routes::Console) -> std::io::
     let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
-            shutdown_signal().await;
+            platform::server::shutdown_signal().await;
             let _ = stopping_tx.send(true);
         })
         .into_future();
@@ -71,27 +73,4 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|error| {
         std::io::Error::new(error.kind(), format!("cannot listen on {addr}: {error}"))
     })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }

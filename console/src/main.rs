@@ -8,7 +8,6 @@ use console::{
     site::Site,
     views::checkout::TraceLinks,
 };
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -17,11 +16,9 @@ async fn main() -> ExitCode {
         let addr = addr.clone().unwrap_or_else(|| cli.listen.to_string());
         return console::healthcheck::run(&addr).await;
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    // The shop's own logs and traces: LOG_FORMAT, RUST_LOG and OTEL_EXPORTER_OTLP_ENDPOINT
+    // mean here what they mean for every service.
+    let telemetry = platform::telemetry::init("console", cli.log_format);
     let security = match cli.security.security() {
         Ok(security) => security,
         Err(error) => {
@@ -73,7 +70,9 @@ async fn main() -> ExitCode {
         cli.listen
     );
     let console = Console { shop, traces, site };
-    match console::serve(listener, console).await {
+    let served = console::serve(listener, console).await;
+    telemetry.shutdown();
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("console: {error}");

@@ -1,13 +1,20 @@
-//! The console's only way into the shop: a client of the orchestrator's public
-//! `shop.checkout.v1.CheckoutService`, with the deadlines a web page can afford. Every
-//! call carries the bearer token of the person signed in ([`Session`]): the console has
-//! none of its own, so it can show and do only what that person's token allows, which
-//! the orchestrator decides.
+//! The console's only way into the shop: a client of the orchestrator's front door,
+//! `shop.checkout.v1.CheckoutService` and, for operators, the dead letters of every
+//! service through `shop.operations.v1.DeadLetterService`, with the deadlines a web page
+//! can afford. Every call carries the bearer token of the person signed in ([`Session`]):
+//! the console has none of its own, so it can show and do only what that person's token
+//! allows, which the orchestrator decides.
 
 use std::time::Duration;
 
 use platform::security::{Principal, Security, connect};
-use shop_proto::checkout::v1::{self as pb, checkout_service_client::CheckoutServiceClient};
+use shop_proto::{
+    checkout::v1::{self as pb, checkout_service_client::CheckoutServiceClient},
+    events::v1::DeadLetter,
+    operations::v1::{
+        self as ops, ShopService, dead_letter_service_client::DeadLetterServiceClient,
+    },
+};
 use tonic::{
     Code, Request, Status, Streaming,
     metadata::MetadataValue,
@@ -27,11 +34,16 @@ const PLACE_DEADLINE: Duration = Duration::from_secs(1);
 const PLACE_REPEAT_DEADLINE: Duration = Duration::from_secs(10);
 /// How long a resume may take: the claim, then the driver's first moves.
 const RESUME_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a dead letter's retry or discard may take: the orchestrator relays it to the
+/// service, whose consumer handles the event in one transaction (the relay's own limit).
+const SETTLE_DEADLINE: Duration = Duration::from_secs(10);
 
-/// A lazily connected CheckoutService client; cheap to clone (two HTTP/2 connections).
+/// A lazily connected client of the front door; cheap to clone (two HTTP/2 connections).
 #[derive(Debug, Clone)]
 pub struct Shop {
     client: CheckoutServiceClient<Channel>,
+    /// The operators' dead letters, on the same connection as `client`.
+    dead_letters: DeadLetterServiceClient<Channel>,
     /// WatchCheckout's own connection. A connection carries a bounded number of calls at
     /// once (the shop's MAX_STREAMS_PER_CONNECTION, 256) and a live page holds one for as
     /// long as it is open: on one shared connection, hundreds of open pages left the list
@@ -46,16 +58,12 @@ impl Shop {
     /// shows a readable error, while the shop is still down.
     pub fn connect_lazy(url: &str, security: &Security) -> Result<Self, tonic::transport::Error> {
         let endpoint = Endpoint::from_shared(url.to_owned())?;
-        let client = |endpoint| {
-            CheckoutServiceClient::new(connect::channel(
-                endpoint,
-                security,
-                Principal::Orchestrator,
-            ))
-        };
+        let channel = |endpoint| connect::channel(endpoint, security, Principal::Orchestrator);
+        let calls = channel(endpoint.clone());
         Ok(Self {
-            client: client(endpoint.clone()),
-            watches: client(endpoint),
+            client: CheckoutServiceClient::new(calls.clone()),
+            dead_letters: DeadLetterServiceClient::new(calls),
+            watches: CheckoutServiceClient::new(channel(endpoint)),
         })
     }
 
@@ -119,6 +127,70 @@ impl Shop {
             .into_inner()
             .checkout
             .ok_or_else(|| Status::internal("ResumeCheckout answered without a checkout"))
+    }
+
+    /// One page of `service`'s dead letters, newest first (ListDeadLetters as `who`: the
+    /// shop answers PERMISSION_DENIED unless `who` is an operator).
+    pub async fn dead_letters(
+        &self,
+        who: &Session,
+        service: ShopService,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<ops::ListDeadLettersResponse, Status> {
+        let mut client = self.dead_letters.clone();
+        let request = ops::ListDeadLettersRequest {
+            service: service.into(),
+            page_size,
+            page_token: page_token.to_owned(),
+        };
+        Ok(client
+            .list_dead_letters(as_who(who, request, Some(READ_DEADLINE)))
+            .await?
+            .into_inner())
+    }
+
+    /// RetryDeadLetter as `who`: `service` handles letter `id`'s event once more; the
+    /// answer is the letter as the retry left it (RETRIED), or the service's refusal.
+    pub async fn retry_dead_letter(
+        &self,
+        who: &Session,
+        service: ShopService,
+        id: i64,
+    ) -> Result<DeadLetter, Status> {
+        let mut client = self.dead_letters.clone();
+        let request = ops::RetryDeadLetterRequest {
+            service: service.into(),
+            id,
+        };
+        client
+            .retry_dead_letter(as_who(who, request, Some(SETTLE_DEADLINE)))
+            .await?
+            .into_inner()
+            .dead_letter
+            .ok_or_else(|| Status::internal("RetryDeadLetter answered without a letter"))
+    }
+
+    /// DiscardDeadLetter as `who`, with the person's `reason` for the record.
+    pub async fn discard_dead_letter(
+        &self,
+        who: &Session,
+        service: ShopService,
+        id: i64,
+        reason: &str,
+    ) -> Result<DeadLetter, Status> {
+        let mut client = self.dead_letters.clone();
+        let request = ops::DiscardDeadLetterRequest {
+            service: service.into(),
+            id,
+            reason: reason.to_owned(),
+        };
+        client
+            .discard_dead_letter(as_who(who, request, Some(SETTLE_DEADLINE)))
+            .await?
+            .into_inner()
+            .dead_letter
+            .ok_or_else(|| Status::internal("DiscardDeadLetter answered without a letter"))
     }
 
     /// PlaceOrder as `who`, returning as soon as the checkout is recorded and has had a

@@ -1,6 +1,6 @@
 //! The console's routes in-process, against a shop that is not there: who gets past the
-//! sign-in, the Origin and CSRF checks, the security headers, what a page says when the
-//! orchestrator is down, bad filters, health and assets. The pages against a real shop,
+//! sign-in, the Origin and CSRF checks, the operators' pages, the security headers, what
+//! a page says when the orchestrator is down, bad filters, health and assets. The pages against a real shop,
 //! in a real browser, are e2e/tests/console.rs.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 
@@ -40,6 +40,15 @@ fn console_without_shop(site: Site) -> Console {
 /// A well-formed token for `subject`, valid an hour. Its signature is nobody's: the
 /// console does not check it (the shop would).
 fn token(subject: &str) -> String {
+    token_with(subject, None)
+}
+
+/// [`token`] with the operator scope.
+fn operator_token(subject: &str) -> String {
+    token_with(subject, Some("operator"))
+}
+
+fn token_with(subject: &str, scope: Option<&str>) -> String {
     let exp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -49,7 +58,7 @@ fn token(subject: &str) -> String {
         sub: subject.into(),
         iss: "shop".into(),
         exp,
-        scope: None,
+        scope: scope.map(str::to_owned),
     };
     encode(
         &Header::default(),
@@ -464,4 +473,110 @@ async fn behind_https_the_cookies_are_secure_and_only_the_public_origin_may_post
     let set = page.header(header::SET_COOKIE);
     assert!(set.starts_with("__Host-console_sign_in="), "{set}");
     assert!(set.ends_with("; Secure"), "{set}");
+}
+
+#[tokio::test]
+async fn the_dead_letters_are_an_operators_and_their_actions_want_the_csrf_token() {
+    let pages = [
+        "/dead-letters",
+        "/dead-letters/payment/7/retry",
+        "/dead-letters/payment/7/discard",
+    ];
+    // Nobody signed in: sent to sign in. A customer: refused before the shop is asked
+    // (it is down here, which would be a 503).
+    let alice = session_cookie(&token("alice"));
+    for path in pages {
+        let answer = get(path, None).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(answer.header(header::LOCATION), "/sign-in", "{path}");
+        let answer = get(path, Some(&alice)).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::FORBIDDEN,
+            "{path}: {}",
+            answer.body
+        );
+    }
+
+    // An operator: the page shows, each service saying it could not be listed.
+    let ops_token = operator_token("ops");
+    let ops = session_cookie(&ops_token);
+    let answer = get("/dead-letters", Some(&ops)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    for service in [
+        "order-svc",
+        "payment-svc",
+        "inventory-svc",
+        "shipping-svc",
+        "orchestrator",
+    ] {
+        assert!(
+            answer
+                .body
+                .contains(&format!("could not list {service}'s dead letters")),
+            "{service}: {}",
+            answer.body
+        );
+    }
+    assert!(answer.body.contains("id=\"nav-dead-letters\""));
+    let answer = get("/dead-letters?service=%3Cbilling%3E", Some(&ops)).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(answer.body.contains("`&lt;billing&gt;`"), "{}", answer.body);
+    for path in [
+        "/dead-letters/billing/7/retry",
+        "/dead-letters/payment/seven/retry",
+        "/dead-letters/payment/0/discard",
+    ] {
+        assert_eq!(
+            get(path, Some(&ops)).await.status,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+
+    // Retry and discard: the Origin and CSRF checks first, then the shop (down here:
+    // said so, in words).
+    let csrf = csrf_of(&ops_token);
+    for (path, form) in [
+        ("/dead-letters/payment/7/retry", format!("csrf={csrf}")),
+        (
+            "/dead-letters/payment/7/discard",
+            format!("csrf={csrf}&reason=garbage"),
+        ),
+    ] {
+        let foreign = post(
+            path,
+            &[
+                (header::COOKIE, &ops),
+                (header::ORIGIN, "https://evil.example"),
+            ],
+            &form,
+        )
+        .await;
+        assert_eq!(foreign.status, StatusCode::FORBIDDEN, "{path}");
+        let csrf_less = post(
+            path,
+            &[(header::COOKIE, &ops), (header::ORIGIN, ORIGIN)],
+            "reason=garbage",
+        )
+        .await;
+        assert_eq!(csrf_less.status, StatusCode::FORBIDDEN, "{path}");
+        let answer = post(
+            path,
+            &[(header::COOKIE, &ops), (header::ORIGIN, ORIGIN)],
+            &form,
+        )
+        .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{path}: {}",
+            answer.body
+        );
+        assert!(
+            answer.body.contains("could not be reached"),
+            "{}",
+            answer.body
+        );
+    }
 }

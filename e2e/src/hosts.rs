@@ -14,19 +14,27 @@
 //! (`INPUT -s SENDER -j DROP`): a dropped packet is lost silently, as on a real network,
 //! where a rule on the sending side (`OUTPUT`) would fail the sender's `send` at once
 //! with EPERM, which no network does. `tc netem` (delay, loss) is not in every kernel and
-//! is not used. Everything goes when [`Hosts`] is dropped, also when a test panics: the
-//! veths, the namespaces (and with them every rule), the bridge.
+//! is not used: a delay is a forwarding proxy in the client host's namespace
+//! ([`Hosts::delay`], `hosts/delay.rs`). Everything goes when [`Hosts`] is dropped, also
+//! when a test panics: the proxies, the veths, the namespaces (and with them every
+//! rule), the bridge.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, btree_map::Entry},
     ffi::OsStr,
     net::{IpAddr, Ipv4Addr},
     process::Command,
+    sync::{Mutex, PoisonError},
+    time::Duration,
 };
 
 use anyhow::{Context, bail};
 
-use crate::stack::Svc;
+use crate::svc::Svc;
+
+mod delay;
+
+use delay::DelayProxy;
 
 /// A host of the layout: Postgres's, the broker's, one service's, or the second
 /// orchestrator replica's ([`crate::Stack::start_replica`]).
@@ -125,6 +133,10 @@ pub struct Hosts {
     bridge: String,
     /// Each host's namespace and its root-side veth.
     hosts: BTreeMap<Host, (String, String)>,
+    /// The delay proxy of each host that has delayed connections ([`Hosts::delay`]),
+    /// started on its first delay and kept until the hosts are dropped: connections
+    /// opened through it stay on it after a heal (without delay).
+    proxies: Mutex<BTreeMap<Host, DelayProxy>>,
 }
 
 impl Hosts {
@@ -142,6 +154,7 @@ impl Hosts {
             subnet: free_subnet()?,
             tag,
             hosts: BTreeMap::new(),
+            proxies: Mutex::default(),
         };
         // The first namespace is the probe: refused here means refused everywhere.
         let first = hosts.netns(Host::Postgres);
@@ -212,7 +225,10 @@ impl Hosts {
 
     /// A lossy link: each packet from `a` to `b`, and from `b` to `a`, is lost with
     /// `probability` (iptables' `statistic` match, drawn per packet). TCP resends what is
-    /// lost, so calls arrive late rather than not at all.
+    /// lost, so calls arrive late rather than not at all. Only packets that cross the
+    /// link (`-i eth0`) are drawn: with a [delay](Self::delay) on it too, the proxy's
+    /// answers to its client cross loopback with the server's address as their source,
+    /// and must not be drawn a second time.
     pub fn lossy(&self, a: Host, b: Host, probability: f64) -> anyhow::Result<()> {
         let chance = format!("{probability:.4}");
         for (from, to) in [(a, b), (b, a)] {
@@ -220,6 +236,8 @@ impl Hosts {
             let rule = [
                 "-I",
                 "INPUT",
+                "-i",
+                "eth0",
                 "-s",
                 &source,
                 "-m",
@@ -252,11 +270,64 @@ impl Hosts {
         Ok(())
     }
 
-    /// Every fault gone: the rules of every host flushed. Connections that were cut are
-    /// not reset; they resume when TCP next resends.
+    /// A slow link: every TCP connection `client` opens to `server` from now on carries
+    /// each chunk `each_way` late in each direction (a request/answer round trip takes
+    /// 2 × `each_way` longer). Connections already open are not touched (the redirect
+    /// below applies to a connection's first packet), so delay a link before the stack
+    /// that uses it starts, or before its connections are made.
+    ///
+    /// Made without netem: an iptables `nat OUTPUT` REDIRECT in `client`'s namespace
+    /// sends those connections to a forwarding proxy there (`hosts/delay.rs`: what that
+    /// changes compared with a delay per packet), which finds the real destination with
+    /// `SO_ORIGINAL_DST`, so addresses, ports and TLS names are unchanged. Only the
+    /// connections `client` opens are delayed: those `server` opens to `client` would need
+    /// a rule on `server`'s side (`delay(server, client, ...)`).
+    pub fn delay(&self, client: Host, server: Host, each_way: Duration) -> anyhow::Result<()> {
+        let IpAddr::V4(server_ip) = self.ip(server) else {
+            bail!("the test hosts are IPv4");
+        };
+        let mut proxies = self.proxies.lock().unwrap_or_else(PoisonError::into_inner);
+        let proxy = match proxies.entry(client) {
+            Entry::Occupied(started) => started.into_mut(),
+            Entry::Vacant(first) => first.insert(DelayProxy::start(&self.hosts[&client].0)?),
+        };
+        proxy.set(server_ip, each_way);
+        let (destination, port) = (server_ip.to_string(), proxy.port().to_string());
+        let skip_own = format!("{:#x}", delay::MARK);
+        let rule = [
+            "-t",
+            "nat",
+            "-I",
+            "OUTPUT",
+            "-p",
+            "tcp",
+            "-d",
+            &destination,
+            "-m",
+            "mark",
+            "!",
+            "--mark",
+            &skip_own,
+            "-j",
+            "REDIRECT",
+            "--to-ports",
+            &port,
+        ];
+        self.iptables(client, &rule)
+    }
+
+    /// Every fault gone: the rules of every host flushed, and every delay lifted.
+    /// Connections that were cut are not reset; they resume when TCP next resends.
+    /// Connections made through a delay proxy stay on it, without delay; new ones go
+    /// straight.
     pub fn heal(&self) -> anyhow::Result<()> {
         for host in Host::ALL {
             self.iptables(host, &["-F", "INPUT"])?;
+        }
+        let proxies = self.proxies.lock().unwrap_or_else(PoisonError::into_inner);
+        for (host, proxy) in proxies.iter() {
+            self.iptables(*host, &["-t", "nat", "-F", "OUTPUT"])?;
+            proxy.clear();
         }
         Ok(())
     }
@@ -273,6 +344,11 @@ impl Hosts {
 
 impl Drop for Hosts {
     fn drop(&mut self) {
+        // The proxies first: their threads and sockets are inside the namespaces.
+        self.proxies
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         // The root-side veth first: a namespace is torn down by the kernel some time
         // after `ip netns del` returns, its veth pair with it, so deleting the pair here
         // makes the cleanup finished when this returns.

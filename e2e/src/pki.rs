@@ -18,7 +18,7 @@ use std::{
 
 use anyhow::Context;
 
-use crate::nats::BrokerTls;
+use crate::nats_auth::BrokerTls;
 use platform::security::{
     Principal, Security, SecurityArgs,
     token::{DEFAULT_ISSUER, Signer},

@@ -31,6 +31,7 @@ use platform::{
 };
 use shop_proto::checkout::v1::checkout_service_client::CheckoutServiceClient;
 
+pub use crate::svc::Svc;
 use crate::{
     hosts::{Host, Hosts, Place},
     nats::Nats,
@@ -38,60 +39,6 @@ use crate::{
     pki::Pki,
     postgres::{Postgres, Shutdown},
 };
-
-/// One of the five services.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Svc {
-    Order,
-    Payment,
-    Inventory,
-    Shipping,
-    Orchestrator,
-}
-
-impl Svc {
-    /// Start order: the orchestrator last, after its downstreams.
-    pub const ALL: [Svc; 5] = [
-        Svc::Order,
-        Svc::Payment,
-        Svc::Inventory,
-        Svc::Shipping,
-        Svc::Orchestrator,
-    ];
-
-    /// The binary's name.
-    pub fn binary(self) -> &'static str {
-        match self {
-            Svc::Order => "order-svc",
-            Svc::Payment => "payment-svc",
-            Svc::Inventory => "inventory-svc",
-            Svc::Shipping => "shipping-svc",
-            Svc::Orchestrator => "orchestrator",
-        }
-    }
-
-    /// Whom its certificate names.
-    pub fn principal(self) -> Principal {
-        match self {
-            Svc::Order => Principal::OrderSvc,
-            Svc::Payment => Principal::PaymentSvc,
-            Svc::Inventory => Principal::InventorySvc,
-            Svc::Shipping => Principal::ShippingSvc,
-            Svc::Orchestrator => Principal::Orchestrator,
-        }
-    }
-
-    /// The default port of docs/CONTRACT.md.
-    pub fn default_port(self) -> u16 {
-        match self {
-            Svc::Orchestrator => 50050,
-            Svc::Order => 50051,
-            Svc::Payment => 50052,
-            Svc::Inventory => 50053,
-            Svc::Shipping => 50054,
-        }
-    }
-}
 
 /// How to start a stack.
 #[derive(Debug, Clone, Default)]

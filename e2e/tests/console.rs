@@ -15,20 +15,25 @@
 //! `CONSOLE_SCREENSHOT=docs/console.png` makes the first test save its final page there.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 
+mod poison;
+
 use std::{
     path::{Path, PathBuf},
     process::Command,
 };
 
 use e2e::{
-    Stack, StackOptions,
+    Stack, StackOptions, Svc,
     clients::Clients,
     console::{Console, HttpAnswer, http, sign_in_token},
     demo,
-    scenario::{place, place_until_accepted},
+    scenario::{get_checkout, place, place_until_accepted},
 };
 use platform::security::token::{DEFAULT_ISSUER, Signer};
-use shop_proto::checkout::v1 as pb;
+use poison::{
+    GARBAGE_SUBJECT, admin, letters, park_payment_captured, parked_on, publish_garbage, restore,
+};
+use shop_proto::{checkout::v1 as pb, events::v1::DeadLetterState};
 
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
@@ -500,4 +505,58 @@ async fn an_operator_resumes_a_parked_checkout_from_its_page_after_confirming() 
             ),
         ],
     );
+}
+
+/// An operator settles dead letters through the console, with JavaScript off: the list
+/// of every service's letters, Retry… and Discard… each through a confirmation page, the
+/// outcome, and a refusal in words; a customer gets none of it. The letters are made for
+/// real: inventory-svc parks a PaymentCaptured whose product was taken away (restored
+/// before the browser retries it), and payment-svc and the orchestrator's tracker park a
+/// message that is no event.
+#[tokio::test]
+async fn an_operator_retries_and_discards_dead_letters_after_confirming() {
+    require_tools();
+    let (mut stack, mut clients, console) = stack_and_console().await;
+    restore(&mut clients, "LAMP", 5).await;
+    let (placed, to_retry) = park_payment_captured(&mut stack, &clients, "LAMP").await;
+    publish_garbage(&stack).await;
+    let to_discard = parked_on(&mut admin(&stack, Svc::Payment), GARBAGE_SUBJECT).await;
+    let unreadable = parked_on(&mut admin(&stack, Svc::Orchestrator), GARBAGE_SUBJECT).await;
+    // The cause fixed, as an operator would before retrying.
+    restore(&mut clients, "LAMP", 5).await;
+    run_browser_test(
+        "dead-letters.mjs",
+        &console,
+        &[
+            ("RETRY_LETTER", &to_retry.id.to_string()),
+            ("DISCARD_LETTER", &to_discard.id.to_string()),
+            ("UNREADABLE_LETTER", &unreadable.id.to_string()),
+            ("PARKED_CHECKOUT", &placed.checkout_id),
+            (
+                "OPERATOR_TOKEN",
+                &sign_in_token(&stack, "operator", true).unwrap(),
+            ),
+            (
+                "CUSTOMER_TOKEN",
+                &sign_in_token(&stack, "alice", false).unwrap(),
+            ),
+        ],
+    );
+    // What the browser did, as the shop records it.
+    let retried = &letters(&mut admin(&stack, Svc::Inventory)).await[0];
+    assert_eq!(retried.state(), DeadLetterState::Retried, "{retried:?}");
+    let discarded = &letters(&mut admin(&stack, Svc::Payment)).await[0];
+    assert_eq!(
+        discarded.state(),
+        DeadLetterState::Discarded,
+        "{discarded:?}"
+    );
+    assert!(
+        discarded.settle_note.contains("discarded in the browser"),
+        "{discarded:?}"
+    );
+    let refused = &letters(&mut admin(&stack, Svc::Orchestrator)).await[0];
+    assert_eq!(refused.state(), DeadLetterState::Parked, "{refused:?}");
+    let ended = get_checkout(&mut clients, &placed.checkout_id).await;
+    assert_eq!(ended.status(), pb::CheckoutStatus::Completed, "{ended:?}");
 }

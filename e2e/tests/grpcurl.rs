@@ -83,7 +83,12 @@ async fn the_documented_walkthrough_works_as_written() {
     };
 
     let list = part(" list");
-    for service in ["shop.checkout.v1.CheckoutService", "grpc.health.v1.Health"] {
+    for service in [
+        "shop.checkout.v1.CheckoutService",
+        "shop.operations.v1.DeadLetterService",
+        "shop.events.v1.EventAdminService",
+        "grpc.health.v1.Health",
+    ] {
         assert!(list.contains(service), "{list}");
     }
     assert!(

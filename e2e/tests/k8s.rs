@@ -630,13 +630,16 @@ fn the_policy_check_rejects_broken_policies_and_a_narrower_access_table() {
         "order-svc opened to other namespaces got through: {problems:?}"
     );
 
-    // The access table taking the saga's steps away from the orchestrator on payment-svc
-    // (as a rule change would): the configured edge is no longer allowed.
+    // The access table taking everything payment-svc serves away from the orchestrator
+    // (the saga's steps, and the dead letters it relays for operators), as a rule change
+    // would: the configured edge is no longer allowed.
     let narrower: Vec<policy::Rule> = table
         .iter()
         .map(|(service, who)| {
             let who = who.clone().map(|who| {
-                if service == "shop.payment.v1.PaymentService" {
+                if service == "shop.payment.v1.PaymentService"
+                    || service == "shop.events.v1.EventAdminService"
+                {
                     who.into_iter().filter(|w| w != "orchestrator").collect()
                 } else {
                     who

@@ -1,10 +1,12 @@
 //! Faults between hosts: the stack spread over network namespaces of its own
 //! ([`e2e::hosts`]: Postgres, NATS and each binary on a host with its own address on a
 //! private bridge), and the network between two of them cut while checkouts run: both
-//! ways, one way, a service from its database, a service from the broker. Every test
+//! ways, one way, a service from its database, a service from the broker; or made slow
+//! and lossy (a delay proxy on the path, packets dropped at random). Every test
 //! ends with the checker over the final state: every checkout ends, one per key, no
 //! charge without an order, no double charge, no stock held for a cancelled checkout,
-//! stock conserved. One more test checks the fault helpers themselves, with TCP connects.
+//! stock conserved. One more test checks the fault helpers themselves, with TCP connects
+//! and, for the delay, timed PINGs.
 //!
 //! The tests need root (namespaces, veths, iptables); elsewhere each prints why and
 //! passes without running. Measured recovery times are printed (`--nocapture`).
@@ -12,7 +14,7 @@
 use std::{
     net::SocketAddr,
     sync::Arc,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use e2e::{
@@ -58,27 +60,44 @@ async fn stack_on(hosts: &Arc<Hosts>, products: &[(&str, i64, i64)]) -> (Stack, 
     stack_with_options(options, products).await
 }
 
-/// The orchestrator and payment-svc lose each other for 15 s while checkouts arrive
+/// The orchestrator and payment-svc lose each other for 20 s while checkouts arrive
 /// before, during and after: charges without an answer fail their step, the refunds by
 /// the charges' keys wait out the partition (the compensation lane retries for as long as
 /// it takes), and after the heal every checkout ends: completed, or cancelled as
 /// `dependency_unavailable` with nothing captured.
 #[tokio::test]
-async fn orchestrator_and_payment_partitioned_for_fifteen_seconds_amid_checkouts() {
+async fn orchestrator_and_payment_partitioned_for_twenty_seconds_amid_checkouts() {
     let Some(hosts) = hosts() else { return };
     let (_stack, mut clients) = stack_on(&hosts, &[("SPLIT", 500, 100)]).await;
-    // One every 500 ms for 20 s: the partition runs from 2 s to 17 s.
-    let calls = place_spread(&clients, "SPLIT", 40, Duration::from_millis(500), None);
+    // One every 500 ms for 30 s: the partition runs from 2 s to 22 s.
+    let calls = place_spread(&clients, "SPLIT", 60, Duration::from_millis(500), None);
     tokio::time::sleep(Duration::from_secs(2)).await;
     hosts
         .partition(ORCHESTRATOR, PAYMENT)
         .expect("the partition");
-    tokio::time::sleep(Duration::from_secs(15)).await;
+    tokio::time::sleep(Duration::from_secs(20)).await;
     hosts.heal().expect("the heal");
     let healed = Instant::now();
+    let healed_at = SystemTime::now();
     let checkouts = every_checkout_ends(&mut clients, calls, ("SPLIT", 100)).await;
+    // The first checkout created after the heal that completed: when new checkouts got
+    // through again.
+    let completing_again = checkouts
+        .iter()
+        .filter(|c| c.status() == pb::CheckoutStatus::Completed)
+        .filter_map(|c| {
+            let created = c.create_time.as_ref()?;
+            let created = UNIX_EPOCH
+                + Duration::new(
+                    u64::try_from(created.seconds).ok()?,
+                    u32::try_from(created.nanos).ok()?,
+                );
+            created.duration_since(healed_at).ok()
+        })
+        .min();
     eprintln!(
-        "orchestrator | payment-svc, 15 s: every checkout ended {:?} after the heal",
+        "orchestrator | payment-svc, 20 s: every checkout ended {:?} after the heal; the \
+         first created after it to complete was created {completing_again:?} after it",
         healed.elapsed()
     );
     let outcomes = outcomes(&checkouts);
@@ -182,40 +201,71 @@ async fn an_orchestrator_replica_cut_off_from_postgres_fences_itself_and_the_oth
     replica.kill();
 }
 
-/// 5 % of the packets between the orchestrator and every service lost, both ways, while
-/// 30 checkouts arrive over 15 s. TCP resends what is lost, late (its first resend comes
-/// after about 200 ms), so some attempts outlive `ATTEMPT_TIMEOUT` and are retried under
-/// their keys. Every checkout ends, and the checker finds every invariant holding; how
-/// long they took and how they ended is printed, not asserted.
+/// A slow, lossy link between the orchestrator and every service: 100 ms of delay each
+/// way (a delay proxy on the orchestrator's host: every call's round trip 200 ms longer)
+/// and 5 % of the packets lost, both ways, while 30 checkouts arrive over 15 s. A
+/// checkout's five calls after it is recorded take at least 1 s; TCP resends what is lost
+/// (its first resend after about 200 ms), so some attempts outlive `ATTEMPT_TIMEOUT`
+/// (500 ms) and are retried under their keys. Every checkout ends, and the checker finds
+/// every invariant holding; how long they took and how they ended is printed.
 #[tokio::test]
-async fn a_lossy_link_between_the_orchestrator_and_every_service_slows_checkouts_but_breaks_none() {
+async fn a_slow_lossy_link_between_the_orchestrator_and_every_service_slows_checkouts_but_breaks_none()
+ {
     let Some(hosts) = hosts() else { return };
-    let (_stack, mut clients) = stack_on(&hosts, &[("LOSSY", 500, 100)]).await;
-    for svc in [Svc::Order, Svc::Payment, Svc::Inventory, Svc::Shipping] {
+    const EACH_WAY: Duration = Duration::from_millis(100);
+    let services = [Svc::Order, Svc::Payment, Svc::Inventory, Svc::Shipping].map(Host::Svc);
+    // Before the stack: a delay applies to the connections opened after it.
+    for service in services {
         hosts
-            .lossy(ORCHESTRATOR, Host::Svc(svc), 0.05)
+            .delay(ORCHESTRATOR, service, EACH_WAY)
+            .expect("the delay");
+    }
+    let (_stack, mut clients) = stack_on(&hosts, &[("SLOW", 500, 100)]).await;
+    for service in services {
+        hosts
+            .lossy(ORCHESTRATOR, service, 0.05)
             .expect("the lossy link");
     }
-    let calls = place_spread(&clients, "LOSSY", 30, Duration::from_millis(500), None);
-    let checkouts = every_checkout_ends(&mut clients, calls, ("LOSSY", 100)).await;
+    let calls = place_spread(&clients, "SLOW", 30, Duration::from_millis(500), None);
+    let checkouts = every_checkout_ends(&mut clients, calls, ("SLOW", 100)).await;
     hosts.heal().expect("the heal");
-    let mut took: Vec<f64> = checkouts
+    let took = |c: &pb::Checkout| {
+        let (start, end) = (c.create_time.as_ref()?, c.update_time.as_ref()?);
+        let nanos =
+            (end.seconds - start.seconds) * 1_000_000_000 + i64::from(end.nanos - start.nanos);
+        Some(Duration::from_nanos(u64::try_from(nanos).ok()?))
+    };
+    let mut durations: Vec<Duration> = checkouts.iter().filter_map(took).collect();
+    durations.sort();
+    let at = |share: f64| durations[((durations.len() - 1) as f64 * share) as usize];
+    let retried = checkouts
         .iter()
-        .filter_map(|c| {
-            let (start, end) = (c.create_time.as_ref()?, c.update_time.as_ref()?);
-            Some((end.seconds - start.seconds) as f64 + f64::from(end.nanos - start.nanos) / 1e9)
-        })
-        .collect();
-    took.sort_by(f64::total_cmp);
-    let at = |share: f64| took[((took.len() - 1) as f64 * share) as usize];
+        .flat_map(|c| &c.steps)
+        .filter(|s| s.attempts > 1)
+        .count();
     eprintln!(
-        "5 % loss orchestrator <-> services: checkout durations p50 {:.2} s, p90 {:.2} s, max {:.2} s; {:?}",
+        "100 ms each way + 5 % loss, orchestrator <-> services: checkout durations min {:.2?}, \
+         p50 {:.2?}, p90 {:.2?}, max {:.2?}; steps retried: {retried}; {:?}",
+        at(0.0),
         at(0.5),
         at(0.9),
         at(1.0),
         outcomes(&checkouts)
     );
     assert_completed_or_undone(&checkouts);
+    // Create order, charge, reserve stock, create shipment, confirm: each a round trip
+    // through the delay, one after the other.
+    for c in checkouts
+        .iter()
+        .filter(|c| c.status() == pb::CheckoutStatus::Completed)
+    {
+        let took = took(c).expect("a completed checkout has its times");
+        assert!(
+            took >= 5 * 2 * EACH_WAY,
+            "{} completed in {took:?}: its calls did not go through the delay",
+            c.checkout_id
+        );
+    }
 }
 
 /// inventory-svc cut off from its database (both ways, Postgres itself up, every other
@@ -377,7 +427,7 @@ async fn answers_lost_from_inventory_to_the_orchestrator_still_give_one_reservat
     assert_invariants(&mut clients, &checkouts, &[("ASYM", 100)]).await;
 }
 
-/// Choreographed: payment-svc loses the broker for 15 s (both ways) while checkouts
+/// Choreographed: payment-svc loses the broker for 20 s (both ways) while checkouts
 /// arrive. Its consumer gets nothing and its outbox keeps what it would publish; the
 /// checkouts wait at their charge; after the heal the flow resumes by itself and every
 /// checkout completes, each charged once.
@@ -413,12 +463,12 @@ async fn choreographed_checkouts_wait_out_a_service_cut_off_from_the_broker() {
             "a checkout went on without payment-svc's events: {c:#?}"
         );
     }
-    tokio::time::sleep(Duration::from_secs(15).saturating_sub(cut.elapsed())).await;
+    tokio::time::sleep(Duration::from_secs(20).saturating_sub(cut.elapsed())).await;
     hosts.heal().expect("the heal");
     let healed = Instant::now();
     let checkouts = all_terminal(&mut clients).await;
     eprintln!(
-        "payment-svc | nats, 15 s: every choreographed checkout ended {:?} after the heal",
+        "payment-svc | nats, 20 s: every choreographed checkout ended {:?} after the heal",
         healed.elapsed()
     );
     assert_eq!(checkouts.len(), 12, "one checkout per key");
@@ -434,7 +484,8 @@ async fn choreographed_checkouts_wait_out_a_service_cut_off_from_the_broker() {
 
 /// The helpers cut what they say and `heal` undoes it, seen by TCP connects to a
 /// listener on the broker's host (a real nats-server there) from another host and from
-/// the test itself.
+/// the test itself; and the delay delays what it says, each way, without piling up, seen
+/// by PINGs to that broker timed inside the client's host.
 #[tokio::test]
 async fn the_fault_helpers_cut_what_they_say_and_heal_undoes_it() {
     let Some(hosts) = hosts() else { return };
@@ -490,8 +541,83 @@ async fn the_fault_helpers_cut_what_they_say_and_heal_undoes_it() {
     );
     hosts.heal().expect("the heal");
     assert!(from(PAYMENT) && from_test(), "healed");
+
+    // A delay: two PINGs 20 ms apart from payment-svc's host, each answered by a PONG.
+    const EACH_WAY: Duration = Duration::from_millis(200);
+    let gap = Duration::from_millis(20);
+    let (before, _) = ping_twice(&hosts, PAYMENT, broker, gap);
+    assert!(before < EACH_WAY / 2, "slow before any delay: {before:?}");
+    hosts
+        .delay(PAYMENT, Host::Nats, EACH_WAY)
+        .expect("the delay");
+    let (first, second) = ping_twice(&hosts, PAYMENT, broker, gap);
+    assert!(
+        first >= 2 * EACH_WAY,
+        "delayed less than each way: {first:?}"
+    );
+    // Stamped on arrival: the second waits the delay once, not behind the first's wait
+    // (which would make it 3 × EACH_WAY).
+    assert!(
+        second < 2 * EACH_WAY + gap + EACH_WAY / 2,
+        "the delays piled up: {second:?}"
+    );
+    let (beside, _) = ping_twice(&hosts, INVENTORY, broker, gap);
+    assert!(
+        beside < EACH_WAY / 2,
+        "another host delayed too: {beside:?}"
+    );
+    hosts.heal().expect("the heal");
+    let (healed, _) = ping_twice(&hosts, PAYMENT, broker, gap);
+    eprintln!(
+        "a PING's round trip: {before:?} before the delay; delayed {EACH_WAY:?} each way \
+         {first:?}, the next {second:?}; from another host meanwhile {beside:?}; after the \
+         heal {healed:?}"
+    );
+    assert!(
+        healed < EACH_WAY / 2,
+        "still delayed after the heal: {healed:?}"
+    );
     drop(nats);
     let _ = std::fs::remove_file(log);
+}
+
+/// From `host`, a new connection to the NATS server at `broker` (plaintext), then two
+/// PINGs `gap` apart: how long the first took to be answered, and the second from when
+/// the first was sent. Timed by bash itself (`EPOCHREALTIME`), so starting the process
+/// in the namespace is not counted.
+fn ping_twice(
+    hosts: &Hosts,
+    host: Host,
+    broker: SocketAddr,
+    gap: Duration,
+) -> (Duration, Duration) {
+    let script = format!(
+        "exec 3<>/dev/tcp/{ip}/{port} && read -r info <&3 && \
+         printf 'CONNECT {{\"verbose\":false}}\\r\\n' >&3 && \
+         sent=$EPOCHREALTIME && printf 'PING\\r\\n' >&3 && sleep {gap} && \
+         printf 'PING\\r\\n' >&3 && read -r one <&3 && first=$EPOCHREALTIME && \
+         read -r two <&3 && second=$EPOCHREALTIME && echo \"$one $two $sent $first $second\"",
+        ip = broker.ip(),
+        port = broker.port(),
+        gap = gap.as_secs_f64(),
+    );
+    let output = hosts
+        .place(host)
+        .command("timeout")
+        .args(["5", "bash", "-c", &script])
+        .output()
+        .expect("bash runs");
+    let out = String::from_utf8_lossy(&output.stdout);
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert!(
+        output.status.success() && words.len() == 5 && words[..2].iter().all(|w| *w == "PONG"),
+        "two PINGs from {}: {out:?} {}",
+        host.name(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let at = |word: &str| word.parse::<f64>().expect("EPOCHREALTIME");
+    let since_sent = |word| Duration::from_secs_f64(at(word) - at(words[2]));
+    (since_sent(words[3]), since_sent(words[4]))
 }
 
 /// inventory-svc's gRPC service, as its health service names it.

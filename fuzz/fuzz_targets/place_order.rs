@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use orchestrator::command::PlaceOrder;
+use orchestrator::api::command::PlaceOrder;
 use prost::Message;
 use shop_proto::checkout::v1::PlaceOrderRequest;
 

@@ -16,7 +16,8 @@ use sqlx::PgPool;
 use tracing::Span;
 
 use crate::{
-    domain::{self, Line, MAX_STOCK, Price},
+    domain::{self, Line, MAX_STOCK, Price, ReservationStatus},
+    ids::{OrderId, ReservationId},
     reservations::{self, skus},
     store::{self, ProductRow, Reservation},
 };
@@ -180,7 +181,7 @@ impl InventoryApi {
     ) -> Result<pb::ReserveStockResponse, ApiError> {
         let mut v = Violations::default();
         v.idempotency_key("idempotency_key", &req.idempotency_key);
-        let order_id = v.uuid("order_id", &req.order_id);
+        let order_id = OrderId::from(v.uuid("order_id", &req.order_id));
         let lines = parse_lines(&mut v, "lines", &req.lines);
         v.finish(())?;
         Span::current()
@@ -224,7 +225,8 @@ impl InventoryApi {
         };
         release
             .run(&self.pool, async |tx, reservation_id| {
-                let reservation = reservations::release(tx, reservation_id).await?;
+                let reservation =
+                    reservations::release(tx, ReservationId::from(reservation_id)).await?;
                 Span::current().record("order_id", reservation.row.order_id.to_string());
                 Ok(pb::ReleaseStockResponse {
                     reservation: Some(to_reservation(reservation)),
@@ -238,7 +240,7 @@ impl InventoryApi {
         req: pb::GetReservationRequest,
     ) -> Result<pb::GetReservationResponse, ApiError> {
         let mut v = Violations::default();
-        let order_id = v.uuid("order_id", &req.order_id);
+        let order_id = OrderId::from(v.uuid("order_id", &req.order_id));
         v.finish(())?;
         let mut conn = self.pool.acquire().await?;
         let reservation = store::reservation_of_order(&mut conn, order_id)
@@ -282,16 +284,18 @@ fn product(row: ProductRow) -> pb::Product {
     }
 }
 
+fn status(status: ReservationStatus) -> pb::ReservationStatus {
+    match status {
+        ReservationStatus::Reserved => pb::ReservationStatus::Reserved,
+        ReservationStatus::Released => pb::ReservationStatus::Released,
+    }
+}
+
 fn to_reservation(reservation: Reservation) -> pb::Reservation {
-    let status = match reservation.row.status.as_str() {
-        "RESERVED" => pb::ReservationStatus::Reserved,
-        "RELEASED" => pb::ReservationStatus::Released,
-        _ => pb::ReservationStatus::Unspecified,
-    };
     pb::Reservation {
         reservation_id: reservation.row.reservation_id.to_string(),
         order_id: reservation.row.order_id.to_string(),
-        status: status.into(),
+        status: status(reservation.row.status).into(),
         lines: reservation
             .lines
             .into_iter()

@@ -1,10 +1,19 @@
-//! Inventory rules, free of I/O so that a gRPC handler today and an event handler later
-//! both call the same code.
+//! Inventory rules, free of I/O so that a gRPC handler and an event handler both call the
+//! same code, and the states a reservation is stored in.
 
 use std::collections::HashMap;
 
 use platform::reason::Reason;
 use platform::{ApiError, validate::Violations};
+
+platform::stored_code! {
+    /// Where a reservation stands. An order holds at most one RESERVED reservation (a
+    /// partial unique index); a released one stays on record.
+    pub enum ReservationStatus {
+        Reserved = "RESERVED",
+        Released = "RELEASED",
+    }
+}
 
 /// Most units `SetStock` accepts for one sku.
 pub const MAX_STOCK: i64 = 1_000_000_000;

@@ -13,52 +13,42 @@
 use platform::reason::Reason;
 use platform::{
     ApiError,
-    events::{ConsumerSpec, Event, Handler, HandlerError, Participant, envelope::kind_of, outbox},
+    events::{Event, HandlerError, Participant, Reactions, roles},
     validate::Violations,
 };
 use shop_proto::events::v1::{self as pb, envelope::Payload};
 use shop_proto::reason;
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 use crate::{
     domain::{self, Line},
+    ids::OrderId,
     reservations,
 };
 
-/// The durable consumer: the two events inventory-svc reacts to (`PaymentCaptured`,
-/// `ShipmentRejected`), from its role in `platform::events::roles`, which the broker's
-/// authorization is made from too.
-pub fn consumer() -> ConsumerSpec {
-    platform::events::roles::INVENTORY_SVC.consumer()
-}
-
-/// `ServiceSpec::events`: the consumer and the handler the service's events task runs
-/// (beside the outbox relay), and that `EventAdminService` retries dead letters with.
+/// `ServiceSpec::events`: the durable consumer of inventory-svc's role in
+/// `platform::events::roles` (the two events it reacts to, `PaymentCaptured` and
+/// `ShipmentRejected`; the broker's authorization is made from the same role) and its
+/// reactions, whose follow-ups it emits as `producer`.
 pub fn participant(producer: &'static str) -> Participant {
-    Participant::new(consumer(), InventoryHandler { producer })
+    Participant::reacting(&roles::INVENTORY_SVC, producer, Inventory)
 }
 
 /// Reacts to the checkout's events; all state is in the transaction it is handed.
-#[derive(Debug, Clone, Copy)]
-pub struct InventoryHandler {
-    /// The producer name of the events it emits (`inventory`, from the service's name).
-    pub producer: &'static str,
-}
+struct Inventory;
 
-impl Handler for InventoryHandler {
-    async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandlerError> {
+impl Reactions for Inventory {
+    async fn react(
+        &self,
+        tx: &mut PgConnection,
+        event: &Event,
+    ) -> Result<Option<Payload>, HandlerError> {
         match &event.payload {
-            Payload::PaymentCaptured(_) => payment_captured(tx, self.producer, event).await,
+            Payload::PaymentCaptured(_) => payment_captured(tx, event).await.map(Some),
             Payload::ShipmentRejected(rejected) => {
-                shipment_rejected(tx, self.producer, event, rejected).await
+                shipment_rejected(tx, event, rejected).await.map(Some)
             }
-            // Each subject has a consumer of its own, so anything else was misrouted:
-            // a person should see it.
-            other => Err(HandlerError::Poison(format!(
-                "{} is not an event inventory-svc reacts to",
-                kind_of(other)
-            ))),
+            _ => Err(HandlerError::not_for(crate::NAME, event)),
         }
     }
 }
@@ -66,11 +56,7 @@ impl Handler for InventoryHandler {
 /// Reserves the checkout's lines for its order. Out of stock is the checkout's outcome,
 /// not an error: `reserve` refuses before it writes anything, so committing the
 /// `StockRejected` commits no stock change.
-async fn payment_captured(
-    tx: &mut PgConnection,
-    producer: &str,
-    event: &Event,
-) -> Result<(), HandlerError> {
+async fn payment_captured(tx: &mut PgConnection, event: &Event) -> Result<Payload, HandlerError> {
     let checkout = event.checkout()?;
     let (order_id, lines) = reservation_of(checkout).map_err(|e| HandlerError::of(event, e))?;
     let follow_up = match reservations::reserve(tx, order_id, &lines).await {
@@ -90,8 +76,7 @@ async fn payment_captured(
         }
         Err(error) => return Err(HandlerError::of(event, error)),
     };
-    outbox::emit(tx, producer, event, follow_up).await?;
-    Ok(())
+    Ok(follow_up)
 }
 
 /// Undoes the reservation of a checkout that cannot be shipped. A reservation released
@@ -99,31 +84,28 @@ async fn payment_captured(
 /// still moves on.
 async fn shipment_rejected(
     tx: &mut PgConnection,
-    producer: &str,
     event: &Event,
     rejected: &pb::ShipmentRejected,
-) -> Result<(), HandlerError> {
+) -> Result<Payload, HandlerError> {
     let checkout = event.checkout()?;
     let mut v = Violations::default();
-    let order_id = v.uuid("checkout.order_id", &checkout.order_id);
+    let order_id = OrderId::from(v.uuid("checkout.order_id", &checkout.order_id));
     v.text("failure_reason", &rejected.failure_reason, 1, 200);
     v.finish(()).map_err(|e| HandlerError::of(event, e))?;
     reservations::release_of_order(tx, order_id)
         .await
         .map_err(|e| HandlerError::of(event, e))?;
-    let released = Payload::StockReleased(pb::StockReleased {
+    Ok(Payload::StockReleased(pb::StockReleased {
         checkout: Some(checkout.clone()),
         failure_reason: rejected.failure_reason.clone(),
-    });
-    outbox::emit(tx, producer, event, released).await?;
-    Ok(())
+    }))
 }
 
 /// The order and the lines a `PaymentCaptured` asks to reserve, checked as the
 /// ReserveStock request's are (field names prefixed `checkout.`).
-fn reservation_of(checkout: &pb::Checkout) -> Result<(Uuid, Vec<Line>), ApiError> {
+fn reservation_of(checkout: &pb::Checkout) -> Result<(OrderId, Vec<Line>), ApiError> {
     let mut v = Violations::default();
-    let order_id = v.uuid("checkout.order_id", &checkout.order_id);
+    let order_id = OrderId::from(v.uuid("checkout.order_id", &checkout.order_id));
     let lines: Vec<Line> = checkout
         .lines
         .iter()

@@ -2,8 +2,11 @@
 //! reservations. Stock never goes below zero, under any concurrency.
 //!
 //! # Layout
-//! - `domain`: pricing, shortage and validation rules (pure).
-//! - `store`: SQL, one function per statement group.
+//! - `domain`: pricing, shortage and validation rules (pure), and the reservation states
+//!   as stored.
+//! - `ids`: the reservation and order ids as types of their own.
+//! - `store`: SQL, one function per statement group, checked at compile time
+//!   (`sqlx.toml`, `.sqlx/`).
 //! - `reservations`: reserving and releasing inside a transaction, shared by the RPCs
 //!   and the event handlers.
 //! - `api`: the tonic service: validate, run a transaction, map errors.
@@ -13,6 +16,7 @@
 pub mod api;
 pub mod domain;
 pub mod events;
+pub mod ids;
 pub mod reservations;
 pub mod store;
 

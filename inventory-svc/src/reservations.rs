@@ -8,10 +8,10 @@
 use platform::ApiError;
 use platform::reason::Reason;
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 use crate::{
-    domain::{self, InventoryError, Line},
+    domain::{self, InventoryError, Line, ReservationStatus},
+    ids::{OrderId, ReservationId},
     store::{self, Reservation},
 };
 
@@ -20,7 +20,7 @@ use crate::{
 /// ORDER_ALREADY_RESERVED when the order holds a live reservation already.
 pub async fn reserve(
     tx: &mut PgConnection,
-    order_id: Uuid,
+    order_id: OrderId,
     lines: &[Line],
 ) -> Result<Reservation, ApiError> {
     let lines = domain::lock_order(lines);
@@ -55,16 +55,22 @@ pub async fn reserve(
 
 /// Releases reservation `reservation_id`: its units go back to available. Releasing a
 /// released reservation changes nothing and returns it as it is.
-pub async fn release(tx: &mut PgConnection, reservation_id: Uuid) -> Result<Reservation, ApiError> {
+pub async fn release(
+    tx: &mut PgConnection,
+    reservation_id: ReservationId,
+) -> Result<Reservation, ApiError> {
     let mut reservation = store::lock_reservation(tx, reservation_id)
         .await?
         .ok_or_else(|| ApiError::not_found("reservation", reservation_id.to_string()))?;
-    if reservation.row.status == "RESERVED" {
-        // Same lock order as `reserve` (by sku), so the two cannot deadlock.
-        store::lock_available(tx, &skus(&reservation.lines)).await?;
-        store::return_stock(tx, &reservation.lines).await?;
-        store::mark_released(tx, reservation_id).await?;
-        reservation.row.status = "RELEASED".into();
+    match reservation.row.status {
+        ReservationStatus::Reserved => {
+            // Same lock order as `reserve` (by sku), so the two cannot deadlock.
+            store::lock_available(tx, &skus(&reservation.lines)).await?;
+            store::return_stock(tx, &reservation.lines).await?;
+            store::mark_released(tx, reservation_id).await?;
+            reservation.row.status = ReservationStatus::Released;
+        }
+        ReservationStatus::Released => {}
     }
     Ok(reservation)
 }
@@ -73,7 +79,7 @@ pub async fn release(tx: &mut PgConnection, reservation_id: Uuid) -> Result<Rese
 /// order never reserved anything.
 pub async fn release_of_order(
     tx: &mut PgConnection,
-    order_id: Uuid,
+    order_id: OrderId,
 ) -> Result<Reservation, ApiError> {
     let latest = store::reservation_of_order(tx, order_id)
         .await?

@@ -1,15 +1,19 @@
-//! The SQL of inventory-svc. Functions take a connection so the API decides where the
-//! transaction begins and ends.
+//! The SQL of inventory-svc, checked at compile time against its migrations (see
+//! `scripts/sqlx-prepare`); `sqlx.toml` maps the reservation id and status columns to
+//! their types. Functions take a connection so the API decides where the transaction
+//! begins and ends.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, PgConnection};
-use uuid::Uuid;
+use sqlx::PgConnection;
 
-use crate::domain::{Line, Price};
+use crate::{
+    domain::{Line, Price, ReservationStatus},
+    ids::{OrderId, ReservationId},
+};
 
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct ProductRow {
     pub sku: String,
     pub name: String,
@@ -18,18 +22,18 @@ pub struct ProductRow {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct StockRow {
     pub sku: String,
     pub available: i64,
     pub reserved: i64,
 }
 
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct ReservationRow {
-    pub reservation_id: Uuid,
-    pub order_id: Uuid,
-    pub status: String,
+    pub reservation_id: ReservationId,
+    pub order_id: OrderId,
+    pub status: ReservationStatus,
     pub created_at: DateTime<Utc>,
 }
 
@@ -46,23 +50,26 @@ pub async fn upsert_product(
     name: &str,
     price: &Price,
 ) -> Result<ProductRow, sqlx::Error> {
-    let row = sqlx::query_as(
+    let row = sqlx::query_as!(
+        ProductRow,
         "INSERT INTO products (sku, name, price_minor, currency) VALUES ($1, $2, $3, $4)
          ON CONFLICT (sku) DO UPDATE
            SET name = EXCLUDED.name, price_minor = EXCLUDED.price_minor,
                currency = EXCLUDED.currency, updated_at = now()
          RETURNING sku, name, price_minor, currency, updated_at",
+        sku,
+        name,
+        price.amount_minor,
+        price.currency,
     )
-    .bind(sku)
-    .bind(name)
-    .bind(price.amount_minor)
-    .bind(&price.currency)
     .fetch_one(&mut *conn)
     .await?;
-    sqlx::query("INSERT INTO stock (sku) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(sku)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO stock (sku) VALUES ($1) ON CONFLICT DO NOTHING",
+        sku
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(row)
 }
 
@@ -70,10 +77,11 @@ pub async fn get_product(
     conn: &mut PgConnection,
     sku: &str,
 ) -> Result<Option<ProductRow>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        ProductRow,
         "SELECT sku, name, price_minor, currency, updated_at FROM products WHERE sku = $1",
+        sku
     )
-    .bind(sku)
     .fetch_optional(conn)
     .await
 }
@@ -84,12 +92,13 @@ pub async fn list_products(
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<ProductRow>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        ProductRow,
         "SELECT sku, name, price_minor, currency, updated_at FROM products
          WHERE $1::text IS NULL OR sku > $1 ORDER BY sku LIMIT $2",
+        after,
+        limit,
     )
-    .bind(after)
-    .bind(limit)
     .fetch_all(conn)
     .await
 }
@@ -99,19 +108,20 @@ pub async fn prices(
     conn: &mut PgConnection,
     skus: &[String],
 ) -> Result<HashMap<String, Price>, sqlx::Error> {
-    let rows: Vec<(String, i64, String)> =
-        sqlx::query_as("SELECT sku, price_minor, currency FROM products WHERE sku = ANY($1)")
-            .bind(skus)
-            .fetch_all(conn)
-            .await?;
+    let rows = sqlx::query!(
+        "SELECT sku, price_minor, currency FROM products WHERE sku = ANY($1)",
+        skus
+    )
+    .fetch_all(conn)
+    .await?;
     Ok(rows
         .into_iter()
-        .map(|(sku, amount_minor, currency)| {
+        .map(|row| {
             (
-                sku,
+                row.sku,
                 Price {
-                    amount_minor,
-                    currency,
+                    amount_minor: row.price_minor,
+                    currency: row.currency,
                 },
             )
         })
@@ -124,11 +134,12 @@ pub async fn set_stock(
     sku: &str,
     available: i64,
 ) -> Result<Option<StockRow>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        StockRow,
         "UPDATE stock SET available = $2 WHERE sku = $1 RETURNING sku, available, reserved",
+        sku,
+        available,
     )
-    .bind(sku)
-    .bind(available)
     .fetch_optional(conn)
     .await
 }
@@ -137,10 +148,13 @@ pub async fn get_stock(
     conn: &mut PgConnection,
     sku: &str,
 ) -> Result<Option<StockRow>, sqlx::Error> {
-    sqlx::query_as("SELECT sku, available, reserved FROM stock WHERE sku = $1")
-        .bind(sku)
-        .fetch_optional(conn)
-        .await
+    sqlx::query_as!(
+        StockRow,
+        "SELECT sku, available, reserved FROM stock WHERE sku = $1",
+        sku
+    )
+    .fetch_optional(conn)
+    .await
 }
 
 /// Locks the stock rows of `skus` in sku order and returns what is available.
@@ -148,27 +162,30 @@ pub async fn lock_available(
     conn: &mut PgConnection,
     skus: &[String],
 ) -> Result<HashMap<String, i64>, sqlx::Error> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT sku, available FROM stock WHERE sku = ANY($1) ORDER BY sku FOR UPDATE",
+        skus
     )
-    .bind(skus)
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().collect())
+    Ok(rows
+        .into_iter()
+        .map(|row| (row.sku, row.available))
+        .collect())
 }
 
 /// Moves units from available to reserved, only where enough are available. Returns
 /// how many lines were covered: fewer than `lines.len()` means the caller rolls back.
 pub async fn take_stock(conn: &mut PgConnection, lines: &[Line]) -> Result<u64, sqlx::Error> {
     let (skus, quantities) = columns(lines);
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE stock s
             SET available = s.available - l.quantity, reserved = s.reserved + l.quantity
            FROM unnest($1::text[], $2::int[]) AS l (sku, quantity)
           WHERE s.sku = l.sku AND s.available >= l.quantity",
+        &skus,
+        &quantities,
     )
-    .bind(&skus)
-    .bind(&quantities)
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
@@ -177,14 +194,14 @@ pub async fn take_stock(conn: &mut PgConnection, lines: &[Line]) -> Result<u64, 
 /// Moves units of a released reservation back to available.
 pub async fn return_stock(conn: &mut PgConnection, lines: &[Line]) -> Result<(), sqlx::Error> {
     let (skus, quantities) = columns(lines);
-    sqlx::query(
+    sqlx::query!(
         "UPDATE stock s
             SET available = s.available + l.quantity, reserved = s.reserved - l.quantity
            FROM unnest($1::text[], $2::int[]) AS l (sku, quantity)
           WHERE s.sku = l.sku",
+        &skus,
+        &quantities,
     )
-    .bind(&skus)
-    .bind(&quantities)
     .execute(conn)
     .await?;
     Ok(())
@@ -196,25 +213,27 @@ fn columns(lines: &[Line]) -> (Vec<String>, Vec<i32>) {
 
 pub async fn insert_reservation(
     conn: &mut PgConnection,
-    order_id: Uuid,
+    order_id: OrderId,
     lines: &[Line],
 ) -> Result<Reservation, sqlx::Error> {
-    let row: ReservationRow = sqlx::query_as(
-        "INSERT INTO reservations (reservation_id, order_id, status) VALUES ($1, $2, 'RESERVED')
+    let row = sqlx::query_as!(
+        ReservationRow,
+        "INSERT INTO reservations (reservation_id, order_id, status) VALUES ($1, $2, $3)
          RETURNING reservation_id, order_id, status, created_at",
+        ReservationId::generate().as_uuid(),
+        order_id.as_uuid(),
+        ReservationStatus::Reserved.code(),
     )
-    .bind(Uuid::now_v7())
-    .bind(order_id)
     .fetch_one(&mut *conn)
     .await?;
     let (skus, quantities) = columns(lines);
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO reservation_lines (reservation_id, sku, quantity)
          SELECT $1, sku, quantity FROM unnest($2::text[], $3::int[]) AS l (sku, quantity)",
+        row.reservation_id.as_uuid(),
+        &skus,
+        &quantities,
     )
-    .bind(row.reservation_id)
-    .bind(&skus)
-    .bind(&quantities)
     .execute(&mut *conn)
     .await?;
     Ok(Reservation {
@@ -226,13 +245,14 @@ pub async fn insert_reservation(
 /// A reservation by id, locked for the rest of the transaction.
 pub async fn lock_reservation(
     conn: &mut PgConnection,
-    reservation_id: Uuid,
+    reservation_id: ReservationId,
 ) -> Result<Option<Reservation>, sqlx::Error> {
-    let row: Option<ReservationRow> = sqlx::query_as(
+    let row = sqlx::query_as!(
+        ReservationRow,
         "SELECT reservation_id, order_id, status, created_at FROM reservations
          WHERE reservation_id = $1 FOR UPDATE",
+        reservation_id.as_uuid(),
     )
-    .bind(reservation_id)
     .fetch_optional(&mut *conn)
     .await?;
     with_lines(conn, row).await
@@ -241,13 +261,14 @@ pub async fn lock_reservation(
 /// The latest reservation of an order.
 pub async fn reservation_of_order(
     conn: &mut PgConnection,
-    order_id: Uuid,
+    order_id: OrderId,
 ) -> Result<Option<Reservation>, sqlx::Error> {
-    let row: Option<ReservationRow> = sqlx::query_as(
+    let row = sqlx::query_as!(
+        ReservationRow,
         "SELECT reservation_id, order_id, status, created_at FROM reservations
          WHERE order_id = $1 ORDER BY created_at DESC, reservation_id DESC LIMIT 1",
+        order_id.as_uuid(),
     )
-    .bind(order_id)
     .fetch_optional(&mut *conn)
     .await?;
     with_lines(conn, row).await
@@ -258,27 +279,25 @@ async fn with_lines(
     row: Option<ReservationRow>,
 ) -> Result<Option<Reservation>, sqlx::Error> {
     let Some(row) = row else { return Ok(None) };
-    let lines: Vec<(String, i32)> = sqlx::query_as(
+    let lines = sqlx::query_as!(
+        Line,
         "SELECT sku, quantity FROM reservation_lines WHERE reservation_id = $1 ORDER BY sku",
+        row.reservation_id.as_uuid(),
     )
-    .bind(row.reservation_id)
     .fetch_all(conn)
     .await?;
-    let lines = lines
-        .into_iter()
-        .map(|(sku, quantity)| Line { sku, quantity })
-        .collect();
     Ok(Some(Reservation { row, lines }))
 }
 
 pub async fn mark_released(
     conn: &mut PgConnection,
-    reservation_id: Uuid,
+    reservation_id: ReservationId,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE reservations SET status = 'RELEASED', released_at = now() WHERE reservation_id = $1",
+    sqlx::query!(
+        "UPDATE reservations SET status = $2, released_at = now() WHERE reservation_id = $1",
+        reservation_id.as_uuid(),
+        ReservationStatus::Released.code(),
     )
-    .bind(reservation_id)
     .execute(conn)
     .await?;
     Ok(())

@@ -11,13 +11,9 @@ use async_nats::jetstream::{
 };
 use futures::future::join_all;
 use platform::events::{Event, STREAM};
-use platform::testing::{
-    self, Options, TestNats, TestServer, events_of, publish, publish_again, wait_settled,
-};
+use platform::testing::{WithBroker, events_of, publish, publish_again, wait_settled};
 use shop_proto::common::v1 as common;
-use shop_proto::events::v1::{
-    self as ev, envelope::Payload, event_admin_service_client::EventAdminServiceClient,
-};
+use shop_proto::events::v1::{self as ev, envelope::Payload};
 use shop_proto::inventory::v1::{self as pb, inventory_service_client::InventoryServiceClient};
 use tonic::{Code, transport::Channel};
 use uuid::Uuid;
@@ -31,25 +27,14 @@ const EMITTED: &str = "shop.events.inventory.>";
 /// inventory-svc running with a broker of its own.
 struct Shop {
     client: InventoryServiceClient<Channel>,
-    admin: EventAdminServiceClient<Channel>,
-    js: jetstream::Context,
-    _server: TestServer,
-    _nats: TestNats,
+    events: WithBroker,
 }
 
 async fn start() -> Shop {
-    let nats = TestNats::start().await;
-    let options = Options {
-        nats_url: Some(nats.url.clone()),
-        ..Default::default()
-    };
-    let server = testing::spawn(inventory_svc::NAME, options, inventory_svc::build).await;
+    let events = WithBroker::spawn(inventory_svc::NAME, inventory_svc::build).await;
     Shop {
-        client: InventoryServiceClient::new(server.channel.clone()),
-        admin: EventAdminServiceClient::new(server.channel.clone()),
-        js: nats.jetstream().await,
-        _server: server,
-        _nats: nats,
+        client: InventoryServiceClient::new(events.channel()),
+        events,
     }
 }
 
@@ -94,35 +79,13 @@ impl Shop {
 
     /// The one follow-up inventory-svc emitted for `cause`'s checkout.
     async fn follow_up(&self, cause: &Event) -> Event {
-        let [event] = events_of(&self.js, EMITTED, &cause.correlation_id, 1, WAIT)
+        let [event] = events_of(&self.events.js, EMITTED, &cause.correlation_id, 1, WAIT)
             .await
             .try_into()
             .unwrap();
         assert_eq!(event.envelope.causation_id, cause.id.to_string());
         assert_eq!(event.producer, "inventory");
         event
-    }
-
-    /// Dead letters, newest first, once at least `count` are listed.
-    async fn dead_letters(&mut self, count: usize) -> Vec<ev::DeadLetter> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let listed = self
-                .admin
-                .list_dead_letters(ev::ListDeadLettersRequest::default())
-                .await
-                .unwrap()
-                .into_inner()
-                .dead_letters;
-            if listed.len() >= count {
-                return listed;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{count} dead letters expected, got {listed:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     }
 }
 
@@ -203,7 +166,7 @@ async fn a_captured_payment_reserves_every_line() {
     shop.product("TEE", 4).await;
     let checkout = checkout(&[("TEE", 4), ("MUG", 3)]);
     let cause = captured(checkout.clone());
-    publish(&shop.js, &cause).await;
+    publish(&shop.events.js, &cause).await;
 
     let event = shop.follow_up(&cause).await;
     let reserved = reserved(&event);
@@ -227,7 +190,7 @@ async fn a_line_larger_than_the_stock_is_rejected_and_nothing_is_held() {
     // MUG comes first in lock order and could be covered: it must not be held either.
     let checkout = checkout(&[("MUG", 3), ("TEE", 3)]);
     let cause = captured(checkout.clone());
-    publish(&shop.js, &cause).await;
+    publish(&shop.events.js, &cause).await;
 
     let event = shop.follow_up(&cause).await;
     let Payload::StockRejected(rejected) = &event.payload else {
@@ -247,7 +210,7 @@ async fn a_rejected_shipment_releases_the_reservation() {
     shop.product("MUG", 10).await;
     let checkout = checkout(&[("MUG", 3)]);
     let cause = captured(checkout.clone());
-    publish(&shop.js, &cause).await;
+    publish(&shop.events.js, &cause).await;
     let stock_reserved = shop.follow_up(&cause).await;
     assert_eq!(shop.stock("MUG").await, (7, 3));
 
@@ -260,9 +223,9 @@ async fn a_rejected_shipment_releases_the_reservation() {
             failure_reason: "undeliverable_address".into(),
         }),
     );
-    publish(&shop.js, &rejected).await;
+    publish(&shop.events.js, &rejected).await;
 
-    let emitted = events_of(&shop.js, EMITTED, &checkout.checkout_id, 2, WAIT).await;
+    let emitted = events_of(&shop.events.js, EMITTED, &checkout.checkout_id, 2, WAIT).await;
     let Payload::StockReleased(released) = &emitted[1].payload else {
         panic!("StockReleased expected, got {}", emitted[1].kind());
     };
@@ -280,18 +243,28 @@ async fn the_same_event_delivered_twice_reserves_once() {
     shop.product("MUG", 10).await;
     let checkout = checkout(&[("MUG", 3)]);
     let cause = captured(checkout.clone());
-    publish(&shop.js, &cause).await;
+    publish(&shop.events.js, &cause).await;
     let first = shop.follow_up(&cause).await;
 
-    let again = publish_again(&shop.js, &cause).await;
-    wait_settled(&shop.js, inventory_svc::NAME, &cause.subject(), again).await;
+    let again = publish_again(&shop.events.js, &cause).await;
+    wait_settled(
+        &shop.events.js,
+        inventory_svc::NAME,
+        &cause.subject(),
+        again,
+    )
+    .await;
 
     assert_eq!(shop.stock("MUG").await, (7, 3));
-    assert_eq!(stored(&shop.js, EMITTED).await, 1, "one StockReserved");
+    assert_eq!(
+        stored(&shop.events.js, EMITTED).await,
+        1,
+        "one StockReserved"
+    );
     let reservation = shop.reservation(&checkout.order_id).await.unwrap();
     assert_eq!(reservation.reservation_id, reserved(&first).reservation_id);
     // Not parked as a second reservation of the order either: simply recognised.
-    let parked = shop.dead_letters(0).await;
+    let parked = shop.events.dead_letters(0, WAIT).await;
     assert!(parked.is_empty(), "{parked:?}");
 }
 
@@ -300,7 +273,7 @@ async fn concurrent_checkouts_never_reserve_more_than_the_stock() {
     let mut shop = start().await;
     shop.product("MUG", 10).await;
     let causes: Vec<Event> = (0..20).map(|_| captured(checkout(&[("MUG", 3)]))).collect();
-    join_all(causes.iter().map(|cause| publish(&shop.js, cause))).await;
+    join_all(causes.iter().map(|cause| publish(&shop.events.js, cause))).await;
 
     let outcomes = join_all(causes.iter().map(|cause| shop.follow_up(cause))).await;
     let won: Vec<&Event> = outcomes
@@ -320,7 +293,7 @@ async fn concurrent_checkouts_never_reserve_more_than_the_stock() {
         .sum();
     assert_eq!(units, 9);
     assert_eq!(shop.stock("MUG").await, (1, 9));
-    let parked = shop.dead_letters(0).await;
+    let parked = shop.events.dead_letters(0, WAIT).await;
     assert!(parked.is_empty(), "{parked:?}");
 }
 
@@ -340,10 +313,10 @@ async fn an_event_that_makes_no_sense_is_parked_for_a_person() {
     let mut bad = checkout(&[("MUG", 0)]);
     bad.order_id = "not-a-uuid".into();
     let bad_fields = captured(bad);
-    publish(&shop.js, &no_checkout).await;
-    publish(&shop.js, &bad_fields).await;
+    publish(&shop.events.js, &no_checkout).await;
+    publish(&shop.events.js, &bad_fields).await;
 
-    let parked = shop.dead_letters(2).await;
+    let parked = shop.events.dead_letters(2, WAIT).await;
     let reason_of = |event: &Event| {
         let letter = parked
             .iter()
@@ -361,6 +334,6 @@ async fn an_event_that_makes_no_sense_is_parked_for_a_person() {
         reason.contains("checkout.order_id") && reason.contains("checkout.lines[0].quantity"),
         "{reason}"
     );
-    assert_eq!(stored(&shop.js, EMITTED).await, 0, "nothing emitted");
+    assert_eq!(stored(&shop.events.js, EMITTED).await, 0, "nothing emitted");
     assert_eq!(shop.stock("MUG").await, (10, 0));
 }

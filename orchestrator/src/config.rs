@@ -12,7 +12,7 @@ use platform::{
     security::token::TokenArgs,
 };
 
-use crate::{resilience::Resilience, streams::StreamLimits};
+use crate::{api::streams::StreamLimits, downstream::resilience::Resilience};
 
 #[derive(Debug, Parser)]
 #[command(

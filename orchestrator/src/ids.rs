@@ -5,47 +5,21 @@ use std::fmt;
 
 use uuid::Uuid;
 
-/// Declares a UUID newtype stored as `uuid` in Postgres.
-macro_rules! uuid_id {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
-        #[sqlx(transparent)]
-        pub struct $name(Uuid);
-
-        impl $name {
-            pub fn as_uuid(self) -> Uuid {
-                self.0
-            }
-        }
-
-        impl From<Uuid> for $name {
-            fn from(id: Uuid) -> Self {
-                Self(id)
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.fmt(f)
-            }
-        }
-    };
-}
+use platform::uuid_id;
 
 uuid_id!(
     /// A checkout's saga (the `checkout_id` users see). UUIDv7, so ids sort by creation.
-    SagaId
+    pub SagaId
 );
 uuid_id!(
     /// An order of order-svc, learnt from its CreateOrder reply.
-    OrderId
+    pub OrderId
 );
 uuid_id!(
     /// The token of one claim of a saga's lease. Each claim gets a fresh one, and every
     /// write of a driver is fenced by it, so a driver whose saga was claimed again (even by
     /// its own replica) changes nothing.
-    LeaseToken
+    pub LeaseToken
 );
 
 impl SagaId {

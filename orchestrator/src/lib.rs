@@ -25,29 +25,20 @@
 //! - `command`, `convert`, `metadata`, `api`: the tonic service: requests parsed into
 //!   typed commands, the one mapping to protobuf, what is read from call metadata, and
 //!   the handlers (each asks the `Caller` its bearer token proved what it may see).
+//! - `operator`: `shop.operations.v1.DeadLetterService`, every service's dead letters for
+//!   a token-checked operator, relayed to each service's EventAdminService.
 
 pub mod api;
-pub mod breaker;
-pub mod classify;
-pub mod command;
 pub mod config;
-pub mod convert;
 pub mod downstream;
-pub mod engine;
+pub mod driver;
 pub mod feed;
 pub mod ids;
-pub mod lease;
-pub mod loaded;
-pub mod metadata;
-pub mod recovery;
-pub mod resilience;
+pub mod operator;
 pub mod retention;
-pub mod retry;
 pub mod saga;
-pub mod stalls;
 pub mod steps;
 pub mod store;
-pub mod streams;
 pub mod tracker;
 
 use std::{sync::Arc, time::Duration};
@@ -62,10 +53,15 @@ use shop_proto::checkout::v1::checkout_service_server::CheckoutServiceServer;
 
 use tonic::server::NamedService;
 
-use crate::{config::Settings, downstream::Clients, engine::Engine};
+use crate::{config::Settings, downstream::clients::Clients, driver::engine::Engine};
 
 /// Binary name, used in logs and fault specs.
 pub const NAME: &str = "orchestrator";
+
+/// The `service` the read pool's connections are reported as (`db_pool_connections`),
+/// apart from the drivers' pool: either can saturate alone, and the DatabasePoolSaturated
+/// alert watches each.
+pub const READ_POOL: &str = "orchestrator-reads";
 
 /// The schema, embedded and applied on start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -100,12 +96,12 @@ pub async fn build_with_engine(
         &settings,
         feed.clone(),
     ));
-    let read_side = api::ReadSide {
+    let read_side = api::checkout::ReadSide {
         pool: reads.clone(),
         feed: feed.clone(),
-        streams: streams::Streams::new(settings.reads.streams),
+        streams: api::streams::Streams::new(settings.reads.streams),
     };
-    let api = api::CheckoutApi::new(
+    let api = api::checkout::CheckoutApi::new(
         pool.clone(),
         read_side,
         engine.clone(),
@@ -135,6 +131,12 @@ pub async fn build_with_engine(
             );
         }
     });
+    // Every service's dead letters for a token-checked operator; the tracker's in process.
+    let operations = operator::server(
+        &settings,
+        &config.security,
+        events.as_ref().map(|_| pool.clone()),
+    )?;
     let watched = pool.clone();
     let poll_interval = settings.reads.poll_interval;
     let retention = config.retention;
@@ -145,10 +147,11 @@ pub async fn build_with_engine(
     ];
     let mut app = App::builder(NAME, config)
         .front_door(BearerCheck::new(
-            <CheckoutServiceServer<api::CheckoutApi> as NamedService>::NAME,
+            <CheckoutServiceServer<api::checkout::CheckoutApi> as NamedService>::NAME,
             verifier,
         ))
         .add_service(service)
+        .add_service(operations)
         .database(pool.clone());
     if events.is_some() {
         app = app.add_service(DeadLetters::server(pool.clone(), tracker::participant()));
@@ -162,10 +165,11 @@ pub async fn build_with_engine(
                 }
             };
             tokio::join!(
-                recovery::recover_forever(engine_for_recovery, settings.recovery_interval),
+                driver::recovery::recover_forever(engine_for_recovery, settings.recovery_interval),
                 platform::metrics::watch_pool(NAME, watched.clone()),
+                platform::metrics::watch_pool(READ_POOL, reads.clone()),
                 platform::retention::run(NAME, watched.clone(), retention, sweeps),
-                stalls::watch(watched, settings.stall_after),
+                driver::stalls::watch(watched, settings.stall_after),
                 feed::poll_watched(feed, reads, poll_interval),
                 events,
             );

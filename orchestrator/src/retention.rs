@@ -13,6 +13,7 @@ use platform::retention::{Retention, Sweep};
 /// no saga is ever left half-deleted. `SKIP LOCKED`: a saga a driver or the tracker holds
 /// at this moment waits for the next sweep.
 pub fn finished_sagas(retention: Retention) -> Sweep {
+    // Text, not `query!`: platform::retention runs every binary's sweeps through one loop.
     Sweep {
         table: "sagas",
         sql: "WITH doomed AS (

@@ -61,6 +61,7 @@ impl Handler for Tracker {
         }
         let state = SagaState {
             status: row.status,
+            resume_from: row.resume_from,
             failure_reason: row.failure_reason,
             order_id: row.order_id,
             steps: steps
@@ -74,8 +75,8 @@ impl Handler for Tracker {
         };
         let recorded = Recorded {
             state,
-            payment_id: Some(row.payment_id).filter(|p| !p.is_empty()),
-            tracking_number: Some(row.tracking_number).filter(|t| !t.is_empty()),
+            payment_id: row.payment_id,
+            tracking_number: row.tracking_number,
         };
         // A contradiction is parked with its reason, and nothing of the event applied.
         let transition = choreography::merge(&recorded, transition)
@@ -92,9 +93,7 @@ impl Handler for Tracker {
             &transition.steps,
         )
         .await?;
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANGED)
-            .bind(saga_id.to_string())
+        sqlx::query!("SELECT pg_notify($1, $2)", CHANGED, saga_id.to_string())
             .execute(&mut *tx)
             .await?;
         if let Some(status) = transition.saga.status.filter(|s| s.is_terminal()) {

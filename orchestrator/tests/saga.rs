@@ -13,7 +13,7 @@ use e2e::{
     invariants::check_checkout,
 };
 use futures::{StreamExt, future::join_all};
-use orchestrator::{config::Settings, engine::Engine};
+use orchestrator::{config::Settings, driver::engine::Engine};
 use platform::{
     reason::Reason,
     testing::{self, Options, TestServer, bad_fields},

@@ -17,7 +17,8 @@ use tracing::Span;
 use uuid::Uuid;
 
 use crate::{
-    domain::Status,
+    domain::OrderStatus,
+    ids::OrderId,
     ops,
     store::{self, Order},
 };
@@ -94,7 +95,7 @@ impl OrderApi {
     ) -> Result<pb::ConfirmOrderResponse, ApiError> {
         let mut v = Violations::default();
         v.idempotency_key("idempotency_key", &req.idempotency_key);
-        let order_id = v.uuid("order_id", &req.order_id);
+        let order_id = OrderId::from(v.uuid("order_id", &req.order_id));
         v.finish(())?;
         Span::current()
             .record("order_id", req.order_id.as_str())
@@ -131,7 +132,9 @@ impl OrderApi {
         cancel
             .run(&self.pool, async |tx, order_id| {
                 Span::current().record("order_id", order_id.to_string());
-                let order = ops::cancel(tx, order_id, &req.reason).await?.order;
+                let order = ops::cancel(tx, OrderId::from(order_id), &req.reason)
+                    .await?
+                    .order;
                 Ok(pb::CancelOrderResponse {
                     order: Some(to_order(order)),
                 })
@@ -141,7 +144,7 @@ impl OrderApi {
 
     async fn get_order(&self, req: pb::GetOrderRequest) -> Result<pb::GetOrderResponse, ApiError> {
         let mut v = Violations::default();
-        let order_id = v.uuid("order_id", &req.order_id);
+        let order_id = OrderId::from(v.uuid("order_id", &req.order_id));
         v.finish(())?;
         let mut conn = self.pool.acquire().await?;
         let order = store::get(&mut conn, order_id)
@@ -162,7 +165,7 @@ impl OrderApi {
         let before = page::decode(&mut v, "page_token", &req.page_token)
             .map(|cursor| Uuid::try_parse(&cursor).map_err(|_| ()));
         let before = match before {
-            Some(Ok(id)) => Some(id),
+            Some(Ok(id)) => Some(OrderId::from(id)),
             Some(Err(())) => {
                 v.add("page_token", "is not a token returned by this service");
                 None
@@ -184,20 +187,24 @@ impl OrderApi {
         req: pb::GetOrderHistoryRequest,
     ) -> Result<pb::GetOrderHistoryResponse, ApiError> {
         let mut v = Violations::default();
-        let order_id = v.uuid("order_id", &req.order_id);
+        let order_id = OrderId::from(v.uuid("order_id", &req.order_id));
         v.finish(())?;
         let mut conn = self.pool.acquire().await?;
         let rows = store::history(&mut conn, order_id).await?;
         if rows.is_empty() {
             return Err(ApiError::not_found("order", &req.order_id));
         }
-        let status = |s: Option<&str>| to_status(s.and_then(Status::parse)) as i32;
         Ok(pb::GetOrderHistoryResponse {
             changes: rows
                 .into_iter()
                 .map(|r| pb::StatusChange {
-                    from_status: status(r.from_status.as_deref()),
-                    to_status: status(Some(&r.to_status)),
+                    // An order's creation comes from no status: UNSPECIFIED, as the proto
+                    // says.
+                    from_status: r
+                        .from_status
+                        .map_or(pb::OrderStatus::Unspecified, to_status)
+                        .into(),
+                    to_status: to_status(r.to_status).into(),
                     reason: r.reason,
                     change_time: Some(timestamp(r.changed_at)),
                 })
@@ -206,12 +213,11 @@ impl OrderApi {
     }
 }
 
-fn to_status(status: Option<Status>) -> pb::OrderStatus {
+fn to_status(status: OrderStatus) -> pb::OrderStatus {
     match status {
-        Some(Status::Pending) => pb::OrderStatus::Pending,
-        Some(Status::Confirmed) => pb::OrderStatus::Confirmed,
-        Some(Status::Cancelled) => pb::OrderStatus::Cancelled,
-        None => pb::OrderStatus::Unspecified,
+        OrderStatus::Pending => pb::OrderStatus::Pending,
+        OrderStatus::Confirmed => pb::OrderStatus::Confirmed,
+        OrderStatus::Cancelled => pb::OrderStatus::Cancelled,
     }
 }
 
@@ -227,7 +233,7 @@ fn to_order(order: Order) -> pb::Order {
         order_id: row.order_id.to_string(),
         checkout_id: row.checkout_id.map(|id| id.to_string()).unwrap_or_default(),
         customer_id: row.customer_id.clone(),
-        status: to_status(Status::parse(&row.status)).into(),
+        status: to_status(row.status).into(),
         lines: order
             .lines
             .iter()
@@ -247,7 +253,8 @@ fn to_order(order: Order) -> pb::Order {
             postal_code: row.ship_postal.clone(),
             country: row.ship_country.clone(),
         }),
-        cancel_reason: row.cancel_reason.clone(),
+        // The proto's "none" is the empty string.
+        cancel_reason: row.cancel_reason.clone().unwrap_or_default(),
         create_time: Some(timestamp(row.created_at)),
         update_time: Some(timestamp(row.updated_at)),
     }

@@ -3,30 +3,12 @@
 use platform::ApiError;
 use platform::reason::Reason;
 
-/// The status of an order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Pending,
-    Confirmed,
-    Cancelled,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "PENDING",
-            Self::Confirmed => "CONFIRMED",
-            Self::Cancelled => "CANCELLED",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "PENDING" => Some(Self::Pending),
-            "CONFIRMED" => Some(Self::Confirmed),
-            "CANCELLED" => Some(Self::Cancelled),
-            _ => None,
-        }
+platform::stored_code! {
+    /// The status of an order, as the order and its history store it.
+    pub enum OrderStatus {
+        Pending = "PENDING",
+        Confirmed = "CONFIRMED",
+        Cancelled = "CANCELLED",
     }
 }
 
@@ -41,17 +23,15 @@ pub enum Transition {
 
 /// The state machine: PENDING moves once, to CONFIRMED or CANCELLED; reaching the state
 /// an order is already in is a no-op; everything else is FAILED_PRECONDITION.
-pub fn transition(from: Status, to: Status) -> Result<Transition, ApiError> {
+pub fn transition(from: OrderStatus, to: OrderStatus) -> Result<Transition, ApiError> {
     match (from, to) {
-        (Status::Pending, Status::Confirmed | Status::Cancelled) => Ok(Transition::Apply),
+        (OrderStatus::Pending, OrderStatus::Confirmed | OrderStatus::Cancelled) => {
+            Ok(Transition::Apply)
+        }
         (from, to) if from == to => Ok(Transition::AlreadyThere),
         (from, to) => Err(ApiError::precondition(
             Reason::IllegalTransition,
-            format!(
-                "an order that is {} cannot become {}",
-                from.as_str(),
-                to.as_str()
-            ),
+            format!("an order that is {from} cannot become {to}"),
         )),
     }
 }
@@ -68,27 +48,27 @@ mod tests {
     #[test]
     fn pending_moves_once() {
         assert_eq!(
-            transition(Status::Pending, Status::Confirmed).ok(),
+            transition(OrderStatus::Pending, OrderStatus::Confirmed).ok(),
             Some(Transition::Apply)
         );
         assert_eq!(
-            transition(Status::Pending, Status::Cancelled).ok(),
+            transition(OrderStatus::Pending, OrderStatus::Cancelled).ok(),
             Some(Transition::Apply)
         );
     }
 
     #[test]
     fn reaching_the_current_state_is_a_no_op() {
-        for s in [Status::Confirmed, Status::Cancelled] {
+        for s in [OrderStatus::Confirmed, OrderStatus::Cancelled] {
             assert_eq!(transition(s, s).ok(), Some(Transition::AlreadyThere));
         }
     }
 
     #[test]
     fn final_states_are_final() {
-        assert!(transition(Status::Cancelled, Status::Confirmed).is_err());
-        assert!(transition(Status::Confirmed, Status::Cancelled).is_err());
-        assert!(transition(Status::Confirmed, Status::Pending).is_err());
+        assert!(transition(OrderStatus::Cancelled, OrderStatus::Confirmed).is_err());
+        assert!(transition(OrderStatus::Confirmed, OrderStatus::Cancelled).is_err());
+        assert!(transition(OrderStatus::Confirmed, OrderStatus::Pending).is_err());
     }
 
     #[test]

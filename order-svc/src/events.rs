@@ -13,64 +13,41 @@
 //! has an order already (one order per checkout, held by the database).
 
 use platform::{
-    events::{self, ConsumerSpec, Event, HandlerError, Participant, outbox},
+    events::{Event, HandlerError, Participant, Reactions, roles},
     validate::Violations,
 };
 use shop_proto::events::v1::{self as ev, envelope::Payload};
 use shop_proto::order::v1 as pb;
 use sqlx::PgConnection;
-use uuid::Uuid;
 
-use crate::ops::{self, Moved};
+use crate::{
+    ids::OrderId,
+    ops::{self, Moved},
+};
 
-/// The durable consumer of order-svc and the subjects it reacts to (`CheckoutRequested`,
-/// `ShipmentCreated`, `PaymentDeclined`, `PaymentRefunded`): its role in
-/// `platform::events::roles`, which the broker's authorization is made from too.
-pub fn consumer() -> ConsumerSpec {
-    platform::events::roles::ORDER_SVC.consumer()
-}
-
-/// `ServiceSpec::events`: the consumer and the handler the service's events task runs
-/// (beside the outbox relay), and that `EventAdminService` retries dead letters with.
+/// `ServiceSpec::events`: the durable consumer of order-svc's role in
+/// `platform::events::roles` (what it reacts to; the broker's authorization is made from
+/// the same role) and its reactions, whose follow-ups it emits as `producer`.
 pub fn participant(producer: &'static str) -> Participant {
-    Participant::new(consumer(), Handler::new(producer))
+    Participant::reacting(&roles::ORDER_SVC, producer, Orders)
 }
 
 /// Reacts to the events order-svc consumes.
-#[derive(Debug, Clone)]
-pub struct Handler {
-    /// The producer name of the events it emits (`order`).
-    producer: &'static str,
-}
+struct Orders;
 
-impl Handler {
-    pub fn new(producer: &'static str) -> Self {
-        Self { producer }
-    }
-}
-
-impl events::Handler for Handler {
-    async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandlerError> {
-        let follow_up = match &event.payload {
-            Payload::CheckoutRequested(_) => Some(place(tx, event.checkout()?).await?),
-            Payload::ShipmentCreated(e) => {
-                let checkout = event.checkout()?;
-                confirm(tx, checkout, &e.tracking_number).await?
-            }
-            Payload::PaymentDeclined(e) => cancel(tx, event.checkout()?, &e.failure_reason).await?,
-            Payload::PaymentRefunded(e) => cancel(tx, event.checkout()?, &e.failure_reason).await?,
-            _ => {
-                return Err(HandlerError::Poison(format!(
-                    "{} does not react to {}",
-                    crate::NAME,
-                    event.kind()
-                )));
-            }
-        };
-        if let Some(payload) = follow_up {
-            outbox::emit(tx, self.producer, event, payload).await?;
+impl Reactions for Orders {
+    async fn react(
+        &self,
+        tx: &mut PgConnection,
+        event: &Event,
+    ) -> Result<Option<Payload>, HandlerError> {
+        match &event.payload {
+            Payload::CheckoutRequested(_) => place(tx, event.checkout()?).await.map(Some),
+            Payload::ShipmentCreated(e) => confirm(tx, event.checkout()?, &e.tracking_number).await,
+            Payload::PaymentDeclined(e) => cancel(tx, event.checkout()?, &e.failure_reason).await,
+            Payload::PaymentRefunded(e) => cancel(tx, event.checkout()?, &e.failure_reason).await,
+            _ => Err(HandlerError::not_for(crate::NAME, event)),
         }
-        Ok(())
     }
 }
 
@@ -155,15 +132,15 @@ fn note_unchanged(moved: &Moved) {
     if !moved.changed {
         tracing::info!(
             order_id = %moved.order.row.order_id,
-            status = moved.order.row.status,
+            status = %moved.order.row.status,
             "order already in that state; announcing it for this checkout"
         );
     }
 }
 
-fn order_id(checkout: &ev::Checkout) -> Result<Uuid, HandlerError> {
+fn order_id(checkout: &ev::Checkout) -> Result<OrderId, HandlerError> {
     let mut v = Violations::default();
-    let id = v.uuid("checkout.order_id", &checkout.order_id);
+    let id = OrderId::from(v.uuid("checkout.order_id", &checkout.order_id));
     Ok(v.finish(id)?)
 }
 

@@ -2,8 +2,10 @@
 //! moves once, to CONFIRMED or CANCELLED.
 //!
 //! # Layout
-//! - `domain`: the order state machine and line arithmetic (pure).
-//! - `store`: SQL.
+//! - `domain`: the order state machine and line arithmetic (pure), and the order states
+//!   as stored.
+//! - `ids`: the order and checkout ids as types of their own.
+//! - `store`: SQL, checked at compile time (`sqlx.toml`, `.sqlx/`).
 //! - `ops`: the operations on orders that both faces below run, checks included.
 //! - `api`: the tonic service: validate, run a transaction, map errors.
 //! - `events`: the choreographed checkout: the events order-svc reacts to and emits.
@@ -11,6 +13,7 @@
 pub mod api;
 pub mod domain;
 pub mod events;
+pub mod ids;
 pub mod ops;
 pub mod store;
 

@@ -12,10 +12,10 @@ use platform::{
 use shop_proto::common::v1::{Address, Money};
 use shop_proto::order::v1 as pb;
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 use crate::{
-    domain::{self, Status, Transition},
+    domain::{self, OrderStatus, Transition},
+    ids::{CheckoutId, OrderId},
     store::{self, LineRow, NewOrder, Order},
 };
 
@@ -28,7 +28,7 @@ const CONFIRMED: &str = "confirmed";
 #[derive(Debug, Clone)]
 pub struct Draft {
     /// The checkout the order is for: one order each.
-    pub checkout_id: Uuid,
+    pub checkout_id: CheckoutId,
     pub customer_id: String,
     pub currency: String,
     /// The sum of the line totals.
@@ -48,7 +48,7 @@ pub fn draft(
     lines: &[pb::OrderLine],
     address: Option<&Address>,
 ) -> Draft {
-    let checkout_id = v.uuid(&format!("{prefix}checkout_id"), checkout_id);
+    let checkout_id = CheckoutId::from(v.uuid(&format!("{prefix}checkout_id"), checkout_id));
     v.text(&format!("{prefix}customer_id"), customer_id, 1, 64);
     let (lines, currency, total_minor) = parse_lines(v, &format!("{prefix}lines"), lines);
     v.address(&format!("{prefix}shipping_address"), address);
@@ -99,32 +99,31 @@ pub struct Moved {
 }
 
 /// PENDING -> CONFIRMED (a CONFIRMED order stays as it is).
-pub async fn confirm(tx: &mut PgConnection, order_id: Uuid) -> Result<Moved, ApiError> {
-    move_to(tx, order_id, Status::Confirmed, CONFIRMED).await
+pub async fn confirm(tx: &mut PgConnection, order_id: OrderId) -> Result<Moved, ApiError> {
+    move_to(tx, order_id, OrderStatus::Confirmed, CONFIRMED).await
 }
 
 /// PENDING -> CANCELLED for `reason` (a CANCELLED order stays as it is, with the reason
 /// it was cancelled for). Check the reason with [`check_reason`] first.
 pub async fn cancel(
     tx: &mut PgConnection,
-    order_id: Uuid,
+    order_id: OrderId,
     reason: &str,
 ) -> Result<Moved, ApiError> {
-    move_to(tx, order_id, Status::Cancelled, reason).await
+    move_to(tx, order_id, OrderStatus::Cancelled, reason).await
 }
 
 /// Locks the order, applies the state machine and records the change with `reason`.
 async fn move_to(
     tx: &mut PgConnection,
-    order_id: Uuid,
-    to: Status,
+    order_id: OrderId,
+    to: OrderStatus,
     reason: &str,
 ) -> Result<Moved, ApiError> {
     let row = store::lock(tx, order_id)
         .await?
         .ok_or_else(|| ApiError::not_found("order", order_id.to_string()))?;
-    let from = Status::parse(&row.status)
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("order has status {}", row.status)))?;
+    let from = row.status;
     let changed = domain::transition(from, to)? == Transition::Apply;
     // The row as it now stands (the update returns it): only the lines are left to read.
     let row = if changed {
@@ -209,6 +208,8 @@ fn pair(money: &Option<Money>) -> Option<(i64, &str)> {
 
 #[cfg(test)]
 mod tests {
+    use uuid::Uuid;
+
     use super::*;
 
     fn eur(amount_minor: i64) -> Option<Money> {

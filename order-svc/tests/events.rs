@@ -4,18 +4,12 @@
 //! test.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 
-use std::{future::Future, time::Duration};
+use std::time::Duration;
 
-use async_nats::jetstream;
 use platform::events::Event;
-use platform::testing::{
-    self, Options, TestNats, TestServer, events_of, publish, publish_again, wait_settled,
-};
+use platform::testing::{WithBroker, events_of, publish, publish_again, wait_settled};
 use shop_proto::common::v1 as common;
-use shop_proto::events::v1::{
-    self as ev, ListDeadLettersRequest, envelope::Payload,
-    event_admin_service_client::EventAdminServiceClient,
-};
+use shop_proto::events::v1::{self as ev, envelope::Payload};
 use shop_proto::order::v1::{self as pb, order_service_client::OrderServiceClient};
 use tonic::transport::Channel;
 
@@ -26,26 +20,15 @@ const ORDER_EVENTS: &str = "shop.events.order.>";
 
 /// order-svc with its events on a broker of its own.
 struct Shop {
-    js: jetstream::Context,
     orders: OrderServiceClient<Channel>,
-    admin: EventAdminServiceClient<Channel>,
-    _server: TestServer,
-    _nats: TestNats,
+    events: WithBroker,
 }
 
 async fn start() -> Shop {
-    let nats = TestNats::start().await;
-    let options = Options {
-        nats_url: Some(nats.url.clone()),
-        ..Default::default()
-    };
-    let server = testing::spawn(order_svc::NAME, options, order_svc::build).await;
+    let events = WithBroker::spawn(order_svc::NAME, order_svc::build).await;
     Shop {
-        js: nats.jetstream().await,
-        orders: OrderServiceClient::new(server.channel.clone()),
-        admin: EventAdminServiceClient::new(server.channel.clone()),
-        _server: server,
-        _nats: nats,
+        orders: OrderServiceClient::new(events.channel()),
+        events,
     }
 }
 
@@ -133,32 +116,21 @@ fn kinds(events: &[Event]) -> Vec<&'static str> {
     events.iter().map(Event::kind).collect()
 }
 
-/// Polls `probe` until it answers, for what cannot be awaited as an event.
-async fn eventually<T, F>(what: &str, mut probe: impl FnMut() -> F) -> T
-where
-    F: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(found) = probe().await {
-            return found;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gave up waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_requested_checkout_places_a_pending_order() {
     let shop = start().await;
     let requested_checkout = checkout("ada");
     let request = requested(&requested_checkout);
-    publish(&shop.js, &request).await;
+    publish(&shop.events.js, &request).await;
 
-    let emitted = events_of(&shop.js, ORDER_EVENTS, &request.correlation_id, 1, WAIT).await;
+    let emitted = events_of(
+        &shop.events.js,
+        ORDER_EVENTS,
+        &request.correlation_id,
+        1,
+        WAIT,
+    )
+    .await;
     let placed = &emitted[0];
     assert_eq!(placed.producer, "order");
     assert_eq!(placed.envelope.causation_id, request.id.to_string());
@@ -193,9 +165,9 @@ async fn a_created_shipment_confirms_the_order() {
         checkout: Some(placed.clone()),
         tracking_number: "TRK-42".into(),
     });
-    publish(&shop.js, &from("shipping", &placed, shipped)).await;
+    publish(&shop.events.js, &from("shipping", &placed, shipped)).await;
 
-    let emitted = events_of(&shop.js, ORDER_EVENTS, &placed.checkout_id, 2, WAIT).await;
+    let emitted = events_of(&shop.events.js, ORDER_EVENTS, &placed.checkout_id, 2, WAIT).await;
     assert_eq!(kinds(&emitted), ["OrderPlaced", "OrderConfirmed"]);
     assert_eq!(
         emitted[1].payload,
@@ -236,8 +208,8 @@ async fn a_declined_or_refunded_payment_cancels_the_order_with_its_reason() {
         ),
     ];
     for (placed, reason, payload) in events {
-        publish(&shop.js, &from("payment", placed, payload)).await;
-        let emitted = events_of(&shop.js, ORDER_EVENTS, &placed.checkout_id, 2, WAIT).await;
+        publish(&shop.events.js, &from("payment", placed, payload)).await;
+        let emitted = events_of(&shop.events.js, ORDER_EVENTS, &placed.checkout_id, 2, WAIT).await;
         assert_eq!(
             emitted[1].payload,
             Payload::OrderCancelled(ev::OrderCancelled {
@@ -260,8 +232,8 @@ async fn a_checkout_delivered_again_places_one_order() {
 
     // The same event stored again under another Nats-Msg-Id, so the stream's duplicate
     // window lets it through: only the consumer's inbox stands between it and an order.
-    let again = publish_again(&shop.js, &request).await;
-    wait_settled(&shop.js, order_svc::NAME, &request.subject(), again).await;
+    let again = publish_again(&shop.events.js, &request).await;
+    wait_settled(&shop.events.js, order_svc::NAME, &request.subject(), again).await;
 
     // Anything the repeat emitted would be relayed before what the next event emits.
     let declined = Payload::PaymentDeclined(ev::PaymentDeclined {
@@ -269,8 +241,15 @@ async fn a_checkout_delivered_again_places_one_order() {
         payment_id: uuid::Uuid::now_v7().to_string(),
         failure_reason: "card_declined".into(),
     });
-    publish(&shop.js, &from("payment", &placed, declined)).await;
-    let emitted = events_of(&shop.js, ORDER_EVENTS, &checkout.checkout_id, 2, WAIT).await;
+    publish(&shop.events.js, &from("payment", &placed, declined)).await;
+    let emitted = events_of(
+        &shop.events.js,
+        ORDER_EVENTS,
+        &checkout.checkout_id,
+        2,
+        WAIT,
+    )
+    .await;
     assert_eq!(kinds(&emitted), ["OrderPlaced", "OrderCancelled"]);
     let orders = orders_of(&shop, "dee").await;
     assert_eq!(orders.len(), 1);
@@ -291,20 +270,12 @@ async fn a_second_request_for_a_checkout_is_parked_and_places_no_second_order() 
         ..checkout.clone()
     };
     let second = requested(&cheap);
-    publish(&shop.js, &second).await;
-    let letter = eventually("the second request parked", || {
-        let mut admin = shop.admin.clone();
-        let id = second.id.to_string();
-        async move {
-            let page = admin
-                .list_dead_letters(ListDeadLettersRequest::default())
-                .await
-                .unwrap()
-                .into_inner();
-            page.dead_letters.into_iter().find(|l| l.event_id == id)
-        }
-    })
-    .await;
+    publish(&shop.events.js, &second).await;
+    let parked = shop.events.dead_letters(1, WAIT).await;
+    let letter = parked
+        .iter()
+        .find(|l| l.event_id == second.id.to_string())
+        .unwrap_or_else(|| panic!("the second request not parked: {parked:?}"));
     assert!(
         letter.reason.contains(&checkout.checkout_id)
             && letter.reason.contains("already has an order"),
@@ -319,8 +290,15 @@ async fn a_second_request_for_a_checkout_is_parked_and_places_no_second_order() 
 
 /// Publishes `request` and returns the checkout its OrderPlaced carries.
 async fn place_with(shop: &Shop, request: &Event) -> ev::Checkout {
-    publish(&shop.js, request).await;
-    let emitted = events_of(&shop.js, ORDER_EVENTS, &request.correlation_id, 1, WAIT).await;
+    publish(&shop.events.js, request).await;
+    let emitted = events_of(
+        &shop.events.js,
+        ORDER_EVENTS,
+        &request.correlation_id,
+        1,
+        WAIT,
+    )
+    .await;
     match &emitted[0].payload {
         Payload::OrderPlaced(ev::OrderPlaced {
             checkout: Some(placed),
@@ -342,21 +320,10 @@ async fn a_checkout_that_makes_no_sense_is_parked_and_places_nothing() {
         None,
         Payload::CheckoutRequested(ev::CheckoutRequested { checkout: None }),
     );
-    publish(&shop.js, &no_lines).await;
-    publish(&shop.js, &no_checkout).await;
+    publish(&shop.events.js, &no_lines).await;
+    publish(&shop.events.js, &no_checkout).await;
 
-    let parked = eventually("two dead letters", || {
-        let mut admin = shop.admin.clone();
-        async move {
-            let page = admin
-                .list_dead_letters(ListDeadLettersRequest::default())
-                .await
-                .unwrap()
-                .into_inner();
-            (page.dead_letters.len() >= 2).then_some(page.dead_letters)
-        }
-    })
-    .await;
+    let parked = shop.events.dead_letters(2, WAIT).await;
     let reason_of = |event: &Event| {
         let letter = parked
             .iter()

@@ -15,7 +15,8 @@ use sqlx::PgPool;
 use tracing::Span;
 
 use crate::{
-    domain::Status,
+    domain::PaymentStatus,
+    ids::{OrderId, PaymentId},
     ops::{self, Charge},
     store::{self, PaymentRow},
 };
@@ -92,11 +93,13 @@ impl PaymentApi {
         };
         refund
             .run(&self.pool, async |tx, payment_id| {
-                let row = store::lock(tx, payment_id)
+                let row = store::lock(tx, PaymentId::from(payment_id))
                     .await?
                     .ok_or_else(|| ApiError::not_found("payment", payment_id.to_string()))?;
                 Span::current().record("order_id", row.order_id.to_string());
-                let row = ops::refund(tx, row, &req.reason).await?.payment;
+                // The request's empty reason is none given.
+                let reason = Some(req.reason.as_str()).filter(|r| !r.is_empty());
+                let row = ops::refund(tx, row, reason).await?.payment;
                 Ok(pb::RefundResponse {
                     payment: Some(payment(row)),
                 })
@@ -109,7 +112,7 @@ impl PaymentApi {
         req: pb::GetPaymentRequest,
     ) -> Result<pb::GetPaymentResponse, ApiError> {
         let mut v = Violations::default();
-        let payment_id = v.uuid("payment_id", &req.payment_id);
+        let payment_id = PaymentId::from(v.uuid("payment_id", &req.payment_id));
         v.finish(())?;
         let mut conn = self.pool.acquire().await?;
         let row = store::get(&mut conn, payment_id)
@@ -125,7 +128,7 @@ impl PaymentApi {
         req: pb::ListPaymentsRequest,
     ) -> Result<pb::ListPaymentsResponse, ApiError> {
         let mut v = Violations::default();
-        let order_id = v.uuid("order_id", &req.order_id);
+        let order_id = OrderId::from(v.uuid("order_id", &req.order_id));
         v.finish(())?;
         let mut conn = self.pool.acquire().await?;
         let rows = store::of_order(&mut conn, order_id).await?;
@@ -135,22 +138,28 @@ impl PaymentApi {
     }
 }
 
+fn status(status: PaymentStatus) -> pb::PaymentStatus {
+    match status {
+        PaymentStatus::Captured => pb::PaymentStatus::Captured,
+        PaymentStatus::Refunded => pb::PaymentStatus::Refunded,
+        PaymentStatus::Declined => pb::PaymentStatus::Declined,
+    }
+}
+
 fn payment(row: PaymentRow) -> pb::Payment {
-    let status = match Status::parse(&row.status) {
-        Some(Status::Captured) => pb::PaymentStatus::Captured,
-        Some(Status::Refunded) => pb::PaymentStatus::Refunded,
-        Some(Status::Declined) => pb::PaymentStatus::Declined,
-        None => pb::PaymentStatus::Unspecified,
-    };
     pb::Payment {
         payment_id: row.payment_id.to_string(),
         amount: Some(common::Money {
             amount_minor: row.amount_minor,
             currency: row.currency,
         }),
-        status: status.into(),
+        status: status(row.status).into(),
         order_id: row.order_id.to_string(),
-        decline_reason: row.decline_reason,
+        // The proto's "none" is the empty string.
+        decline_reason: row
+            .decline_reason
+            .map(|reason| reason.code().to_owned())
+            .unwrap_or_default(),
         create_time: Some(timestamp(row.created_at)),
         update_time: Some(timestamp(row.updated_at)),
     }

@@ -1,34 +1,25 @@
 //! Payment rules, free of I/O: what a test token does, and which status changes a refund
-//! may make.
+//! may make; and the payment states and decline reasons as stored.
 
 use platform::ApiError;
 use platform::reason::Reason;
-use shop_proto::reason::failure;
 
-/// The state of a payment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Captured,
-    Refunded,
-    Declined,
+platform::stored_code! {
+    /// The state of a payment.
+    pub enum PaymentStatus {
+        Captured = "CAPTURED",
+        Refunded = "REFUNDED",
+        Declined = "DECLINED",
+    }
 }
 
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Captured => "CAPTURED",
-            Self::Refunded => "REFUNDED",
-            Self::Declined => "DECLINED",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "CAPTURED" => Some(Self::Captured),
-            "REFUNDED" => Some(Self::Refunded),
-            "DECLINED" => Some(Self::Declined),
-            _ => None,
-        }
+platform::stored_code! {
+    /// Why the card network declined a charge: a DECLINED payment has one, no other has.
+    /// Spelled as the checkout's failure reasons (`shop_proto::reason::failure`), which
+    /// the `PaymentDeclined` event carries on.
+    pub enum DeclineReason {
+        CardDeclined = "card_declined",
+        InsufficientFunds = "insufficient_funds",
     }
 }
 
@@ -36,7 +27,7 @@ impl Status {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     Approve,
-    Decline(&'static str),
+    Decline(DeclineReason),
 }
 
 /// The decision for a test token (`platform::validate::PAYMENT_TOKENS`); `None` for a
@@ -44,8 +35,8 @@ pub enum Decision {
 pub fn decide(token: &str) -> Option<Decision> {
     match token {
         "tok_visa" | "tok_mastercard" => Some(Decision::Approve),
-        "tok_chargeDeclined" => Some(Decision::Decline(failure::CARD_DECLINED)),
-        "tok_insufficientFunds" => Some(Decision::Decline(failure::INSUFFICIENT_FUNDS)),
+        "tok_chargeDeclined" => Some(Decision::Decline(DeclineReason::CardDeclined)),
+        "tok_insufficientFunds" => Some(Decision::Decline(DeclineReason::InsufficientFunds)),
         _ => None,
     }
 }
@@ -61,11 +52,11 @@ pub enum RefundEffect {
 
 /// Refund rules: a capture is refunded once; a second refund under another key is an
 /// error, because moving money must never be silently repeated or silently skipped.
-pub fn refund_effect(status: Status) -> Result<RefundEffect, ApiError> {
+pub fn refund_effect(status: PaymentStatus) -> Result<RefundEffect, ApiError> {
     match status {
-        Status::Captured => Ok(RefundEffect::Refund),
-        Status::Declined => Ok(RefundEffect::Nothing),
-        Status::Refunded => Err(ApiError::precondition(
+        PaymentStatus::Captured => Ok(RefundEffect::Refund),
+        PaymentStatus::Declined => Ok(RefundEffect::Nothing),
+        PaymentStatus::Refunded => Err(ApiError::precondition(
             Reason::AlreadyRefunded,
             "the payment was already refunded under another idempotency key",
         )),
@@ -74,6 +65,8 @@ pub fn refund_effect(status: Status) -> Result<RefundEffect, ApiError> {
 
 #[cfg(test)]
 mod tests {
+    use shop_proto::reason::failure;
+
     use super::*;
 
     #[test]
@@ -82,11 +75,11 @@ mod tests {
         assert_eq!(decide("tok_mastercard"), Some(Decision::Approve));
         assert_eq!(
             decide("tok_chargeDeclined"),
-            Some(Decision::Decline("card_declined"))
+            Some(Decision::Decline(DeclineReason::CardDeclined))
         );
         assert_eq!(
             decide("tok_insufficientFunds"),
-            Some(Decision::Decline("insufficient_funds"))
+            Some(Decision::Decline(DeclineReason::InsufficientFunds))
         );
         assert_eq!(decide("tok_amex_typo"), None);
         assert!(
@@ -99,20 +92,29 @@ mod tests {
     #[test]
     fn a_capture_is_refunded_once() {
         assert_eq!(
-            refund_effect(Status::Captured).ok(),
+            refund_effect(PaymentStatus::Captured).ok(),
             Some(RefundEffect::Refund)
         );
         assert_eq!(
-            refund_effect(Status::Declined).ok(),
+            refund_effect(PaymentStatus::Declined).ok(),
             Some(RefundEffect::Nothing)
         );
-        assert!(refund_effect(Status::Refunded).is_err());
+        assert!(refund_effect(PaymentStatus::Refunded).is_err());
     }
 
     #[test]
     fn statuses_round_trip() {
-        for s in [Status::Captured, Status::Refunded, Status::Declined] {
-            assert_eq!(Status::parse(s.as_str()), Some(s));
+        for &s in PaymentStatus::ALL {
+            assert_eq!(PaymentStatus::parse(s.code()).ok(), Some(s));
         }
+    }
+
+    #[test]
+    fn decline_reasons_are_spelled_as_the_checkouts_failure_reasons() {
+        assert_eq!(DeclineReason::CardDeclined.code(), failure::CARD_DECLINED);
+        assert_eq!(
+            DeclineReason::InsufficientFunds.code(),
+            failure::INSUFFICIENT_FUNDS
+        );
     }
 }

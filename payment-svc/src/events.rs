@@ -13,7 +13,7 @@
 //! it for a person, since money must never move on a guess.
 
 use platform::{
-    events::{self, ConsumerSpec, Event, HandlerError, Participant, outbox},
+    events::{Event, HandlerError, Participant, Reactions, roles},
     validate::Violations,
 };
 use shop_proto::events::v1::{self as ev, envelope::Payload};
@@ -21,54 +21,33 @@ use sqlx::PgConnection;
 
 use crate::{
     domain::Decision,
+    ids::OrderId,
     ops::{self, Charge},
     store,
 };
 
-/// The durable consumer of payment-svc and the subjects it reacts to (`OrderPlaced`,
-/// `StockRejected`, `StockReleased`): its role in `platform::events::roles`, which the
-/// broker's authorization is made from too.
-pub fn consumer() -> ConsumerSpec {
-    platform::events::roles::PAYMENT_SVC.consumer()
-}
-
-/// `ServiceSpec::events`: the consumer and the handler the service's events task runs
-/// (beside the outbox relay), and that `EventAdminService` retries dead letters with.
+/// `ServiceSpec::events`: the durable consumer of payment-svc's role in
+/// `platform::events::roles` (what it reacts to; the broker's authorization is made from
+/// the same role) and its reactions, whose follow-ups it emits as `producer`.
 pub fn participant(producer: &'static str) -> Participant {
-    Participant::new(consumer(), Handler::new(producer))
+    Participant::reacting(&roles::PAYMENT_SVC, producer, Payments)
 }
 
 /// Reacts to the events payment-svc consumes.
-#[derive(Debug, Clone)]
-pub struct Handler {
-    /// The producer name of the events it emits (`payment`).
-    producer: &'static str,
-}
+struct Payments;
 
-impl Handler {
-    pub fn new(producer: &'static str) -> Self {
-        Self { producer }
-    }
-}
-
-impl events::Handler for Handler {
-    async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandlerError> {
-        let follow_up = match &event.payload {
-            Payload::OrderPlaced(_) => Some(charge(tx, event.checkout()?).await?),
-            Payload::StockRejected(e) => refund(tx, event.checkout()?, &e.failure_reason).await?,
-            Payload::StockReleased(e) => refund(tx, event.checkout()?, &e.failure_reason).await?,
-            _ => {
-                return Err(HandlerError::Poison(format!(
-                    "{} does not react to {}",
-                    crate::NAME,
-                    event.kind()
-                )));
-            }
-        };
-        if let Some(payload) = follow_up {
-            outbox::emit(tx, self.producer, event, payload).await?;
+impl Reactions for Payments {
+    async fn react(
+        &self,
+        tx: &mut PgConnection,
+        event: &Event,
+    ) -> Result<Option<Payload>, HandlerError> {
+        match &event.payload {
+            Payload::OrderPlaced(_) => charge(tx, event.checkout()?).await.map(Some),
+            Payload::StockRejected(e) => refund(tx, event.checkout()?, &e.failure_reason).await,
+            Payload::StockReleased(e) => refund(tx, event.checkout()?, &e.failure_reason).await,
+            _ => Err(HandlerError::not_for(crate::NAME, event)),
         }
-        Ok(())
     }
 }
 
@@ -89,11 +68,12 @@ async fn charge(tx: &mut PgConnection, checkout: &ev::Checkout) -> Result<Payloa
             checkout,
             payment_id,
         }),
-        Decision::Decline(_) => Payload::PaymentDeclined(ev::PaymentDeclined {
+        Decision::Decline(reason) => Payload::PaymentDeclined(ev::PaymentDeclined {
             checkout,
             payment_id,
-            // What the payment row records, so the event and GetPayment agree.
-            failure_reason: row.decline_reason,
+            // What the payment row records (`ops::charge`), so the event and GetPayment
+            // agree.
+            failure_reason: reason.code().to_owned(),
         }),
     })
 }
@@ -106,7 +86,7 @@ async fn refund(
     failure_reason: &str,
 ) -> Result<Option<Payload>, HandlerError> {
     let mut v = Violations::default();
-    let order_id = v.uuid("checkout.order_id", &checkout.order_id);
+    let order_id = OrderId::from(v.uuid("checkout.order_id", &checkout.order_id));
     ops::check_reason(&mut v, "failure_reason", failure_reason);
     if failure_reason.is_empty() {
         // A refund by RPC may go without a reason; this one is carried on, and ends up as
@@ -121,7 +101,7 @@ async fn refund(
             "order {order_id} has no captured payment to refund"
         ))
     })?;
-    let refunded = ops::refund(tx, captured, failure_reason).await?;
+    let refunded = ops::refund(tx, captured, Some(failure_reason)).await?;
     Ok(refunded.refunded.then(|| {
         Payload::PaymentRefunded(ev::PaymentRefunded {
             checkout: Some(checkout.clone()),

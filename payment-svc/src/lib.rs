@@ -2,8 +2,10 @@
 //! declines (a result, not an error); a refund returns a capture in full.
 //!
 //! # Layout
-//! - `domain`: test-token decisions and payment status rules (pure).
-//! - `store`: SQL.
+//! - `domain`: test-token decisions and payment status rules (pure), and the payment
+//!   states and decline reasons as stored.
+//! - `ids`: the payment and order ids as types of their own.
+//! - `store`: SQL, checked at compile time (`sqlx.toml`, `.sqlx/`).
 //! - `ops`: charging and refunding, checks included, which both faces below run.
 //! - `api`: the tonic service: validate, run a transaction, map errors.
 //! - `events`: the choreographed checkout: the events payment-svc reacts to and emits.
@@ -11,6 +13,7 @@
 pub mod api;
 pub mod domain;
 pub mod events;
+pub mod ids;
 pub mod ops;
 pub mod store;
 

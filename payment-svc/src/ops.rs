@@ -9,12 +9,11 @@ use platform::{
     validate::{MIN_PRICE_MINOR, Violations},
 };
 use shop_proto::common::v1::Money;
-use shop_proto::reason::failure;
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 use crate::{
-    domain::{self, Decision, RefundEffect, Status},
+    domain::{self, Decision, DeclineReason, PaymentStatus, RefundEffect},
+    ids::OrderId,
     store::{self, NewPayment, PaymentRow},
 };
 
@@ -24,7 +23,7 @@ const MAX_REASON_CHARS: usize = 200;
 /// A charge whose fields passed [`Charge::check`]: ready for [`charge`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Charge {
-    pub order_id: Uuid,
+    pub order_id: OrderId,
     pub amount_minor: i64,
     pub currency: String,
     /// What the test gateway says about the payment token.
@@ -44,15 +43,15 @@ impl Charge {
         amount: Field<'_, Option<&Money>>,
         payment_token: Field<'_, &str>,
     ) -> Self {
-        let id = v.uuid(order_id.0, order_id.1);
+        let id = OrderId::from(v.uuid(order_id.0, order_id.1));
         let (amount_minor, currency) = v.money(
             amount.0,
             amount.1.map(|m| (m.amount_minor, m.currency.as_str())),
             MIN_PRICE_MINOR,
         );
         v.payment_token(payment_token.0, payment_token.1);
-        let decision =
-            domain::decide(payment_token.1).unwrap_or(Decision::Decline(failure::CARD_DECLINED));
+        let decision = domain::decide(payment_token.1)
+            .unwrap_or(Decision::Decline(DeclineReason::CardDeclined));
         Self {
             order_id: id,
             amount_minor,
@@ -67,14 +66,14 @@ impl Charge {
 /// FAILED_PRECONDITION `ORDER_ALREADY_PAID` if it has one already.
 pub async fn charge(tx: &mut PgConnection, charge: &Charge) -> Result<PaymentRow, ApiError> {
     let (status, decline_reason) = match charge.decision {
-        Decision::Approve => (Status::Captured, ""),
-        Decision::Decline(reason) => (Status::Declined, reason),
+        Decision::Approve => (PaymentStatus::Captured, None),
+        Decision::Decline(reason) => (PaymentStatus::Declined, Some(reason)),
     };
     let new = NewPayment {
         order_id: charge.order_id,
         amount_minor: charge.amount_minor,
         currency: &charge.currency,
-        status: status.as_str(),
+        status,
         decline_reason,
     };
     let order_id = charge.order_id;
@@ -86,7 +85,7 @@ pub async fn charge(tx: &mut PgConnection, charge: &Charge) -> Result<PaymentRow
             )
         })
     })?;
-    tracing::info!(payment_id = %row.payment_id, status = status.as_str(), "charge decided");
+    tracing::info!(payment_id = %row.payment_id, status = status.code(), "charge decided");
     Ok(row)
 }
 
@@ -105,16 +104,14 @@ pub struct Refunded {
 
 /// Refunds a payment locked in this transaction (`store::lock`, `store::lock_captured`)
 /// by the refund rules: a capture goes back in full, once; a decline is left as it is;
-/// a refunded payment is FAILED_PRECONDITION `ALREADY_REFUNDED`.
+/// a refunded payment is FAILED_PRECONDITION `ALREADY_REFUNDED`. The refund records
+/// `reason` when there is one.
 pub async fn refund(
     tx: &mut PgConnection,
     locked: PaymentRow,
-    reason: &str,
+    reason: Option<&str>,
 ) -> Result<Refunded, ApiError> {
-    let status = Status::parse(&locked.status).ok_or_else(|| {
-        ApiError::Internal(anyhow::anyhow!("payment has status {}", locked.status))
-    })?;
-    Ok(match domain::refund_effect(status)? {
+    Ok(match domain::refund_effect(locked.status)? {
         RefundEffect::Refund => Refunded {
             payment: store::refund(tx, &locked, reason).await?,
             refunded: true,
@@ -139,7 +136,10 @@ mod tests {
             ("checkout.total", None),
             ("checkout.payment_token", "tok_chargeDeclined"),
         );
-        assert_eq!(charge.decision, Decision::Decline("card_declined"));
+        assert_eq!(
+            charge.decision,
+            Decision::Decline(DeclineReason::CardDeclined)
+        );
         let error = v
             .finish(())
             .err()

@@ -4,18 +4,12 @@
 //! test.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 
-use std::{future::Future, time::Duration};
+use std::time::Duration;
 
-use async_nats::jetstream;
 use platform::events::Event;
-use platform::testing::{
-    self, Options, TestNats, TestServer, events_of, publish, publish_again, wait_settled,
-};
+use platform::testing::{WithBroker, events_of, publish, publish_again, wait_settled};
 use shop_proto::common::v1 as common;
-use shop_proto::events::v1::{
-    self as ev, DeadLetter, ListDeadLettersRequest, envelope::Payload,
-    event_admin_service_client::EventAdminServiceClient,
-};
+use shop_proto::events::v1::{self as ev, DeadLetter, envelope::Payload};
 use shop_proto::payment::v1::{self as pb, payment_service_client::PaymentServiceClient};
 use tonic::transport::Channel;
 
@@ -26,26 +20,15 @@ const PAYMENT_EVENTS: &str = "shop.events.payment.>";
 
 /// payment-svc with its events on a broker of its own.
 struct Shop {
-    js: jetstream::Context,
     payments: PaymentServiceClient<Channel>,
-    admin: EventAdminServiceClient<Channel>,
-    _server: TestServer,
-    _nats: TestNats,
+    events: WithBroker,
 }
 
 async fn start() -> Shop {
-    let nats = TestNats::start().await;
-    let options = Options {
-        nats_url: Some(nats.url.clone()),
-        ..Default::default()
-    };
-    let server = testing::spawn(payment_svc::NAME, options, payment_svc::build).await;
+    let events = WithBroker::spawn(payment_svc::NAME, payment_svc::build).await;
     Shop {
-        js: nats.jetstream().await,
-        payments: PaymentServiceClient::new(server.channel.clone()),
-        admin: EventAdminServiceClient::new(server.channel.clone()),
-        _server: server,
-        _nats: nats,
+        payments: PaymentServiceClient::new(events.channel()),
+        events,
     }
 }
 
@@ -98,8 +81,15 @@ fn stock_rejected(checkout: &ev::Checkout) -> Event {
 
 /// Places the order and returns the id of the payment PaymentCaptured names.
 async fn capture(shop: &Shop, checkout: &ev::Checkout) -> String {
-    publish(&shop.js, &placed(checkout)).await;
-    let emitted = events_of(&shop.js, PAYMENT_EVENTS, &checkout.checkout_id, 1, WAIT).await;
+    publish(&shop.events.js, &placed(checkout)).await;
+    let emitted = events_of(
+        &shop.events.js,
+        PAYMENT_EVENTS,
+        &checkout.checkout_id,
+        1,
+        WAIT,
+    )
+    .await;
     match &emitted[0].payload {
         Payload::PaymentCaptured(captured) => captured.payment_id.clone(),
         other => panic!("PaymentCaptured expected, got {other:?}"),
@@ -129,32 +119,21 @@ fn kinds(events: &[Event]) -> Vec<&'static str> {
     events.iter().map(Event::kind).collect()
 }
 
-/// Polls `probe` until it answers, for what cannot be awaited as an event.
-async fn eventually<T, F>(what: &str, mut probe: impl FnMut() -> F) -> T
-where
-    F: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(found) = probe().await {
-            return found;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gave up waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_placed_order_is_charged_and_the_capture_announced() {
     let shop = start().await;
     let checkout = checkout("tok_visa");
     let order_placed = placed(&checkout);
-    publish(&shop.js, &order_placed).await;
+    publish(&shop.events.js, &order_placed).await;
 
-    let emitted = events_of(&shop.js, PAYMENT_EVENTS, &checkout.checkout_id, 1, WAIT).await;
+    let emitted = events_of(
+        &shop.events.js,
+        PAYMENT_EVENTS,
+        &checkout.checkout_id,
+        1,
+        WAIT,
+    )
+    .await;
     assert_eq!(emitted[0].producer, "payment");
     assert_eq!(
         emitted[0].envelope.causation_id,
@@ -183,8 +162,15 @@ async fn a_declined_token_is_announced_with_the_reason_it_is_recorded_with() {
         ("tok_insufficientFunds", "insufficient_funds"),
     ] {
         let checkout = checkout(token);
-        publish(&shop.js, &placed(&checkout)).await;
-        let emitted = events_of(&shop.js, PAYMENT_EVENTS, &checkout.checkout_id, 1, WAIT).await;
+        publish(&shop.events.js, &placed(&checkout)).await;
+        let emitted = events_of(
+            &shop.events.js,
+            PAYMENT_EVENTS,
+            &checkout.checkout_id,
+            1,
+            WAIT,
+        )
+        .await;
         let Payload::PaymentDeclined(declined) = &emitted[0].payload else {
             panic!("PaymentDeclined expected for {token}, got {emitted:?}");
         };
@@ -221,8 +207,15 @@ async fn rejected_or_released_stock_refunds_the_capture() {
         (&released, released_event, "undeliverable_address"),
     ] {
         let payment_id = capture(&shop, checkout).await;
-        publish(&shop.js, &compensation).await;
-        let emitted = events_of(&shop.js, PAYMENT_EVENTS, &checkout.checkout_id, 2, WAIT).await;
+        publish(&shop.events.js, &compensation).await;
+        let emitted = events_of(
+            &shop.events.js,
+            PAYMENT_EVENTS,
+            &checkout.checkout_id,
+            2,
+            WAIT,
+        )
+        .await;
         assert_eq!(
             emitted[1].payload,
             Payload::PaymentRefunded(ev::PaymentRefunded {
@@ -243,17 +236,37 @@ async fn an_order_placed_delivered_again_is_charged_once() {
     let shop = start().await;
     let checkout = checkout("tok_visa");
     let order_placed = placed(&checkout);
-    publish(&shop.js, &order_placed).await;
-    events_of(&shop.js, PAYMENT_EVENTS, &checkout.checkout_id, 1, WAIT).await;
+    publish(&shop.events.js, &order_placed).await;
+    events_of(
+        &shop.events.js,
+        PAYMENT_EVENTS,
+        &checkout.checkout_id,
+        1,
+        WAIT,
+    )
+    .await;
 
     // The same event stored again under another Nats-Msg-Id, so the stream's duplicate
     // window lets it through: only the consumer's inbox stands between it and a charge.
-    let again = publish_again(&shop.js, &order_placed).await;
-    wait_settled(&shop.js, payment_svc::NAME, &order_placed.subject(), again).await;
+    let again = publish_again(&shop.events.js, &order_placed).await;
+    wait_settled(
+        &shop.events.js,
+        payment_svc::NAME,
+        &order_placed.subject(),
+        again,
+    )
+    .await;
 
     // Anything the repeat emitted would be relayed before what the next event emits.
-    publish(&shop.js, &stock_rejected(&checkout)).await;
-    let emitted = events_of(&shop.js, PAYMENT_EVENTS, &checkout.checkout_id, 2, WAIT).await;
+    publish(&shop.events.js, &stock_rejected(&checkout)).await;
+    let emitted = events_of(
+        &shop.events.js,
+        PAYMENT_EVENTS,
+        &checkout.checkout_id,
+        2,
+        WAIT,
+    )
+    .await;
     assert_eq!(kinds(&emitted), ["PaymentCaptured", "PaymentRefunded"]);
     assert_eq!(payments(&shop, &checkout.order_id).await.len(), 1);
 }
@@ -285,21 +298,10 @@ async fn events_that_would_move_money_on_a_guess_are_parked() {
         (placed(&unknown_token), "checkout.payment_token"),
     ];
     for (event, _) in &poison {
-        publish(&shop.js, event).await;
+        publish(&shop.events.js, event).await;
     }
 
-    let parked = eventually("three dead letters", || {
-        let mut admin = shop.admin.clone();
-        async move {
-            let page = admin
-                .list_dead_letters(ListDeadLettersRequest::default())
-                .await
-                .unwrap()
-                .into_inner();
-            (page.dead_letters.len() >= 3).then_some(page.dead_letters)
-        }
-    })
-    .await;
+    let parked = shop.events.dead_letters(3, WAIT).await;
     for (event, reason) in &poison {
         let letter: &DeadLetter = parked
             .iter()

@@ -4,9 +4,10 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 
 use crate::security::{Security, SecurityArgs, SecurityError};
+pub use crate::telemetry::LogFormat;
 
 /// Pooled database connections per service unless `DATABASE_MAX_CONNECTIONS` says
 /// otherwise: what a deployment must leave room for in Postgres' `max_connections`.
@@ -111,15 +112,6 @@ pub struct ServiceArgs {
 
     #[command(flatten)]
     pub security: SecurityArgs,
-}
-
-/// How log lines are written to stdout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line, for log collectors.
-    Json,
 }
 
 /// Subcommands every binary has besides serving.

@@ -65,6 +65,30 @@ async fn why_no_connection(pool: &PgPool) -> String {
     }
 }
 
+/// The tables platform's own code reads and writes in every service's database: the
+/// outbox, the inbox and the dead letters of [`crate::events`], and the indexes the
+/// retention sweep needs. One copy here instead of one per service. Their versions (2, 3
+/// and 4) are the ones these files had when each service kept its own copy, byte for
+/// byte, so a database migrated by an older release sees them as already applied.
+pub static EVENTS_SCHEMA: Migrator = sqlx::migrate!("./migrations/events");
+
+/// A service's whole schema: platform's [`EVENTS_SCHEMA`] and the service's own
+/// migrations, applied in version order on one migrations table. A service's own versions
+/// must leave platform's free; a clash is a programming error found by every service's
+/// tests, so it panics with both names.
+pub fn service_schema(own: &Migrator) -> Migrator {
+    let shared: Vec<_> = EVENTS_SCHEMA.iter().collect();
+    for migration in own.iter() {
+        if let Some(taken) = shared.iter().find(|m| m.version == migration.version) {
+            panic!(
+                "migration version {} is platform's ({}); renumber the service's {}",
+                migration.version, taken.description, migration.description
+            );
+        }
+    }
+    Migrator::with_migrations(shared.into_iter().chain(own.iter()).cloned().collect())
+}
+
 /// Whether `error` is a unique-constraint violation (a concurrent duplicate).
 pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
@@ -96,7 +120,37 @@ pub fn interval(d: std::time::Duration) -> sqlx::postgres::types::PgInterval {
 
 #[cfg(test)]
 mod tests {
-    use super::database_url;
+    use super::{EVENTS_SCHEMA, database_url, service_schema};
+    use sqlx::{
+        SqlSafeStr,
+        migrate::{Migration, MigrationType, Migrator},
+    };
+
+    fn migration(version: i64, sql: &'static str) -> Migration {
+        Migration::new(
+            version,
+            "test".into(),
+            MigrationType::Simple,
+            sql.into_sql_str(),
+            false,
+        )
+    }
+
+    #[test]
+    fn a_service_schema_interleaves_platform_versions_with_its_own() {
+        let own =
+            Migrator::with_migrations(vec![migration(1, "SELECT 1"), migration(5, "SELECT 5")]);
+        let versions: Vec<i64> = service_schema(&own).iter().map(|m| m.version).collect();
+        assert_eq!(versions, vec![1, 2, 3, 4, 5]);
+        assert_eq!(EVENTS_SCHEMA.iter().count(), 3);
+    }
+
+    #[test]
+    #[should_panic(expected = "migration version 3 is platform's")]
+    fn a_service_version_on_a_platform_one_is_refused() {
+        let own = Migrator::with_migrations(vec![migration(3, "SELECT 3")]);
+        service_schema(&own);
+    }
 
     #[test]
     fn database_url_swaps_the_name() {

@@ -9,10 +9,7 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
-pub use crate::reason::Reason;
-
-/// The `ErrorInfo.domain` of every error the shop returns.
-pub const ERROR_DOMAIN: &str = "shop.example";
+pub use crate::reason::{ERROR_DOMAIN, Reason};
 
 /// What a tonic handler returns.
 pub type Reply<T> = Result<tonic::Response<T>, Status>;

@@ -22,7 +22,18 @@ use prost::{Message, Name};
 use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::{error::ApiError, fingerprint::Fingerprint};
+use crate::{error::ApiError, fingerprint::Fingerprint, stored_code};
+
+stored_code! {
+    /// What a key's row records (its `state` column).
+    pub enum KeyState {
+        /// Claimed by the forward call, which did its work (its response is stored with
+        /// the commit).
+        Completed = "completed",
+        /// Taken by a compensation before the forward call arrived: it never takes effect.
+        Blocked = "blocked",
+    }
+}
 
 /// What a forward call finds under its key.
 #[derive(Debug)]
@@ -52,35 +63,39 @@ pub async fn claim<Req: Message + Name, Resp: Message + Default>(
     request: &Req,
 ) -> Result<Claim<Resp>, ApiError> {
     let fingerprint = Fingerprint::of(request)?;
-    let inserted = sqlx::query(
+    let inserted = sqlx::query!(
         "INSERT INTO idempotency_keys (operation, key, request_hash, state)
-         VALUES ($1, $2, $3, 'completed') ON CONFLICT DO NOTHING",
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        operation,
+        key,
+        fingerprint.as_bytes(),
+        KeyState::Completed as _,
     )
-    .bind(operation)
-    .bind(key)
-    .bind(fingerprint.as_bytes())
     .execute(&mut *tx)
     .await?
     .rows_affected();
     if inserted == 1 {
         return Ok(Claim::New);
     }
-    let (stored_hash, state, response): (Option<Vec<u8>>, String, Option<Vec<u8>>) =
-        sqlx::query_as(
-            "SELECT request_hash, state, response FROM idempotency_keys
-             WHERE operation = $1 AND key = $2",
-        )
-        .bind(operation)
-        .bind(key)
-        .fetch_one(&mut *tx)
-        .await?;
-    if state == "blocked" {
-        return Ok(Claim::Blocked);
+    let stored = sqlx::query!(
+        "SELECT request_hash, state, response FROM idempotency_keys
+          WHERE operation = $1 AND key = $2",
+        operation,
+        key,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    match stored.state {
+        KeyState::Blocked => return Ok(Claim::Blocked),
+        KeyState::Completed => {}
     }
-    if !stored_hash.is_some_and(|stored| fingerprint.matches(&stored)) {
+    if !stored
+        .request_hash
+        .is_some_and(|hash| fingerprint.matches(&hash))
+    {
         return Err(ApiError::KeyReused { key: key.into() });
     }
-    let bytes = response.ok_or_else(|| {
+    let bytes = stored.response.ok_or_else(|| {
         ApiError::Internal(anyhow::anyhow!(
             "idempotency row {operation}/{key} has no response"
         ))
@@ -95,12 +110,14 @@ pub async fn commit<Resp: Message>(
     key: &str,
     response: &Resp,
 ) -> Result<(), ApiError> {
-    sqlx::query("UPDATE idempotency_keys SET response = $3 WHERE operation = $1 AND key = $2")
-        .bind(operation)
-        .bind(key)
-        .bind(response.encode_to_vec())
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE idempotency_keys SET response = $3 WHERE operation = $1 AND key = $2",
+        operation,
+        key,
+        response.encode_to_vec(),
+    )
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -112,25 +129,30 @@ async fn block<Resp: Message + Default>(
     operation: &str,
     key: &str,
 ) -> Result<Forward<Resp>, ApiError> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO idempotency_keys (operation, key, state)
-         VALUES ($1, $2, 'blocked') ON CONFLICT DO NOTHING",
+         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        operation,
+        key,
+        KeyState::Blocked as _,
     )
-    .bind(operation)
-    .bind(key)
     .execute(&mut *tx)
     .await?;
-    let (state, response): (String, Option<Vec<u8>>) = sqlx::query_as(
+    let stored = sqlx::query!(
         "SELECT state, response FROM idempotency_keys
-         WHERE operation = $1 AND key = $2 FOR UPDATE",
+          WHERE operation = $1 AND key = $2 FOR UPDATE",
+        operation,
+        key,
     )
-    .bind(operation)
-    .bind(key)
     .fetch_one(&mut *tx)
     .await?;
-    match (state.as_str(), response) {
-        ("completed", Some(bytes)) => Ok(Forward::Completed(Resp::decode(bytes.as_slice())?)),
-        _ => Ok(Forward::Blocked),
+    match (stored.state, stored.response) {
+        (KeyState::Completed, Some(bytes)) => {
+            Ok(Forward::Completed(Resp::decode(bytes.as_slice())?))
+        }
+        // The claim and its response commit together, so a completed row has its
+        // response; a row without one is broken, and is treated as never done.
+        (KeyState::Completed, None) | (KeyState::Blocked, _) => Ok(Forward::Blocked),
     }
 }
 

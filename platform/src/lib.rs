@@ -26,6 +26,8 @@
 //! - [`ports`]: free loopback ports below the ephemeral range, for test harnesses.
 //! - [`security`]: mutual TLS, who may call what, and the front door's bearer tokens.
 //! - [`time`]: timestamp conversion.
+//! - [`stored`]: the typed vocabulary: enums stored as text codes that must parse
+//!   ([`stored_code!`]) and UUID newtypes for ids ([`uuid_id!`]).
 //! - `testing` (feature `testing`): throwaway databases and in-process servers for tests.
 
 pub mod compensation;
@@ -49,6 +51,7 @@ pub mod retention;
 pub mod security;
 pub mod server;
 pub mod service;
+pub mod stored;
 pub mod telemetry;
 pub mod time;
 pub mod validate;
@@ -62,5 +65,7 @@ pub use error::ApiError;
 /// What platform's macros expand to, so a crate using them needs no dependency for it.
 #[doc(hidden)]
 pub mod __private {
+    pub use sqlx;
     pub use tonic;
+    pub use uuid;
 }

@@ -25,7 +25,11 @@ pub const FAILURES_BEFORE_NOT_SERVING: u32 = 2;
 /// Whether one probe reached the database.
 async fn probe(pool: &PgPool) -> bool {
     matches!(
-        tokio::time::timeout(PROBE_TIMEOUT, sqlx::query("SELECT 1").execute(pool)).await,
+        tokio::time::timeout(
+            PROBE_TIMEOUT,
+            sqlx::query_scalar!("SELECT 1 AS reached").fetch_one(pool)
+        )
+        .await,
         Ok(Ok(_))
     )
 }

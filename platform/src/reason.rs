@@ -10,7 +10,8 @@ use shop_proto::reason as wire;
 use tonic::Status;
 use tonic_types::StatusExt;
 
-use crate::error::ERROR_DOMAIN;
+/// The `ErrorInfo.domain` of every error the shop returns.
+pub const ERROR_DOMAIN: &str = "shop.example";
 
 /// Declares [`Reason`] with each variant's wire spelling, listed once.
 macro_rules! reasons {

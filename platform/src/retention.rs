@@ -126,6 +126,8 @@ pub async fn run(service: &'static str, pool: PgPool, retention: Retention, swee
 pub async fn sweep_once(pool: &PgPool, sweep: &Sweep) -> Result<u64, sqlx::Error> {
     let mut total = 0;
     loop {
+        // Dynamic: each sweep brings its own statement (platform's tables and a service's
+        // own), checked by the retention tests rather than by the query macros.
         let deleted = sqlx::query(sweep.sql)
             .bind(crate::db::interval(sweep.keep))
             .bind(BATCH)

@@ -43,7 +43,8 @@ pub struct ServiceSpec<S> {
     pub version: &'static str,
     /// Where to listen unless `--listen` or `LISTEN_ADDR` says otherwise.
     pub default_listen: &'static str,
-    /// The schema, applied before the service reports SERVING.
+    /// The service's own schema, applied with platform's tables
+    /// ([`crate::db::service_schema`]) before the service reports SERVING.
     pub migrator: &'static Migrator,
     /// The tonic server over the service's pool.
     pub server: fn(PgPool) -> S,
@@ -130,7 +131,7 @@ impl<S: GrpcService> ServiceSpec<S> {
             pool.clone(),
             pool.clone(),
             pool.clone(),
-            self.migrator,
+            crate::db::service_schema(self.migrator),
             self.name,
         );
         let retention = config.retention;
@@ -146,7 +147,7 @@ impl<S: GrpcService> ServiceSpec<S> {
             app = app.add_service(DeadLetters::server(pool, participant));
         }
         let app = app
-            .ready_when(async move { crate::db::migrate_until_ready(&ready, migrator).await })
+            .ready_when(async move { crate::db::migrate_until_ready(&ready, &migrator).await })
             .background(async move {
                 let events = async move {
                     if let Some(events) = events {

@@ -60,3 +60,11 @@ pub mod checkout {
         tonic::include_proto!("shop.checkout.v1");
     }
 }
+
+/// The operator's dead letters of every service, through the front door.
+#[allow(clippy::all, missing_docs)]
+pub mod operations {
+    pub mod v1 {
+        tonic::include_proto!("shop.operations.v1");
+    }
+}

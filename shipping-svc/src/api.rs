@@ -15,6 +15,8 @@ use sqlx::PgPool;
 use tracing::Span;
 
 use crate::{
+    domain::ShipmentStatus,
+    ids::{OrderId, ShipmentId},
     shipments,
     store::{self, ShipmentRow},
 };
@@ -50,7 +52,7 @@ impl ShippingApi {
     ) -> Result<pb::CreateShipmentResponse, ApiError> {
         let mut v = Violations::default();
         v.idempotency_key("idempotency_key", &req.idempotency_key);
-        let order_id = v.uuid("order_id", &req.order_id);
+        let order_id = OrderId::from(v.uuid("order_id", &req.order_id));
         let to = req.address.as_ref();
         v.address("address", to);
         v.finish(())?;
@@ -97,7 +99,7 @@ impl ShippingApi {
         };
         cancel
             .run(&self.pool, async |tx, shipment_id| {
-                let row = shipments::cancel(tx, shipment_id).await?;
+                let row = shipments::cancel(tx, ShipmentId::from(shipment_id)).await?;
                 Span::current().record("order_id", row.order_id.to_string());
                 Ok(pb::CancelShipmentResponse {
                     shipment: Some(shipment(row)),
@@ -111,7 +113,7 @@ impl ShippingApi {
         req: pb::GetShipmentRequest,
     ) -> Result<pb::GetShipmentResponse, ApiError> {
         let mut v = Violations::default();
-        let order_id = v.uuid("order_id", &req.order_id);
+        let order_id = OrderId::from(v.uuid("order_id", &req.order_id));
         v.finish(())?;
         let mut conn = self.pool.acquire().await?;
         let row = store::of_order(&mut conn, order_id)
@@ -123,17 +125,19 @@ impl ShippingApi {
     }
 }
 
+fn status(status: ShipmentStatus) -> pb::ShipmentStatus {
+    match status {
+        ShipmentStatus::Created => pb::ShipmentStatus::Created,
+        ShipmentStatus::Cancelled => pb::ShipmentStatus::Cancelled,
+    }
+}
+
 fn shipment(row: ShipmentRow) -> pb::Shipment {
-    let status = match row.status.as_str() {
-        "CREATED" => pb::ShipmentStatus::Created,
-        "CANCELLED" => pb::ShipmentStatus::Cancelled,
-        _ => pb::ShipmentStatus::Unspecified,
-    };
     pb::Shipment {
         shipment_id: row.shipment_id.to_string(),
         order_id: row.order_id.to_string(),
         tracking_number: row.tracking_number,
-        status: status.into(),
+        status: status(row.status).into(),
         address: Some(common::Address {
             name: row.name,
             line1: row.line1,

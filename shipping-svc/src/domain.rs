@@ -1,6 +1,15 @@
-//! Shipping rules, free of I/O.
+//! Shipping rules, free of I/O, and the states a shipment is stored in.
 
 use uuid::Uuid;
+
+platform::stored_code! {
+    /// Where a shipment stands. An order has at most one CREATED shipment (a partial
+    /// unique index); a cancelled one stays on record.
+    pub enum ShipmentStatus {
+        Created = "CREATED",
+        Cancelled = "CANCELLED",
+    }
+}
 
 /// Countries no carrier serves (ISO 3166-1 alpha-2).
 const NOT_SERVED: &[&str] = &["AQ"];

@@ -10,47 +10,36 @@
 use platform::reason::Reason;
 use platform::{
     ApiError,
-    events::{ConsumerSpec, Event, Handler, HandlerError, Participant, envelope::kind_of, outbox},
+    events::{Event, HandlerError, Participant, Reactions, roles},
     validate::Violations,
 };
 use shop_proto::common::v1::Address;
 use shop_proto::events::v1::{self as pb, envelope::Payload};
 use shop_proto::reason;
 use sqlx::PgConnection;
-use uuid::Uuid;
 
-use crate::shipments;
+use crate::{ids::OrderId, shipments};
 
-/// The durable consumer: shipping-svc reacts to reserved stock only (`StockReserved`),
-/// from its role in `platform::events::roles`, which the broker's authorization is made
-/// from too.
-pub fn consumer() -> ConsumerSpec {
-    platform::events::roles::SHIPPING_SVC.consumer()
-}
-
-/// `ServiceSpec::events`: the consumer and the handler the service's events task runs
-/// (beside the outbox relay), and that `EventAdminService` retries dead letters with.
+/// `ServiceSpec::events`: the durable consumer of shipping-svc's role in
+/// `platform::events::roles` (it reacts to reserved stock only, `StockReserved`; the
+/// broker's authorization is made from the same role) and its reactions, whose follow-ups
+/// it emits as `producer`.
 pub fn participant(producer: &'static str) -> Participant {
-    Participant::new(consumer(), ShippingHandler { producer })
+    Participant::reacting(&roles::SHIPPING_SVC, producer, Shipping)
 }
 
 /// Reacts to the checkout's events; all state is in the transaction it is handed.
-#[derive(Debug, Clone, Copy)]
-pub struct ShippingHandler {
-    /// The producer name of the events it emits (`shipping`, from the service's name).
-    pub producer: &'static str,
-}
+struct Shipping;
 
-impl Handler for ShippingHandler {
-    async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandlerError> {
+impl Reactions for Shipping {
+    async fn react(
+        &self,
+        tx: &mut PgConnection,
+        event: &Event,
+    ) -> Result<Option<Payload>, HandlerError> {
         match &event.payload {
-            Payload::StockReserved(_) => stock_reserved(tx, self.producer, event).await,
-            // Each subject has a consumer of its own, so anything else was misrouted:
-            // a person should see it.
-            other => Err(HandlerError::Poison(format!(
-                "{} is not an event shipping-svc reacts to",
-                kind_of(other)
-            ))),
+            Payload::StockReserved(_) => stock_reserved(tx, event).await.map(Some),
+            _ => Err(HandlerError::not_for(crate::NAME, event)),
         }
     }
 }
@@ -58,11 +47,7 @@ impl Handler for ShippingHandler {
 /// Ships the checkout to its address. An address no carrier serves is the checkout's
 /// outcome, not an error: `create` refuses before it writes anything, so committing the
 /// `ShipmentRejected` commits no shipment.
-async fn stock_reserved(
-    tx: &mut PgConnection,
-    producer: &str,
-    event: &Event,
-) -> Result<(), HandlerError> {
+async fn stock_reserved(tx: &mut PgConnection, event: &Event) -> Result<Payload, HandlerError> {
     let checkout = event.checkout()?;
     let (order_id, to) = shipment_of(checkout).map_err(|e| HandlerError::of(event, e))?;
     let follow_up = match shipments::create(tx, order_id, to).await {
@@ -82,15 +67,14 @@ async fn stock_reserved(
         }
         Err(error) => return Err(HandlerError::of(event, error)),
     };
-    outbox::emit(tx, producer, event, follow_up).await?;
-    Ok(())
+    Ok(follow_up)
 }
 
 /// The order and the address a `StockReserved` asks to ship to, checked as the
 /// CreateShipment request's are (field names prefixed `checkout.`).
-fn shipment_of(checkout: &pb::Checkout) -> Result<(Uuid, &Address), ApiError> {
+fn shipment_of(checkout: &pb::Checkout) -> Result<(OrderId, &Address), ApiError> {
     let mut v = Violations::default();
-    let order_id = v.uuid("checkout.order_id", &checkout.order_id);
+    let order_id = OrderId::from(v.uuid("checkout.order_id", &checkout.order_id));
     let to = checkout.shipping_address.as_ref();
     v.address("checkout.shipping_address", to);
     v.finish(())?;

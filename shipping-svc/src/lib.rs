@@ -2,8 +2,10 @@
 //! (Antarctica) is not served.
 //!
 //! # Layout
-//! - `domain`: which countries are served, tracking numbers (pure).
-//! - `store`: SQL.
+//! - `domain`: which countries are served, tracking numbers (pure), and the shipment
+//!   states as stored.
+//! - `ids`: the shipment and order ids as types of their own.
+//! - `store`: SQL, checked at compile time (`sqlx.toml`, `.sqlx/`).
 //! - `shipments`: creating and cancelling inside a transaction, shared by the RPCs and
 //!   the event handler.
 //! - `api`: the tonic service: validate, run a transaction, map errors.
@@ -13,6 +15,7 @@
 pub mod api;
 pub mod domain;
 pub mod events;
+pub mod ids;
 pub mod shipments;
 pub mod store;
 

@@ -6,10 +6,10 @@ use platform::ApiError;
 use platform::reason::Reason;
 use shop_proto::common::v1::Address;
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 use crate::{
-    domain,
+    domain::{self, ShipmentStatus},
+    ids::{OrderId, ShipmentId},
     store::{self, ShipmentRow},
 };
 
@@ -31,7 +31,7 @@ pub fn deliverable(to: &Address) -> Result<(), ApiError> {
 /// when the order has a live shipment (the unique index decides, even under races).
 pub async fn create(
     tx: &mut PgConnection,
-    order_id: Uuid,
+    order_id: OrderId,
     to: &Address,
 ) -> Result<ShipmentRow, ApiError> {
     deliverable(to)?;
@@ -47,13 +47,15 @@ pub async fn create(
 
 /// Cancels shipment `shipment_id`; cancelling a cancelled shipment changes nothing and
 /// returns it as it is.
-pub async fn cancel(tx: &mut PgConnection, shipment_id: Uuid) -> Result<ShipmentRow, ApiError> {
+pub async fn cancel(
+    tx: &mut PgConnection,
+    shipment_id: ShipmentId,
+) -> Result<ShipmentRow, ApiError> {
     let row = store::lock(tx, shipment_id)
         .await?
         .ok_or_else(|| ApiError::not_found("shipment", shipment_id.to_string()))?;
-    if row.status == "CREATED" {
-        Ok(store::cancel(tx, shipment_id).await?)
-    } else {
-        Ok(row)
+    match row.status {
+        ShipmentStatus::Created => Ok(store::cancel(tx, shipment_id).await?),
+        ShipmentStatus::Cancelled => Ok(row),
     }
 }

@@ -10,13 +10,9 @@ use async_nats::jetstream::{
     consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
 };
 use platform::events::{Event, STREAM};
-use platform::testing::{
-    self, Options, TestNats, TestServer, events_of, publish, publish_again, wait_settled,
-};
+use platform::testing::{WithBroker, events_of, publish, publish_again, wait_settled};
 use shop_proto::common::v1 as common;
-use shop_proto::events::v1::{
-    self as ev, envelope::Payload, event_admin_service_client::EventAdminServiceClient,
-};
+use shop_proto::events::v1::{self as ev, envelope::Payload};
 use shop_proto::shipping::v1::{self as pb, shipping_service_client::ShippingServiceClient};
 use tonic::{Code, transport::Channel};
 use uuid::Uuid;
@@ -30,25 +26,14 @@ const EMITTED: &str = "shop.events.shipping.>";
 /// shipping-svc running with a broker of its own.
 struct Shop {
     client: ShippingServiceClient<Channel>,
-    admin: EventAdminServiceClient<Channel>,
-    js: jetstream::Context,
-    _server: TestServer,
-    _nats: TestNats,
+    events: WithBroker,
 }
 
 async fn start() -> Shop {
-    let nats = TestNats::start().await;
-    let options = Options {
-        nats_url: Some(nats.url.clone()),
-        ..Default::default()
-    };
-    let server = testing::spawn(shipping_svc::NAME, options, shipping_svc::build).await;
+    let events = WithBroker::spawn(shipping_svc::NAME, shipping_svc::build).await;
     Shop {
-        client: ShippingServiceClient::new(server.channel.clone()),
-        admin: EventAdminServiceClient::new(server.channel.clone()),
-        js: nats.jetstream().await,
-        _server: server,
-        _nats: nats,
+        client: ShippingServiceClient::new(events.channel()),
+        events,
     }
 }
 
@@ -64,35 +49,13 @@ impl Shop {
 
     /// The one follow-up shipping-svc emitted for `cause`'s checkout.
     async fn follow_up(&self, cause: &Event) -> Event {
-        let [event] = events_of(&self.js, EMITTED, &cause.correlation_id, 1, WAIT)
+        let [event] = events_of(&self.events.js, EMITTED, &cause.correlation_id, 1, WAIT)
             .await
             .try_into()
             .unwrap();
         assert_eq!(event.envelope.causation_id, cause.id.to_string());
         assert_eq!(event.producer, "shipping");
         event
-    }
-
-    /// Dead letters, newest first, once at least `count` are listed.
-    async fn dead_letters(&mut self, count: usize) -> Vec<ev::DeadLetter> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let listed = self
-                .admin
-                .list_dead_letters(ev::ListDeadLettersRequest::default())
-                .await
-                .unwrap()
-                .into_inner()
-                .dead_letters;
-            if listed.len() >= count {
-                return listed;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{count} dead letters expected, got {listed:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     }
 }
 
@@ -154,7 +117,7 @@ async fn stored(js: &jetstream::Context, filter: &str) -> u64 {
 async fn reserved_stock_to_a_served_country_is_shipped() {
     let mut shop = start().await;
     let (checkout, cause) = stock_reserved("FR");
-    publish(&shop.js, &cause).await;
+    publish(&shop.events.js, &cause).await;
 
     let event = shop.follow_up(&cause).await;
     let Payload::ShipmentCreated(created) = &event.payload else {
@@ -175,7 +138,7 @@ async fn reserved_stock_to_a_served_country_is_shipped() {
 async fn an_unserved_country_is_rejected_and_nothing_is_created() {
     let mut shop = start().await;
     let (checkout, cause) = stock_reserved("AQ");
-    publish(&shop.js, &cause).await;
+    publish(&shop.events.js, &cause).await;
 
     let event = shop.follow_up(&cause).await;
     let Payload::ShipmentRejected(rejected) = &event.payload else {
@@ -191,20 +154,24 @@ async fn an_unserved_country_is_rejected_and_nothing_is_created() {
 async fn the_same_event_delivered_twice_ships_once() {
     let mut shop = start().await;
     let (checkout, cause) = stock_reserved("FR");
-    publish(&shop.js, &cause).await;
+    publish(&shop.events.js, &cause).await;
     let first = shop.follow_up(&cause).await;
     let Payload::ShipmentCreated(created) = &first.payload else {
         panic!("ShipmentCreated expected, got {}", first.kind());
     };
 
-    let again = publish_again(&shop.js, &cause).await;
-    wait_settled(&shop.js, shipping_svc::NAME, &cause.subject(), again).await;
+    let again = publish_again(&shop.events.js, &cause).await;
+    wait_settled(&shop.events.js, shipping_svc::NAME, &cause.subject(), again).await;
 
-    assert_eq!(stored(&shop.js, EMITTED).await, 1, "one ShipmentCreated");
+    assert_eq!(
+        stored(&shop.events.js, EMITTED).await,
+        1,
+        "one ShipmentCreated"
+    );
     let shipment = shop.shipment(&checkout.order_id).await.unwrap();
     assert_eq!(shipment.tracking_number, created.tracking_number);
     // Not parked as a second shipment of the order either: simply recognised.
-    let parked = shop.dead_letters(0).await;
+    let parked = shop.events.dead_letters(0, WAIT).await;
     assert!(parked.is_empty(), "{parked:?}");
 }
 
@@ -225,9 +192,9 @@ async fn an_event_without_a_usable_address_is_parked_for_a_person() {
             reservation_id: Uuid::now_v7().to_string(),
         }),
     );
-    publish(&shop.js, &bad).await;
+    publish(&shop.events.js, &bad).await;
 
-    let parked = shop.dead_letters(1).await;
+    let parked = shop.events.dead_letters(1, WAIT).await;
     assert_eq!(parked[0].event_id, bad.id.to_string());
     assert_eq!(parked[0].consumer, "shipping-svc");
     assert_eq!(parked[0].deliveries, 1, "never retried");
@@ -238,7 +205,7 @@ async fn an_event_without_a_usable_address_is_parked_for_a_person() {
         "{}",
         parked[0].reason
     );
-    assert_eq!(stored(&shop.js, EMITTED).await, 0, "nothing emitted");
+    assert_eq!(stored(&shop.events.js, EMITTED).await, 0, "nothing emitted");
     let status = shop.shipment(&checkout.order_id).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
 }

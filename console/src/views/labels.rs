@@ -1,6 +1,11 @@
 //! Words for the shop's enums, as the pages show them and as the list filter takes them.
 
-use shop_proto::checkout::v1::{CheckoutStatus, CoordinationMode, StepStatus};
+use shop_proto::{
+    checkout::v1::{CheckoutStatus, CoordinationMode, StepStatus},
+    events::v1::DeadLetterState,
+    operations::v1::ShopService,
+    reason,
+};
 
 /// The statuses the list can be filtered by: `(query value, status)`.
 pub const STATUS_FILTERS: &[(&str, CheckoutStatus)] = &[
@@ -106,6 +111,87 @@ pub fn failure_explained(reason: &str) -> Option<&'static str> {
     })
 }
 
+/// A service whose dead letters an operator sees and settles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LetterSource {
+    /// Its word in the console's addresses (`/dead-letters/payment/7/retry`), also the
+    /// prefix of its rows' ids.
+    pub word: &'static str,
+    pub service: ShopService,
+    /// Its name as the shop's logs and metrics give it.
+    pub name: &'static str,
+}
+
+/// Every service that parks events, in the order the page lists them: the flow's
+/// order, then the orchestrator's tracker.
+pub const LETTER_SOURCES: [LetterSource; 5] = [
+    LetterSource {
+        word: "order",
+        service: ShopService::Order,
+        name: "order-svc",
+    },
+    LetterSource {
+        word: "payment",
+        service: ShopService::Payment,
+        name: "payment-svc",
+    },
+    LetterSource {
+        word: "inventory",
+        service: ShopService::Inventory,
+        name: "inventory-svc",
+    },
+    LetterSource {
+        word: "shipping",
+        service: ShopService::Shipping,
+        name: "shipping-svc",
+    },
+    LetterSource {
+        word: "orchestrator",
+        service: ShopService::Orchestrator,
+        name: "orchestrator",
+    },
+];
+
+/// The service an address names by its word.
+pub fn letter_source(word: &str) -> Option<LetterSource> {
+    LETTER_SOURCES
+        .into_iter()
+        .find(|source| source.word == word)
+}
+
+/// `parked`, `retried`, `discarded`: a dead letter's state as one word (also its CSS
+/// class).
+pub fn dead_letter_state(state: i32) -> &'static str {
+    match DeadLetterState::try_from(state) {
+        Ok(DeadLetterState::Parked) => "parked",
+        Ok(DeadLetterState::Retried) => "retried",
+        Ok(DeadLetterState::Discarded) => "discarded",
+        Ok(DeadLetterState::Unspecified) | Err(_) => "unknown",
+    }
+}
+
+/// What a service's refusal to settle a dead letter means, by its ErrorInfo reason, in a
+/// sentence that says what to do.
+pub fn dead_letter_refusal(reason: &str) -> Option<&'static str> {
+    Some(match reason {
+        reason::DEAD_LETTER_STILL_FAILING => {
+            "Its consumer refused the event again, so nothing changed: the letter stays \
+             parked. Fix the cause the service names below, then retry."
+        }
+        reason::DEAD_LETTER_UNREADABLE => {
+            "The message is no event the service can read, so there is nothing to handle: \
+             discard it."
+        }
+        reason::DEAD_LETTER_DISCARDED => {
+            "It was discarded already, and stays so: its event is never handled."
+        }
+        reason::DEAD_LETTER_RETRIED => {
+            "A retry handled its event already; discarding the letter cannot undo that."
+        }
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +204,20 @@ mod tests {
         for (word, value) in MODE_FILTERS {
             assert_eq!(mode(*value as i32), *word);
         }
+    }
+
+    #[test]
+    fn every_service_that_parks_events_has_one_word() {
+        for source in LETTER_SOURCES {
+            assert_eq!(letter_source(source.word), Some(source));
+        }
+        let services: std::collections::BTreeSet<i32> = LETTER_SOURCES
+            .iter()
+            .map(|source| source.service as i32)
+            .collect();
+        assert_eq!(services.len(), LETTER_SOURCES.len());
+        assert!(!services.contains(&(ShopService::Unspecified as i32)));
+        assert_eq!(letter_source("billing"), None);
     }
 
     #[test]

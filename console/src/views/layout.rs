@@ -82,7 +82,8 @@ pub fn page(head: &Head<'_>, main: &str) -> String {
 {main}
 </main>
 <footer class="site"><p>Every page reads the shop through its public gRPC API,
-<code>shop.checkout.v1.CheckoutService</code>.</p></footer>
+<code>shop.checkout.v1.CheckoutService</code>, and for operators
+<code>shop.operations.v1.DeadLetterService</code>.</p></footer>
 </body>
 </html>
 "##,
@@ -94,9 +95,10 @@ pub fn page(head: &Head<'_>, main: &str) -> String {
 /// The site navigation and who is signed in, with the sign-out button (a POST: signing
 /// out changes something, so it carries the CSRF token like every other form).
 fn nav(viewer: &Viewer) -> String {
-    // Operators act on parked checkouts: one click to the ones waiting for them.
+    // Operators act on parked checkouts and dead letters: one click to what waits for them.
     let attention = if viewer.operator {
-        "\n<li><a href=\"/?status=needs-attention\" id=\"nav-attention\">Needs attention</a></li>"
+        "\n<li><a href=\"/?status=needs-attention\" id=\"nav-attention\">Needs attention</a></li>\
+         \n<li><a href=\"/dead-letters\" id=\"nav-dead-letters\">Dead letters</a></li>"
     } else {
         ""
     };

@@ -5,6 +5,8 @@
 //! - [`list`]: the checkouts, filtered and paged.
 //! - [`checkout`]: one checkout as a timeline, and the region live updates replace.
 //! - [`actions`]: an operator's action on a checkout (resume), with its confirmation.
+//! - [`dead_letters`]: every service's dead letters, with Retry and Discard and their
+//!   confirmations (operators).
 //! - [`waterfall`]: a checkout's steps on a time axis, as SVG.
 //! - [`form`]: the demo checkout form.
 //! - [`sign_in`]: the sign-in page.
@@ -12,6 +14,7 @@
 
 pub mod actions;
 pub mod checkout;
+pub mod dead_letters;
 pub mod form;
 pub mod format;
 pub mod labels;

@@ -590,6 +590,7 @@ pub const SERVES: &[(&str, &[&str])] = &[
         "orchestrator",
         &[
             "shop.checkout.v1.CheckoutService",
+            "shop.operations.v1.DeadLetterService",
             "shop.events.v1.EventAdminService",
         ],
     ),

@@ -1,7 +1,7 @@
 //! What a decision writes: a change to the saga row and changes to its step rows. The
 //! rules produce these as plain data; the store applies one batch in one statement.
 
-use super::{FailureReason, GrpcCode, SagaStatus, Step, StepStatus};
+use super::{FailureReason, GrpcCode, ResumePoint, SagaStatus, Step, StepStatus};
 use crate::ids::OrderId;
 
 /// Why a step's last call failed, as the saga's record keeps it.
@@ -64,10 +64,15 @@ impl StepChange {
     }
 }
 
-/// A change to the saga row; `None` fields are left as they are.
+/// A change to the saga row; `None` fields are left as they are, except `resume_from`,
+/// which goes with the status.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SagaChange {
     pub status: Option<SagaStatus>,
+    /// Where the saga resumes: written with every change of `status` (and only then), so it
+    /// is set exactly while the saga is parked ([`SagaChange::parked`]) and cleared by any
+    /// other status.
+    pub resume_from: Option<ResumePoint>,
     pub failure_reason: Option<FailureReason>,
     pub order_id: Option<OrderId>,
     pub payment_id: Option<String>,
@@ -75,9 +80,19 @@ pub struct SagaChange {
 }
 
 impl SagaChange {
+    /// A change to `status`; not parked, so it clears any resume point.
     pub fn status(status: SagaStatus) -> Self {
         Self {
             status: Some(status),
+            ..Self::default()
+        }
+    }
+
+    /// Parks the saga (NEEDS_ATTENTION), recording where an operator's resume takes it.
+    pub fn parked(resume_from: ResumePoint) -> Self {
+        Self {
+            status: Some(SagaStatus::NeedsAttention),
+            resume_from: Some(resume_from),
             ..Self::default()
         }
     }

@@ -15,10 +15,11 @@ pub mod code;
 pub mod rules;
 
 pub use change::{Durability, SagaChange, StepChange, StepError};
-pub use code::{GrpcCode, UnknownCode};
+pub use code::GrpcCode;
+pub use platform::stored::UnknownCode;
 
 use crate::ids::{IdempotencyKey, SagaId};
-use code::stored_code;
+use platform::stored_code;
 
 stored_code! {
     /// One step of the checkout. The codes are stored with every saga and are part of
@@ -78,6 +79,19 @@ stored_code! {
         Orchestrated = "orchestrated",
         /// Run by the services' events; this service only follows them.
         Choreographed = "choreographed",
+    }
+}
+
+stored_code! {
+    /// Where a parked (NEEDS_ATTENTION) saga goes on when an operator resumes it, recorded
+    /// by the write that parks it: the saga's own record of what it was doing, not a guess
+    /// from its other fields.
+    pub enum ResumePoint {
+        /// Forward: a step past the pivot was refused, and the saga only goes forward.
+        Forward = "forward",
+        /// Back through its compensations: one was refused, or a step conflicted with
+        /// what another key made (the saga failed, and undoes what took effect).
+        Compensating = "compensating",
     }
 }
 

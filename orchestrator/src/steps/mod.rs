@@ -40,10 +40,11 @@ use tonic::Status;
 use tower::BoxError;
 
 use crate::{
-    classify,
-    downstream::Clients,
+    downstream::{
+        Clients, classify,
+        resilience::{Call, StepService, send},
+    },
     ids::{IdempotencyKey, OrderId, SagaId},
-    resilience::{Call, StepService, send},
     saga::{
         FailureReason, Step, StepError,
         rules::{Effects, Outcome},

@@ -24,7 +24,10 @@ use crate::{
     error::{Reply, reply},
     page,
     reason::Reason,
-    security::principal::{Identity, Peer},
+    security::{
+        Principal,
+        principal::{Identity, Peer},
+    },
     time::timestamp,
     validate::Violations,
 };
@@ -46,34 +49,16 @@ impl DeadLetters {
     }
 }
 
-/// Where a letter stands (the `state` column).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Parked,
-    Retried,
-    Discarded,
+crate::stored_code! {
+    /// Where a letter stands (the `state` column).
+    pub(crate) enum State {
+        Parked = "parked",
+        Retried = "retried",
+        Discarded = "discarded",
+    }
 }
 
 impl State {
-    fn parse(stored: &str) -> Result<Self, ApiError> {
-        match stored {
-            "parked" => Ok(Self::Parked),
-            "retried" => Ok(Self::Retried),
-            "discarded" => Ok(Self::Discarded),
-            other => Err(ApiError::Internal(anyhow::anyhow!(
-                "dead letter in unknown state {other:?}"
-            ))),
-        }
-    }
-
-    fn stored(self) -> &'static str {
-        match self {
-            Self::Parked => "parked",
-            Self::Retried => "retried",
-            Self::Discarded => "discarded",
-        }
-    }
-
     fn wire(self) -> pb::DeadLetterState {
         match self {
             Self::Parked => pb::DeadLetterState::Parked,
@@ -83,16 +68,7 @@ impl State {
     }
 }
 
-/// The columns of [`Row`], spliced into each statement at compile time (sqlx takes only
-/// static SQL).
-macro_rules! columns {
-    () => {
-        "id, event_id, subject, consumer, deliveries, reason, payload, parked_at,
-         state, settled_at, settled_by, settle_note"
-    };
-}
-
-#[derive(sqlx::FromRow)]
+/// A dead letter as stored.
 struct Row {
     id: i64,
     event_id: String,
@@ -102,20 +78,16 @@ struct Row {
     reason: String,
     payload: Vec<u8>,
     parked_at: chrono::DateTime<chrono::Utc>,
-    state: String,
+    state: State,
     settled_at: Option<chrono::DateTime<chrono::Utc>>,
     settled_by: Option<String>,
     settle_note: Option<String>,
 }
 
 impl Row {
-    fn state(&self) -> Result<State, ApiError> {
-        State::parse(&self.state)
-    }
-
     fn into_wire(self) -> Result<pb::DeadLetter, ApiError> {
         Ok(pb::DeadLetter {
-            state: self.state()?.wire().into(),
+            state: self.state.wire().into(),
             id: self.id,
             event_id: self.event_id,
             subject: self.subject,
@@ -157,11 +129,29 @@ impl EventAdminService for DeadLetters {
     }
 }
 
+/// The metadata in which the orchestrator's relay (`shop.operations.v1.DeadLetterService`)
+/// names the operator it acts for, whose bearer token it checked. Believed only from the
+/// orchestrator's certificate: from any other caller it is ignored.
+pub const ON_BEHALF_OF: &str = "x-on-behalf-of";
+
 /// Who settles a letter, for the record: the principal the caller's certificate names
-/// (the access table lets only operators this far), or `plaintext` on a stack without
-/// TLS, where nobody is proven.
+/// (the access table lets only operators and the orchestrator's relay this far), with
+/// the person the relay acts for, or `plaintext` on a stack without TLS, where nobody is
+/// proven.
 fn settled_by<T>(request: &tonic::Request<T>) -> String {
     match request.extensions().get::<Peer>().map(|peer| peer.identity) {
+        Some(Identity::Known(Principal::Orchestrator)) => {
+            let relay = Principal::Orchestrator.name();
+            match request
+                .metadata()
+                .get(ON_BEHALF_OF)
+                .and_then(|person| person.to_str().ok())
+                .filter(|person| !person.is_empty())
+            {
+                Some(person) => format!("{person} via {relay}"),
+                None => relay.to_owned(),
+            }
+        }
         Some(Identity::Known(principal)) => principal.name().to_owned(),
         Some(Identity::Plaintext) | None => "plaintext".to_owned(),
         Some(other) => other.to_string(),
@@ -195,13 +185,15 @@ impl DeadLetters {
             v.add("page_token", "is not a token returned by this service");
         }
         v.finish(())?;
-        let rows: Vec<Row> = sqlx::query_as(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM dead_letters WHERE ($1::bigint IS NULL OR id < $1) ORDER BY id DESC LIMIT $2"
-        ))
-        .bind(before)
-        .bind(size + 1)
+        let rows = sqlx::query_as!(
+            Row,
+            "SELECT id, event_id, subject, consumer, deliveries, reason, payload, parked_at,
+                    state, settled_at, settled_by, settle_note
+               FROM dead_letters WHERE ($1::bigint IS NULL OR id < $1)
+              ORDER BY id DESC LIMIT $2",
+            before,
+            size + 1,
+        )
         .fetch_all(&self.pool)
         .await?;
         let (rows, next_page_token) = page::split(rows, size, |row| row.id.to_string());
@@ -224,7 +216,7 @@ impl DeadLetters {
         v.finish(())?;
         let mut tx = self.pool.begin().await?;
         let letter = locked(&mut tx, id).await?;
-        match letter.state()? {
+        match letter.state {
             // Handled once already: a second retry changes nothing.
             State::Retried => {
                 return Ok(pb::RetryDeadLetterResponse {
@@ -313,7 +305,7 @@ impl DeadLetters {
         v.finish(())?;
         let mut tx = self.pool.begin().await?;
         let letter = locked(&mut tx, id).await?;
-        let settled = match letter.state()? {
+        let settled = match letter.state {
             State::Discarded => letter,
             State::Retried => {
                 return Err(ApiError::precondition(
@@ -344,12 +336,13 @@ impl DeadLetters {
 
 /// Letter `id`, locked until the caller's transaction ends.
 async fn locked(tx: &mut PgConnection, id: i64) -> Result<Row, ApiError> {
-    sqlx::query_as(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM dead_letters WHERE id = $1 FOR UPDATE"
-    ))
-    .bind(id)
+    sqlx::query_as!(
+        Row,
+        "SELECT id, event_id, subject, consumer, deliveries, reason, payload, parked_at,
+                state, settled_at, settled_by, settle_note
+           FROM dead_letters WHERE id = $1 FOR UPDATE",
+        id,
+    )
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| not_found(id))
@@ -363,17 +356,19 @@ async fn settle(
     by: &str,
     note: &str,
 ) -> Result<Row, ApiError> {
-    Ok(sqlx::query_as(concat!(
+    Ok(sqlx::query_as!(
+        Row,
         "UPDATE dead_letters
             SET state = $2, settled_at = now(), settled_by = $3, settle_note = $4
-          WHERE id = $1 AND state = 'parked'
-      RETURNING ",
-        columns!()
-    ))
-    .bind(id)
-    .bind(state.stored())
-    .bind(by)
-    .bind(note)
+          WHERE id = $1 AND state = $5
+      RETURNING id, event_id, subject, consumer, deliveries, reason, payload, parked_at,
+                state, settled_at, settled_by, settle_note",
+        id,
+        state as _,
+        by,
+        note,
+        State::Parked as _,
+    )
     .fetch_one(&mut *tx)
     .await?)
 }

@@ -53,6 +53,15 @@ pub async fn connect(url: &str, name: &str, tls: Option<&Tls>, stream: StreamLim
     }
 }
 
+/// How often a connection pings the broker. async-nats gives up on a connection when a
+/// third ping goes unanswered, so a broker that went silent (a partition: no reset, no
+/// error) is noticed after two to three of these. The library's 60 s let a connection
+/// cut for 15 s go unnoticed, and it resumed only when TCP next resent, 12–15 s after
+/// the heal; noticed, it reconnects as soon as the network lets it, and the flow went on
+/// 7–9 s after the heal (docs/FAULTS.md, "Between hosts"). A ping is a few bytes each
+/// way.
+const PING_INTERVAL: Duration = Duration::from_secs(5);
+
 /// A client of the broker at `url`, over mutual TLS with `tls` (the binary's certificate,
 /// and the shop's CA for the broker's), plaintext without.
 pub async fn client(url: &str, name: &str, tls: Option<&Tls>) -> anyhow::Result<Client> {
@@ -73,6 +82,7 @@ pub async fn connection(
     let mut options = async_nats::ConnectOptions::new()
         .name(name)
         .connection_timeout(Duration::from_secs(2))
+        .ping_interval(PING_INTERVAL)
         .event_callback(log_events(name.to_owned(), refusals.clone()));
     if let Some(tls) = tls {
         let mut config = (*tls.client_config()).clone();

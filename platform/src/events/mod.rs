@@ -16,11 +16,15 @@
 //!   broker refused a connection.
 //! - `roles`: who publishes and consumes what, per principal; `permissions`: the
 //!   broker's authorization that follows from it (docs/SECURITY.md).
+//! - `reactions`: what a domain service writes of its part: for each event it consumes,
+//!   the work and the follow-up; the inbox, the outbox and refusals are done for it.
 //! - `admin`: `EventAdminService`, which lists parked messages and lets an operator retry
 //!   or discard each.
 //!
-//! The tables (`outbox`, `inbox`, `dead_letters`) are created by each service's own
-//! migration `*_events.sql`: every service owns its database, these tables included.
+//! The tables (`outbox`, `inbox`, `dead_letters`) are platform's migrations
+//! (`platform/migrations/events`, [`crate::db::EVENTS_SCHEMA`]), applied in each service's
+//! own database with the service's schema: every service owns its database, these tables
+//! included.
 
 pub mod admin;
 pub mod broker;
@@ -28,6 +32,7 @@ pub mod consumer;
 pub mod envelope;
 pub mod outbox;
 pub mod permissions;
+pub mod reactions;
 pub mod refusals;
 pub mod roles;
 pub mod schema;
@@ -38,6 +43,7 @@ use sqlx::PgPool;
 
 pub use consumer::{ConsumerSpec, Handler, HandlerError, Participant};
 pub use envelope::{Event, EventKind};
+pub use reactions::Reactions;
 
 /// The JetStream stream every event is stored in.
 pub const STREAM: &str = "SHOP_EVENTS";

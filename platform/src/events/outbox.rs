@@ -45,14 +45,14 @@ const HOUSEKEEPING: Duration = Duration::from_secs(5);
 
 /// Writes `event` in the caller's transaction; it is published once that commits.
 pub async fn enqueue(conn: &mut PgConnection, event: &Event) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "WITH queued AS (
              INSERT INTO outbox (event_id, subject, envelope) VALUES ($1, $2, $3))
          SELECT pg_notify('outbox', '')",
+        event.id,
+        event.subject(),
+        event.encode(),
     )
-    .bind(event.id)
-    .bind(event.subject())
-    .bind(event.encode())
     .execute(conn)
     .await?;
     Ok(())
@@ -219,7 +219,7 @@ async fn follow_stream(
     if now == *known {
         return;
     }
-    match sqlx::query("UPDATE outbox SET sent_at = NULL WHERE sent_at IS NOT NULL")
+    match sqlx::query!("UPDATE outbox SET sent_at = NULL WHERE sent_at IS NOT NULL")
         .execute(pool)
         .await
     {
@@ -240,10 +240,12 @@ async fn follow_stream(
 
 /// Deletes rows sent more than [`KEEP_SENT`] ago.
 async fn prune(pool: &PgPool) {
-    let pruned = sqlx::query("DELETE FROM outbox WHERE sent_at < now() - $1::interval")
-        .bind(crate::db::interval(KEEP_SENT))
-        .execute(pool)
-        .await;
+    let pruned = sqlx::query!(
+        "DELETE FROM outbox WHERE sent_at < now() - $1::interval",
+        crate::db::interval(KEEP_SENT),
+    )
+    .execute(pool)
+    .await;
     if let Err(error) = pruned {
         tracing::warn!(%error, "cannot prune the outbox; will try again");
     }
@@ -258,14 +260,17 @@ async fn publish_batch(
     refusals: &Refusals,
 ) -> Result<i64, RelayError> {
     let mut tx = pool.begin().await?;
-    let rows: Vec<(Uuid, String, Vec<u8>)> = sqlx::query_as(
+    let rows: Vec<(Uuid, String, Vec<u8>)> = sqlx::query!(
         "SELECT event_id, subject, envelope FROM outbox
           WHERE sent_at IS NULL ORDER BY created_at, event_id LIMIT $1
             FOR UPDATE SKIP LOCKED",
+        BATCH,
     )
-    .bind(BATCH)
     .fetch_all(&mut *tx)
-    .await?;
+    .await?
+    .into_iter()
+    .map(|row| (row.event_id, row.subject, row.envelope))
+    .collect();
     if rows.is_empty() {
         return Ok(0);
     }
@@ -296,10 +301,12 @@ async fn publish_batch(
             }
         }
     }
-    sqlx::query("UPDATE outbox SET sent_at = now() WHERE event_id = ANY($1)")
-        .bind(&sent)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE outbox SET sent_at = now() WHERE event_id = ANY($1)",
+        &sent,
+    )
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     metrics::counter!("outbox_published_total").increment(sent.len() as u64);
     if !refused.is_empty() {
@@ -313,7 +320,7 @@ async fn publish_batch(
 
 /// `outbox_lag_seconds`: the age of the oldest event not yet published.
 async fn record_lag(pool: &PgPool, producer: &'static str) {
-    let oldest: Result<Option<f64>, _> = sqlx::query_scalar(
+    let oldest: Result<Option<f64>, _> = sqlx::query_scalar!(
         "SELECT EXTRACT(EPOCH FROM now() - min(created_at))::float8 FROM outbox
           WHERE sent_at IS NULL",
     )

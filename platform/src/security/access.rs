@@ -3,12 +3,15 @@
 //! accept only the calls each peer needs. The orchestrator drives the saga steps; the
 //! load generator's checker and operators read; only operators write the catalogue and
 //! stock levels (the demo seed runs with the operator's certificate: seeding is the
-//! operator's act, done by a tool) and settle dead letters. The console reaches only the
-//! front door, and the services only health and reflection. A method without a rule is
-//! refused. The tests below argue every grant, principal by principal and RPC by RPC.
+//! operator's act, done by a tool) and settle dead letters (by certificate, or through the
+//! orchestrator, which relays for a person its front door proved an operator by token).
+//! The console reaches only the front door, and the services only health and reflection.
+//! A method without a rule is refused. The tests below argue every grant, principal by
+//! principal and RPC by RPC.
 //!
-//! The front door (`CheckoutService`) is open to any peer that completed the handshake:
-//! its callers prove who they are with a bearer token (see [`super::token`]).
+//! The front door (`CheckoutService`, and the operator's `DeadLetterService`) is open to
+//! any peer that completed the handshake: its callers prove who they are with a bearer
+//! token (see [`super::token`]).
 
 use tonic::Status;
 
@@ -39,8 +42,10 @@ const READ: Allow = Allow::Only(&[Loadgen, Operator]);
 /// only (by hand, or through a tool run with their certificate: the demo seed, a load
 /// test setting up its products).
 const ADMIN: Allow = Allow::Only(&[Operator]);
-/// Dead letters hold whole events, and settling one acts on the event: operators only.
-const OPERATE: Allow = Allow::Only(&[Operator]);
+/// Dead letters hold whole events, and settling one acts on the event: operators, by
+/// certificate (grpcurl), or as a person whose operator token the front door checked
+/// (`shop.operations.v1.DeadLetterService`), which the orchestrator relays with its own.
+const OPERATE: Allow = Allow::Only(&[Operator, Orchestrator]);
 
 /// `(service, method, who)`; method `*` covers every method of the service.
 pub const RULES: &[(&str, &str, Allow)] = &[
@@ -52,6 +57,7 @@ pub const RULES: &[(&str, &str, Allow)] = &[
         Allow::AnyPeer,
     ),
     ("shop.checkout.v1.CheckoutService", "*", Allow::AnyPeer),
+    ("shop.operations.v1.DeadLetterService", "*", Allow::AnyPeer),
     ("shop.order.v1.OrderService", "CreateOrder", SAGA),
     ("shop.order.v1.OrderService", "ConfirmOrder", SAGA),
     ("shop.order.v1.OrderService", "CancelOrder", SAGA),

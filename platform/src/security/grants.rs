@@ -24,6 +24,16 @@ const READ_WHY: &str = "reads: the load generator's checker verifies every check
                         invariants from outside; operators look into a checkout";
 const READ: To = To::Only(&[Loadgen, Operator]);
 const OPERATOR: To = To::Only(&[Operator]);
+/// Dead letters: operators by certificate (grpcurl), and the orchestrator relaying the
+/// front door's `shop.operations.v1.DeadLetterService`. The orchestrator relays only for
+/// a person who proved the operator scope with a bearer token at its front door (the
+/// check ResumeCheckout makes), and logs that person with the letter. The alternatives are
+/// worse: the operator grant on the console's certificate would let anyone holding that
+/// certificate act without a person's token, and the token key on every service would let
+/// any of them mint operator tokens. What the grant adds: a compromised orchestrator can
+/// list, retry or discard dead letters, less than it can already do (it drives every saga
+/// step: charges, refunds, cancellations).
+const DEAD_LETTERS: To = To::Only(&[Operator, Orchestrator]);
 
 /// `(path, to whom, why)`: a path ending in `/*` stands for every method of the service.
 const ARGUED: &[(&str, To, &str)] = &[
@@ -49,6 +59,12 @@ const ARGUED: &[(&str, To, &str)] = &[
         To::AnyPeer,
         "the front door: every call needs a bearer token, which decides whose checkouts \
          it sees and places, and whether it may resume one (operator scope)",
+    ),
+    (
+        "/shop.operations.v1.DeadLetterService/*",
+        To::AnyPeer,
+        "the front door's operator API: every call needs a bearer token with the operator \
+         scope, checked before the request is read, as for ResumeCheckout",
     ),
     (
         "/shop.order.v1.OrderService/CreateOrder",
@@ -151,18 +167,24 @@ const ARGUED: &[(&str, To, &str)] = &[
     ),
     (
         "/shop.events.v1.EventAdminService/ListDeadLetters",
-        OPERATOR,
-        "dead letters hold whole events (customers, addresses, payment tokens)",
+        DEAD_LETTERS,
+        "dead letters hold whole events (customers, addresses, payment tokens): operators, \
+         and the orchestrator relaying for a person its front door proved an operator by \
+         token",
     ),
     (
         "/shop.events.v1.EventAdminService/RetryDeadLetter",
-        OPERATOR,
-        "retrying a dead letter acts on its event: a person decides",
+        DEAD_LETTERS,
+        "retrying a dead letter acts on its event: a person decides, by the operator's \
+         certificate or through the orchestrator, which relays only for an operator's token \
+         and logs who",
     ),
     (
         "/shop.events.v1.EventAdminService/DiscardDeadLetter",
-        OPERATOR,
-        "discarding a dead letter drops its event for good: a person decides",
+        DEAD_LETTERS,
+        "discarding a dead letter drops its event for good: a person decides, by the \
+         operator's certificate or through the orchestrator, which relays only for an \
+         operator's token and logs who",
     ),
 ];
 

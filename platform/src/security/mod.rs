@@ -26,5 +26,5 @@ pub mod tls;
 pub mod token;
 
 pub use principal::{Peer, Principal};
-pub use settings::{Security, SecurityArgs, SecurityError, TlsFiles};
-pub use tls::Tls;
+pub use settings::{Security, SecurityArgs, SecurityError};
+pub use tls::{Tls, TlsFiles};

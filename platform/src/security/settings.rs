@@ -6,7 +6,7 @@ use std::{path::PathBuf, sync::Arc};
 
 use clap::Args;
 
-use super::tls::{Tls, TlsError};
+use super::tls::{Tls, TlsError, TlsFiles};
 
 /// Transport security flags, flattened into every binary's command line.
 #[derive(Debug, Clone, Default, Args)]
@@ -28,14 +28,6 @@ pub struct SecurityArgs {
     /// The CA that signs every peer's certificate (PEM). Re-read when it changes.
     #[arg(long, env = "TLS_CA_FILE")]
     pub tls_ca_file: Option<PathBuf>,
-}
-
-/// Where this binary's TLS identity and trust anchor are.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    pub ca: PathBuf,
 }
 
 /// How a binary's connections are secured, once its files are loaded.
