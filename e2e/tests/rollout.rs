@@ -127,14 +127,19 @@ async fn two_replicas_starting_at_once_migrate_an_empty_database_once_and_both_s
     let postgres = Postgres::find_or_start().await.expect("a Postgres");
     let dir = std::env::temp_dir().join(format!("rollout-{}", std::process::id()));
     let pki = Pki::generate(&dir.join("pki")).unwrap();
-    // The orchestrator (seven migrations) and a domain service (two).
+    // The orchestrator, and a domain service, whose schema is platform's events tables
+    // and its own migrations on one version line.
     for (binary, principal, migrations) in [
         (
             "orchestrator",
             Principal::Orchestrator,
-            "orchestrator/migrations",
+            &["orchestrator/migrations"][..],
         ),
-        ("order-svc", Principal::OrderSvc, "order-svc/migrations"),
+        (
+            "order-svc",
+            Principal::OrderSvc,
+            &["platform/migrations/events", "order-svc/migrations"][..],
+        ),
     ] {
         let database = format!(
             "rollout_{}_{}",
@@ -142,20 +147,21 @@ async fn two_replicas_starting_at_once_migrate_an_empty_database_once_and_both_s
             std::process::id()
         );
         let url = postgres.create_database(&database).await.unwrap();
-        let expected = std::fs::read_dir(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join(migrations),
-        )
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "sql")
-        })
-        .count();
+        let expected: usize = migrations
+            .iter()
+            .map(|dir| {
+                std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir))
+                    .unwrap()
+                    .filter(|e| {
+                        e.as_ref()
+                            .unwrap()
+                            .path()
+                            .extension()
+                            .is_some_and(|x| x == "sql")
+                    })
+                    .count()
+            })
+            .sum();
 
         // Hold the migrator's lock, so that both replicas are seen queuing on it.
         let mut holder = PgConnection::connect(&url).await.unwrap();

@@ -14,7 +14,11 @@ use std::time::Duration;
 use async_nats::{
     Client, Event, ServerError,
     datetime::DateTime,
-    jetstream::{self, ErrorCode, context::GetStreamErrorKind, stream},
+    jetstream::{
+        self, ErrorCode,
+        context::{CreateStreamErrorKind, GetStreamErrorKind},
+        stream,
+    },
 };
 
 use super::{
@@ -141,12 +145,31 @@ async fn try_connect(
 }
 
 /// Creates the stream, or updates it to this configuration.
+///
+/// Create first, update only when the broker says the stream exists with another
+/// configuration: every binary of a stack does this as it starts, and creating a stream
+/// that exists as asked is a no-op, while concurrent updates of one stream crashed
+/// nats-server 2.9 (Debian's; a nil dereference in `stream.update`, seen when five
+/// binaries started at once). async-nats's `create_or_update_stream` updates first.
 pub async fn ensure_stream(
     js: &jetstream::Context,
     stream: StreamLimits,
 ) -> anyhow::Result<Incarnation> {
-    let info = js.create_or_update_stream(stream_config(stream)).await?;
-    Ok(Incarnation(info.created))
+    let config = stream_config(stream);
+    let created = match js.create_stream(config.clone()).await {
+        Ok(created) => created.cached_info().created,
+        Err(error)
+            if matches!(
+                error.kind(),
+                CreateStreamErrorKind::JetStream(ref js_error)
+                    if js_error.error_code() == ErrorCode::STREAM_NAME_EXIST
+            ) =>
+        {
+            js.update_stream(config).await?.created
+        }
+        Err(error) => return Err(error.into()),
+    };
+    Ok(Incarnation(created))
 }
 
 /// The stream, created again (and said so) when the broker no longer has it.
