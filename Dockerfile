@@ -87,8 +87,10 @@ FROM ${BINARIES} AS binaries
 # Runtime: Debian slim (same suite, so the same glibc, as the builder), CA roots, an
 # unprivileged user.
 FROM debian:trixie-slim AS runtime
-RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+# No translations (a mirror may not serve them, and a missing index fails the update) and
+# a few retries for a flaky network: the build needs one package.
+RUN apt-get -o Acquire::Languages=none -o Acquire::Retries=3 update \
+ && apt-get -o Acquire::Retries=3 install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 shop \
  && useradd --system --uid 10001 --gid shop --no-create-home --home-dir /nonexistent \

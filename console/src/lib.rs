@@ -17,7 +17,7 @@
 //! - [`site`]: where the console is reached: the `Origin` check of every state-changing
 //!   request and the security headers of every response.
 //! - [`demo`]: the demo form's choices and its PlaceOrder request.
-//! - [`views`]: the HTML of each page; [`html`]: escaping.
+//! - [`views`]: the HTML of each page, as maud templates (escaped by default).
 //! - [`healthcheck`]: the `healthcheck` subcommand.
 //!
 //! The pages are server-rendered and complete without JavaScript; one small script
@@ -32,7 +32,6 @@
 pub mod config;
 pub mod demo;
 pub mod healthcheck;
-pub mod html;
 pub mod live;
 pub mod routes;
 pub mod session;

@@ -77,7 +77,7 @@ async fn follow(
         let checkout = shop.get(who, checkout_id).await.map_err(describe)?;
         let event = Event::default()
             .event(TIMELINE)
-            .data(live_region(&checkout, traces));
+            .data(live_region(&checkout, traces).into_string());
         if tx.send(Ok(event)).await.is_err() {
             return Ok(());
         }

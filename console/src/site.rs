@@ -190,12 +190,7 @@ pub async fn guard(State(site): State<Site>, request: Request, next: Next) -> Re
 
 /// A 403 page saying why.
 pub fn forbidden(why: &str) -> Response {
-    (
-        StatusCode::FORBIDDEN,
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        error_page("Refused", why),
-    )
-        .into_response()
+    (StatusCode::FORBIDDEN, error_page("Refused", why)).into_response()
 }
 
 #[cfg(test)]

@@ -5,17 +5,16 @@
 //! [`live_region`] for each new rendering the server pushes (`/checkouts/{id}/events`).
 
 use chrono::Utc;
+use maud::{Markup, html};
 use shop_proto::checkout::v1 as pb;
 
-use crate::{
-    html::{escape, query_value},
-    views::{
-        actions,
-        format::{date_time, duration, money, time},
-        labels,
-        layout::{Head, Viewer, page},
-        waterfall::waterfall,
-    },
+use crate::views::{
+    actions,
+    format::{date_time, duration, money, time},
+    labels,
+    layout::{Head, Viewer, page},
+    url::query_value,
+    waterfall::waterfall,
 };
 
 /// Where a checkout's trace can be found: the Jaeger UI's base URL, when tracing is on.
@@ -48,20 +47,12 @@ pub fn page_of(
     traces: &TraceLinks,
     viewer: &Viewer,
     resumed: bool,
-) -> String {
-    let id = escape(&checkout.checkout_id);
+) -> Markup {
+    let id = &checkout.checkout_id;
     let running = !labels::is_final(checkout.status);
-    let live = if running {
-        format!(" data-live=\"true\" data-events=\"/checkouts/{id}/events\"")
-    } else {
-        String::new()
-    };
     let title = format!(
         "Checkout {} ({})",
-        checkout
-            .checkout_id
-            .get(..8)
-            .unwrap_or(&checkout.checkout_id),
+        id.get(..8).unwrap_or(id),
         labels::checkout_status(checkout.status)
     );
     page(
@@ -70,76 +61,69 @@ pub fn page_of(
             refresh_without_script: running.then_some(REFRESH_SECONDS),
             viewer: Some(viewer),
         },
-        &format!(
-            "<p class=\"back\"><a href=\"/\">{back}</a></p>\n\
-<h1>Checkout <code class=\"id\">{id}</code></h1>\n{notice}{actions}\
-<p id=\"announce\" class=\"sr-only\" role=\"status\" aria-live=\"polite\"></p>\n\
-<div id=\"live\"{live}>\n{region}\n</div>",
-            notice = if resumed {
-                actions::resumed_notice()
-            } else {
-                ""
-            },
-            actions = actions::for_checkout(checkout, viewer),
-            region = live_region(checkout, traces),
-            back = if viewer.operator {
-                "All checkouts"
-            } else {
-                "Your checkouts"
-            },
-        ),
+        html! {
+            p class="back" {
+                a href="/" { @if viewer.operator { "All checkouts" } @else { "Your checkouts" } }
+            }
+            h1 { "Checkout " code class="id" { (id) } }
+            @if resumed {
+                (actions::resumed_notice())
+            }
+            (actions::for_checkout(checkout, viewer))
+            p id="announce" class="sr-only" role="status" aria-live="polite" {}
+            // What console.js follows, while the checkout runs.
+            div id="live" data-live=[running.then_some("true")]
+                data-events=[running.then(|| format!("/checkouts/{id}/events"))] {
+                (live_region(checkout, traces))
+            }
+        },
     )
 }
 
 /// What changes while the checkout runs: status, facts and timeline. Also what each
 /// server-sent event carries, so the page and the live updates are one rendering.
-pub fn live_region(checkout: &pb::Checkout, traces: &TraceLinks) -> String {
+pub fn live_region(checkout: &pb::Checkout, traces: &TraceLinks) -> Markup {
     let status = labels::checkout_status(checkout.status);
-    let explained = labels::failure_explained(&checkout.failure_reason)
-        .map(|text| format!("<p class=\"explained\">{text}</p>"))
-        .unwrap_or_default();
-    let watching = if labels::is_final(checkout.status) {
-        ""
-    } else {
-        "<p class=\"watching\" id=\"watching\">Still running: this page follows it.</p>"
-    };
-    format!(
-        "<div class=\"checkout\" data-status=\"{status}\">\n\
-<p class=\"summary\">Status: <span class=\"status {status}\" id=\"checkout-status\">{status}</span>{reason}</p>\n\
-{explained}{watching}\n{facts}\n{waterfall}\n<h2>Timeline</h2>\n{timeline}\n</div>",
-        reason = if checkout.failure_reason.is_empty() {
-            String::new()
-        } else {
-            format!(
-                ", because <strong id=\"failure-reason\">{}</strong>",
-                escape(&checkout.failure_reason)
-            )
-        },
-        facts = facts(checkout, traces),
-        waterfall = waterfall(checkout, Utc::now()),
-        timeline = timeline(checkout),
-    )
+    html! {
+        div class="checkout" data-status=(status) {
+            p class="summary" {
+                "Status: "
+                span class={ "status " (status) } id="checkout-status" { (status) }
+                @if !checkout.failure_reason.is_empty() {
+                    ", because " strong id="failure-reason" { (checkout.failure_reason) }
+                }
+            }
+            @if let Some(text) = labels::failure_explained(&checkout.failure_reason) {
+                p class="explained" { (text) }
+            }
+            @if !labels::is_final(checkout.status) {
+                p class="watching" id="watching" { "Still running: this page follows it." }
+            }
+            (facts(checkout, traces))
+            (waterfall(checkout, Utc::now()))
+            h2 { "Timeline" }
+            (timeline(checkout))
+        }
+    }
 }
 
-fn facts(checkout: &pb::Checkout, traces: &TraceLinks) -> String {
+fn facts(checkout: &pb::Checkout, traces: &TraceLinks) -> Markup {
     let text = |value: &str| {
-        if value.is_empty() {
-            "—".to_owned()
-        } else {
-            format!("<code>{}</code>", escape(value))
+        html! {
+            @if value.is_empty() { "—" } @else { code { (value) } }
         }
     };
     let mut rows = vec![
-        ("Mode", labels::mode(checkout.mode).to_owned()),
+        ("Mode", html! { (labels::mode(checkout.mode)) }),
         (
             "Customer",
-            format!(
-                "<a href=\"/?customer={}\">{}</a>",
-                query_value(&checkout.customer_id),
-                escape(&checkout.customer_id)
-            ),
+            html! {
+                a href={ "/?customer=" (query_value(&checkout.customer_id)) } {
+                    (checkout.customer_id)
+                }
+            },
         ),
-        ("Total", money(checkout.total.as_ref())),
+        ("Total", html! { (money(checkout.total.as_ref())) }),
         ("Order", text(&checkout.order_id)),
         ("Payment", text(&checkout.payment_id)),
         ("Tracking number", text(&checkout.tracking_number)),
@@ -149,37 +133,39 @@ fn facts(checkout: &pb::Checkout, traces: &TraceLinks) -> String {
     if checkout.stalled {
         rows.push((
             "Stalled",
-            "yes: no progress for a while; a service may be down".to_owned(),
+            html! { "yes: no progress for a while; a service may be down" },
         ));
     }
     if let Some(url) = traces.jaeger(&checkout.checkout_id) {
         rows.push((
             "Trace",
-            format!(
-                "<a href=\"{}\" rel=\"external\">Find this checkout's trace in Jaeger</a>",
-                escape(&url)
-            ),
+            html! {
+                a href=(url) rel="external" { "Find this checkout's trace in Jaeger" }
+            },
         ));
     }
-    let items: String = rows
-        .iter()
-        .map(|(term, value)| format!("<div><dt>{term}</dt><dd>{value}</dd></div>"))
-        .collect();
-    format!("<dl class=\"facts\">{items}</dl>")
+    html! {
+        dl class="facts" {
+            @for (term, value) in rows {
+                div { dt { (term) } dd { (value) } }
+            }
+        }
+    }
 }
 
 /// Forward steps in order, then the compensations of the steps that were (or are being)
 /// undone, in the reverse order the saga runs them.
-fn timeline(checkout: &pb::Checkout) -> String {
-    let forward: String = checkout.steps.iter().map(step).collect();
-    let undone: String = checkout
-        .steps
-        .iter()
-        .rev()
-        .filter(|s| is_compensated(s))
-        .map(compensation)
-        .collect();
-    format!("<ol class=\"timeline\" id=\"timeline\">\n{forward}{undone}</ol>")
+fn timeline(checkout: &pb::Checkout) -> Markup {
+    html! {
+        ol class="timeline" id="timeline" {
+            @for forward in &checkout.steps {
+                (step(forward))
+            }
+            @for undone in checkout.steps.iter().rev().filter(|s| is_compensated(s)) {
+                (compensation(undone))
+            }
+        }
+    }
 }
 
 fn is_compensated(step: &pb::Step) -> bool {
@@ -187,82 +173,73 @@ fn is_compensated(step: &pb::Step) -> bool {
     status == "compensating" || status == "compensated" || step.compensation_attempts > 0
 }
 
-fn step(step: &pb::Step) -> String {
-    let name = escape(&step.name);
+fn step(step: &pb::Step) -> Markup {
     let title = labels::step_title(&step.name).unwrap_or("Step");
     let status = labels::step_status(step.status);
-    let mut details = Vec::new();
-    if step.start_time.is_some() {
-        details.push(format!(
-            "<div><dt>Started</dt><dd>{}</dd></div>",
-            time(step.start_time.as_ref())
-        ));
+    let failed = !step.last_error.is_empty() || !step.last_error_code.is_empty();
+    let took = duration(step.start_time.as_ref(), step.end_time.as_ref());
+    let detailed =
+        step.start_time.is_some() || step.end_time.is_some() || step.attempts > 0 || failed;
+    html! {
+        li class={ "step " (status) } data-step=(step.name) data-status=(status) {
+            h3 { (title) " " code { (step.name) } }
+            p { span class={ "status " (status) } { (status) } }
+            @if detailed {
+                dl {
+                    @if step.start_time.is_some() {
+                        div { dt { "Started" } dd { (time(step.start_time.as_ref())) } }
+                    }
+                    @if step.end_time.is_some() {
+                        div {
+                            dt { "Ended" }
+                            dd {
+                                (time(step.end_time.as_ref()))
+                                @if let Some(took) = took {
+                                    " (" (took) ")"
+                                }
+                            }
+                        }
+                    }
+                    @if step.attempts > 0 {
+                        div { dt { "Attempts" } dd { (step.attempts) } }
+                    }
+                    @if failed {
+                        div class="error" {
+                            dt { "Last error" }
+                            dd {
+                                // A refusal carries its gRPC code; a decline is a reply, so
+                                // it has none.
+                                @if !step.last_error_code.is_empty() {
+                                    code class="code" { (step.last_error_code) } " "
+                                }
+                                span class="message" { (step.last_error) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
-    if step.end_time.is_some() {
-        let took = duration(step.start_time.as_ref(), step.end_time.as_ref())
-            .map(|d| format!(" ({d})"))
-            .unwrap_or_default();
-        details.push(format!(
-            "<div><dt>Ended</dt><dd>{}{took}</dd></div>",
-            time(step.end_time.as_ref())
-        ));
-    }
-    if step.attempts > 0 {
-        details.push(format!(
-            "<div><dt>Attempts</dt><dd>{}</dd></div>",
-            step.attempts
-        ));
-    }
-    if !step.last_error.is_empty() || !step.last_error_code.is_empty() {
-        // A refusal carries its gRPC code; a decline is a reply, so it has none.
-        let code = if step.last_error_code.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "<code class=\"code\">{}</code> ",
-                escape(&step.last_error_code)
-            )
-        };
-        details.push(format!(
-            "<div class=\"error\"><dt>Last error</dt><dd>{code}<span class=\"message\">{}</span></dd></div>",
-            escape(&step.last_error)
-        ));
-    }
-    let details = if details.is_empty() {
-        String::new()
-    } else {
-        format!("<dl>{}</dl>", details.concat())
-    };
-    format!(
-        "<li class=\"step {status}\" data-step=\"{name}\" data-status=\"{status}\">\
-<h3>{title} <code>{name}</code></h3>\
-<p><span class=\"status {status}\">{status}</span></p>{details}</li>\n"
-    )
 }
 
-fn compensation(step: &pb::Step) -> String {
-    let name = escape(&step.name);
+fn compensation(step: &pb::Step) -> Markup {
     let title = labels::compensation_title(&step.name);
     let status = match labels::step_status(step.status) {
         "compensated" => "compensated",
         _ => "compensating",
     };
-    let mut details = vec![format!(
-        "<div><dt>Attempts</dt><dd>{}</dd></div>",
-        step.compensation_attempts
-    )];
-    if step.compensation_end_time.is_some() {
-        details.push(format!(
-            "<div><dt>Ended</dt><dd>{}</dd></div>",
-            time(step.compensation_end_time.as_ref())
-        ));
+    html! {
+        li class={ "compensation " (status) } data-compensation=(step.name) data-status=(status) {
+            h3 { (title) " " span class="undoes" { "(undoes " code { (step.name) } ")" } }
+            p { span class={ "status " (status) } { (status) } }
+            dl {
+                div { dt { "Attempts" } dd { (step.compensation_attempts) } }
+                @if step.compensation_end_time.is_some() {
+                    div { dt { "Ended" } dd { (time(step.compensation_end_time.as_ref())) } }
+                }
+            }
+        }
     }
-    format!(
-        "<li class=\"compensation {status}\" data-compensation=\"{name}\" data-status=\"{status}\">\
-<h3>{title} <span class=\"undoes\">(undoes <code>{name}</code>)</span></h3>\
-<p><span class=\"status {status}\">{status}</span></p><dl>{}</dl></li>\n",
-        details.concat()
-    )
 }
 
 #[cfg(test)]
@@ -298,7 +275,7 @@ mod tests {
 
     #[test]
     fn a_declined_checkout_shows_the_failure_and_the_compensation_after_the_steps() {
-        let html = live_region(&declined(), &TraceLinks::default());
+        let html = live_region(&declined(), &TraceLinks::default()).into_string();
         assert!(html.contains("data-status=\"cancelled\""), "{html}");
         assert!(html.contains("<strong id=\"failure-reason\">card_declined</strong>"));
         assert!(
@@ -319,12 +296,12 @@ mod tests {
     #[test]
     fn a_finished_checkout_needs_no_live_updates() {
         let viewer = Viewer::default();
-        let html = page_of(&declined(), &TraceLinks::default(), &viewer, false);
+        let html = page_of(&declined(), &TraceLinks::default(), &viewer, false).into_string();
         assert!(!html.contains("data-live"), "{html}");
         assert!(!html.contains("http-equiv=\"refresh\""));
         let mut running = declined();
         running.status = pb::CheckoutStatus::Compensating.into();
-        let html = page_of(&running, &TraceLinks::default(), &viewer, false);
+        let html = page_of(&running, &TraceLinks::default(), &viewer, false).into_string();
         assert!(
             html.contains("data-events=\"/checkouts/0190aaaa-0000-7000-8000-000000000001/events\"")
         );

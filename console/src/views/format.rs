@@ -1,10 +1,9 @@
 //! Times, durations and money as the pages write them.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use maud::{Markup, display, html};
 use prost_types::Timestamp;
 use shop_proto::common::v1::Money;
-
-use crate::html::escape;
 
 /// A protobuf timestamp as a UTC time, when it is set and in range.
 pub fn utc(timestamp: Option<&Timestamp>) -> Option<DateTime<Utc>> {
@@ -15,26 +14,27 @@ pub fn utc(timestamp: Option<&Timestamp>) -> Option<DateTime<Utc>> {
 
 /// `<time datetime="…">HH:MM:SS.mmm</time>` (UTC), or an em dash when unset: machines
 /// read the full instant, people the time of day that tells steps apart.
-pub fn time(timestamp: Option<&Timestamp>) -> String {
-    match utc(timestamp) {
-        Some(at) => format!(
-            "<time datetime=\"{}\">{}</time>",
-            at.to_rfc3339_opts(SecondsFormat::Millis, true),
-            at.format("%H:%M:%S%.3f")
-        ),
-        None => "—".into(),
-    }
+pub fn time(timestamp: Option<&Timestamp>) -> Markup {
+    instant(timestamp, "%H:%M:%S%.3f")
 }
 
 /// `<time datetime="…">YYYY-MM-DD HH:MM:SS UTC</time>`, for when a checkout began.
-pub fn date_time(timestamp: Option<&Timestamp>) -> String {
-    match utc(timestamp) {
-        Some(at) => format!(
-            "<time datetime=\"{}\">{}</time>",
-            at.to_rfc3339_opts(SecondsFormat::Millis, true),
-            at.format("%Y-%m-%d %H:%M:%S UTC")
-        ),
-        None => "—".into(),
+pub fn date_time(timestamp: Option<&Timestamp>) -> Markup {
+    instant(timestamp, "%Y-%m-%d %H:%M:%S UTC")
+}
+
+/// `<time>` of `timestamp`, its text written with `shown` (a chrono format), or an em
+/// dash when unset.
+fn instant(timestamp: Option<&Timestamp>, shown: &str) -> Markup {
+    html! {
+        @match utc(timestamp) {
+            Some(at) => {
+                time datetime=(at.to_rfc3339_opts(SecondsFormat::Millis, true)) {
+                    (display(at.format(shown)))
+                }
+            }
+            None => { "—" }
+        }
     }
 }
 
@@ -48,7 +48,7 @@ pub fn duration(start: Option<&Timestamp>, end: Option<&Timestamp>) -> Option<St
     })
 }
 
-/// `12.00 EUR`, or an em dash when unset. Amounts are minor units (cents).
+/// `12.00 EUR`, or an em dash when unset, as plain text. Amounts are minor units (cents).
 pub fn money(money: Option<&Money>) -> String {
     match money {
         Some(money) => {
@@ -58,7 +58,7 @@ pub fn money(money: Option<&Money>) -> String {
                 "{sign}{}.{:02} {}",
                 amount / 100,
                 amount % 100,
-                escape(&money.currency)
+                money.currency
             )
         }
         None => "—".into(),
@@ -79,10 +79,10 @@ mod tests {
     #[test]
     fn times_carry_the_full_instant_for_machines() {
         assert_eq!(
-            time(Some(&at(1_700_000_000, 250))),
+            time(Some(&at(1_700_000_000, 250))).into_string(),
             "<time datetime=\"2023-11-14T22:13:20.250Z\">22:13:20.250</time>"
         );
-        assert_eq!(time(None), "—");
+        assert_eq!(time(None).into_string(), "—");
     }
 
     #[test]

@@ -2,16 +2,15 @@
 //! plain GET form (so filters work without JavaScript and every view has a URL), paged
 //! by ListCheckouts' page tokens; then the demo form.
 
+use maud::{Markup, html};
 use serde::Deserialize;
 use shop_proto::checkout::v1 as pb;
 
-use crate::{
-    html::{escape, query_value},
-    views::{
-        format::{date_time, money},
-        labels::{self, MODE_FILTERS, STATUS_FILTERS},
-        layout::{Head, Viewer, page},
-    },
+use crate::views::{
+    format::{date_time, money},
+    labels::{self, MODE_FILTERS, STATUS_FILTERS},
+    layout::{Head, Viewer, page},
+    url::query_value,
 };
 
 /// Rows per page.
@@ -80,12 +79,13 @@ impl ListQuery {
 
 /// The whole home page for one page of results, as `viewer` sees it: an operator every
 /// customer's checkouts, a customer their own (the shop decides; the page only says so).
+/// `place` is the demo form's section, shown above the list.
 pub fn page_of(
     query: &ListQuery,
     listed: &pb::ListCheckoutsResponse,
-    place: &str,
+    place: Markup,
     viewer: &Viewer,
-) -> String {
+) -> Markup {
     let (title, whose) = if viewer.operator {
         ("Checkouts", "Every customer's checkouts.")
     } else {
@@ -100,149 +100,171 @@ pub fn page_of(
             viewer: Some(viewer),
             ..Head::default()
         },
-        &format!(
-            "{place}\n<section aria-labelledby=\"list-title\">\n<h1 id=\"list-title\">{title}</h1>\n<p class=\"whose\">{whose}</p>\n{filters}\n{table}\n{pages}\n</section>",
-            filters = filters(query, viewer),
-            table = table(query, &listed.checkouts),
-            pages = pages(query, &listed.next_page_token),
-        ),
+        html! {
+            (place)
+            section aria-labelledby="list-title" {
+                h1 id="list-title" { (title) }
+                p class="whose" { (whose) }
+                (filters(query, viewer))
+                (table(query, &listed.checkouts))
+                (pages(query, &listed.next_page_token))
+            }
+        },
     )
 }
 
 /// The filter form; the customer filter only for an operator (a customer's list is
 /// always their own, whatever it asks for).
-fn filters(query: &ListQuery, viewer: &Viewer) -> String {
-    let any = |label: &str| format!("<option value=\"\">{label}</option>");
-    let statuses: Vec<(&str, &str)> = STATUS_FILTERS.iter().map(|(w, _)| (*w, *w)).collect();
-    let modes: Vec<(&str, &str)> = MODE_FILTERS.iter().map(|(w, _)| (*w, *w)).collect();
-    let choose = |choices: &[(&str, &str)], selected: &str| -> String {
-        choices
-            .iter()
-            .map(|(value, label)| {
-                let mark = if *value == selected.trim() {
-                    " selected"
-                } else {
-                    ""
-                };
-                format!("<option value=\"{value}\"{mark}>{label}</option>")
-            })
-            .collect()
-    };
-    let clear = if query.is_filtered() {
-        "<a href=\"/\">Clear filters</a>"
-    } else {
-        ""
-    };
-    format!(
-        r#"<form method="get" action="/" class="filters" role="search" aria-label="Filter checkouts">
-<p><label for="f-status">Status</label>
-<select id="f-status" name="status">{any_status}{statuses}</select></p>
-{customer}
-<p><label for="f-mode">Mode</label>
-<select id="f-mode" name="mode">{any_mode}{modes}</select></p>
-<p><button type="submit">Filter</button> {clear}</p>
-</form>"#,
-        any_status = any("any status"),
-        statuses = choose(&statuses, &query.status),
-        customer = if viewer.operator {
-            format!(
-                "<p><label for=\"f-customer\">Customer id</label>\n<input id=\"f-customer\" name=\"customer\" value=\"{}\" maxlength=\"64\" autocomplete=\"off\"></p>",
-                escape(query.customer.trim())
-            )
-        } else {
-            String::new()
-        },
-        any_mode = any("both modes"),
-        modes = choose(&modes, &query.mode),
-    )
+fn filters(query: &ListQuery, viewer: &Viewer) -> Markup {
+    html! {
+        form method="get" action="/" class="filters" role="search" aria-label="Filter checkouts" {
+            p {
+                label for="f-status" { "Status" }
+                select id="f-status" name="status" {
+                    option value="" { "any status" }
+                    (word_options(STATUS_FILTERS, &query.status))
+                }
+            }
+            @if viewer.operator {
+                p {
+                    label for="f-customer" { "Customer id" }
+                    input id="f-customer" name="customer" value=(query.customer.trim())
+                        maxlength="64" autocomplete="off";
+                }
+            }
+            p {
+                label for="f-mode" { "Mode" }
+                select id="f-mode" name="mode" {
+                    option value="" { "both modes" }
+                    (word_options(MODE_FILTERS, &query.mode))
+                }
+            }
+            p {
+                button type="submit" { "Filter" }
+                " "
+                @if query.is_filtered() {
+                    a href="/" { "Clear filters" }
+                }
+            }
+        }
+    }
 }
 
-fn table(query: &ListQuery, checkouts: &[pb::Checkout]) -> String {
-    let rows: String = if checkouts.is_empty() {
-        let what = if query.is_filtered() {
-            "No checkout matches these filters."
-        } else {
-            "No checkouts yet: place one with the form above."
-        };
-        format!("<tr><td colspan=\"7\">{what}</td></tr>")
-    } else {
-        checkouts.iter().map(row).collect()
-    };
-    format!(
-        r#"<div class="table-wrap"><table id="checkouts" class="checkouts">
-<caption>Newest first</caption>
-<thead><tr><th scope="col">Started</th><th scope="col">Checkout</th><th scope="col">Customer</th><th scope="col">Mode</th><th scope="col">Status</th><th scope="col">Failure reason</th><th scope="col">Total</th></tr></thead>
-<tbody>
-{rows}
-</tbody>
-</table></div>"#
-    )
+/// An `<option>` per filter word, the one `chosen` marked selected.
+fn word_options<T>(filters: &[(&str, T)], chosen: &str) -> Markup {
+    html! {
+        @for (word, _) in filters {
+            option value=(word) selected[*word == chosen.trim()] { (word) }
+        }
+    }
 }
 
-fn row(checkout: &pb::Checkout) -> String {
-    let id = escape(&checkout.checkout_id);
-    let short = escape(
-        checkout
-            .checkout_id
-            .get(..8)
-            .unwrap_or(&checkout.checkout_id),
-    );
+fn table(query: &ListQuery, checkouts: &[pb::Checkout]) -> Markup {
+    html! {
+        div class="table-wrap" {
+            table id="checkouts" class="checkouts" {
+                caption { "Newest first" }
+                thead {
+                    tr {
+                        @for heading in COLUMNS {
+                            th scope="col" { (heading) }
+                        }
+                    }
+                }
+                tbody {
+                    @if checkouts.is_empty() {
+                        tr {
+                            td colspan="7" {
+                                @if query.is_filtered() {
+                                    "No checkout matches these filters."
+                                } @else {
+                                    "No checkouts yet: place one with the form above."
+                                }
+                            }
+                        }
+                    }
+                    @for checkout in checkouts {
+                        (row(checkout))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The list's columns; each cell repeats its heading as `data-label`, which the
+/// stylesheet shows on narrow screens, where the table is a list of cards.
+const COLUMNS: [&str; 7] = [
+    "Started",
+    "Checkout",
+    "Customer",
+    "Mode",
+    "Status",
+    "Failure reason",
+    "Total",
+];
+
+fn row(checkout: &pb::Checkout) -> Markup {
+    let id = &checkout.checkout_id;
+    let short = id.get(..8).unwrap_or(id);
     let status = labels::checkout_status(checkout.status);
-    let stalled = if checkout.stalled {
-        " <span class=\"status stalled\">stalled</span>"
-    } else {
-        ""
-    };
-    format!(
-        "<tr data-checkout=\"{id}\">\
-<td data-label=\"Started\">{started}</td>\
-<td data-label=\"Checkout\"><a href=\"/checkouts/{id}\" aria-label=\"Checkout {id}\"><code>{short}…</code></a></td>\
-<td data-label=\"Customer\"><a href=\"/?customer={customer_q}\">{customer}</a></td>\
-<td data-label=\"Mode\">{mode}</td>\
-<td data-label=\"Status\"><span class=\"status {status}\">{status}</span>{stalled}</td>\
-<td data-label=\"Failure reason\">{reason}</td>\
-<td data-label=\"Total\">{total}</td></tr>\n",
-        started = date_time(checkout.create_time.as_ref()),
-        customer_q = query_value(&checkout.customer_id),
-        customer = escape(&checkout.customer_id),
-        mode = labels::mode(checkout.mode),
-        reason = escape(&checkout.failure_reason),
-        total = money(checkout.total.as_ref()),
-    )
+    html! {
+        tr data-checkout=(id) {
+            td data-label="Started" { (date_time(checkout.create_time.as_ref())) }
+            td data-label="Checkout" {
+                a href={ "/checkouts/" (id) } aria-label={ "Checkout " (id) } {
+                    code { (short) "…" }
+                }
+            }
+            td data-label="Customer" {
+                a href={ "/?customer=" (query_value(&checkout.customer_id)) } {
+                    (checkout.customer_id)
+                }
+            }
+            td data-label="Mode" { (labels::mode(checkout.mode)) }
+            td data-label="Status" {
+                span class={ "status " (status) } { (status) }
+                @if checkout.stalled {
+                    " " span class="status stalled" { "stalled" }
+                }
+            }
+            td data-label="Failure reason" { (checkout.failure_reason) }
+            td data-label="Total" { (money(checkout.total.as_ref())) }
+        }
+    }
 }
 
-fn pages(query: &ListQuery, next_page_token: &str) -> String {
+fn pages(query: &ListQuery, next_page_token: &str) -> Markup {
     let filters = query.filters();
-    let mut links = Vec::new();
-    if !query.page.is_empty() {
-        let first = if filters.is_empty() {
+    let first = (!query.page.is_empty()).then(|| {
+        if filters.is_empty() {
             "/".to_owned()
         } else {
             format!("/?{filters}")
-        };
-        links.push(format!(
-            "<li><a href=\"{}\">Newest checkouts</a></li>",
-            escape(&first)
-        ));
-    }
-    if !next_page_token.is_empty() {
+        }
+    });
+    let next = (!next_page_token.is_empty()).then(|| {
         let mut next = format!("/?page={}", query_value(next_page_token));
         if !filters.is_empty() {
             next.push('&');
             next.push_str(&filters);
         }
-        links.push(format!(
-            "<li><a href=\"{}\" rel=\"next\">Older checkouts</a></li>",
-            escape(&next)
-        ));
+        next
+    });
+    html! {
+        @if first.is_some() || next.is_some() {
+            nav aria-label="Pages" class="pages" {
+                ul {
+                    @if let Some(first) = first {
+                        li { a href=(first) { "Newest checkouts" } }
+                    }
+                    @if let Some(next) = next {
+                        li { a href=(next) rel="next" { "Older checkouts" } }
+                    }
+                }
+            }
+        }
     }
-    if links.is_empty() {
-        return String::new();
-    }
-    format!(
-        "<nav aria-label=\"Pages\" class=\"pages\"><ul>{}</ul></nav>",
-        links.concat()
-    )
 }
 
 #[cfg(test)]
@@ -276,7 +298,7 @@ mod tests {
             page: "t1".into(),
             ..ListQuery::default()
         };
-        let nav = pages(&query, "t2");
+        let nav = pages(&query, "t2").into_string();
         assert!(nav.contains("href=\"/?customer=a%26b\""), "{nav}");
         assert!(
             nav.contains("href=\"/?page=t2&amp;customer=a%26b\""),
@@ -291,7 +313,8 @@ mod tests {
             subject: "alice".into(),
             ..Viewer::default()
         };
-        let html = page_of(&ListQuery::default(), &listed, "", &customer);
+        let html =
+            page_of(&ListQuery::default(), &listed, Markup::default(), &customer).into_string();
         assert!(!html.contains("f-customer"), "{html}");
         assert!(html.contains("Your checkouts"));
         assert!(html.contains("Signed in as <strong id=\"signed-in-as\">alice</strong>"));
@@ -299,7 +322,8 @@ mod tests {
             operator: true,
             ..customer
         };
-        let html = page_of(&ListQuery::default(), &listed, "", &operator);
+        let html =
+            page_of(&ListQuery::default(), &listed, Markup::default(), &operator).into_string();
         assert!(html.contains("f-customer"), "{html}");
     }
 
@@ -310,7 +334,7 @@ mod tests {
             customer_id: "<img src=x onerror=alert(1)>".into(),
             ..pb::Checkout::default()
         };
-        let html = row(&checkout);
+        let html = row(&checkout).into_string();
         assert!(!html.contains("<img"), "{html}");
         assert!(
             html.contains("&lt;img src=x onerror=alert(1)&gt;"),

@@ -6,15 +6,11 @@
 //! without JavaScript; each bar carries a `<title>` with its exact times for a tooltip,
 //! and the timeline below stays the accessible, complete account.
 
-use std::fmt::Write;
-
 use chrono::{DateTime, Utc};
+use maud::{Markup, html};
 use shop_proto::checkout::v1 as pb;
 
-use crate::{
-    html::escape,
-    views::{format::utc, labels},
-};
+use crate::views::{format::utc, labels};
 
 /// The drawing's width in SVG units; the label column takes the first [`LABEL`].
 const WIDTH: f64 = 1000.0;
@@ -35,10 +31,10 @@ struct Span {
 }
 
 /// The waterfall of `checkout`, or nothing when no step has started yet.
-pub fn waterfall(checkout: &pb::Checkout, now: DateTime<Utc>) -> String {
+pub fn waterfall(checkout: &pb::Checkout, now: DateTime<Utc>) -> Markup {
     let spans = spans(checkout);
     let Some(origin) = spans.iter().map(|s| s.start).min() else {
-        return String::new();
+        return Markup::default();
     };
     let running = !labels::is_final(checkout.status);
     let last = spans
@@ -52,45 +48,40 @@ pub fn waterfall(checkout: &pb::Checkout, now: DateTime<Utc>) -> String {
         LABEL + (at - origin).num_milliseconds().max(0) as f64 / total_ms * (WIDTH - LABEL - 8.0)
     };
     let height = ROW * spans.len() as f64 + 24.0;
-    let mut svg = format!(
-        "<figure class=\"waterfall\" id=\"waterfall\">\
-<figcaption>Steps on a time axis: {total} from the first step's start</figcaption>\
-<svg viewBox=\"0 0 {WIDTH} {height}\" role=\"img\" aria-labelledby=\"waterfall-title\">\
-<title id=\"waterfall-title\">Waterfall of the checkout's steps and compensations</title>",
-        total = millis(total_ms),
-    );
-    for (row, span) in spans.iter().enumerate() {
-        let y = ROW * row as f64;
-        let start = x(span.start);
-        let end = x(span.end.or(running.then_some(now)).unwrap_or(span.start));
-        let width = (end - start).max(MIN_BAR);
-        let took = span
-            .end
-            .map(|end| millis((end - span.start).num_milliseconds() as f64))
-            .unwrap_or_else(|| "still running".to_owned());
-        let _ = write!(
-            svg,
-            "<g class=\"{kind} {status}\" data-bar=\"{label}\">\
-<text x=\"0\" y=\"{ty}\" class=\"label\">{label}</text>\
-<rect x=\"{start:.1}\" y=\"{by}\" width=\"{width:.1}\" height=\"{BAR}\" rx=\"2\">\
-<title>{label}: {status}, {took}, from +{offset}</title></rect></g>",
-            kind = span.kind,
-            status = span.status,
-            label = escape(&span.label),
-            ty = y + BAR - 3.0,
-            by = y + 2.0,
-            offset = millis((span.start - origin).num_milliseconds() as f64),
-        );
-    }
     let axis = ROW * spans.len() as f64 + 16.0;
-    let _ = write!(
-        svg,
-        "<text x=\"{LABEL}\" y=\"{axis}\" class=\"axis\">0</text>\
-<text x=\"{end}\" y=\"{axis}\" class=\"axis\" text-anchor=\"end\">{total}</text></svg></figure>",
-        end = WIDTH - 8.0,
-        total = millis(total_ms),
-    );
-    svg
+    html! {
+        figure class="waterfall" id="waterfall" {
+            figcaption {
+                "Steps on a time axis: " (millis(total_ms)) " from the first step's start"
+            }
+            svg viewBox={ "0 0 " (WIDTH) " " (height) } role="img"
+                aria-labelledby="waterfall-title" {
+                title id="waterfall-title" { "Waterfall of the checkout's steps and compensations" }
+                @for (row, span) in spans.iter().enumerate() {
+                    @let y = ROW * row as f64;
+                    @let start = x(span.start);
+                    @let end = x(span.end.or(running.then_some(now)).unwrap_or(span.start));
+                    @let took = span
+                        .end
+                        .map(|end| millis((end - span.start).num_milliseconds() as f64))
+                        .unwrap_or_else(|| "still running".to_owned());
+                    g class={ (span.kind) " " (span.status) } data-bar=(span.label) {
+                        text x="0" y=(y + BAR - 3.0) class="label" { (span.label) }
+                        rect x=(format!("{start:.1}")) y=(y + 2.0)
+                            width=(format!("{:.1}", (end - start).max(MIN_BAR)))
+                            height=(BAR) rx="2" {
+                            title {
+                                (span.label) ": " (span.status) ", " (took) ", from +"
+                                (millis((span.start - origin).num_milliseconds() as f64))
+                            }
+                        }
+                    }
+                }
+                text x=(LABEL) y=(axis) class="axis" { "0" }
+                text x=(WIDTH - 8.0) y=(axis) class="axis" text-anchor="end" { (millis(total_ms)) }
+            }
+        }
+    }
 }
 
 /// The bars of `checkout`: forward steps that started, in order, then the compensations
@@ -213,7 +204,7 @@ mod tests {
             steps: vec![order, charge],
             ..pb::Checkout::default()
         };
-        let svg = waterfall(&checkout, DateTime::<Utc>::MIN_UTC);
+        let svg = waterfall(&checkout, DateTime::<Utc>::MIN_UTC).into_string();
         assert!(svg.contains("400 ms from the first step"), "{svg}");
         let (order_x, order_w) = bar_x(&svg, "create_order");
         let (charge_x, charge_w) = bar_x(&svg, "charge_payment");
@@ -239,7 +230,7 @@ mod tests {
             ..pb::Checkout::default()
         };
         let now = utc(at(2_000).as_ref()).unwrap_or(DateTime::<Utc>::MIN_UTC);
-        let svg = waterfall(&checkout, now);
+        let svg = waterfall(&checkout, now).into_string();
         assert!(svg.contains("&lt;b&gt;") && !svg.contains("<b>"), "{svg}");
         assert!(svg.contains("still running"), "{svg}");
         assert!(svg.contains("2.0 s from the first step"), "{svg}");
@@ -253,7 +244,7 @@ mod tests {
         };
         let mut unstarted = checkout.clone();
         unstarted.steps[0].start_time = None;
-        assert_eq!(waterfall(&unstarted, Utc::now()), "");
-        assert!(!waterfall(&checkout, Utc::now()).is_empty());
+        assert_eq!(waterfall(&unstarted, Utc::now()).into_string(), "");
+        assert!(!waterfall(&checkout, Utc::now()).into_string().is_empty());
     }
 }
