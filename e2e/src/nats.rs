@@ -12,6 +12,9 @@
 //!
 //! The binary is found by `platform::testing::nats_server_binary`, as every test's broker
 //! is: `NATS_SERVER_BIN`, `nats-server` on `PATH`, then `/usr/sbin/nats-server`.
+//!
+//! Over 400 lines with its tests: starting, TLS, placement on a test host, restart on the
+//! same port and store, and finding the runner's broker are one process's life.
 
 use std::{
     io::{BufRead, BufReader},

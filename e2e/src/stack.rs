@@ -1,6 +1,10 @@
 //! The five binaries as real processes on real sockets, each with its own fresh
 //! database, all on one NATS server (JetStream) of the stack's own, wired by the settings
 //! of docs/CONTRACT.md.
+//!
+//! Long because one `Stack` owns every process's whole life (start, kill -9, SIGSTOP,
+//! restart, replicas, placement on test hosts, teardown even on a panic): split, each part
+//! would reach into the others' processes.
 
 use std::{
     collections::BTreeMap,

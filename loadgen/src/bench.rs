@@ -10,6 +10,9 @@
 //! Ceiling: pgbench `simple-update` TPS on the same Postgres, divided by the commits one
 //! checkout makes across all five databases, next to the raw tonic unary round-trip rate
 //! (health checks) on the same loopback.
+//!
+//! Over 400 lines: one sweep and its report (rates, latencies, per-database counters),
+//! read together.
 
 use std::{
     collections::BTreeMap,

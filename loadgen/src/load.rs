@@ -1,6 +1,9 @@
 //! The load driver. Each request is a `PlaceOrder` with key `<run>-<n>` for customer
 //! `<run>`, so the checker can find every checkout a run made, even those whose answer
 //! was lost.
+//!
+//! Over 400 lines with its tests: the run's pacing, its watchers and listers and the
+//! report share one set of counters, kept in one place.
 
 use std::{
     collections::BTreeMap,

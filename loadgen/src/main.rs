@@ -1,4 +1,7 @@
 //! `loadgen`: drive PlaceOrder, check the invariants, run chaos, run the benchmark.
+//!
+//! Over 400 lines: the command line of every subcommand, with each flag's help, is its
+//! manual.
 
 use std::{
     path::PathBuf,

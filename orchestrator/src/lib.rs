@@ -2,31 +2,29 @@
 //! over the order, payment, inventory and shipping services.
 //!
 //! # Layout
-//! - `config`: flags and environment variables, downstream URLs, resilience knobs.
-//! - `ids`: `SagaId`, `OrderId`, `LeaseToken`, `IdempotencyKey`.
+//! - `api`: the front door as tonic sees it: CheckoutService (`api::checkout`: place,
+//!   reads, resume; typed commands, the one mapping to protobuf, call metadata, stream
+//!   caps) and the operators' DeadLetterService (`api::operator`, a relay to each
+//!   service's EventAdminService). Each handler asks the `Caller` what its bearer token
+//!   proved.
 //! - `saga`: steps, statuses, failure reasons (typed, stored as stable codes) and the
-//!   pure state machine (`saga::rules`): what runs next and what an outcome writes.
+//!   pure state machine (`saga::rules`): what runs next and what an outcome writes;
+//!   `saga::choreography`: what each event of a choreographed checkout means.
 //! - `steps`: one module per step: its request, forward call, compensation and what a
 //!   refusal means.
-//! - `engine`: the driver: asks the rules, makes the step's call, writes the outcome;
-//!   `loaded`: a saga as its driver holds it.
-//! - `lease`, `recovery`: lease lifetime, and takeover of sagas whose driver died.
-//! - `classify`: which failures are transient, refusals or fail-fast (shared by the
-//!   retry policy, the breaker and the steps).
-//! - `retry`, `breaker`: the retry policy and circuit breaker (pure, unit-tested).
-//! - `resilience`: the tower stack every downstream call goes through, in one place.
-//! - `downstream`: the four services' RPCs, each wrapped in that stack.
-//! - `store`: sagas, steps, events and leases in the orchestrator's own database.
-//! - `stalls`: counts and logs checkouts that stopped making progress.
-//! - `tracker`: follows choreographed checkouts' events into the same saga rows
-//!   (`saga::choreography` says what each event means).
+//! - `driver`: the engine (asks the rules, makes the step's call, writes the outcome),
+//!   the saga as its driver holds it, leases, recovery of sagas whose driver died, and
+//!   the count of stalled checkouts.
+//! - `downstream`: every call to the four services and the tower stack around it
+//!   (classify, retry, breaker, resilience), in one place.
+//! - `store`: sagas, steps, events and leases in the orchestrator's own database, every
+//!   query checked at compile time.
+//! - `tracker`: follows choreographed checkouts' events into the same saga rows.
 //! - `feed`: wakes PlaceOrder waiters and WatchCheckout streams when their saga changes
-//!   (one listener and one poll per replica); `streams`: the caps on open streams.
-//! - `command`, `convert`, `metadata`, `api`: the tonic service: requests parsed into
-//!   typed commands, the one mapping to protobuf, what is read from call metadata, and
-//!   the handlers (each asks the `Caller` its bearer token proved what it may see).
-//! - `operator`: `shop.operations.v1.DeadLetterService`, every service's dead letters for
-//!   a token-checked operator, relayed to each service's EventAdminService.
+//!   (one listener and one poll per replica).
+//! - `config`: flags and environment variables, downstream URLs, resilience knobs;
+//!   `ids`: `SagaId`, `OrderId`, `LeaseToken`, `IdempotencyKey`; `retention`: the
+//!   orchestrator's own sweeps.
 
 pub mod api;
 pub mod config;
@@ -34,7 +32,6 @@ pub mod downstream;
 pub mod driver;
 pub mod feed;
 pub mod ids;
-pub mod operator;
 pub mod retention;
 pub mod saga;
 pub mod steps;
@@ -132,7 +129,7 @@ pub async fn build_with_engine(
         }
     });
     // Every service's dead letters for a token-checked operator; the tracker's in process.
-    let operations = operator::server(
+    let operations = api::operator::server(
         &settings,
         &config.security,
         events.as_ref().map(|_| pool.clone()),

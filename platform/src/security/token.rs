@@ -3,6 +3,9 @@
 //! customer; the scope `operator` sees every customer's checkouts. A token lives in the
 //! `authorization: Bearer <jwt>` metadata of each call; [`super::caller`] says what each
 //! caller may see.
+//!
+//! Over 400 lines with its tests: issuing, verifying and rotating the key are checked
+//! against each other.
 
 use std::{
     fmt,
