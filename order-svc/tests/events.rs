@@ -32,6 +32,13 @@ async fn start() -> Shop {
     }
 }
 
+impl Shop {
+    /// What order-svc emitted for checkout `correlation_id`, once `count` events arrived.
+    async fn emitted(&self, correlation_id: &str, count: usize) -> Vec<Event> {
+        events_of(&self.events.js, ORDER_EVENTS, correlation_id, count, WAIT).await
+    }
+}
+
 fn eur(amount_minor: i64) -> Option<common::Money> {
     Some(common::Money {
         amount_minor,
@@ -123,14 +130,7 @@ async fn a_requested_checkout_places_a_pending_order() {
     let request = requested(&requested_checkout);
     publish(&shop.events.js, &request).await;
 
-    let emitted = events_of(
-        &shop.events.js,
-        ORDER_EVENTS,
-        &request.correlation_id,
-        1,
-        WAIT,
-    )
-    .await;
+    let emitted = shop.emitted(&request.correlation_id, 1).await;
     let placed = &emitted[0];
     assert_eq!(placed.producer, "order");
     assert_eq!(placed.envelope.causation_id, request.id.to_string());
@@ -167,7 +167,7 @@ async fn a_created_shipment_confirms_the_order() {
     });
     publish(&shop.events.js, &from("shipping", &placed, shipped)).await;
 
-    let emitted = events_of(&shop.events.js, ORDER_EVENTS, &placed.checkout_id, 2, WAIT).await;
+    let emitted = shop.emitted(&placed.checkout_id, 2).await;
     assert_eq!(kinds(&emitted), ["OrderPlaced", "OrderConfirmed"]);
     assert_eq!(
         emitted[1].payload,
@@ -209,7 +209,7 @@ async fn a_declined_or_refunded_payment_cancels_the_order_with_its_reason() {
     ];
     for (placed, reason, payload) in events {
         publish(&shop.events.js, &from("payment", placed, payload)).await;
-        let emitted = events_of(&shop.events.js, ORDER_EVENTS, &placed.checkout_id, 2, WAIT).await;
+        let emitted = shop.emitted(&placed.checkout_id, 2).await;
         assert_eq!(
             emitted[1].payload,
             Payload::OrderCancelled(ev::OrderCancelled {
@@ -242,14 +242,7 @@ async fn a_checkout_delivered_again_places_one_order() {
         failure_reason: "card_declined".into(),
     });
     publish(&shop.events.js, &from("payment", &placed, declined)).await;
-    let emitted = events_of(
-        &shop.events.js,
-        ORDER_EVENTS,
-        &checkout.checkout_id,
-        2,
-        WAIT,
-    )
-    .await;
+    let emitted = shop.emitted(&checkout.checkout_id, 2).await;
     assert_eq!(kinds(&emitted), ["OrderPlaced", "OrderCancelled"]);
     let orders = orders_of(&shop, "dee").await;
     assert_eq!(orders.len(), 1);
@@ -291,14 +284,7 @@ async fn a_second_request_for_a_checkout_is_parked_and_places_no_second_order() 
 /// Publishes `request` and returns the checkout its OrderPlaced carries.
 async fn place_with(shop: &Shop, request: &Event) -> ev::Checkout {
     publish(&shop.events.js, request).await;
-    let emitted = events_of(
-        &shop.events.js,
-        ORDER_EVENTS,
-        &request.correlation_id,
-        1,
-        WAIT,
-    )
-    .await;
+    let emitted = shop.emitted(&request.correlation_id, 1).await;
     match &emitted[0].payload {
         Payload::OrderPlaced(ev::OrderPlaced {
             checkout: Some(placed),

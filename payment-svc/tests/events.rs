@@ -32,6 +32,13 @@ async fn start() -> Shop {
     }
 }
 
+impl Shop {
+    /// What payment-svc emitted for checkout `correlation_id`, once `count` events arrived.
+    async fn emitted(&self, correlation_id: &str, count: usize) -> Vec<Event> {
+        events_of(&self.events.js, PAYMENT_EVENTS, correlation_id, count, WAIT).await
+    }
+}
+
 fn eur(amount_minor: i64) -> Option<common::Money> {
     Some(common::Money {
         amount_minor,
@@ -82,14 +89,7 @@ fn stock_rejected(checkout: &ev::Checkout) -> Event {
 /// Places the order and returns the id of the payment PaymentCaptured names.
 async fn capture(shop: &Shop, checkout: &ev::Checkout) -> String {
     publish(&shop.events.js, &placed(checkout)).await;
-    let emitted = events_of(
-        &shop.events.js,
-        PAYMENT_EVENTS,
-        &checkout.checkout_id,
-        1,
-        WAIT,
-    )
-    .await;
+    let emitted = shop.emitted(&checkout.checkout_id, 1).await;
     match &emitted[0].payload {
         Payload::PaymentCaptured(captured) => captured.payment_id.clone(),
         other => panic!("PaymentCaptured expected, got {other:?}"),
@@ -126,14 +126,7 @@ async fn a_placed_order_is_charged_and_the_capture_announced() {
     let order_placed = placed(&checkout);
     publish(&shop.events.js, &order_placed).await;
 
-    let emitted = events_of(
-        &shop.events.js,
-        PAYMENT_EVENTS,
-        &checkout.checkout_id,
-        1,
-        WAIT,
-    )
-    .await;
+    let emitted = shop.emitted(&checkout.checkout_id, 1).await;
     assert_eq!(emitted[0].producer, "payment");
     assert_eq!(
         emitted[0].envelope.causation_id,
@@ -163,14 +156,7 @@ async fn a_declined_token_is_announced_with_the_reason_it_is_recorded_with() {
     ] {
         let checkout = checkout(token);
         publish(&shop.events.js, &placed(&checkout)).await;
-        let emitted = events_of(
-            &shop.events.js,
-            PAYMENT_EVENTS,
-            &checkout.checkout_id,
-            1,
-            WAIT,
-        )
-        .await;
+        let emitted = shop.emitted(&checkout.checkout_id, 1).await;
         let Payload::PaymentDeclined(declined) = &emitted[0].payload else {
             panic!("PaymentDeclined expected for {token}, got {emitted:?}");
         };
@@ -208,14 +194,7 @@ async fn rejected_or_released_stock_refunds_the_capture() {
     ] {
         let payment_id = capture(&shop, checkout).await;
         publish(&shop.events.js, &compensation).await;
-        let emitted = events_of(
-            &shop.events.js,
-            PAYMENT_EVENTS,
-            &checkout.checkout_id,
-            2,
-            WAIT,
-        )
-        .await;
+        let emitted = shop.emitted(&checkout.checkout_id, 2).await;
         assert_eq!(
             emitted[1].payload,
             Payload::PaymentRefunded(ev::PaymentRefunded {
@@ -237,14 +216,7 @@ async fn an_order_placed_delivered_again_is_charged_once() {
     let checkout = checkout("tok_visa");
     let order_placed = placed(&checkout);
     publish(&shop.events.js, &order_placed).await;
-    events_of(
-        &shop.events.js,
-        PAYMENT_EVENTS,
-        &checkout.checkout_id,
-        1,
-        WAIT,
-    )
-    .await;
+    shop.emitted(&checkout.checkout_id, 1).await;
 
     // The same event stored again under another Nats-Msg-Id, so the stream's duplicate
     // window lets it through: only the consumer's inbox stands between it and a charge.
@@ -259,14 +231,7 @@ async fn an_order_placed_delivered_again_is_charged_once() {
 
     // Anything the repeat emitted would be relayed before what the next event emits.
     publish(&shop.events.js, &stock_rejected(&checkout)).await;
-    let emitted = events_of(
-        &shop.events.js,
-        PAYMENT_EVENTS,
-        &checkout.checkout_id,
-        2,
-        WAIT,
-    )
-    .await;
+    let emitted = shop.emitted(&checkout.checkout_id, 2).await;
     assert_eq!(kinds(&emitted), ["PaymentCaptured", "PaymentRefunded"]);
     assert_eq!(payments(&shop, &checkout.order_id).await.len(), 1);
 }

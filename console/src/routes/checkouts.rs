@@ -11,7 +11,7 @@ use maud::Markup;
 use serde::Deserialize;
 use tonic::Code;
 
-use super::{Console, CsrfForm, SignedIn, bad_csrf, http_status, see_other, shop_refused};
+use super::{Console, CsrfForm, SignedIn, bad_csrf, checked, http_status, see_other, shop_refused};
 use crate::{
     demo::PlaceForm,
     live::{self, describe},
@@ -65,12 +65,9 @@ pub(super) async fn place(
     SignedIn(who): SignedIn,
     submitted: Result<Form<PlaceForm>, FormRejection>,
 ) -> Response {
-    let Ok(Form(form_values)) = submitted else {
+    let Some(form_values) = checked(&who, submitted) else {
         return bad_csrf();
     };
-    if !who.csrf_matches(&form_values.csrf) {
-        return bad_csrf();
-    }
     let fault = form_values.fault();
     match console
         .shop
@@ -166,10 +163,7 @@ pub(super) async fn resume(
     Path(id): Path<String>,
     submitted: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
-    let Ok(Form(form_values)) = submitted else {
-        return bad_csrf();
-    };
-    if !who.csrf_matches(&form_values.csrf) {
+    if checked(&who, submitted).is_none() {
         return bad_csrf();
     }
     match console.shop.resume(&who, &id).await {

@@ -13,7 +13,8 @@ use shop_proto::events::v1::DeadLetter;
 use tonic::{Code, Status};
 
 use super::{
-    Console, CsrfForm, SignedIn, bad_csrf, http_status, not_found, see_other, shop_refused,
+    Console, CsrfForm, CsrfProtected, SignedIn, bad_csrf, checked, http_status, not_found,
+    see_other, shop_refused,
 };
 use crate::{
     live::describe,
@@ -222,10 +223,7 @@ pub(super) async fn retry(
     Path((service, id)): Path<(String, String)>,
     submitted: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
-    let Ok(Form(form_values)) = submitted else {
-        return bad_csrf();
-    };
-    if !who.csrf_matches(&form_values.csrf) {
+    if checked(&who, submitted).is_none() {
         return bad_csrf();
     }
     let Some((source, id)) = letter_address(&service, &id) else {
@@ -257,6 +255,12 @@ pub(super) struct DiscardForm {
     reason: String,
 }
 
+impl CsrfProtected for DiscardForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// `POST /dead-letters/{service}/{id}/discard`: DiscardDeadLetter with the operator's
 /// reason, then the dead letters with the outcome. A reason the shop refuses (empty, too
 /// long) shows the form again with its words; any other refusal is shown in words.
@@ -266,12 +270,9 @@ pub(super) async fn discard(
     Path((service, id)): Path<(String, String)>,
     submitted: Result<Form<DiscardForm>, FormRejection>,
 ) -> Response {
-    let Ok(Form(form_values)) = submitted else {
+    let Some(form_values) = checked(&who, submitted) else {
         return bad_csrf();
     };
-    if !who.csrf_matches(&form_values.csrf) {
-        return bad_csrf();
-    }
     let Some((source, letter_id)) = letter_address(&service, &id) else {
         return not_found().await;
     };

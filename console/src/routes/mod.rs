@@ -24,8 +24,8 @@ mod dead_letters;
 mod sign_in;
 
 use axum::{
-    Router,
-    extract::FromRequestParts,
+    Form, Router,
+    extract::{FromRequestParts, rejection::FormRejection},
     http::{HeaderMap, StatusCode, header, request::Parts},
     middleware,
     response::{AppendHeaders, IntoResponse, Response},
@@ -165,6 +165,35 @@ fn bad_csrf() -> Response {
 struct CsrfForm {
     #[serde(default)]
     csrf: String,
+}
+
+/// A form that carries the CSRF token of the session allowed to send it.
+trait CsrfProtected {
+    fn csrf(&self) -> &str;
+}
+
+impl CsrfProtected for CsrfForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+impl CsrfProtected for crate::demo::PlaceForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// The form the signed-in person sent, once its CSRF token is their session's; `None`
+/// (answered with [`bad_csrf`], the form unread) otherwise, or when it does not parse.
+fn checked<F: CsrfProtected>(
+    who: &Session,
+    submitted: Result<Form<F>, FormRejection>,
+) -> Option<F> {
+    match submitted {
+        Ok(Form(form)) if who.csrf_matches(form.csrf()) => Some(form),
+        _ => None,
+    }
 }
 
 async fn not_found() -> Response {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use shop_proto::checkout::v1 as pb;
 use tonic::Code;
 
-use super::{Console, CsrfForm, SignedIn, bad_csrf, http_status, see_other};
+use super::{Console, CsrfForm, SignedIn, bad_csrf, checked, http_status, see_other};
 use crate::{
     live::describe,
     session::{self, Session},
@@ -145,11 +145,11 @@ pub(super) async fn sign_out(
     SignedIn(who): SignedIn,
     submitted: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
-    match submitted {
-        Ok(Form(form)) if who.csrf_matches(&form.csrf) => see_other(
+    match checked(&who, submitted) {
+        Some(_) => see_other(
             "/sign-in?notice=signed-out",
             vec![session::clear_session(&console.site)],
         ),
-        _ => bad_csrf(),
+        None => bad_csrf(),
     }
 }
