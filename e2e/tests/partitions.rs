@@ -138,11 +138,13 @@ async fn an_orchestrator_replica_cut_off_from_postgres_fences_itself_and_the_oth
         ..clients.clone()
     };
     // Every step slow (each attempt still within its timeout), so the replica is mid-saga
-    // in all of them when the cut comes.
-    let slow = "svc=order-svc,method=CreateOrder,before_ms=300;\
-                svc=payment-svc,method=Charge,before_ms=300;\
-                svc=inventory-svc,method=ReserveStock,before_ms=300;\
-                svc=shipping-svc,method=CreateShipment,before_ms=300";
+    // in all of them when the cut comes: 2.25 s of steps in all, longer than the 2 s a
+    // PlaceOrder that `place_briefly` repeats on a busy machine waits.
+    let slow = "svc=order-svc,method=CreateOrder,before_ms=450;\
+                svc=payment-svc,method=Charge,before_ms=450;\
+                svc=inventory-svc,method=ReserveStock,before_ms=450;\
+                svc=shipping-svc,method=CreateShipment,before_ms=450;\
+                svc=order-svc,method=ConfirmOrder,before_ms=450";
     let placed = join_all((0..12).map(|i| {
         let mut message = place(&format!("FENCE-{i}"), "tok_visa", "FR", &[("FENCE", 1)]);
         message.idempotency_key = format!("fence-{i}");
